@@ -1,0 +1,3 @@
+"""kkt_emulator: a virtual МодульКасса online till for integration tests."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The ``kkt-emulator`` command line: one module per command group, registered in :mod:`.main`."""

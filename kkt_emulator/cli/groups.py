@@ -1,0 +1,15 @@
+"""The command groups of ``kkt-emulator``. Each group module exposes a ``typer.Typer`` named ``app``
+(or registers plain commands through a ``register(app)`` function)."""
+
+from __future__ import annotations
+
+import typer
+
+from kkt_emulator.cli import fn_cmd, profiles_cmd, tlv_cmd
+
+
+def register(app: typer.Typer) -> None:
+    """Add every command group to ``app``."""
+    app.add_typer(fn_cmd.app, name="fn")
+    app.add_typer(tlv_cmd.app, name="tlv")
+    app.add_typer(profiles_cmd.app, name="profiles")

@@ -1,0 +1,23 @@
+"""CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, xorout 0): FN spec §2.3.
+
+Used for drive frames (over LEN+CMD+DATA), OFD containers and RNM check digits. The check value
+for ``b"123456789"`` is ``0x29B1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import cast
+
+import crcmod.predefined
+
+__all__ = ["crc16_ccitt"]
+
+_crc: Callable[[bytes], int] = cast(
+    "Callable[[bytes], int]", crcmod.predefined.mkPredefinedCrcFun("crc-ccitt-false")
+)
+
+
+def crc16_ccitt(data: bytes) -> int:
+    """Return the CRC-16/CCITT-FALSE of ``data``."""
+    return _crc(bytes(data))

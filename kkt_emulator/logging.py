@@ -1,0 +1,69 @@
+"""structlog setup: a readable console for people at a TTY, JSON lines for machines.
+
+Bind ``device_id`` and ``fn_serial`` once per till and ``doc_id`` per document::
+
+    log = get_logger().bind(device_id=device_id, fn_serial=serial)
+    log.info("receipt_fiscalized", doc_id=doc_id, fd=42)
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal, TextIO
+
+import structlog
+
+from kkt_emulator.errors import ConfigError
+
+__all__ = ["LogFormat", "configure_logging", "get_logger"]
+
+LogFormat = Literal["auto", "console", "json"]
+
+
+def configure_logging(
+    fmt: str = "auto", level: str = "info", stream: TextIO | None = None
+) -> None:
+    """Configure structlog and the standard library's root logger.
+
+    Args:
+        fmt: ``console`` (coloured, for people), ``json`` (one object per line) or ``auto``
+            (console on a TTY, JSON otherwise).
+        level: minimum level name (``debug``, ``info``, ``warning``, ``error``).
+        stream: where to write; standard error by default.
+
+    Raises:
+        ConfigError: unknown format or level.
+    """
+    out = stream if stream is not None else sys.stderr
+    if fmt not in ("auto", "console", "json"):
+        raise ConfigError(f"unknown log format {fmt!r}: use auto, console or json")
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ConfigError(f"unknown log level {level!r}")
+    use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=numeric, stream=out, format="%(name)s %(levelname)s %(message)s")
+
+
+def get_logger(**initial: object) -> structlog.typing.FilteringBoundLogger:
+    """Return a bound logger with ``initial`` context."""
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger().bind(**initial)
+    return logger
