@@ -21,9 +21,7 @@ __all__ = ["LogFormat", "configure_logging", "get_logger"]
 LogFormat = Literal["auto", "console", "json"]
 
 
-def configure_logging(
-    fmt: str = "auto", level: str = "info", stream: TextIO | None = None
-) -> None:
+def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Configure structlog and the standard library's root logger.
 
     Args:

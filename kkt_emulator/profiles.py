@@ -297,7 +297,7 @@ def _parse(data: dict[str, Any], path: Path) -> FirmwareProfile:
         ofd_block_code=block,
         memory_warning_percent=d.int_("memory_warning_percent", 99 if ffd == "1.2" else 90, 1, 100),
         firmware_version=d.str_("firmware_version", "fn-emu 1.0"),
-        debug_firmware=d.bool_("debug_firmware", True),
+        debug_firmware=d.bool_("debug_firmware", default=True),
         max_items=d.int_("max_items", 100, 1, 10_000),
         tlv_limits=limits,
         seed=d.str_("seed", "kkt-emulator"),
@@ -322,10 +322,10 @@ def _parse(data: dict[str, Any], path: Path) -> FirmwareProfile:
         inn=_digits(r.str_("inn"), f"{r.where}.inn", (10, 12)),
         user_name=r.str_("user_name"),
         tax_systems=tuple(taxes),
-        agent=r.bool_("agent", False),  # noqa: FBT003 - TOML default
-        excise=r.bool_("excise", False),  # noqa: FBT003 - TOML default
-        internet=r.bool_("internet", True),  # noqa: FBT003 - TOML default
-        automatic=r.bool_("automatic", False),  # noqa: FBT003 - TOML default
+        agent=r.bool_("agent", default=False),
+        excise=r.bool_("excise", default=False),
+        internet=r.bool_("internet", default=True),
+        automatic=r.bool_("automatic", default=False),
         addresses=tuple(addresses),
         ofd_inn=_digits(r.str_("ofd_inn"), f"{r.where}.ofd_inn", (10, 12)),
         ofd_name=r.str_("ofd_name"),
@@ -355,13 +355,17 @@ def _parse(data: dict[str, Any], path: Path) -> FirmwareProfile:
     for key, value in top.table("errors").data.items():
         if not isinstance(value, str):
             raise ConfigError(f"{where}.errors.{key}: expected a string")
-        texts[key.upper() if "/" not in key else key.split("/")[0].upper() + "/" + key.split("/")[1]] = value
+        texts[
+            key.upper() if "/" not in key else key.split("/")[0].upper() + "/" + key.split("/")[1]
+        ] = value
 
     return FirmwareProfile(
         name=top.str_("name", path.stem),
         description=top.str_("description", ""),
         model=top.str_("model"),
-        kkt_serial_prefix=_digits(top.str_("kkt_serial_prefix"), f"{where}.kkt_serial_prefix", tuple(range(1, 13))),
+        kkt_serial_prefix=_digits(
+            top.str_("kkt_serial_prefix"), f"{where}.kkt_serial_prefix", tuple(range(1, 13))
+        ),
         app_version=top.str_("app_version", "2.0"),
         ffd_version=ffd,  # type: ignore[arg-type]  # checked above
         poll_interval_s=top.float_("poll_interval_s", 5.0),

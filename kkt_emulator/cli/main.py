@@ -36,7 +36,7 @@ def build_app() -> typer.Typer:
 
     @app.callback()
     def _root(
-        version: bool = typer.Option(  # noqa: FBT001 - typer flag
+        version: bool = typer.Option(
             False,  # noqa: FBT003 - typer default
             "--version",
             callback=_version,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["JSON_OPTION", "console", "emit", "parse_hex"]
 

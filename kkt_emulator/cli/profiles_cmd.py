@@ -11,7 +11,10 @@ from rich.table import Table
 from kkt_emulator.cli.output import JSON_OPTION, console, emit
 from kkt_emulator.profiles import list_profiles, load_profile
 
-app = typer.Typer(help="Firmware profiles: till model, drive model, FFD version, registration.", no_args_is_help=True)
+app = typer.Typer(
+    help="Firmware profiles: till model, drive model, FFD version, registration.",
+    no_args_is_help=True,
+)
 
 
 @app.command("list")
@@ -33,14 +36,19 @@ def list_command(as_json: bool = JSON_OPTION) -> None:
     def human(data: list[dict[str, Any]]) -> None:
         table = Table("name", "FFD", "drive", "months", "description")
         for row in data:
-            table.add_row(row["name"], row["ffd"], row["drive"], str(row["months"]), row["description"])
+            table.add_row(
+                row["name"], row["ffd"], row["drive"], str(row["months"]), row["description"]
+            )
         console.print(table)
 
     emit(rows, as_json, human)
 
 
 @app.command("show")
-def show_command(name: str = typer.Argument(help="Profile name or path to a TOML file."), as_json: bool = JSON_OPTION) -> None:
+def show_command(
+    name: str = typer.Argument(help="Profile name or path to a TOML file."),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Show one profile with every field."""
     profile = load_profile(name)
     data = dataclasses.asdict(profile)

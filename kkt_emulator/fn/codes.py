@@ -20,138 +20,303 @@ __all__ = [
 
 
 class Command(IntEnum):
-    """Drive command codes (FN spec §6.1) with their official names in ``title``."""
+    """Drive command codes (FN spec §6.1); ``title`` gives the official name."""
 
-    title: str
+    START_REGISTRATION = 0x02
+    FINISH_REGISTRATION = 0x03
+    START_CLOSE_FN = 0x04
+    CLOSE_FN = 0x05
+    CANCEL_DOCUMENT = 0x06
+    SEND_DOCUMENT_DATA = 0x07
+    SHIFT_PARAMS = 0x10
+    START_OPEN_SHIFT = 0x11
+    OPEN_SHIFT = 0x12
+    START_CLOSE_SHIFT = 0x13
+    CLOSE_SHIFT = 0x14
+    START_RECEIPT = 0x15
+    FINISH_RECEIPT = 0x16
+    START_CORRECTION = 0x17
+    START_SETTLEMENT_REPORT = 0x18
+    FINISH_SETTLEMENT_REPORT = 0x19
+    OFD_STATUS = 0x20
+    OFD_TRANSPORT = 0x21
+    OFD_START_READ = 0x22
+    OFD_READ_BLOCK = 0x23
+    OFD_CANCEL_READ = 0x24
+    OFD_FINISH_READ = 0x25
+    OFD_RECEIPT = 0x26
+    STATUS = 0x30
+    SERIAL = 0x31
+    EXPIRY = 0x32
+    VERSION = 0x33
+    LAST_ERRORS = 0x35
+    FORMAT = 0x3A
+    DAYS_LEFT = 0x3B
+    FREE_RESOURCES = 0x3D
+    FIND_DOCUMENT = 0x40
+    OFD_ACK_BY_NUMBER = 0x41
+    UNCONFIRMED_COUNT = 0x42
+    REGISTRATION_RESULTS = 0x43
+    REGISTRATION_PARAMETER = 0x44
+    READ_DOCUMENT_TLV = 0x45
+    READ_DOCUMENT_TLV_NEXT = 0x46
+    READ_REGISTRATION_TLV_NEXT = 0x47
+    RESET = 0x60
+    START_REGISTRATION_12 = 0xA2
+    FINISH_REGISTRATION_12 = 0xA3
 
-    def __new__(cls, value: int, title: str) -> Command:
-        member = int.__new__(cls, value)
-        member._value_ = value
-        member.title = title
-        return member
+    @property
+    def title(self) -> str:
+        """The official Russian name of the command."""
+        return _COMMAND_TITLES[self.value]
 
-    START_REGISTRATION = 0x02, "Начать отчет о регистрации/перерегистрации"
-    FINISH_REGISTRATION = 0x03, "Сформировать отчет о регистрации/перерегистрации"
-    START_CLOSE_FN = 0x04, "Начать закрытие ФН"
-    CLOSE_FN = 0x05, "Закрыть ФН"
-    CANCEL_DOCUMENT = 0x06, "Отменить документ"
-    SEND_DOCUMENT_DATA = 0x07, "Передать данные документа"
-    SHIFT_PARAMS = 0x10, "Запрос параметров текущей смены"
-    START_OPEN_SHIFT = 0x11, "Начать открытие смены"
-    OPEN_SHIFT = 0x12, "Открыть смену"
-    START_CLOSE_SHIFT = 0x13, "Начать закрытие смены"
-    CLOSE_SHIFT = 0x14, "Закрыть смену"
-    START_RECEIPT = 0x15, "Начать формирование чека (БСО)"
-    FINISH_RECEIPT = 0x16, "Сформировать чек"
-    START_CORRECTION = 0x17, "Начать формирование чека коррекции (БСО)"
-    START_SETTLEMENT_REPORT = 0x18, "Начать формирование отчета о состоянии расчетов"
-    FINISH_SETTLEMENT_REPORT = 0x19, "Сформировать отчет о состоянии расчетов"
-    OFD_STATUS = 0x20, "Получить статус информационного обмена"
-    OFD_TRANSPORT = 0x21, "Передать статус транспортного соединения с Сервером ОФД"
-    OFD_START_READ = 0x22, "Начать чтение Сообщения для Сервера ОФД"
-    OFD_READ_BLOCK = 0x23, "Прочитать блок сообщения для Сервера ОФД"
-    OFD_CANCEL_READ = 0x24, "Отменить чтение Сообщения для Сервера ОФД"
-    OFD_FINISH_READ = 0x25, "Завершить чтение Сообщения для Сервера ОФД"
-    OFD_RECEIPT = 0x26, "Передать Квитанцию от Сервера ОФД"
-    STATUS = 0x30, "Запрос статуса ФН"
-    SERIAL = 0x31, "Запрос номера ФН"
-    EXPIRY = 0x32, "Запрос срока действия ФН"
-    VERSION = 0x33, "Запрос версии ФН"
-    LAST_ERRORS = 0x35, "Запрос последних ошибок ФН"
-    FORMAT = 0x3A, "Запрос формата ФН"
-    DAYS_LEFT = 0x3B, "Запрос оставшегося срока действия ФН"
-    FREE_RESOURCES = 0x3D, "Запрос ресурса свободной памяти в ФН"
-    FIND_DOCUMENT = 0x40, "Найти фискальный документ по номеру"
-    OFD_ACK_BY_NUMBER = 0x41, "Запрос квитанции о получении ФД в ОФД по номеру документа"
-    UNCONFIRMED_COUNT = 0x42, "Запрос количества ФД, на которые нет квитанции"
-    REGISTRATION_RESULTS = 0x43, "Запрос итогов фискализации ФН"
-    REGISTRATION_PARAMETER = 0x44, "Запрос параметра фискализации ФН"
-    READ_DOCUMENT_TLV = 0x45, "Запрос фискального документа в TLV формате"
-    READ_DOCUMENT_TLV_NEXT = 0x46, "Чтение TLV фискального документа"
-    READ_REGISTRATION_TLV_NEXT = 0x47, "Чтение TLV параметров фискализации"
-    RESET = 0x60, "Сброс состояния ФН"
-    START_REGISTRATION_12 = 0xA2, "Начать отчет о регистрации/перерегистрации (ФФД 1.1/1.2)"
-    FINISH_REGISTRATION_12 = 0xA3, "Сформировать отчет о регистрации/перерегистрации (ФФД 1.1/1.2)"
+
+_COMMAND_TITLES: dict[int, str] = {
+    0x02: "Начать отчет о регистрации/перерегистрации",
+    0x03: "Сформировать отчет о регистрации/перерегистрации",
+    0x04: "Начать закрытие ФН",
+    0x05: "Закрыть ФН",
+    0x06: "Отменить документ",
+    0x07: "Передать данные документа",
+    0x10: "Запрос параметров текущей смены",
+    0x11: "Начать открытие смены",
+    0x12: "Открыть смену",
+    0x13: "Начать закрытие смены",
+    0x14: "Закрыть смену",
+    0x15: "Начать формирование чека (БСО)",
+    0x16: "Сформировать чек",
+    0x17: "Начать формирование чека коррекции (БСО)",
+    0x18: "Начать формирование отчета о состоянии расчетов",
+    0x19: "Сформировать отчет о состоянии расчетов",
+    0x20: "Получить статус информационного обмена",
+    0x21: "Передать статус транспортного соединения с Сервером ОФД",
+    0x22: "Начать чтение Сообщения для Сервера ОФД",
+    0x23: "Прочитать блок сообщения для Сервера ОФД",
+    0x24: "Отменить чтение Сообщения для Сервера ОФД",
+    0x25: "Завершить чтение Сообщения для Сервера ОФД",
+    0x26: "Передать Квитанцию от Сервера ОФД",
+    0x30: "Запрос статуса ФН",
+    0x31: "Запрос номера ФН",
+    0x32: "Запрос срока действия ФН",
+    0x33: "Запрос версии ФН",
+    0x35: "Запрос последних ошибок ФН",
+    0x3A: "Запрос формата ФН",
+    0x3B: "Запрос оставшегося срока действия ФН",
+    0x3D: "Запрос ресурса свободной памяти в ФН",
+    0x40: "Найти фискальный документ по номеру",
+    0x41: "Запрос квитанции о получении ФД в ОФД по номеру документа",
+    0x42: "Запрос количества ФД, на которые нет квитанции",
+    0x43: "Запрос итогов фискализации ФН",
+    0x44: "Запрос параметра фискализации ФН",
+    0x45: "Запрос фискального документа в TLV формате",
+    0x46: "Чтение TLV фискального документа",
+    0x47: "Чтение TLV параметров фискализации",
+    0x60: "Сброс состояния ФН",
+    0xA2: "Начать отчет о регистрации/перерегистрации (ФФД 1.1/1.2)",
+    0xA3: "Сформировать отчет о регистрации/перерегистрации (ФФД 1.1/1.2)",
+}
 
 
 class ResultCode(IntEnum):
-    """Drive answer codes (FN spec §7) with the official texts of both spec versions."""
+    """Drive answer codes (FN spec §7); ``text()`` gives the official text of either spec version."""
 
-    text_2016: str
-    text_12: str
+    OK = 0x00
+    UNKNOWN_COMMAND = 0x01
+    WRONG_STATE = 0x02
+    FN_FAILURE = 0x03
+    CRYPTO_FAILURE = 0x04
+    LIFETIME = 0x05
+    ARCHIVE_FULL = 0x06
+    BAD_DATETIME = 0x07
+    NO_DATA = 0x08
+    BAD_PARAMETERS = 0x09
+    BAD_COMMAND = 0x0A
+    FORBIDDEN_TAG = 0x0B
+    DUPLICATE_DATA = 0x0C
+    MISSING_ACCOUNTING_DATA = 0x0D
+    TOO_MANY_ITEMS = 0x0E
+    TLV_TOO_LARGE = 0x10
+    NO_TRANSPORT = 0x11
+    RESOURCE_EXHAUSTED = 0x12
+    STORAGE_EXHAUSTED = 0x14
+    OFD_WAIT_EXHAUSTED = 0x15
+    SHIFT_TOO_LONG = 0x16
+    BAD_TIME_DIFFERENCE = 0x17
+    BAD_TAG = 0x18
+    TAG_NOT_REGISTERED = 0x19
+    OFD_MESSAGE_REJECTED = 0x20
+    KEY_UPDATE_NEGATIVE = 0x23
+    KEY_UPDATE_UNKNOWN = 0x24
+    KEY_UPDATE_REPEAT = 0x30
+    MARKING_FORBIDDEN = 0x32
+    MARKING_SEQUENCE = 0x33
+    MARKING_BLOCKED = 0x34
+    MARKING_TABLE_FULL = 0x35
+    KEY_UPDATE_OVERDUE = 0x36
+    MISSING_TAGS = 0x3C
+    UNCHECKED_MARKING_CODE = 0x3E
 
-    def __new__(cls, value: int, text_2016: str, text_12: str) -> ResultCode:
-        member = int.__new__(cls, value)
-        member._value_ = value
-        member.text_2016 = text_2016
-        member.text_12 = text_12
-        return member
+    @property
+    def text_2016(self) -> str:
+        """The ФН-2016 text ("" where that version has no such code)."""
+        return _RESULT_TEXTS[self.value][0]
+
+    @property
+    def text_12(self) -> str:
+        """The ФН-1.2.06 text ("" where that version has no such code)."""
+        return _RESULT_TEXTS[self.value][1]
 
     def text(self, protocol: str = "fn-1.2") -> str:
         """The official text for ``protocol`` (``fn-2016`` or ``fn-1.2``), falling back to the other."""
-        primary, other = (
-            (self.text_2016, self.text_12) if protocol == "fn-2016" else (self.text_12, self.text_2016)
-        )
-        return primary or other
+        first, second = _RESULT_TEXTS[self.value]
+        if protocol != "fn-2016":
+            first, second = second, first
+        return first or second
 
-    OK = 0x00, "Успешное выполнение", "Успешное выполнение"
-    UNKNOWN_COMMAND = (
-        0x01,
+
+# Official texts: (ФН-2016, ФН-1.2.06), byte for byte (FN spec §7).
+_RESULT_TEXTS: dict[int, tuple[str, str]] = {
+    0x00: (
+        "Успешное выполнение",
+        "Успешное выполнение",
+    ),
+    0x01: (
         "Неизвестная команда, неверный формат посылки или неизвестные параметры",
         "Неизвестная команда, неверный формат посылки или неизвестные параметры",
-    )
-    WRONG_STATE = 0x02, "Неверное состояние ФН", "Другое состояние ФН"
-    FN_FAILURE = 0x03, "Ошибка ФН", "Отказ ФН"
-    CRYPTO_FAILURE = 0x04, "Ошибка КС", "Отказ КС"
-    LIFETIME = (
-        0x05,
+    ),
+    0x02: (
+        "Неверное состояние ФН",
+        "Другое состояние ФН",
+    ),
+    0x03: (
+        "Ошибка ФН",
+        "Отказ ФН",
+    ),
+    0x04: (
+        "Ошибка КС",
+        "Отказ КС",
+    ),
+    0x05: (
         "Закончен срок эксплуатации ФН",
         "Параметры команды не соответствуют сроку жизни ФН",
-    )
-    ARCHIVE_FULL = 0x06, "Архив ФН переполнен", ""
-    BAD_DATETIME = 0x07, "Неверные дата и/или время", "Некорректная дата и/или время"
-    NO_DATA = 0x08, "Нет запрошенных данных", "Нет запрошенных данных"
-    BAD_PARAMETERS = (
-        0x09,
+    ),
+    0x06: (
+        "Архив ФН переполнен",
+        "",
+    ),
+    0x07: (
+        "Неверные дата и/или время",
+        "Некорректная дата и/или время",
+    ),
+    0x08: (
+        "Нет запрошенных данных",
+        "Нет запрошенных данных",
+    ),
+    0x09: (
         "Некорректное значение параметров команды",
         "Некорректное значение параметров команды",
-    )
-    BAD_COMMAND = 0x0A, "", "Некорректная команда"
-    FORBIDDEN_TAG = 0x0B, "", "Неразрешенные реквизиты"
-    DUPLICATE_DATA = 0x0C, "", "Дублирование данных"
-    MISSING_ACCOUNTING_DATA = (
-        0x0D,
+    ),
+    0x0A: (
+        "",
+        "Некорректная команда",
+    ),
+    0x0B: (
+        "",
+        "Неразрешенные реквизиты",
+    ),
+    0x0C: (
+        "",
+        "Дублирование данных",
+    ),
+    0x0D: (
         "",
         "Отсутствуют данные, необходимые для корректного учета в ФН",
-    )
-    TOO_MANY_ITEMS = 0x0E, "", "Количество позиций в документе превысило допустимый предел"
-    TLV_TOO_LARGE = 0x10, "Превышение размеров TLV данных", "Превышение размеров TLV данных"
-    NO_TRANSPORT = 0x11, "Нет транспортного соединения", "Нет транспортного соединения"
-    RESOURCE_EXHAUSTED = (
-        0x12,
+    ),
+    0x0E: (
+        "",
+        "Количество позиций в документе превысило допустимый предел",
+    ),
+    0x10: (
+        "Превышение размеров TLV данных",
+        "Превышение размеров TLV данных",
+    ),
+    0x11: (
+        "Нет транспортного соединения",
+        "Нет транспортного соединения",
+    ),
+    0x12: (
         "Исчерпан ресурс КС (криптографического сопроцессора)",
         "Исчерпан ресурс ФН",
-    )
-    STORAGE_EXHAUSTED = 0x14, "Исчерпан ресурс хранения", "Ограничение ресурса ФН"
-    OFD_WAIT_EXHAUSTED = 0x15, "Исчерпан ресурс ожидания передачи сообщения", ""
-    SHIFT_TOO_LONG = (
-        0x16,
+    ),
+    0x14: (
+        "Исчерпан ресурс хранения",
+        "Ограничение ресурса ФН",
+    ),
+    0x15: (
+        "Исчерпан ресурс ожидания передачи сообщения",
+        "",
+    ),
+    0x16: (
         "Продолжительность смены более 24 часов",
         "Продолжительность смены превышена",
-    )
-    BAD_TIME_DIFFERENCE = (
-        0x17,
+    ),
+    0x17: (
         "Неверная разница во времени между 2 операциями",
         "Некорректные данные о промежутке времени между ФД",
-    )
-    BAD_TAG = 0x18, "", "Некорректный реквизит, переданный ККТ в ФН"
-    TAG_NOT_REGISTERED = 0x19, "", "Реквизит не соответствует установкам при регистрации"
-    OFD_MESSAGE_REJECTED = (
-        0x20,
+    ),
+    0x18: (
+        "",
+        "Некорректный реквизит, переданный ККТ в ФН",
+    ),
+    0x19: (
+        "",
+        "Реквизит не соответствует установкам при регистрации",
+    ),
+    0x20: (
         "Сообщение от ОФД не может быть принято",
         "Код обработки ответа в ФН: некорректный ответ",
-    )
-    MISSING_TAGS = 0x3C, "", "В блоке TLV отсутствуют необходимые реквизиты"
+    ),
+    0x23: (
+        "",
+        "Отрицательный ответ сервиса обновления ключей проверки КМ",
+    ),
+    0x24: (
+        "",
+        "Неизвестный ответ сервиса обновления ключей",
+    ),
+    0x30: (
+        "",
+        "Требуется повтор процедуры обновления ключей проверки КМ",
+    ),
+    0x32: (
+        "",
+        "Запрещена работа с маркированными товарами",
+    ),
+    0x33: (
+        "",
+        "Неверная последовательность команд группы Bxh",
+    ),
+    0x34: (
+        "",
+        "Работа с маркированными товарами временно заблокирована",
+    ),
+    0x35: (
+        "",
+        "Переполнена таблица проверки КМ",
+    ),
+    0x36: (
+        "",
+        "Превышен период 90 дней со времени последнего обновления ключей проверки",
+    ),
+    0x3C: (
+        "",
+        "В блоке TLV отсутствуют необходимые реквизиты",
+    ),
+    0x3E: (
+        "",
+        "В реквизите 2007 содержится КМ, который ранее не проверялся в ФН",
+    ),
+}
 
 
 class Phase(IntEnum):

@@ -6,10 +6,12 @@ for ``b"123456789"`` is ``0x29B1``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import crcmod.predefined
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["crc16_ccitt"]
 

@@ -24,6 +24,8 @@ __all__ = [
     "MAX_DATA_1_2",
     "MAX_DATA_2016",
     "MSG_START",
+    "WARNING_BIT",
+    "BadFrame",
     "Enq",
     "Frame",
     "Framer",
@@ -46,8 +48,7 @@ _BODY = cs.Struct(
 FRAME_SCHEMA = cs.Struct(
     "start" / cs.Const(bytes([MSG_START])),
     "body" / cs.RawCopy(_BODY),
-    "crc"
-    / cs.Checksum(cs.Int16ul, lambda data: crc16_ccitt(data), cs.this.body.data),
+    "crc" / cs.Checksum(cs.Int16ul, crc16_ccitt, cs.this.body.data),
 )
 """The frame as a construct schema; use :func:`encode_frame`/:func:`decode_frame` for speed."""
 
@@ -77,6 +78,15 @@ class Frame:
 @dataclass(frozen=True, slots=True)
 class Enq:
     """A lone ENQ byte (05h): the till asks the drive to repeat its last answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class BadFrame:
+    """A complete frame whose CRC does not match: the drive answers 01h, the till asks again."""
+
+    raw: bytes
+    expected_crc: int
+    got_crc: int
 
 
 def encode_frame(code: int, data: bytes = b"") -> bytes:
@@ -134,13 +144,16 @@ class Framer:
         self.garbage_bytes = 0
         self.oversize = 0
 
-    def feed(self, buffer: bytes | bytearray | memoryview) -> tuple[int, Frame | Enq | None]:
+    def feed(
+        self, buffer: bytes | bytearray | memoryview
+    ) -> tuple[int, Frame | Enq | BadFrame | None]:
         """Look for one frame at the start of ``buffer``.
 
         Returns ``(consumed, item)``: the caller drops ``consumed`` bytes from its buffer. ``item`` is
-        a :class:`Frame`, an :class:`Enq`, or ``None`` when more bytes are needed (``consumed`` then
-        counts only skipped garbage or a dropped bad frame, so calling again after dropping them
-        makes progress).
+        a :class:`Frame`; an :class:`Enq`; a :class:`BadFrame` for a complete frame with a wrong
+        CRC (dropped whole, counted in ``crc_errors``); or ``None`` when more bytes are needed
+        (``consumed`` then counts only skipped garbage, so calling again after dropping it makes
+        progress).
         """
         buf = memoryview(buffer)
         pos = 0
@@ -167,9 +180,11 @@ class Framer:
                 return pos, None
             body = bytes(buf[pos + 1 : pos + 3 + length])
             got = buf[end - 2] | (buf[end - 1] << 8)
-            if crc16_ccitt(body) != got:
-                # A corrupted frame is dropped whole; the sender will repeat on ENQ or timeout.
+            expected = crc16_ccitt(body)
+            if expected != got:
+                # A corrupted frame is dropped whole and reported, so the drive can answer 01h and
+                # the till can ask again (ENQ for an answer, a resend for a request).
                 self.crc_errors += 1
-                return end, None
+                return end, BadFrame(bytes(buf[pos:end]), expected, got)
             return end, Frame(code=body[2], data=body[3:])
         return pos, None
