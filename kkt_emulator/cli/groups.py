@@ -1,11 +1,17 @@
-"""The command groups of ``kkt-emulator``. Each group module exposes a ``typer.Typer`` named ``app``
-(or registers plain commands through a ``register(app)`` function)."""
+"""The command groups of ``kkt-emulator``.
+
+Each group module exposes a ``typer.Typer`` named ``app`` (or registers plain commands through a
+``register(app)`` function).
+"""
 
 from __future__ import annotations
 
-import typer
+from typing import TYPE_CHECKING
 
 from kkt_emulator.cli import fn_cmd, profiles_cmd, tlv_cmd
+
+if TYPE_CHECKING:
+    import typer
 
 
 def register(app: typer.Typer) -> None:
