@@ -1,0 +1,40 @@
+"""Byte pipes between the till and its fiscal drive: in-memory pair, pty/serial, TCP.
+
+Every transport implements :class:`~kkt_emulator.transport.base.BytePipe` and accepts a
+manipulator (delay, split, drop, corrupt) and trace hooks. This package knows nothing above it.
+"""
+
+from __future__ import annotations
+
+from kkt_emulator.transport.base import (
+    RX,
+    TX,
+    ByteManipulator,
+    BytePipe,
+    Deliver,
+    Manipulator,
+    PipeBase,
+    StreamPipe,
+    TraceHook,
+)
+from kkt_emulator.transport.memory import MemoryPipe, memory_pipe_pair
+from kkt_emulator.transport.pty import PtyServer, open_serial
+from kkt_emulator.transport.tcp import tcp_connect, tcp_serve
+
+__all__ = [
+    "RX",
+    "TX",
+    "ByteManipulator",
+    "BytePipe",
+    "Deliver",
+    "Manipulator",
+    "MemoryPipe",
+    "PipeBase",
+    "PtyServer",
+    "StreamPipe",
+    "TraceHook",
+    "memory_pipe_pair",
+    "open_serial",
+    "tcp_connect",
+    "tcp_serve",
+]

@@ -1,0 +1,103 @@
+"""An in-process pair of connected byte pipes: the fake serial cable for tests and single-process runs.
+
+Like pymodbus's ``NullModem`` or python-can's ``VirtualBus``: what one end writes, the other end
+reads, in order. Each end has its own manipulator (applied to what it *sends*) and trace hooks.
+
+What it does NOT model: baud-rate timing (bytes arrive as fast as the event loop runs; use a
+manipulator's ``delay_s`` and ``split`` for pacing), modem lines (DTR/RTS/CTS/DSR, break),
+flow control and back-pressure (buffers are unbounded), and the loss of bytes written while
+nobody is reading (they wait in the peer's buffer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from kkt_emulator.errors import TransportError
+from kkt_emulator.transport.base import ByteManipulator, Manipulator, PipeBase, TraceHook
+
+if TYPE_CHECKING:
+    from kkt_emulator.clock import Clock
+
+__all__ = ["MemoryPipe", "memory_pipe_pair"]
+
+
+class MemoryPipe(PipeBase):
+    """One end of an in-memory pair; create pairs with :func:`memory_pipe_pair`."""
+
+    def __init__(
+        self,
+        *,
+        manipulator: Manipulator | None = None,
+        trace: TraceHook | None = None,
+        name: str = "",
+    ) -> None:
+        super().__init__(manipulator=manipulator, trace=trace, name=name)
+        self._buffer = bytearray()
+        self._readable = asyncio.Event()
+        self._peer: MemoryPipe | None = None
+        self._peer_closed = False
+
+    def _connect(self, peer: MemoryPipe) -> None:
+        self._peer = peer
+
+    def _feed(self, data: bytes) -> None:
+        self._buffer += data
+        self._readable.set()
+
+    def _hang_up(self) -> None:
+        self._peer_closed = True
+        self._readable.set()
+
+    async def _read(self, max_bytes: int) -> bytes:
+        while True:
+            if self._closed:
+                raise TransportError(f"{self._label}: pipe closed")
+            if self._buffer:
+                data = bytes(self._buffer[:max_bytes])
+                del self._buffer[:max_bytes]
+                return data
+            if self._peer_closed:
+                raise TransportError(f"{self._label}: the peer closed the pipe")
+            self._readable.clear()
+            await self._readable.wait()
+
+    async def _write(self, data: bytes) -> None:
+        if self._closed:
+            raise TransportError(f"{self._label}: write to a closed pipe")
+        if self._peer_closed or self._peer is None:
+            raise TransportError(f"{self._label}: the peer closed the pipe")
+        self._peer._feed(data)  # noqa: SLF001 - the two ends of one pair
+
+    async def _close(self) -> None:
+        self._buffer.clear()
+        self._readable.set()
+        if self._peer is not None:
+            self._peer._hang_up()  # noqa: SLF001 - the two ends of one pair
+
+
+def memory_pipe_pair(
+    clock: Clock | None = None,
+    *,
+    manipulators: tuple[Manipulator | None, Manipulator | None] | None = None,
+    traces: tuple[TraceHook | None, TraceHook | None] = (None, None),
+    names: tuple[str, str] = ("memory-a", "memory-b"),
+) -> tuple[MemoryPipe, MemoryPipe]:
+    """Create two connected ends.
+
+    Args:
+        clock: paces the default manipulators' ``delay_s`` (real time via ``clock.pace``).
+        manipulators: one per end, applied to what that end sends. By default each end gets an
+            idle :class:`~kkt_emulator.transport.base.ByteManipulator` (no faults) so faults can be
+            switched on later by setting its attributes.
+        traces: one trace hook per end (more can be added with ``add_trace``).
+        names: labels of the two ends for messages and traces.
+    """
+    if manipulators is None:
+        manipulators = (ByteManipulator(clock=clock), ByteManipulator(clock=clock))
+    a = MemoryPipe(manipulator=manipulators[0], trace=traces[0], name=names[0])
+    b = MemoryPipe(manipulator=manipulators[1], trace=traces[1], name=names[1])
+    a._connect(b)  # noqa: SLF001 - wiring the pair is this factory's job
+    b._connect(a)  # noqa: SLF001 - wiring the pair is this factory's job
+    return a, b
