@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import re
 import time
 from abc import ABC, abstractmethod
@@ -98,6 +99,8 @@ class Clock(ABC):
         finally:
             if not sleeper.future.done():
                 sleeper.future.cancel()
+            if sleeper.future.cancelled():
+                self._forget(sleeper)
 
     async def advance(self, delta: timedelta) -> datetime:
         """Move business time forward by ``delta``, waking sleepers in deadline order.
@@ -140,6 +143,14 @@ class Clock(ABC):
         await asyncio.sleep(max(0.0, seconds))
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _forget(self, sleeper: _Sleeper) -> None:
+        # A cancelled sleeper leaves the heap at once: under a manual clock nobody may ever advance
+        # past its deadline, and timeouts that keep cancelling long sleeps would pile up.
+        if sleeper in self._sleepers:
+            self._sleepers.remove(sleeper)
+            heapq.heapify(self._sleepers)
+            self._reschedule()
 
     def _drop_cancelled(self) -> None:
         while self._sleepers and self._sleepers[0].future.done():
@@ -194,11 +205,13 @@ class ScaledClock(Clock):
     mode = "scaled"
 
     def __init__(self, factor: float, start: datetime | None = None) -> None:
-        if factor <= 0:
+        if not math.isfinite(factor) or factor <= 0:
             raise ConfigError(f"scaled clock factor must be positive, got {factor}")
+        if start is not None and start.tzinfo is None:
+            raise ValueError("ScaledClock needs a timezone-aware start")
         super().__init__()
         self.factor = factor
-        self._base_wall = start or datetime.fromtimestamp(time.time(), UTC)
+        self._base_wall = (start or datetime.fromtimestamp(time.time(), UTC)).astimezone(UTC)
         self._base_mono = time.monotonic()
         self._offset = timedelta(0)
 
@@ -224,7 +237,7 @@ class ManualClock(Clock):
         start = start or datetime.fromtimestamp(time.time(), UTC).replace(microsecond=0)
         if start.tzinfo is None:
             raise ValueError("ManualClock needs a timezone-aware start")
-        self._now = start
+        self._now = start.astimezone(UTC)
 
     def now(self) -> datetime:
         """Return the manual business time."""
@@ -237,7 +250,8 @@ class ManualClock(Clock):
         return None
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(w|d|h|m|s|ms)")
+# "ms" before "m": the first alternative that matches wins.
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|w|d|h|m|s)")
 _UNIT_SECONDS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
@@ -251,19 +265,25 @@ def parse_duration(text: str) -> timedelta:
     if not cleaned:
         raise ConfigError("empty duration")
     try:
-        return timedelta(seconds=float(cleaned))
+        total = float(cleaned)
     except ValueError:
-        pass
-    pos = 0
-    total = 0.0
-    for match in _DURATION_PART.finditer(cleaned):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if pos != len(cleaned):
-        raise ConfigError(f"not a duration: {text!r} (use e.g. 30d, 15m, 1h30m, 235s)")
-    return timedelta(seconds=total)
+        pos = 0
+        total = 0.0
+        for match in _DURATION_PART.finditer(cleaned):
+            if match.start() != pos:
+                break
+            total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            pos = match.end()
+        if pos != len(cleaned):
+            raise ConfigError(
+                f"not a duration: {text!r} (use e.g. 30d, 15m, 1h30m, 235s)"
+            ) from None
+    if not math.isfinite(total) or total < 0:
+        raise ConfigError(f"not a duration: {text!r} (must be finite and not negative)")
+    try:
+        return timedelta(seconds=total)
+    except OverflowError as exc:
+        raise ConfigError(f"duration too long: {text!r}") from exc
 
 
 def make_clock(spec: str, start: datetime | None = None) -> Clock:
