@@ -296,9 +296,9 @@ _ENTRIES: list[tuple[int, str, TagType, int, int | None, frozenset[str]]] = [
     (1207, "признак торговли подакцизными товарами", _B, 1, None, _ALL),
     (1209, "номер версии ФФД", _B, 1, None, _ALL),
     (1212, "признак предмета расчета", _B, 1, None, _ALL),
-    # The spec's table says UInt32; ФФД table 4 gives UInt16, length 2, and ФФД wins here because
-    # the spec names it as the source of its types.
-    (1213, "ресурс ключей ФП", _U16, 2, None, _ALL),
+    # The spec's table says UInt32 (days), which the drive writes; ФФД table 4 gives UInt16 of
+    # length 2. Kept as the spec says until the spec settles it.
+    (1213, "ресурс ключей ФП", _U32, 4, None, _ALL),
     (1214, "признак способа расчета", _B, 1, None, _ALL),
     (
         1215,
