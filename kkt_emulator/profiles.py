@@ -256,6 +256,18 @@ class _Reader:
 _REQUIRED = object()
 
 
+def _cp866(value: str, where: str) -> str:
+    """Texts that end up in drive TLVs must be encodable in CP866 (FN spec §10.2)."""
+    try:
+        value.encode("cp866")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start]
+        raise ConfigError(
+            f"{where}: character {bad!r} has no CP866 code (use plain quotes)"
+        ) from exc
+    return value
+
+
 def _digits(value: str, where: str, lengths: tuple[int, ...]) -> str:
     if not value.isdigit() or len(value) not in lengths:
         raise ConfigError(f"{where}: expected {' or '.join(map(str, lengths))} digits")
@@ -317,10 +329,15 @@ def _parse(data: dict[str, Any], path: Path) -> FirmwareProfile:
         if not isinstance(item, dict):
             raise ConfigError(f"{r.where}.addresses[{i}]: expected a table")
         a = _Reader(item, f"{r.where}.addresses[{i}]")
-        addresses.append(Address(address=a.str_("address"), place=a.str_("place")))
+        addresses.append(
+            Address(
+                address=_cp866(a.str_("address"), f"{a.where}.address"),
+                place=_cp866(a.str_("place"), f"{a.where}.place"),
+            )
+        )
     registration = Registration(
         inn=_digits(r.str_("inn"), f"{r.where}.inn", (10, 12)),
-        user_name=r.str_("user_name"),
+        user_name=_cp866(r.str_("user_name"), f"{r.where}.user_name"),
         tax_systems=tuple(taxes),
         agent=r.bool_("agent", default=False),
         excise=r.bool_("excise", default=False),
@@ -328,10 +345,10 @@ def _parse(data: dict[str, Any], path: Path) -> FirmwareProfile:
         automatic=r.bool_("automatic", default=False),
         addresses=tuple(addresses),
         ofd_inn=_digits(r.str_("ofd_inn"), f"{r.where}.ofd_inn", (10, 12)),
-        ofd_name=r.str_("ofd_name"),
+        ofd_name=_cp866(r.str_("ofd_name"), f"{r.where}.ofd_name"),
         fns_site=r.str_("fns_site", "www.nalog.gov.ru"),
         sender_email=r.str_("sender_email", "noreply@example.com"),
-        cashier=r.str_("cashier", "Интернет-магазин"),
+        cashier=_cp866(r.str_("cashier", "Интернет-магазин"), f"{r.where}.cashier"),
         cashier_inn=r.str_("cashier_inn", ""),
     )
 

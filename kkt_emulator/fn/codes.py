@@ -15,7 +15,7 @@ __all__ = [
     "OfdRejectReason",
     "Phase",
     "ResultCode",
-    "Warning",
+    "WarningFlag",
 ]
 
 
@@ -362,7 +362,7 @@ class DocCode(IntEnum):
     OPERATOR_ACK = 7
 
 
-class Warning(IntFlag):  # noqa: A001 - the protocol's own name for byte 4 of 30h
+class WarningFlag(IntFlag):
     """Warning flags, byte 4 of the 30h answer (FN spec §5)."""
 
     URGENT_REPLACEMENT = 0x01

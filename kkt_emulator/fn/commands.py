@@ -348,7 +348,7 @@ def parse_request(code: int, data: bytes) -> Any:
         ) from exc
 
 
-def build_request(code: int, **fields: Any) -> bytes:
+def build_request(code: int, /, **fields: Any) -> bytes:
     """Build a request payload from keyword fields.
 
     Raises:
@@ -380,7 +380,7 @@ def parse_answer(code: int, data: bytes) -> Any:
         ) from exc
 
 
-def build_answer(code: int, **fields: Any) -> bytes:
+def build_answer(code: int, /, **fields: Any) -> bytes:
     """Build the data of a successful answer to command ``code``."""
     command = _command(code)
     built: bytes = ANSWERS[command].build(fields)

@@ -520,7 +520,7 @@ def encode_value(tag: int, value: object) -> bytes:
         return raw
 
 
-def decode_value(tag: int, raw: bytes) -> object:  # noqa: PLR0911 - one return per type
+def decode_value(tag: int, raw: bytes) -> object:
     """Decode the value of ``tag`` according to its catalogue type.
 
     Returns int (Byte, Uint16, Uint32, VLN, flags), Decimal (FVLN), UTC datetime (UnixTime), str

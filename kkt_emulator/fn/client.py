@@ -1,0 +1,190 @@
+"""``FnClient``: the till's typed async API to a fiscal drive over a byte pipe.
+
+Strict request/response (FN spec §2.5): one command at a time, the next only after the previous
+answer was read. An answer with a bad CRC is asked for again with ENQ (05h) up to ``retries``
+times; no answer within ``timeout`` seconds (pacing time) raises
+:class:`~kkt_emulator.errors.TransportError`, and the caller reconciles through 30h/40h, because a
+request that may have reached the drive must never be blindly repeated (it could sign twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kkt_emulator.errors import DriveError, TransportError
+from kkt_emulator.fn import commands as cmd
+from kkt_emulator.fn.codes import Command, ResultCode
+from kkt_emulator.fn.frame import ENQ, BadFrame, Enq, Frame, Framer, encode_frame
+from kkt_emulator.fn.tlv import iter_tlvs
+from kkt_emulator.transport.base import BytePipe
+
+__all__ = ["DriveStatus", "FnClient", "result_text"]
+
+
+def result_text(code: int, protocol: str = "fn-1.2") -> str:
+    """The official text of a drive result code, or a generic one for unknown codes."""
+    try:
+        return ResultCode(code).text(protocol)
+    except ValueError:
+        return f"неизвестный код ответа {code:02X}h"
+
+
+@dataclass(frozen=True, slots=True)
+class DriveStatus:
+    """The decoded 30h answer."""
+
+    phase: int
+    current_document: int
+    document_data: bool
+    shift_open: bool
+    warnings: int
+    last_document_time: datetime
+    serial: str
+    last_fd: int
+
+
+class FnClient:
+    """Typed access to a drive behind a :class:`~kkt_emulator.transport.base.BytePipe`.
+
+    Args:
+        pipe: the link to the drive.
+        timeout: seconds to wait for an answer (pacing time).
+        retries: ENQ attempts after an answer with a bad CRC.
+        max_data: the drive's maximum frame data (07h chunks are cut to fit).
+    """
+
+    def __init__(
+        self, pipe: BytePipe, timeout: float = 5.0, retries: int = 3, max_data: int = 1536
+    ) -> None:
+        self.pipe = pipe
+        self.timeout = timeout
+        self.retries = retries
+        self.max_data = max_data
+        self.framer = Framer(max_data=max(max_data, 1536))
+        self._buffer = bytearray()
+        self._lock = asyncio.Lock()
+        self.last_warning = False
+        self.enq_sent = 0
+
+    async def _read_item(self) -> Frame | BadFrame:
+        while True:
+            consumed, item = self.framer.feed(self._buffer)
+            del self._buffer[:consumed]
+            if isinstance(item, Frame | BadFrame):
+                return item
+            if isinstance(item, Enq):  # pragma: no cover - the answer framer never reports ENQ
+                continue
+            if item is None and consumed:
+                continue
+            try:
+                chunk = await asyncio.wait_for(self.pipe.read(4096), self.timeout)
+            except TimeoutError as exc:
+                raise TransportError(f"the drive did not answer within {self.timeout:g} s") from exc
+            self._buffer += chunk
+
+    async def request(self, code: int, data: bytes = b"") -> Frame:
+        """Send one request frame and return the answer frame (any result code)."""
+        async with self._lock:
+            self._buffer.clear()
+            await self.pipe.write(encode_frame(code, data))
+            item = await self._read_item()
+            attempts = 0
+            while isinstance(item, BadFrame):
+                if attempts >= self.retries:
+                    raise TransportError(
+                        f"answer to {code:02X}h still corrupted after {attempts} ENQ retries"
+                    )
+                attempts += 1
+                self.enq_sent += 1
+                self._buffer.clear()
+                await self.pipe.write(bytes((ENQ,)))
+                item = await self._read_item()
+            return item
+
+    async def call(self, code: int, /, data: bytes | None = None, **fields: Any) -> Any:
+        """Run a command; returns the parsed answer, raises DriveError for a non-zero result."""
+        payload = data if data is not None else cmd.build_request(code, **fields)
+        answer = await self.request(code, payload)
+        self.last_warning = answer.warning
+        if answer.result != ResultCode.OK:
+            raise DriveError(answer.result, answer.data, detail=result_text(answer.result))
+        return cmd.parse_answer(code, answer.data)
+
+    # ------------------------------------------------------------------ typed helpers
+
+    async def status(self) -> DriveStatus:
+        """30h: phase, open document, shift, warnings, last document."""
+        a = await self.call(Command.STATUS)
+        return DriveStatus(
+            phase=a.phase,
+            current_document=a.current_document,
+            document_data=bool(a.document_data),
+            shift_open=bool(a.shift_open),
+            warnings=a.warnings,
+            last_document_time=a.last_document_time,
+            serial=a.serial,
+            last_fd=a.last_fd,
+        )
+
+    async def serial(self) -> str:
+        """31h: the drive serial number."""
+        a = await self.call(Command.SERIAL)
+        return str(a.serial)
+
+    async def send_tlv(self, data: bytes) -> None:
+        """07h: send document TLVs, cut at whole top-level objects to fit the frame size."""
+        chunk = b""
+        for tlv in iter_tlvs(data):
+            encoded = tlv.encode()
+            if len(encoded) > self.max_data:
+                raise DriveError(
+                    ResultCode.TLV_TOO_LARGE, detail=f"tag {tlv.tag} does not fit one frame"
+                )
+            if len(chunk) + len(encoded) > self.max_data:
+                await self.call(Command.SEND_DOCUMENT_DATA, data=chunk)
+                chunk = b""
+            chunk += encoded
+        if chunk:
+            await self.call(Command.SEND_DOCUMENT_DATA, data=chunk)
+
+    async def cancel_document(self) -> None:
+        """06h: drop the open document."""
+        await self.call(Command.CANCEL_DOCUMENT)
+
+    async def open_shift(self, when: datetime, tlv: bytes = b"") -> Any:
+        """11h, 07h…, 12h: open a shift; returns shift_number, fd, fpd (+ warnings)."""
+        await self.call(Command.START_OPEN_SHIFT, when=when)
+        if tlv:
+            await self.send_tlv(tlv)
+        return await self.call(Command.OPEN_SHIFT)
+
+    async def close_shift(self, when: datetime, tlv: bytes = b"") -> Any:
+        """13h, 07h…, 14h: close the shift; returns shift_number, fd, fpd (+ warnings)."""
+        await self.call(Command.START_CLOSE_SHIFT, when=when)
+        if tlv:
+            await self.send_tlv(tlv)
+        return await self.call(Command.CLOSE_SHIFT)
+
+    async def receipt(
+        self, when: datetime, operation: int, total: int, tlv: bytes, correction: bool = False
+    ) -> Any:
+        """15h (or 17h), 07h…, 16h: a whole receipt; returns receipt_number, fd, fpd."""
+        start = Command.START_CORRECTION if correction else Command.START_RECEIPT
+        await self.call(start, when=when)
+        try:
+            await self.send_tlv(tlv)
+        except DriveError:
+            await self.cancel_document()
+            raise
+        try:
+            return await self.call(
+                Command.FINISH_RECEIPT, when=when, operation=operation, total=total
+            )
+        except DriveError as exc:
+            # FN spec §7: after 03h on 16h the document must be neither repeated nor cancelled.
+            if exc.code != ResultCode.FN_FAILURE:
+                await self.cancel_document()
+            raise

@@ -1,0 +1,1 @@
+"""The OFD stand-in (оператор фискальных данных): receives drive containers and acknowledges them."""
