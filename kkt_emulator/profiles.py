@@ -9,6 +9,7 @@ separated) or the ``extra_dirs`` argument.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,10 @@ TAX_SYSTEM_BITS: dict[str, int] = {
 }
 
 BUILTIN_DIR = Path(__file__).with_name("firmware_profiles")
+
+# [errors] keys: a hex result code, optionally refined by a tag ("3C", "19/1055"), matched without
+# regard to case; any other key ("disconnected") names a firmware text and is kept as written.
+_ERROR_CODE_KEY = re.compile(r"[0-9a-fA-F]{2}(/[0-9]+)?")
 
 # TLV volume per document kind sent through 07h (FN spec §9), by drive protocol generation.
 _TLV_LIMITS: dict[str, dict[str, int]] = {
@@ -372,9 +377,7 @@ def _parse(data: dict[str, Any], path: Path) -> FirmwareProfile:
     for key, value in top.table("errors").data.items():
         if not isinstance(value, str):
             raise ConfigError(f"{where}.errors.{key}: expected a string")
-        texts[
-            key.upper() if "/" not in key else key.split("/")[0].upper() + "/" + key.split("/")[1]
-        ] = value
+        texts[key.upper() if _ERROR_CODE_KEY.fullmatch(key) else key] = value
 
     return FirmwareProfile(
         name=top.str_("name", path.stem),
