@@ -20,6 +20,8 @@ __all__ = ["LogFormat", "configure_logging", "get_logger"]
 
 LogFormat = Literal["auto", "console", "json"]
 
+_HANDLER_NAME = "kkt_emulator"
+
 
 def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Configure structlog and the standard library's root logger.
@@ -45,11 +47,14 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
         if use_json
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             renderer,
@@ -58,7 +63,26 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=numeric, stream=out, format="%(name)s %(levelname)s %(message)s")
+    # Libraries (uvicorn, httpx, aiomqtt, asyncio) log through the standard library: render their
+    # records with the same renderer, so a JSON stream holds nothing but JSON lines. Our handler
+    # replaces the one a previous call installed, so reconfiguring switches streams.
+    handler = logging.StreamHandler(out)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
 
 
 def get_logger(**initial: object) -> structlog.typing.FilteringBoundLogger:
