@@ -1,5 +1,3 @@
-# Copyright 2026 the kkt_emulator authors
-# SPDX-License-Identifier: Apache-2.0
 """OFD transport: the till's session header (FN spec §11.1) and the drive's container (§11.2).
 
 Session header, 30 bytes::

@@ -1,5 +1,3 @@
-# Copyright 2026 the kkt_emulator authors
-# SPDX-License-Identifier: Apache-2.0
 """The FFD tag catalogue («реквизиты» of ФФД 1.05/1.1/1.2): number, official name, type, lengths.
 
 Tag numbers, types and lengths follow FN spec §10.5 (itself from ФФД table 4). Where the spec

@@ -1,5 +1,3 @@
-# Copyright 2026 the kkt_emulator authors
-# SPDX-License-Identifier: Apache-2.0
 """FFD TLV and STLV codec (FN spec §10.1–§10.2).
 
 A TLV is ``tag Uint16 LE | length Uint16 LE | value``; an STLV is a TLV whose value is a list of
