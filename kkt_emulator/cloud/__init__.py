@@ -1,0 +1,7 @@
+# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
+"""The vendor cloud stand-in: the store API, the till API and the cabinet (ЛК) over one SQLite file.
+
+Layers, bottom up: ``lifecycle`` (the pure transition table), ``storage`` (SQLite), ``service``
+(operations and timers), the FastAPI routers, and ``app.Cloud`` that ties them together. This
+package never imports ``kkt_emulator.till`` or ``kkt_emulator.fn``.
+"""

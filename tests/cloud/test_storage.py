@@ -1,0 +1,151 @@
+# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
+"""SQLite storage: schema on first start, WAL, transactions, restart, error translation."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from kkt_emulator.cloud import lifecycle as lc
+from kkt_emulator.cloud.storage import (
+    Account,
+    DocumentFilter,
+    DocumentRecord,
+    RetailPoint,
+    Storage,
+    StorageError,
+)
+from kkt_emulator.errors import EmulatorError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+
+
+def point(point_id: str = "3769574b-d082-4fe2-8cf0-dee21f9a7e0f") -> RetailPoint:
+    return RetailPoint(
+        id=point_id,
+        account_id="acc",
+        name="Shop",
+        address="Moscow",
+        inn="7727401209",
+        internet_docs_enabled=True,
+        stop_on_errors=False,
+        pickup_window="3days",
+        default_tax_mode="COMMON",
+        duplicate_policy="replay",
+        deleted=False,
+        created_at=T0,
+    )
+
+
+def record(doc_id: str, point_id: str = "3769574b-d082-4fe2-8cf0-dee21f9a7e0f") -> DocumentRecord:
+    return DocumentRecord(
+        seq=0,
+        retail_point_id=point_id,
+        doc_id=doc_id,
+        client_id="",
+        route="v2",
+        document={"id": doc_id},
+        content_key="{}",
+        doc_num="1",
+        total="100.00",
+        response_url=None,
+        created_at=T0,
+        state=lc.new_document(T0, has_callback=False, pickup_window=lc.PICKUP_WINDOW_5MIN),
+    )
+
+
+def seeded(path: Path | str) -> Storage:
+    storage = Storage(path)
+    with storage.transaction():
+        storage.insert_account(Account("acc", "Account", T0))
+        storage.insert_point(point())
+    return storage
+
+
+def test_schema_is_created_and_wal_is_on(tmp_path: Path) -> None:
+    storage = seeded(tmp_path / "sub" / "cloud.db")
+    mode = sqlite3.connect(tmp_path / "sub" / "cloud.db").execute("PRAGMA journal_mode").fetchone()
+    assert mode[0] == "wal"
+    storage.close()
+
+
+def test_documents_survive_a_restart(tmp_path: Path) -> None:
+    storage = seeded(tmp_path / "cloud.db")
+    with storage.transaction():
+        seq = storage.insert_document(record("a"))
+        storage.add_history(seq, T0, lc.Status.QUEUED, "accepted")
+    storage.close()
+    reopened = Storage(tmp_path / "cloud.db")
+    stored = reopened.get_document("3769574b-d082-4fe2-8cf0-dee21f9a7e0f", "a")
+    assert stored is not None
+    assert stored.seq == seq
+    assert stored.state.pickup_deadline == T0 + lc.PICKUP_WINDOW_5MIN
+    assert [h.event for h in reopened.history(seq)] == ["accepted"]
+    reopened.close()
+
+
+def test_a_failed_transaction_stores_nothing(tmp_path: Path) -> None:
+    storage = seeded(tmp_path / "cloud.db")
+
+    def failing_write() -> None:
+        with storage.transaction():
+            storage.insert_document(record("a"))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        failing_write()
+    assert storage.count_documents() == 0
+
+
+def test_sqlite_errors_are_translated(tmp_path: Path) -> None:
+    storage = seeded(tmp_path / "cloud.db")
+    with storage.transaction():
+        storage.insert_document(record("a"))
+    with pytest.raises(StorageError) as info, storage.transaction():
+        storage.insert_document(record("a"))  # UNIQUE (retail_point_id, doc_id)
+    assert isinstance(info.value, EmulatorError)
+    assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
+    assert storage.count_documents() == 1
+
+
+def test_unopenable_database_is_a_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(StorageError):
+        Storage(tmp_path / "dir.db")
+
+
+def test_timers_and_queue_queries(tmp_path: Path) -> None:
+    storage = seeded(tmp_path / "cloud.db")
+    with storage.transaction():
+        first = storage.insert_document(record("a"))
+        storage.insert_document(record("b"))
+    deadline = T0 + lc.PICKUP_WINDOW_5MIN
+    assert storage.next_deadline() == deadline
+    assert storage.due_timers(deadline - timedelta(seconds=1)) == []
+    assert [seq for _, _, seq in storage.due_timers(deadline)] == [first, first + 1]
+    assert [r.doc_id for r in storage.eligible_for_lease(point().id, 10)] == ["a", "b"]
+    listed = storage.list_documents(DocumentFilter(statuses=("QUEUED",), limit=1, offset=1))
+    assert [r.doc_id for r in listed] == ["b"]
+
+
+def test_concurrent_writers_from_threads(tmp_path: Path) -> None:
+    storage = seeded(tmp_path / "cloud.db")
+
+    def write(prefix: str) -> None:
+        for n in range(25):
+            with storage.transaction():
+                storage.insert_document(record(f"{prefix}-{n}"))
+
+    threads = [threading.Thread(target=write, args=(f"t{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert storage.count_documents() == 100
