@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
+from typer._click import exceptions as click_exceptions  # typer vendors click from 0.29
 
 from kkt_emulator import __version__
 from kkt_emulator.errors import EmulatorError
@@ -58,12 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="kkt-emulator", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
+    except typer.Exit as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except click_exceptions.NoArgsIsHelpError as exc:
         exc.show()
+        return 0
+    except click_exceptions.ClickException as exc:
+        hint = " (see --help)" if isinstance(exc, click_exceptions.UsageError) else ""
+        typer.echo(f"error: {exc.format_message()}{hint}", err=True)
         return 2
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("error: aborted", err=True)
         return 130
     except EmulatorError as exc:

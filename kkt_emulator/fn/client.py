@@ -54,13 +54,20 @@ class FnClient:
         timeout: seconds to wait for an answer (pacing time).
         retries: ENQ attempts after an answer with a bad CRC.
         max_data: the drive's maximum frame data (07h chunks are cut to fit).
+        inter_byte_timeout: once an answer has started, how long a quiet line means it was cut.
     """
 
     def __init__(
-        self, pipe: BytePipe, timeout: float = 5.0, retries: int = 3, max_data: int = 1536
+        self,
+        pipe: BytePipe,
+        timeout: float = 5.0,
+        retries: int = 3,
+        max_data: int = 1536,
+        inter_byte_timeout: float = 0.1,
     ) -> None:
         self.pipe = pipe
         self.timeout = timeout
+        self.inter_byte_timeout = inter_byte_timeout
         self.retries = retries
         self.max_data = max_data
         self.framer = Framer(max_data=max(max_data, 1536))
@@ -70,6 +77,12 @@ class FnClient:
         self.enq_sent = 0
 
     async def _read_item(self) -> Frame | BadFrame:
+        """Read one answer.
+
+        Bytes that arrived but never formed a frame (a corrupted start or length byte) count as a
+        bad frame once the line stays quiet for ``inter_byte_timeout``.
+        """
+        received = False
         while True:
             consumed, item = self.framer.feed(self._buffer)
             del self._buffer[:consumed]
@@ -79,10 +92,15 @@ class FnClient:
                 continue
             if item is None and consumed:
                 continue
+            wait = min(self.timeout, self.inter_byte_timeout) if received else self.timeout
             try:
-                chunk = await asyncio.wait_for(self.pipe.read(4096), self.timeout)
+                chunk = await asyncio.wait_for(self.pipe.read(4096), wait)
             except TimeoutError as exc:
+                if received:
+                    self._buffer.clear()
+                    return BadFrame(b"", 0, 0)
                 raise TransportError(f"the drive did not answer within {self.timeout:g} s") from exc
+            received = True
             self._buffer += chunk
 
     async def request(self, code: int, data: bytes = b"") -> Frame:

@@ -454,7 +454,7 @@ class FiscalDrive:
                 self.config.ofd_block_code,
                 detail=f"document {s.unsent[0].fd} has waited for the OFD since {s.unsent[0].when:%Y-%m-%d %H:%M}",
             )
-        if not autonomous and sum(u.size for u in s.unsent) >= self.config.ofd_storage_bytes:
+        if not autonomous and s.unsent_bytes >= self.config.ofd_storage_bytes:
             raise DriveError(R.STORAGE_EXHAUSTED, detail="the 30-day OFD storage is full")
 
     def _open(self, kind: int, when: datetime, report_type: int = 0, ffd: int = 0) -> None:
@@ -522,7 +522,7 @@ class FiscalDrive:
         s.fds_in_shift += 1
         if not reg.autonomous:
             size = len(signed) + 4 + 32 + 10  # STLV header + container header + trailer
-            s.unsent.append(UnsentEntry(fd=fd, when=when, size=size))
+            s.push_unsent(UnsentEntry(fd=fd, when=when, size=size))
         s.open_doc = None
         self._pending.documents.append(doc)
         self._changed()
@@ -788,8 +788,8 @@ class FiscalDrive:
                 detail=f"document data would be {len(doc.tlv) + len(data)} bytes, limit {limit}",
             )
         ffd = FFD_NAMES.get(doc.ffd or s.ffd_in_use, "1.05")
-        seen = {t.tag for t in parse_tlvs(doc.tlv)} if doc.tlv else set()
-        items = sum(1 for t in parse_tlvs(doc.tlv) if t.tag == T_ITEM) if doc.tlv else 0
+        seen = set(doc.tags)
+        items = doc.items
         reg = s.registration
         for tlv in new:
             tag_bytes = tlv.tag.to_bytes(2, "little")
@@ -816,6 +816,8 @@ class FiscalDrive:
             ):
                 self._check_registered(tlv, reg, ffd)
         doc.tlv = doc.tlv + data
+        doc.tags = seen
+        doc.items = items
         self._changed()
         return b""
 
@@ -1231,7 +1233,7 @@ class FiscalDrive:
         self._pending.acks.append(
             OfdAck(fd=fd, when=ack_time, operator_sign=sign, ofd_code=ofd_code)
         )
-        s.unsent.pop(0)
+        s.pop_unsent()
         s.waiting_ack = False
         s.reading = False
         self._message = None
@@ -1329,7 +1331,7 @@ class FiscalDrive:
 
     def _free_resources(self, local: datetime, req: Any) -> bytes:  # noqa: ARG002 - no fields
         s = self.state
-        used = sum(u.size for u in s.unsent)
+        used = s.unsent_bytes
         return cmd.build_answer(
             Command.FREE_RESOURCES,
             documents_left=max(0, self.config.capacity - s.last_fd),

@@ -67,10 +67,10 @@ class DriveEndpoint:
         warning = self.drive.warnings(now) != 0
         return Frame(code=(code | WARNING_BIT) if warning else code, data=data)
 
-    def receive(self, data: bytes, now: datetime) -> list[bytes]:
-        """Feed raw link bytes; returns the answer frames for every complete request in them."""
+    def split(self, data: bytes) -> list[Frame | Enq | BadFrame]:
+        """Feed raw link bytes; returns the complete items in them (the rest stays buffered)."""
         self._buffer += data
-        answers = []
+        items: list[Frame | Enq | BadFrame] = []
         while self._buffer:
             consumed, item = self.framer.feed(self._buffer)
             del self._buffer[:consumed]
@@ -78,8 +78,12 @@ class DriveEndpoint:
                 if consumed == 0:
                     break
                 continue
-            answers.append(self.handle(item, now))
-        return answers
+            items.append(item)
+        return items
+
+    def receive(self, data: bytes, now: datetime) -> list[bytes]:
+        """Feed raw link bytes; returns the answer frames for every complete request in them."""
+        return [self.handle(item, now) for item in self.split(data)]
 
     def reset_link(self) -> None:
         """Forget a half-received frame (a client disconnected mid-frame)."""

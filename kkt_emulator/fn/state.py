@@ -51,6 +51,8 @@ class OpenDocument:
     report_type: int = 0
     ffd: int = 0
     tlv: bytes = b""
+    tags: set[int] = field(default_factory=set)
+    items: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Serialise for the store."""
@@ -60,6 +62,8 @@ class OpenDocument:
             "report_type": self.report_type,
             "ffd": self.ffd,
             "tlv": _b64(self.tlv),
+            "tags": sorted(self.tags),
+            "items": self.items,
         }
 
     @classmethod
@@ -73,6 +77,8 @@ class OpenDocument:
             report_type=data["report_type"],
             ffd=data["ffd"],
             tlv=_pb64(data["tlv"]),
+            tags=set(data["tags"]),
+            items=data["items"],
         )
 
 
@@ -170,6 +176,26 @@ class DriveState:
     last_errors: list[int] = field(default_factory=list)
     doc_cursor: list[int] | None = None
     reg_cursor: int | None = None
+
+    _unsent_bytes: int | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def unsent_bytes(self) -> int:
+        """Bytes the unsent documents take in the 30-day OFD storage (cached; O(1) per document)."""
+        if self._unsent_bytes is None:
+            self._unsent_bytes = sum(u.size for u in self.unsent)
+        return self._unsent_bytes
+
+    def push_unsent(self, entry: UnsentEntry) -> None:
+        """Queue a signed document for the OFD."""
+        self.unsent.append(entry)
+        self._unsent_bytes = self.unsent_bytes + entry.size
+
+    def pop_unsent(self) -> UnsentEntry:
+        """Remove the acknowledged head of the OFD queue."""
+        entry = self.unsent.pop(0)
+        self._unsent_bytes = self.unsent_bytes - entry.size
+        return entry
 
     @property
     def registration(self) -> RegistrationRecord | None:

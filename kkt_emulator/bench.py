@@ -1,0 +1,167 @@
+"""Benchmarks that print JSON: how fast the emulated drive answers compared with a real UART.
+
+Speed targets live here, never in timed tests (the machines are shared and noisy). Each figure is
+frames per second through :class:`~kkt_emulator.fn.endpoint.DriveEndpoint` (bytes in, bytes out,
+the archive committed), and ``line_rate_ratio`` compares it with how many such exchanges a
+115200-baud 8N1 line could carry at all: above 1 the emulator is faster than the wire.
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kkt_emulator.clock import RealClock
+from kkt_emulator.fn import commands as cmd
+from kkt_emulator.fn.archive import SqliteStore
+from kkt_emulator.fn.codes import Command
+from kkt_emulator.fn.frame import encode_frame
+from kkt_emulator.fn.state import DriveStore, MemoryStore
+from kkt_emulator.testing.drive import DriveBench, Item, item_tlv
+
+__all__ = ["BAUD", "bench_fn", "line_rate"]
+
+BAUD = 115200
+BITS_PER_BYTE = 10  # 8N1: start bit, 8 data bits, stop bit
+_START = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
+
+
+def line_rate(exchange_bytes: int) -> float:
+    """Exchanges per second a 115200-baud line carries for ``exchange_bytes`` (request + answer)."""
+    return BAUD / BITS_PER_BYTE / exchange_bytes
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.clock = RealClock()
+
+    def measure(self, fn: Callable[[], int], seconds: float) -> tuple[int, float]:
+        """Call ``fn`` (which returns frames done) until ``seconds`` pass; (frames, elapsed)."""
+        start = self.clock.monotonic()
+        frames = 0
+        while True:
+            frames += fn()
+            elapsed = self.clock.monotonic() - start
+            if elapsed >= seconds:
+                return frames, elapsed
+
+
+def _bench(store: DriveStore) -> DriveBench:
+    bench = DriveBench(
+        "modulkassa-ffd12", store=store, start=_START, ofd_storage_bytes=1 << 40, capacity=10**9
+    )
+    bench.register()
+    bench.open_shift()
+    return bench
+
+
+def _case_results(
+    name: str, frames: int, elapsed: float, wire_bytes: float, frames_per_op: int
+) -> dict[str, Any]:
+    fps = frames / elapsed
+    ops = fps / frames_per_op
+    return {
+        "case": name,
+        "frames": frames,
+        "seconds": round(elapsed, 3),
+        "frames_per_second": round(fps, 1),
+        "wire_bytes_per_operation": round(wire_bytes, 1),
+        "line_operations_per_second": round(line_rate(int(wire_bytes)), 1),
+        "line_rate_ratio": round(ops / line_rate(int(wire_bytes)), 2),
+    }
+
+
+def bench_fn(seconds: float = 1.0, store_kind: str = "memory") -> dict[str, Any]:
+    """Run the drive benchmarks; returns a JSON-ready dict.
+
+    Args:
+        seconds: how long each case runs.
+        store_kind: ``memory`` (the state machine alone) or ``sqlite`` (every command committed
+            to a WAL database with full fsync, as ``till run`` does).
+    """
+    timer = _Timer()
+    workdir = tempfile.TemporaryDirectory(prefix="kkt-bench-")
+    counter = iter(range(1, 10**9))
+
+    def store() -> DriveStore:
+        if store_kind == "sqlite":
+            return SqliteStore(Path(workdir.name) / f"drive-{next(counter)}.sqlite3")
+        return MemoryStore()
+
+    results = []
+    try:
+        # 30h status: 6 bytes out, 36 back.
+        bench = _bench(store())
+        status = encode_frame(Command.STATUS)
+        wire = len(status) + len(bench.endpoint.receive(status, bench.now)[0])
+        frames, elapsed = timer.measure(
+            lambda: len(bench.endpoint.receive(status, bench.now)), seconds
+        )
+        results.append(_case_results("status_30h", frames, elapsed, wire, 1))
+
+        # 07h with one item STLV inside an open receipt (re-opened every 90 items).
+        bench = _bench(store())
+        item = encode_frame(Command.SEND_DOCUMENT_DATA, item_tlv(Item()))
+        start = encode_frame(
+            Command.START_RECEIPT, cmd.build_request(Command.START_RECEIPT, when=bench.local)
+        )
+        cancel = encode_frame(Command.CANCEL_DOCUMENT)
+        sent = [0]
+
+        def one_item() -> int:
+            if sent[0] % 90 == 0:
+                bench.endpoint.receive(cancel, bench.now)
+                bench.endpoint.receive(start, bench.now)
+            sent[0] += 1
+            return len(bench.endpoint.receive(item, bench.now))
+
+        wire = len(item) + 6
+        frames, elapsed = timer.measure(one_item, seconds)
+        results.append(_case_results("item_07h", frames, elapsed, wire, 1))
+
+        # A whole receipt: 15h, 07h × 3 (receipt data, two items), 16h.
+        bench = _bench(store())
+        local = bench.local
+        items = [Item(), Item(name="Молоко", price=8990)]
+        total = sum(i.total for i in items)
+        receipt = [
+            encode_frame(
+                Command.START_RECEIPT, cmd.build_request(Command.START_RECEIPT, when=local)
+            ),
+            encode_frame(Command.SEND_DOCUMENT_DATA, bench.receipt_tlv(total)),
+            *(encode_frame(Command.SEND_DOCUMENT_DATA, item_tlv(i)) for i in items),
+            encode_frame(
+                Command.FINISH_RECEIPT,
+                cmd.build_request(Command.FINISH_RECEIPT, when=local, operation=1, total=total),
+            ),
+        ]
+        answers = [bench.endpoint.receive(frame, bench.now)[0] for frame in receipt]
+        wire = sum(len(f) for f in receipt) + sum(len(a) for a in answers)
+
+        def one_receipt() -> int:
+            done = 0
+            for frame in receipt:
+                answer = bench.endpoint.receive(frame, bench.now)[0]
+                if answer[3] & 0x7F:
+                    raise RuntimeError(f"benchmark receipt refused: {answer.hex(' ')}")
+                done += 1
+            return done
+
+        frames, elapsed = timer.measure(one_receipt, seconds)
+        results.append(_case_results("receipt_15h_07hx3_16h", frames, elapsed, wire, len(receipt)))
+    finally:
+        workdir.cleanup()
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "benchmark": "fn",
+        "store": store_kind,
+        "baud": BAUD,
+        "results": results,
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+    }
