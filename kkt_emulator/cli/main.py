@@ -14,6 +14,7 @@ from typer._click import exceptions as click_exceptions  # typer vendors click f
 
 from kkt_emulator import __version__
 from kkt_emulator.errors import EmulatorError
+from kkt_emulator.logging import configure_logging
 
 __all__ = ["build_app", "main"]
 
@@ -43,8 +44,19 @@ def build_app() -> typer.Typer:
             is_eager=True,
             help="Print the version and exit.",
         ),
+        log_format: str = typer.Option(
+            "auto",
+            "--log-format",
+            envvar="KKT_LOG_FORMAT",
+            help="Logs on stderr: console (people), json (one object per line), auto (console on a TTY).",
+        ),
+        log_level: str = typer.Option(
+            "warning", "--log-level", envvar="KKT_LOG_LEVEL", help="debug, info, warning or error."
+        ),
     ) -> None:
         """A virtual МодульКасса till for integration tests and CI."""
+        del version
+        configure_logging(log_format, log_level)
 
     from kkt_emulator.cli import groups  # noqa: PLC0415 - groups import heavy modules lazily
 
