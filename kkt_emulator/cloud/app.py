@@ -1,0 +1,320 @@
+# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
+"""The cloud stand-in as one object: storage, service, timers, callbacks and the FastAPI app.
+
+::
+
+    async with Cloud("cloud.db", clock) as cloud:     # starts the timer task
+        config = uvicorn.Config(cloud.app, lifespan="off", ...)
+        await uvicorn.Server(config).serve()
+
+Under uvicorn alone, the app's lifespan enters the cloud itself. The timer task sleeps on the
+clock until the earliest deadline (15-minute lease, 235-second pickup, D31 dispatch hold, callback
+retry) or until a write moves one; with a :class:`~kkt_emulator.clock.ManualClock`, ``advance``
+wakes it at each deadline in order. Each deadline fires at its own business time, even if the task
+runs late, so history times never depend on scheduling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlsplit
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kkt_emulator.clock import Clock, RealClock
+from kkt_emulator.cloud.cabinet_api import cabinet_router
+from kkt_emulator.cloud.device_api import Notifier, device_router
+from kkt_emulator.cloud.service import CallbackRequest, CloudService
+from kkt_emulator.cloud.settings import MAX_BODY_BYTES, CloudSettings
+from kkt_emulator.cloud.storage import Storage, StorageError
+from kkt_emulator.cloud.store_api import store_router
+from kkt_emulator.errors import CloudError, ValidationError
+from kkt_emulator.logging import get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+    from pathlib import Path
+    from types import TracebackType
+
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["Cloud", "JsonResponse", "create_app"]
+
+
+class JsonResponse(JSONResponse):
+    """JSON with ``Content-Type: application/json; charset=utf-8`` and UTF-8 text (D7)."""
+
+    media_type = "application/json; charset=utf-8"
+
+    def render(self, content: Any) -> bytes:
+        """Serialise ``content`` compactly, keeping Cyrillic as UTF-8."""
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _message(status: int, message: str, headers: dict[str, str] | None = None) -> JsonResponse:
+    return JsonResponse({"message": message}, status_code=status, headers=headers)
+
+
+class BodyLimit:
+    """ASGI middleware: bodies over ``limit`` bytes get 413 before anything parses them (D8)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Buffer the body up to the limit, then replay it to the app."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await self._too_large(scope, receive, send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        first: Message | None = None
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                first = message
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed, first
+            if not replayed:
+                replayed = True
+                if first is not None:
+                    pending, first = first, None
+                    return pending
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _message(413, f"Request body is larger than {self.limit} bytes")
+        await response(scope, receive, send)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    errors: Sequence[Any] = exc.errors()
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
+    field = ".".join(location) or "body"
+    text = str(first.get("msg", "invalid value"))
+    return f"{field}: {text}"
+
+
+class Cloud:
+    """One cloud instance: reusable as an async context manager once, not re-entrant.
+
+    Args:
+        db_path: the SQLite file (created on first start) or ``":memory:"``.
+        clock: the shared emulator clock (real time by default).
+        settings: instance settings.
+        callback_transport: an httpx transport for ``responseURL`` callbacks (tests inject
+            ``httpx.MockTransport``); real network by default.
+    """
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        clock: Clock | None = None,
+        settings: CloudSettings | None = None,
+        *,
+        callback_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.clock = clock or RealClock()
+        self.settings = settings or CloudSettings()
+        self.storage = Storage(db_path)
+        self.notifier = Notifier()
+        self.service = CloudService(self.storage, self.clock, self.settings, self._changed)
+        self.log = get_logger(component="cloud")
+        self._callback_transport = callback_transport
+        self._http: httpx.AsyncClient | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self.running = False
+        self.app = self._build_app()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self.running:
+            raise RuntimeError("the cloud is already running")
+        self.running = True
+        self._http = httpx.AsyncClient(
+            transport=self._callback_transport,
+            timeout=self.settings.callback_timeout,
+            follow_redirects=False,  # D43: redirects are not followed
+            verify=self.settings.callback_verify_tls,
+        )
+        self._timer = asyncio.create_task(self._timer_loop(), name="cloud-timers")
+        self.log.info("cloud_started", db=self.storage.path, clock=self.clock.mode)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tasks = [t for t in (self._timer, *self._in_flight.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._in_flight.clear()
+        if self._http is not None:
+            await self._http.aclose()
+        self.storage.close()
+        self.running = False
+        self.log.info("cloud_stopped")
+
+    def _changed(self) -> None:
+        self._wake.set()
+        self.notifier.notify()
+
+    async def wait_idle(self) -> None:
+        """Wait until no callback attempt is in flight and due timers have fired (for tests)."""
+        for _ in range(1000):
+            for _ in range(5):
+                await self.clock.pace(0)
+            if not self._in_flight:
+                due = self.service.next_deadline()
+                if due is None or due > self.clock.now():
+                    return
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
+    # -- timers ------------------------------------------------------------------------------------
+
+    async def _timer_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                now = self.clock.now()
+                self.service.sweep(now)
+                for request in self.service.due_callbacks(now, tuple(self._in_flight)):
+                    self._in_flight[request.seq] = asyncio.create_task(
+                        self._attempt(request), name=f"callback-{request.seq}"
+                    )
+                deadline = self.service.next_deadline(tuple(self._in_flight))
+            except StorageError as exc:  # pragma: no cover - the database went away
+                self.log.exception("timer_failed", error=str(exc))
+                deadline = None
+            waiter = asyncio.ensure_future(self._wake.wait())
+            waits: set[asyncio.Future[Any]] = {waiter}
+            if deadline is not None:
+                waits.add(asyncio.ensure_future(self.clock.sleep_until(deadline)))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in waits:
+                    task.cancel()
+
+    async def _attempt(self, request: CallbackRequest) -> None:
+        delivered, error = False, ""
+        try:
+            parts = urlsplit(request.url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                error = "unusable responseURL"  # D43: accepted, but never delivered
+            else:
+                assert self._http is not None
+                headers = {}
+                if request.body is not None:
+                    headers["Content-Type"] = "application/json; charset=utf-8"
+                response = await self._http.request(
+                    request.method, request.url, content=request.body, headers=headers
+                )
+                delivered = response.status_code == 200  # D43: only exactly 200 counts
+                if not delivered:
+                    error = f"HTTP {response.status_code}"
+        except (httpx.HTTPError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        try:
+            self.service.callback_finished(request, delivered=delivered, error=error)
+        finally:
+            self._in_flight.pop(request.seq, None)
+            self._wake.set()
+
+    # -- the FastAPI app ---------------------------------------------------------------------------
+
+    def _build_app(self) -> FastAPI:
+        cloud = self
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            if cloud.running:
+                yield
+                return
+            async with cloud:
+                yield
+
+        app = FastAPI(
+            title="kkt_emulator cloud stand-in",
+            version="1",
+            description=(
+                "The МодульКасса store API (`/api/fn` and, identically, `/fn`), the till API"
+                " (`/api/device/v1`) and the cabinet API (`/api/cabinet/v1`)."
+            ),
+            default_response_class=JsonResponse,
+            lifespan=lifespan,
+        )
+        app.add_middleware(BodyLimit)
+
+        @app.exception_handler(CloudError)
+        async def cloud_error(_: Request, exc: CloudError) -> JsonResponse:
+            headers = {"WWW-Authenticate": 'Basic realm="fn"'} if exc.status == 401 else None
+            return _message(exc.status, exc.message, headers)
+
+        @app.exception_handler(ValidationError)
+        async def validation_error(_: Request, exc: ValidationError) -> JsonResponse:
+            return _message(400, str(exc))
+
+        @app.exception_handler(RequestValidationError)
+        async def request_validation_error(_: Request, exc: RequestValidationError) -> JsonResponse:
+            return _message(400, _validation_message(exc))
+
+        @app.exception_handler(StarletteHTTPException)
+        async def http_error(_: Request, exc: StarletteHTTPException) -> JsonResponse:
+            return _message(exc.status_code, str(exc.detail), dict(exc.headers or {}) or None)
+
+        @app.exception_handler(StorageError)
+        async def storage_error(_: Request, exc: StorageError) -> JsonResponse:
+            cloud.log.error("storage_error", error=str(exc))
+            return _message(500, "Internal storage error")
+
+        store = store_router(self.service)
+        app.include_router(store, prefix="/api/fn")
+        app.include_router(store, prefix="/fn", include_in_schema=False)  # D2
+        app.include_router(device_router(self.service, self.notifier))
+        app.include_router(cabinet_router(self.service))
+        return app
+
+
+def create_app(
+    db_path: str | Path, clock: Clock | None = None, settings: CloudSettings | None = None
+) -> FastAPI:
+    """A FastAPI app for ``db_path``; its lifespan starts and stops the cloud's timers."""
+    return Cloud(db_path, clock, settings).app

@@ -1,0 +1,126 @@
+# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
+"""The vendor's store API (``store-api.md`` §5), mounted under both ``/api/fn`` and ``/fn`` (D2)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.security import HTTPBasic
+
+from kkt_emulator.cloud.schemas import (
+    DocumentSchema,
+    DocumentStatusSchema,
+    FnStatusSchema,
+    MessageSchema,
+    RetailPointAssociationSchema,
+)
+
+if TYPE_CHECKING:
+    from kkt_emulator.cloud.service import CloudService
+
+__all__ = ["store_router"]
+
+# Documents the Basic scheme in /openapi.json; the header is parsed by the service (D5).
+_basic = HTTPBasic(auto_error=False, description="Master or association credentials (D5)")
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": MessageSchema, "description": "Missing or wrong credentials"},
+    403: {"model": MessageSchema, "description": "No rights for the retail point"},
+}
+_DOC_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    404: {"model": MessageSchema, "description": "Unknown document id (D16)"},
+}
+_DOCUMENT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": DocumentSchema.model_json_schema()}},
+    }
+}
+
+
+def store_router(service: CloudService) -> APIRouter:
+    """Build the store routes over ``service``; include the router once per prefix."""
+    router = APIRouter(tags=["store API"], dependencies=[Depends(_basic)])
+
+    @router.post(
+        "/v1/associate/{retail_point_id}",
+        responses={
+            200: {"model": RetailPointAssociationSchema},
+            **_ERRORS,
+            404: {"model": MessageSchema, "description": "Unknown retail point"},
+        },
+        summary="Create association credentials (master credentials; rotates the password)",
+    )
+    async def associate(
+        request: Request,
+        retail_point_id: str,
+        client_id: Annotated[str | None, Query(alias="clientId")] = None,
+    ) -> dict[str, str]:
+        return service.associate(request.headers.get("authorization"), retail_point_id, client_id)
+
+    @router.delete(
+        "/v1/associate",
+        responses=_ERRORS,
+        summary="Remove the calling association's credentials",
+        response_class=Response,
+    )
+    async def delete_associate(request: Request) -> Response:
+        service.delete_association(request.headers.get("authorization"))
+        return Response(status_code=200)
+
+    @router.get(
+        "/v1/status",
+        responses={200: {"model": FnStatusSchema}, **_ERRORS},
+        summary="Readiness of the fiscalisation service (D40)",
+    )
+    async def status(request: Request) -> dict[str, Any]:
+        return service.service_status(request.headers.get("authorization"))
+
+    def _post_doc(route: str) -> Any:
+        async def post_doc(request: Request) -> dict[str, Any]:
+            # The service authenticates before it parses (D23).
+            body = await request.body()
+            return service.submit(request.headers.get("authorization"), body, route)
+
+        return post_doc
+
+    for route in ("v1", "v2"):
+        router.add_api_route(
+            f"/{route}/doc",
+            _post_doc(route),
+            methods=["POST"],
+            responses={
+                200: {"model": DocumentStatusSchema},
+                400: {"model": MessageSchema, "description": "Validation failure (D23)"},
+                **_ERRORS,
+                409: {"model": MessageSchema, "description": "duplicate_policy = conflict"},
+                413: {"model": MessageSchema, "description": "Body over 1 MiB"},
+            },
+            openapi_extra=_DOCUMENT_BODY,
+            summary=f"Submit a document ({route}; D14)",
+            name=f"post_doc_{route}",
+        )
+
+    @router.get(
+        "/v1/doc/{doc_id:path}/status",
+        responses={200: {"model": DocumentStatusSchema}, **_DOC_ERRORS},
+        summary="Document status by the client's id (D16, D17)",
+    )
+    async def doc_status(request: Request, doc_id: str) -> dict[str, Any]:
+        return service.document_status(request.headers.get("authorization"), doc_id)
+
+    @router.put(
+        "/v1/doc/{doc_id:path}/re-queue",
+        responses={
+            200: {"model": DocumentStatusSchema},
+            400: {"model": MessageSchema, "description": "Not FAILED (D18)"},
+            **_DOC_ERRORS,
+        },
+        summary="Re-queue a FAILED document (D18, D33)",
+    )
+    async def requeue(request: Request, doc_id: str) -> dict[str, Any]:
+        return service.requeue(request.headers.get("authorization"), doc_id)
+
+    return router
