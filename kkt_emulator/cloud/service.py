@@ -210,16 +210,17 @@ class CloudService:
     def render_status(self, record: DocumentRecord, point: RetailPoint) -> dict[str, Any]:
         """The store API's ``DocumentStatus`` (§7.1, D10, D28, D29): all six keys, always."""
         state = record.state
+        # D34: «Отметить как выполненный» keeps failureInfo; D29: its message is null.
         failure = (
             {"type": state.failure.type.value, "message": state.failure.message}
-            if state.failure is not None and state.status is Status.FAILED
+            if state.failure is not None
             else None
         )
         if state.status is Status.QUEUED:
             message: str | None = MESSAGE_QUEUED
         elif state.status is Status.COMPLETED and state.completed_with_callback:
             message = MESSAGE_COMPLETED_WITH_CALLBACK
-        elif failure is not None:
+        elif failure is not None and state.status is Status.FAILED:
             message = failure["message"]
         else:
             message = None

@@ -251,3 +251,13 @@ async def doc_status(http: httpx.AsyncClient, point: Point, doc_id: str) -> dict
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+def assert_message(response: httpx.Response, status: int, text: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    body = response.json()
+    assert set(body) == {"message"}
+    assert isinstance(body["message"], str)
+    if text is not None:
+        assert body["message"] == text

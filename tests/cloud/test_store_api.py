@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from cloud_helpers import FULL_V2_DOC, Point, doc_status, make_point, minimal_doc, post_doc
+from cloud_helpers import (
+    FULL_V2_DOC,
+    Point,
+    assert_message,
+    doc_status,
+    make_point,
+    minimal_doc,
+    post_doc,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,16 +26,6 @@ if TYPE_CHECKING:
     from kkt_emulator.cloud.app import Cloud
 
 DOC_STATUS_KEYS = {"status", "fnState", "fiscalInfo", "failureInfo", "message", "timeStatusChanged"}
-
-
-def assert_message(response: httpx.Response, status: int, text: str | None = None) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json; charset=utf-8"
-    body = response.json()
-    assert set(body) == {"message"}
-    assert isinstance(body["message"], str)
-    if text is not None:
-        assert body["message"] == text
 
 
 async def count_documents(http: httpx.AsyncClient) -> int:
