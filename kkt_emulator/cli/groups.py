@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kkt_emulator.cli import bench_cmd, fn_cmd, profiles_cmd, tlv_cmd
+from kkt_emulator.cli import bench_cmd, fn_cmd, ofd_cmd, profiles_cmd, tlv_cmd
 
 if TYPE_CHECKING:
     import typer
@@ -20,3 +20,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(tlv_cmd.app, name="tlv")
     app.add_typer(profiles_cmd.app, name="profiles")
     app.add_typer(bench_cmd.app, name="bench")
+    app.add_typer(ofd_cmd.app, name="ofd")

@@ -1,0 +1,590 @@
+"""The OFD stand-in (оператор фискальных данных): an asyncio TCP server that acknowledges documents.
+
+One exchange per connection, as real tills use it (FN spec §11): the till sends a 30-byte session
+header and the container the drive built; the stand-in answers with a session header and an
+operator acknowledgement container (document code 7, :func:`~kkt_emulator.ofd.ack.build_ack`),
+then closes the connection.
+
+Project decisions on bad input (FN spec §11.1, §14.1). Nothing a peer sends crashes the server:
+every bad connection is logged and counted in ``malformed``.
+
+* A session header with another signature or S-version (the ОИСМ framing, test messages,
+  garbage), an unknown A-protocol version, or a peer that leaves (or stalls for ``read_timeout``
+  seconds) before the whole header and body arrived: the connection is closed without an answer.
+* A whole body that is not a valid fiscal-document container (CRC mismatch, bad length, type or
+  version, a document STLV that runs past the end, an acknowledgement or an unknown document
+  code): answered with an acknowledgement carrying 1022 = 11 («не распознан») when the FD number
+  and the ФН number can still be read from the container header (the ФН number from the session
+  header if the BCD field is broken); otherwise the connection is closed. Such a container is not
+  stored.
+
+Faults (``till-protocol.md`` §4), each a real effect at the OFD layer:
+
+* ``ofd.down``: the listening socket is closed, so connection attempts are refused by the
+  operating system; clearing the fault binds the same port again (``SO_REUSEADDR``). Connections
+  already accepted finish normally. If another process took the port meanwhile, clearing raises
+  :class:`~kkt_emulator.errors.TransportError`.
+* ``ofd.reject`` (``code``, default 14 «не прошел ФЛК»): every document is stored and answered
+  with that 1022 code instead of 0.
+* ``ofd.slow`` (``delay_ms``): the answer is paced (real time) after the document was stored.
+
+Storage: always in memory; with ``db_path`` also in an SQLite table (WAL mode, one explicit
+transaction per document, committed before the answer is sent), reloaded on the next start.
+A document received again (the till lost the first answer) is stored once, keeping its first
+receipt time, and answered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Self
+
+from kkt_emulator.errors import ConfigError, EmulatorError, FramingError, TransportError
+from kkt_emulator.fn.codes import DocCode
+from kkt_emulator.fn.container import (
+    CONTAINER_HEADER_SIZE,
+    S_VERSION,
+    SESSION_HEADER_SIZE,
+    SESSION_SIGNATURE,
+    Container,
+    SessionHeader,
+    decode_bcd_serial,
+)
+from kkt_emulator.fn.signing import inn_is_valid
+from kkt_emulator.logging import get_logger
+from kkt_emulator.ofd.ack import OFD_ACCEPTED, OFD_FLC_FAILED, OFD_NOT_RECOGNISED, build_ack
+from kkt_emulator.transport.tcp import tcp_serve
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import structlog
+
+    from kkt_emulator.clock import Clock
+    from kkt_emulator.transport.base import BytePipe
+
+__all__ = ["FAULT_NAMES", "FFD_BY_A_VERSION", "OfdServer", "ReceivedDocument"]
+
+FFD_BY_A_VERSION: Final[dict[bytes, str]] = {
+    bytes.fromhex("0001"): "1.05",
+    bytes.fromhex("0002"): "1.05",
+    bytes.fromhex("0100"): "1.05",
+    bytes.fromhex("0105"): "1.05",
+    bytes.fromhex("0110"): "1.1",
+    bytes.fromhex("0120"): "1.2",
+}
+"""The FFD version of the acknowledgement, by the A-protocol version of the till's header."""
+
+FAULT_NAMES: Final = ("ofd.down", "ofd.reject", "ofd.slow")
+"""The faults :meth:`OfdServer.set_fault` knows (``till-protocol.md`` §4)."""
+
+# Documents a till sends to the OFD (FN spec §10.3); 7 is the operator's own acknowledgement.
+_FISCAL_DOC_CODES: Final = frozenset(int(code) for code in DocCode) - {int(DocCode.OPERATOR_ACK)}
+_DEFAULT_SLOW_MS: Final = 1000
+_MAX_CODE: Final = 0xFF
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS received (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    fn_serial TEXT NOT NULL,
+    fd_number INTEGER NOT NULL,
+    doc_code INTEGER NOT NULL,
+    received_at TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    ofd_code INTEGER NOT NULL,
+    raw BLOB NOT NULL,
+    UNIQUE (fn_serial, fd_number)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedDocument:
+    """A document the OFD stand-in received.
+
+    Attributes:
+        fn_serial: the ФН number from the container.
+        fd_number: the fiscal document number.
+        doc_code: the FFD document code (FN spec §10.3).
+        received_at: business time of the first receipt (timezone-aware).
+        size: the container's length in bytes.
+        ofd_code: the 1022 code of the last answer (0 = accepted).
+    """
+
+    fn_serial: str
+    fd_number: int
+    doc_code: int
+    received_at: datetime
+    size: int
+    ofd_code: int = OFD_ACCEPTED
+
+
+class _BadInputError(Exception):
+    """The peer's bytes cannot be answered; the connection is closed (internal control flow)."""
+
+    def __init__(self, reason: str, *, empty: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.empty = empty
+
+
+class _Archive:
+    """What the stand-in received: a dict in memory, mirrored to SQLite when a path is given."""
+
+    def __init__(self) -> None:
+        self.documents: dict[tuple[str, int], ReceivedDocument] = {}
+        self.raw: dict[tuple[str, int], bytes] = {}
+        self._conn: sqlite3.Connection | None = None
+
+    def open(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            rows = conn.execute(
+                "SELECT fn_serial, fd_number, doc_code, received_at, size, ofd_code, raw"
+                " FROM received ORDER BY seq"
+            ).fetchall()
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(f"cannot open the OFD database {path}: {exc}") from exc
+        self.documents.clear()
+        self.raw.clear()
+        for serial, fd, code, at, size, ofd_code, raw in rows:
+            key = (str(serial), int(fd))
+            self.documents[key] = ReceivedDocument(
+                key[0], key[1], int(code), datetime.fromisoformat(at), int(size), int(ofd_code)
+            )
+            self.raw[key] = bytes(raw)
+        self._conn = conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+    def store(self, document: ReceivedDocument, raw: bytes) -> ReceivedDocument | None:
+        """Store (or update the answer code of) one document; returns the earlier copy, if any."""
+        key = (document.fn_serial, document.fd_number)
+        first = self.documents.get(key)
+        kept = (
+            document
+            if first is None
+            else ReceivedDocument(
+                first.fn_serial,
+                first.fd_number,
+                first.doc_code,
+                first.received_at,
+                first.size,
+                document.ofd_code,
+            )
+        )
+        if self._conn is not None:
+            self._write(kept, raw)
+        self.documents[key] = kept
+        self.raw.setdefault(key, raw)
+        return first
+
+    def _write(self, document: ReceivedDocument, raw: bytes) -> None:
+        assert self._conn is not None
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT INTO received"
+                    " (fn_serial, fd_number, doc_code, received_at, size, ofd_code, raw)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (fn_serial, fd_number) DO UPDATE SET ofd_code = excluded.ofd_code",
+                    (
+                        document.fn_serial,
+                        document.fd_number,
+                        document.doc_code,
+                        document.received_at.isoformat(),
+                        document.size,
+                        document.ofd_code,
+                        raw,
+                    ),
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise EmulatorError(f"cannot store document {document.fd_number}: {exc}") from exc
+
+    def iter(self, fn_serial: str | None) -> Iterator[ReceivedDocument]:
+        for document in self.documents.values():
+            if fn_serial is None or document.fn_serial == fn_serial:
+                yield document
+
+
+class OfdServer:
+    """The OFD stand-in: accepts session header + container over TCP and acknowledges it.
+
+    Use as an async context manager (reusable, not reentrant)::
+
+        async with OfdServer(clock, port=0) as ofd:
+            till_settings.ofd_address = ofd.address
+
+    Args:
+        clock: business time for receipt times and the acknowledgement's 1012; pacing for
+            ``ofd.slow``.
+        host: the address to listen on (an address literal; a name resolving to several addresses
+            would listen on several ports when ``port`` is 0).
+        port: the TCP port; 0 picks a free one (see :attr:`port`).
+        ofd_inn: the operator's ИНН written in 1017, which the drive compares with its
+            registration.
+        db_path: an SQLite file that keeps received documents across restarts.
+        read_timeout: real seconds a peer may take to send its header and body.
+
+    Attributes:
+        reject_code: the ``ofd.reject`` fault: answer every document with this 1022 code.
+        ack_delay_s: the ``ofd.slow`` fault: real seconds to wait before answering.
+        connections: connections accepted.
+        malformed: connections whose bytes were not a good header + container.
+        rejected: answers with a non-zero 1022 code.
+        errors: connections that failed inside the stand-in (storage errors and the like).
+
+    Raises:
+        ConfigError: from the constructor for a bad port or ИНН; from entering for a database that
+            cannot be opened.
+        TransportError: from entering when the address cannot be bound.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ofd_inn: str = "7704358518",
+        db_path: str | Path | None = None,
+        *,
+        read_timeout: float = 30.0,
+    ) -> None:
+        if isinstance(port, bool) or not 0 <= port <= 0xFFFF:
+            raise ConfigError(f"OFD port must be 0..65535, got {port}")
+        if not inn_is_valid(ofd_inn):
+            raise ConfigError(f"OFD ИНН {ofd_inn!r} is not a valid 10- or 12-digit ИНН")
+        if read_timeout <= 0:
+            raise ConfigError(f"read_timeout must be positive, got {read_timeout}")
+        self.clock = clock
+        self.host = host
+        self._port = port
+        self.ofd_inn = ofd_inn
+        self.db_path = Path(db_path) if db_path is not None else None
+        self.read_timeout = read_timeout
+        self.reject_code: int | None = None
+        self.ack_delay_s = 0.0
+        self.connections = 0
+        self.malformed = 0
+        self.rejected = 0
+        self.errors = 0
+        self._down = False
+        self._server: asyncio.Server | None = None
+        self._running = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._archive = _Archive()
+        self._log = get_logger(component="ofd")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Self:
+        if self._running:
+            raise RuntimeError("OfdServer is already running")
+        if self.db_path is not None:
+            self._archive.open(self.db_path)
+        try:
+            await self._listen()
+        except BaseException:
+            self._archive.close()
+            raise
+        if self._down and self._server is not None:
+            # ofd.down was set before the start: keep the port, refuse connections.
+            self._server.close()
+            self._server = None
+        self._running = True
+        self._log.info("ofd_listening", address=self.address, db=str(self.db_path or ""))
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._running = False
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        tasks = [task for task in self._tasks if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+        self._archive.close()
+        self._log.info("ofd_stopped", address=self.address)
+
+    async def _listen(self) -> None:
+        server = await tcp_serve(self.host, self._port, self._handle)
+        if self._port == 0:
+            self._port = int(server.sockets[0].getsockname()[1])
+        self._server = server
+
+    @property
+    def port(self) -> int:
+        """The listening port (the one picked for port 0 once running)."""
+        return self._port
+
+    @property
+    def address(self) -> str:
+        """``host:port`` for a till's settings (IPv6 hosts in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self._port}"
+
+    # ------------------------------------------------------------------ faults
+
+    @property
+    def down(self) -> bool:
+        """Whether the ``ofd.down`` fault is on (the listening socket is closed)."""
+        return self._down
+
+    async def set_down(self, down: bool) -> None:
+        """Close the listening socket (connections are refused) or bind the same port again.
+
+        Raises:
+            TransportError: the port could not be bound again.
+        """
+        if down == self._down:
+            return
+        if down:
+            self._down = True
+            if self._server is not None:
+                self._server.close()
+                self._server = None
+            self._log.info("ofd_fault_down", address=self.address)
+            return
+        if self._running:
+            await self._listen()
+        self._down = False
+        self._log.info("ofd_fault_cleared_down", address=self.address)
+
+    async def set_fault(self, name: str, **params: Any) -> None:
+        """Turn on ``ofd.down``, ``ofd.reject`` (``code``, default 14) or ``ofd.slow`` (``delay_ms``).
+
+        Raises:
+            ConfigError: an unknown fault or parameter, or a value out of range.
+        """
+        allowed = {"ofd.down": set(), "ofd.reject": {"code"}, "ofd.slow": {"delay_ms"}}
+        if name not in allowed:
+            raise ConfigError(f"unknown OFD fault {name!r}: use {', '.join(FAULT_NAMES)}")
+        unknown = set(params) - allowed[name]
+        if unknown:
+            raise ConfigError(f"fault {name} takes no parameter {', '.join(sorted(unknown))}")
+        if name == "ofd.down":
+            await self.set_down(True)
+        elif name == "ofd.reject":
+            code = _int_param(name, "code", params.get("code", OFD_FLC_FAILED))
+            if not 1 <= code <= _MAX_CODE:
+                raise ConfigError(f"{name}: code must be 1..255, got {code}")
+            self.reject_code = code
+        else:
+            delay_ms = _float_param(name, "delay_ms", params.get("delay_ms", _DEFAULT_SLOW_MS))
+            if not 0 <= delay_ms < float("inf"):
+                raise ConfigError(f"{name}: delay_ms must be a non-negative number, got {delay_ms}")
+            self.ack_delay_s = delay_ms / 1000
+        self._log.info("ofd_fault_set", fault=name, **params)
+
+    async def clear_faults(self) -> None:
+        """Clear every fault: listen again, answer 0, answer at once.
+
+        Raises:
+            TransportError: the port could not be bound again.
+        """
+        self.reject_code = None
+        self.ack_delay_s = 0.0
+        await self.set_down(False)
+
+    def active_faults(self) -> dict[str, dict[str, Any]]:
+        """The faults that are on, with their parameters (for state reports)."""
+        faults: dict[str, dict[str, Any]] = {}
+        if self._down:
+            faults["ofd.down"] = {}
+        if self.reject_code is not None:
+            faults["ofd.reject"] = {"code": self.reject_code}
+        if self.ack_delay_s > 0:
+            faults["ofd.slow"] = {"delay_ms": self.ack_delay_s * 1000}
+        return faults
+
+    # ------------------------------------------------------------------ queries
+
+    def received(self, fn_serial: str | None = None) -> list[ReceivedDocument]:
+        """Documents received (of one drive, or all), in the order they first arrived."""
+        return list(self._archive.iter(fn_serial))
+
+    def acknowledged_fds(self, fn_serial: str) -> set[int]:
+        """FD numbers of drive ``fn_serial`` whose last answer was 0 (accepted)."""
+        return {d.fd_number for d in self._archive.iter(fn_serial) if d.ofd_code == OFD_ACCEPTED}
+
+    def raw_container(self, fn_serial: str, fd_number: int) -> bytes | None:
+        """The container bytes as first received, or ``None``."""
+        return self._archive.raw.get((fn_serial, fd_number))
+
+    # ------------------------------------------------------------------ one connection
+
+    async def _handle(self, pipe: BytePipe) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        self.connections += 1
+        log = self._log.bind(peer=getattr(pipe, "name", ""))
+        try:
+            if self._running:
+                await self._exchange(pipe, log)
+        except _BadInputError as exc:
+            if exc.empty:
+                log.debug("ofd_connection_empty")
+            else:
+                self.malformed += 1
+                log.warning("ofd_input_malformed", reason=exc.reason)
+        except TransportError as exc:
+            log.warning("ofd_peer_left", reason=str(exc))
+        except Exception as exc:
+            # The stand-in must outlive any bug or storage failure: log it, count it, go on.
+            self.errors += 1
+            log.exception("ofd_connection_failed", reason=str(exc))
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _exchange(self, pipe: BytePipe, log: structlog.typing.FilteringBoundLogger) -> None:
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                head = await _read_exactly(pipe, SESSION_HEADER_SIZE, "session header")
+                header = _decode_header(head)
+                body = await _read_exactly(pipe, header.body_length, "container")
+        except TimeoutError:
+            raise _BadInputError(f"nothing complete within {self.read_timeout:g} s") from None
+        ffd = FFD_BY_A_VERSION[header.a_version]
+        log = log.bind(fn_serial=header.fn_serial)
+        try:
+            container = _parse_document(body)
+        except FramingError as exc:
+            self.malformed += 1
+            await self._answer_unrecognised(
+                pipe, header, body=body, ffd=ffd, reason=str(exc), log=log
+            )
+            return
+        log = log.bind(fn_serial=container.fn_serial, fd=container.fd_number)
+        code = OFD_ACCEPTED if self.reject_code is None else self.reject_code
+        earlier = self._archive.store(
+            ReceivedDocument(
+                container.fn_serial,
+                container.fd_number,
+                container.doc_code,
+                self.clock.now(),
+                len(body),
+                code,
+            ),
+            body,
+        )
+        log.info("ofd_document_received", doc_code=container.doc_code, size=len(body), code=code)
+        if earlier is not None:
+            log.info("ofd_document_repeated", first_received_at=earlier.received_at.isoformat())
+        await self._answer(
+            pipe, header, serial=container.fn_serial, fd=container.fd_number, ffd=ffd, code=code
+        )
+
+    async def _answer_unrecognised(
+        self,
+        pipe: BytePipe,
+        header: SessionHeader,
+        *,
+        body: bytes,
+        ffd: str,
+        reason: str,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        ids = _identify(body, header.fn_serial)
+        if ids is None:
+            log.warning("ofd_container_malformed", reason=reason, answered=False)
+            return
+        serial, fd = ids
+        log.warning("ofd_container_malformed", reason=reason, answered=True, fd=fd)
+        await self._answer(pipe, header, serial=serial, fd=fd, ffd=ffd, code=OFD_NOT_RECOGNISED)
+
+    async def _answer(
+        self, pipe: BytePipe, header: SessionHeader, *, serial: str, fd: int, ffd: str, code: int
+    ) -> None:
+        if self.ack_delay_s > 0:
+            await self.clock.pace(self.ack_delay_s)
+        ack = build_ack(serial, fd, self.ofd_inn, self.clock.now(), ffd=ffd, code=code)
+        reply = SessionHeader(SESSION_SIGNATURE, S_VERSION, header.a_version, serial, len(ack))
+        if code != OFD_ACCEPTED:
+            self.rejected += 1
+        await pipe.write(reply.encode() + ack)
+
+
+async def _read_exactly(pipe: BytePipe, size: int, what: str) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        try:
+            data += await pipe.read(size - len(data))
+        except TransportError:
+            empty = not data and what == "session header"
+            raise _BadInputError(
+                f"connection closed after {len(data)} of {size} bytes of the {what}", empty=empty
+            ) from None
+    return bytes(data)
+
+
+def _decode_header(raw: bytes) -> SessionHeader:
+    try:
+        header = SessionHeader.decode(raw)
+    except FramingError as exc:
+        raise _BadInputError(str(exc)) from None
+    if header.a_version not in FFD_BY_A_VERSION:
+        raise _BadInputError(f"unknown A-protocol version {header.a_version.hex(' ')}")
+    return header
+
+
+def _parse_document(body: bytes) -> Container:
+    container = Container.parse(body)
+    if container.doc_code not in _FISCAL_DOC_CODES:
+        raise FramingError(f"document code {container.doc_code} is not a fiscal document")
+    if container.document_tag != container.doc_code:
+        raise FramingError(
+            f"document STLV tag {container.document_tag} differs from code {container.doc_code}"
+        )
+    return container
+
+
+def _identify(body: bytes, header_serial: str) -> tuple[str, int] | None:
+    """The ФН number and FD number of a container that did not parse, if they can be read."""
+    if len(body) < CONTAINER_HEADER_SIZE:
+        return None
+    fd = int.from_bytes(body[17:20], "big")
+    try:
+        serial = decode_bcd_serial(body[9:17])
+    except FramingError:
+        serial = header_serial
+    if not (serial.isascii() and serial.isdigit() and len(serial) <= 16):
+        return None
+    return serial, fd
+
+
+def _int_param(fault: str, name: str, value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise ConfigError(f"{fault}: {name} must be an integer, got {value!r}") from None
+
+
+def _float_param(fault: str, name: str, value: object) -> float:
+    try:
+        return float(str(value))
+    except ValueError:
+        raise ConfigError(f"{fault}: {name} must be a number, got {value!r}") from None
