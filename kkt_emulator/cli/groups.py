@@ -21,3 +21,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(profiles_cmd.app, name="profiles")
     app.add_typer(bench_cmd.app, name="bench")
     app.add_typer(ofd_cmd.app, name="ofd")
+    from kkt_emulator.cli import cabinet_cmd, cloud_cmd  # noqa: PLC0415 - kept apart from the list above
+
+    app.add_typer(cloud_cmd.app, name="cloud")
+    app.add_typer(cabinet_cmd.app, name="cabinet")

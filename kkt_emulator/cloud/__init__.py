@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """The vendor cloud stand-in: the store API, the till API and the cabinet (ЛК) over one SQLite file.
 
 Layers, bottom up: ``lifecycle`` (the pure transition table), ``storage`` (SQLite), ``service``

@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """The cloud stand-in as one object: storage, service, timers, callbacks and the FastAPI app.
 
 ::

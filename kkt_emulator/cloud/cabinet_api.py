@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """The cabinet (ЛК) API ``/api/cabinet/v1``: retail points, documents, actions, clock.
 
 Accounts, retail points and their flags, service credentials, documents with history, «Провести

@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """The till-facing API ``/api/device/v1`` (``till-protocol.md`` §1).
 
 Calls: bind, heartbeat, lease, results, ofd-acks.

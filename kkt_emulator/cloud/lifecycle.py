@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """The document lifecycle (жизненный цикл документа) as one transition table, with no I/O.
 
 Normative source: ``store-api.md`` §8.2–§8.7 (transitions T1–T14, decisions D30–D37, D44–D48).

@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """Pydantic models: request bodies of the till and cabinet APIs, and OpenAPI-only store models.
 
 The store API validates its ``Document`` by hand (:mod:`kkt_emulator.cloud.validation`, because of

@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """Credentials: salted password hashes, constant-time checks, tokens and HTTP auth headers.
 
 Passwords are stored as PBKDF2-HMAC-SHA256 with a random 16-byte salt (D5). A store API client sends

@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """The operations of the cloud stand-in, shared by the store, till and cabinet APIs.
 
 Every method is synchronous and runs its storage work in one transaction; the HTTP layer is a thin

@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """Instance settings of the cloud stand-in (``store-api.md`` §14 test switches, D31, D42, D43)."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """SQLite storage of the cloud stand-in: accounts, retail points, credentials, devices, documents.
 
 One database file in WAL mode, created on first start and reopened on the next. Every write runs

@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """The vendor's store API (``store-api.md`` §5), mounted under both ``/api/fn`` and ``/fn`` (D2)."""
 
 from __future__ import annotations

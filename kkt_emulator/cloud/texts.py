@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """User-visible texts of the cloud stand-in, byte for byte as clients and support scripts match.
 
 Sources: ``store-api.md`` §7.2 (D29), §7.4 (D35, D37) and ``support-cases.md`` §5.

@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """Parsing and validation of a store-API ``Document`` (``store-api.md`` §6, D9, D14, D19–D27).
 
 :func:`parse_document` takes the raw request body and either returns a :class:`ParsedDocument` or

@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """Helpers for cloud tests: conformance bodies, a fake shop, a scripted till over the till API."""
 
 from __future__ import annotations

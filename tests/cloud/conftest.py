@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """Fixtures for the cloud stand-in: a manual clock, a fake shop, the app in process, a bound till."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """The document lifecycle transition table: every row, illegal steps, and random event sequences."""
 
 from __future__ import annotations

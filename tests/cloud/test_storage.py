@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """SQLite storage: schema on first start, WAL, transactions, restart, error translation."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """The store API: conformance examples of store-api.md §21, credentials, errors, duplicates."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# Copyright 2026 the kkt_emulator authors. Licensed under the Apache License 2.0.
 """Lifecycle over the real till API on a manual clock: callbacks, the 15-minute and 235-second
 rules, late results, stop-on-errors, re-drive and mark-done, restart.
 """

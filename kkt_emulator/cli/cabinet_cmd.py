@@ -1,0 +1,375 @@
+"""``kkt-emulator cabinet``: the cloud's personal cabinet (ЛК) over HTTP.
+
+Retail points and their flags, service credentials, documents, «Провести повторно» (``redrive``),
+«Отметить как выполненный» (``mark-done``), till heartbeats, warnings and the cloud clock. Every
+command takes ``--server`` (or ``KKT_CLOUD_URL``) and ``--json``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from kkt_emulator.cli.output import JSON_OPTION, console, emit
+from kkt_emulator.cloud.cabinet_client import DEFAULT_SERVER, CabinetClient
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="The cloud's cabinet (ЛК): retail points, credentials, documents, re-drive, mark done.",
+    no_args_is_help=True,
+)
+points_app = typer.Typer(help="Retail points and their settings.", no_args_is_help=True)
+documents_app = typer.Typer(help="Documents received from shops.", no_args_is_help=True)
+clock_app = typer.Typer(help="The clock of a cloud that runs alone.", no_args_is_help=True)
+app.add_typer(points_app, name="points")
+app.add_typer(documents_app, name="documents")
+app.add_typer(clock_app, name="clock")
+
+SERVER: Any = typer.Option(
+    DEFAULT_SERVER, "--server", envvar="KKT_CLOUD_URL", help="Base URL of the cloud."
+)
+TOKEN: Any = typer.Option(
+    None, "--token", envvar="KKT_CABINET_TOKEN", help="Cabinet token, if the cloud has one."
+)
+POINT: Any = typer.Option(
+    None, "--retail-point", help="Retail point of the document (found by id when omitted)."
+)
+
+
+class OnOff(StrEnum):
+    """A flag value on the command line."""
+
+    ON = "on"
+    OFF = "off"
+
+
+class Window(StrEnum):
+    """``pickup_window`` (D37)."""
+
+    THREE_DAYS = "3days"
+    FIVE_MINUTES = "5min"
+
+
+def _flag(value: OnOff | None) -> bool | None:
+    return None if value is None else value is OnOff.ON
+
+
+def _client(server: str, token: str | None) -> CabinetClient:
+    return CabinetClient(server, token)
+
+
+def _show_point(point: dict[str, Any]) -> None:
+    console.print(f"[bold]{point['name']}[/bold] {point['id']}")
+    for key in (
+        "address",
+        "inn",
+        "accountId",
+        "internetDocsEnabled",
+        "stopOnErrors",
+        "pickupWindow",
+        "defaultTaxMode",
+        "duplicatePolicy",
+        "fnState",
+        "lastHeartbeatAt",
+    ):
+        console.print(f"  {key}: {point.get(key)}")
+
+
+def _doc_table(rows: list[dict[str, Any]]) -> None:
+    table = Table("#", "id", "retail point", "docNum", "total", "status", "changed", "OFD", "note")
+    for row in rows:
+        note = "; ".join(
+            [*(["blocking"] if row["blocking"] else []), *row["warnings"]]
+            + ([row["failureInfo"]["message"]] if row.get("failureInfo") else [])
+        )
+        table.add_row(
+            str(row["number"]),
+            row["id"],
+            row["retailPointId"][:8],
+            row["docNum"],
+            row["total"],
+            row["status"],
+            row["timeStatusChanged"],
+            row["ofd"]["state"],
+            note,
+        )
+    console.print(table)
+
+
+def _show_document(doc: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]{doc['id']}[/bold] ({doc['status']}), retail point {doc['retailPointId']}"
+    )
+    console.print(f"  docNum {doc['docNum']}, total {doc['total']}, accepted {doc['acceptedAt']}")
+    if doc.get("failureInfo"):
+        console.print(f"  error: {doc['failureInfo']['type']}: {doc['failureInfo']['message']}")
+    if doc.get("errorDetail"):
+        console.print(f"  error detail: {doc['errorDetail']}")
+    console.print(f"  OFD: {doc['ofd']['state']} {doc['ofd']['changedAt'] or ''}")
+    for warning in doc["warnings"]:
+        console.print(f"  warning: {warning}")
+    if doc.get("possibleDuplicateOf"):
+        console.print(f"  possible duplicate of: {doc['possibleDuplicateOf']}")
+    console.print("  history:")
+    for entry in doc.get("history", []):
+        console.print(f"    {entry['at']}  {entry['status']:<18} {entry['event']}")
+
+
+# -- retail points --------------------------------------------------------------------------------------
+
+
+@points_app.command("create")
+def points_create(
+    *,
+    name: str = typer.Option(..., "--name", help="Retail point name."),
+    address: str = typer.Option("", "--address", help="Address returned by /associate."),
+    inn: str = typer.Option("", "--inn", help="INN, 10 or 12 digits."),
+    account: str | None = typer.Option(None, "--account", help="Owning account id."),
+    internet_docs: OnOff = typer.Option(
+        OnOff.ON, "--internet-docs", help="The internet-shop flag."
+    ),
+    stop_on_errors: OnOff = typer.Option(OnOff.OFF, "--stop-on-errors"),
+    pickup_window: Window = typer.Option(Window.THREE_DAYS, "--pickup-window"),
+    server: str = SERVER,
+    token: str | None = TOKEN,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a retail point."""
+    with _client(server, token) as client:
+        point = client.create_point(
+            name,
+            address=address,
+            inn=inn,
+            accountId=account,
+            internetDocsEnabled=internet_docs is OnOff.ON,
+            stopOnErrors=stop_on_errors is OnOff.ON,
+            pickupWindow=pickup_window.value,
+        )
+    emit(point, as_json, _show_point)
+
+
+@points_app.command("list")
+def points_list(
+    server: str = SERVER, token: str | None = TOKEN, as_json: bool = JSON_OPTION
+) -> None:
+    """List retail points with their flags and fnState."""
+    with _client(server, token) as client:
+        points = client.list_points()
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        table = Table("id", "name", "internet docs", "stop on errors", "pickup", "fnState")
+        for p in rows:
+            table.add_row(
+                p["id"],
+                p["name"],
+                "on" if p["internetDocsEnabled"] else "off",
+                "on" if p["stopOnErrors"] else "off",
+                p["pickupWindow"],
+                p["fnState"],
+            )
+        console.print(table)
+
+    emit(points, as_json, human)
+
+
+@points_app.command("show")
+def points_show(
+    point_id: str = typer.Argument(help="Retail point id."),
+    server: str = SERVER,
+    token: str | None = TOKEN,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show one retail point."""
+    with _client(server, token) as client:
+        emit(client.get_point(point_id), as_json, _show_point)
+
+
+@points_app.command("set")
+def points_set(
+    point_id: str = typer.Argument(help="Retail point id."),
+    *,
+    internet_docs: OnOff | None = typer.Option(None, "--internet-docs"),
+    stop_on_errors: OnOff | None = typer.Option(None, "--stop-on-errors"),
+    pickup_window: Window | None = typer.Option(None, "--pickup-window"),
+    tax_mode: str | None = typer.Option(None, "--tax-mode", help="Default taxMode (D21)."),
+    duplicate_policy: str | None = typer.Option(None, "--duplicate-policy", help="replay|conflict"),
+    name: str | None = typer.Option(None, "--name"),
+    address: str | None = typer.Option(None, "--address"),
+    server: str = SERVER,
+    token: str | None = TOKEN,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Change flags and details of a retail point."""
+    fields = {
+        "internetDocsEnabled": _flag(internet_docs),
+        "stopOnErrors": _flag(stop_on_errors),
+        "pickupWindow": pickup_window.value if pickup_window else None,
+        "defaultTaxMode": tax_mode,
+        "duplicatePolicy": duplicate_policy,
+        "name": name,
+        "address": address,
+    }
+    changes = {k: v for k, v in fields.items() if v is not None}
+    with _client(server, token) as client:
+        emit(client.update_point(point_id, **changes), as_json, _show_point)
+
+
+@app.command("credentials")
+def credentials(
+    point_id: str = typer.Argument(help="Retail point id."),
+    server: str = SERVER,
+    token: str | None = TOKEN,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """«Сгенерировать логин и пароль»: new service credentials (shown once)."""
+    with _client(server, token) as client:
+        creds = client.generate_credentials(point_id)
+
+    def human(c: dict[str, str]) -> None:
+        console.print(f"retail point: {c['retailPointId']}")
+        console.print(f"login:        {c['login']}")
+        console.print(f"password:     {c['password']}")
+
+    emit(creds, as_json, human)
+
+
+# -- documents --------------------------------------------------------------------------------------------
+
+
+@documents_app.command("list")
+def documents_list(
+    *,
+    status: list[str] | None = typer.Option(None, "--status", help="Repeat for several."),
+    retail_point: str | None = typer.Option(None, "--retail-point"),
+    doc_id: str | None = typer.Option(None, "--id", help="The shop's document id."),
+    since: str | None = typer.Option(None, "--since", help="Accepted at or after (ISO 8601)."),
+    until: str | None = typer.Option(None, "--until", help="Accepted before (ISO 8601)."),
+    limit: int = typer.Option(100, "--limit"),
+    history: bool = typer.Option(False, "--history", help="Include every document's history."),  # noqa: FBT003 - typer default
+    server: str = SERVER,
+    token: str | None = TOKEN,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List documents with filters."""
+    with _client(server, token) as client:
+        rows = client.list_documents(
+            statuses=status,
+            retail_point_id=retail_point,
+            doc_id=doc_id,
+            since=since,
+            until=until,
+            limit=limit,
+            history=history,
+        )
+
+    def human(data: list[dict[str, Any]]) -> None:
+        _doc_table(data)
+        if history:
+            for doc in data:
+                _show_document(doc)
+
+    emit(rows, as_json, human)
+
+
+@documents_app.command("show")
+def documents_show(
+    doc_id: str = typer.Argument(help="The shop's document id."),
+    retail_point: str | None = POINT,
+    server: str = SERVER,
+    token: str | None = TOKEN,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Document detail: history, OFD delivery, error detail, warnings."""
+    with _client(server, token) as client:
+        emit(client.document(doc_id, retail_point), as_json, _show_document)
+
+
+@app.command("redrive")
+def redrive(
+    doc_id: str = typer.Argument(help="The shop's document id."),
+    retail_point: str | None = POINT,
+    server: str = SERVER,
+    token: str | None = TOKEN,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """«Провести повторно»: re-queue a FAILED document."""
+    with _client(server, token) as client:
+        doc = client.redrive(doc_id, retail_point)
+    emit(doc, as_json, lambda d: console.print(f"{d['id']}: {d['status']}"))
+
+
+@app.command("mark-done")
+def mark_done(
+    doc_id: str = typer.Argument(help="The shop's document id."),
+    retail_point: str | None = POINT,
+    server: str = SERVER,
+    token: str | None = TOKEN,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """«Отметить как выполненный»: complete a FAILED document without a receipt."""
+    with _client(server, token) as client:
+        doc = client.mark_done(doc_id, retail_point)
+    emit(doc, as_json, lambda d: console.print(f"{d['id']}: {d['status']}"))
+
+
+@app.command("heartbeats")
+def heartbeats(
+    server: str = SERVER, token: str | None = TOKEN, as_json: bool = JSON_OPTION
+) -> None:
+    """Tills with their last heartbeat."""
+    with _client(server, token) as client:
+        rows = client.heartbeats()
+
+    def human(data: list[dict[str, Any]]) -> None:
+        table = Table("device", "till serial", "retail point", "ФН", "fn ok", "last heartbeat")
+        for d in data:
+            table.add_row(
+                d["deviceId"],
+                d["tillSerial"],
+                d["retailPointId"][:8],
+                d["fnSerial"],
+                str(d["fnOk"]),
+                d["lastHeartbeatAt"] or "never",
+            )
+        console.print(table)
+
+    emit(rows, as_json, human)
+
+
+@app.command("warnings")
+def warnings(server: str = SERVER, token: str | None = TOKEN, as_json: bool = JSON_OPTION) -> None:
+    """Documents with duplicate-id or double-integration warnings."""
+    with _client(server, token) as client:
+        emit(client.warnings(), as_json, _doc_table)
+
+
+# -- clock -----------------------------------------------------------------------------------------------
+
+
+def _show_clock(data: dict[str, Any]) -> None:
+    console.print(f"now {data['now']} ({data['mode']}), next deadline {data['nextDeadline']}")
+
+
+@clock_app.command("show")
+def clock_show(
+    server: str = SERVER, token: str | None = TOKEN, as_json: bool = JSON_OPTION
+) -> None:
+    """Show the cloud clock and its next timer deadline."""
+    with _client(server, token) as client:
+        emit(client.clock(), as_json, _show_clock)
+
+
+@clock_app.command("advance")
+def clock_advance(
+    duration: str = typer.Argument(help="30d, 15m, 1h30m, 235s …"),
+    server: str = SERVER,
+    token: str | None = TOKEN,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Advance the cloud clock; due timers fire in order."""
+    with _client(server, token) as client:
+        emit(client.advance(duration), as_json, _show_clock)

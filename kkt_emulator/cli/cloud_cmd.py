@@ -1,0 +1,128 @@
+"""``kkt-emulator cloud serve``: the vendor cloud stand-in alone (store, till and cabinet APIs)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import platformdirs
+import typer
+import uvicorn
+
+from kkt_emulator.cli.output import JSON_OPTION, console
+from kkt_emulator.clock import Clock, make_clock
+from kkt_emulator.cloud.settings import CallbackMethod, CloudSettings
+from kkt_emulator.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["app", "default_db_path"]
+
+app = typer.Typer(
+    help="The vendor cloud stand-in (store API, till API, cabinet).", no_args_is_help=True
+)
+
+
+def default_db_path() -> Path:
+    """Where ``cloud serve`` keeps its database unless ``--db`` says otherwise."""
+    return platformdirs.user_data_path("kkt-emulator") / "cloud.db"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising SIGINT/SIGTERM after a graceful stop."""
+
+    stopped_by: list[int]
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Stop gracefully on SIGINT/SIGTERM and remember which signal it was."""
+        self.stopped_by = []
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self.stopped_by = list(self._captured_signals)
+                self._captured_signals.clear()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _serve(
+    sock: socket.socket, db: Path, clock: Clock, settings: CloudSettings, *, as_json: bool
+) -> list[int]:
+    host, port = sock.getsockname()[:2]
+    shown_host = f"[{host}]" if ":" in host else host
+    url = f"http://{shown_host}:{port}"
+    from kkt_emulator.cloud.app import Cloud  # noqa: PLC0415 - FastAPI loads only for serve
+
+    async with Cloud(db, clock, settings) as cloud:
+        config = uvicorn.Config(
+            cloud.app, lifespan="off", log_level="warning", access_log=False, log_config=None
+        )
+        server = _Server(config)
+        if as_json:
+            typer.echo(json.dumps({"url": url, "db": str(db), "clock": clock.mode}))
+        else:
+            console.print(f"cloud listening on {url} (database {db}, clock {clock.mode})")
+        await server.serve(sockets=[sock])
+        return server.stopped_by
+
+
+@app.command("serve")
+def serve(
+    *,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8080, "--port", help="Port to listen on; 0 picks a free one."),
+    db: Path | None = typer.Option(
+        None, "--db", help="SQLite database (created on first start); default in the user data dir."
+    ),
+    clock_spec: str = typer.Option("real", "--clock", help="real, manual or scaled:N."),
+    callback_method: CallbackMethod = typer.Option(
+        CallbackMethod.GET, "--callback-method", help="HTTP method of responseURL callbacks (D42)."
+    ),
+    no_verify_tls: bool = typer.Option(
+        False,  # noqa: FBT003 - typer default
+        "--no-verify-tls",
+        help="Do not verify HTTPS certificates of responseURL callbacks.",
+    ),
+    cabinet_token: str | None = typer.Option(
+        None, "--cabinet-token", envvar="KKT_CABINET_TOKEN", help="Require this bearer token."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Serve the cloud stand-in until SIGINT or SIGTERM; prints its URL first."""
+    clock = make_clock(clock_spec)
+    settings = CloudSettings(
+        callback_method=callback_method,
+        callback_verify_tls=not no_verify_tls,
+        cabinet_token=cabinet_token,
+    )
+    db_path = db or default_db_path()
+    sock = _listen(host, port)
+    try:
+        stopped_by = asyncio.run(_serve(sock, db_path, clock, settings, as_json=as_json))
+    finally:
+        sock.close()
+    reason = ", ".join(signal.Signals(s).name for s in stopped_by) or "shutdown"
+    if as_json:
+        typer.echo(json.dumps({"stopped": reason}))
+    else:
+        console.print(f"cloud stopped ({reason})")

@@ -1,0 +1,179 @@
+"""`kkt-emulator cabinet …` against a cloud served by uvicorn in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import uvicorn
+
+from kkt_emulator.cli.main import main
+from kkt_emulator.clock import ManualClock
+from kkt_emulator.cloud.app import Cloud
+from kkt_emulator.cloud.settings import CloudSettings
+from kkt_emulator.logging import configure_logging
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    configure_logging("console", "warning")  # keep the server's info logs off captured stdout
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    holder: dict[str, uvicorn.Server] = {}
+    ready = threading.Event()
+
+    async def run() -> None:
+        clock = ManualClock(datetime(2024, 5, 1, 9, 0, tzinfo=UTC))
+        cloud = Cloud(tmp_path / "cloud.db", clock, CloudSettings(password_iterations=1000))
+        config = uvicorn.Config(cloud.app, lifespan="on", log_level="warning", access_log=False)
+        holder["server"] = uvicorn.Server(config)
+        task = asyncio.create_task(holder["server"].serve(sockets=[sock]))
+        for _ in range(3000):
+            if holder["server"].started:
+                break
+            await clock.pace(0.01)
+        ready.set()
+        await task
+
+    thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
+    thread.start()
+    assert ready.wait(timeout=30)
+    try:
+        yield url
+    finally:
+        holder["server"].should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], server: str, *args: str) -> Any:
+    code, out, err = run(capsys, "cabinet", *args, "--server", server, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def shop_post(server: str, point_id: str, doc: dict[str, Any], creds: dict[str, str]) -> None:
+    with httpx.Client(base_url=server) as http:
+        assoc = http.post(
+            f"/api/fn/v1/associate/{point_id}", auth=(creds["login"], creds["password"])
+        ).json()
+        response = http.post(
+            "/api/fn/v2/doc", json=doc, auth=(assoc["userName"], assoc["password"])
+        )
+        assert response.status_code == 200, response.text
+
+
+def doc(**changes: Any) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "docNum": "1001",
+        "docType": "SALE",
+        "checkoutDateTime": "2024-05-01T12:00:00+03:00",
+        "email": "buyer@example.com",
+        "inventPositions": [{"name": "Товар", "price": 100, "quantity": 1, "vatTag": 1105}],
+        "moneyPositions": [{"paymentType": "CARD", "sum": 100}],
+        **changes,
+    }
+
+
+def test_points_credentials_and_flags(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    point = run_json(
+        capsys,
+        server,
+        "points",
+        "create",
+        "--name",
+        "Shop",
+        "--inn",
+        "7727401209",
+        "--pickup-window",
+        "5min",
+    )
+    assert point["pickupWindow"] == "5min"
+    assert point["fnState"] == "ASSOCIATED"
+    listed = run_json(capsys, server, "points", "list")
+    assert [p["id"] for p in listed] == [point["id"]]
+    changed = run_json(
+        capsys,
+        server,
+        "points",
+        "set",
+        point["id"],
+        "--internet-docs",
+        "off",
+        "--stop-on-errors",
+        "on",
+    )
+    assert changed["internetDocsEnabled"] is False
+    assert changed["stopOnErrors"] is True
+    assert changed["fnState"] == "DISABLED"
+    creds = run_json(capsys, server, "credentials", point["id"])
+    assert creds["login"].startswith("svc-")
+    assert len(creds["password"]) == 16
+    code, out, _ = run(capsys, "cabinet", "points", "list", "--server", server)
+    assert code == 0
+    assert "Shop" in out
+
+
+def test_documents_redrive_and_mark_done(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    point = run_json(capsys, server, "points", "create", "--name", "S", "--pickup-window", "5min")
+    creds = run_json(capsys, server, "credentials", point["id"])
+    first, second = doc(docNum="A"), doc(id="order/2", docNum="B")
+    shop_post(server, point["id"], first, creds)
+    shop_post(server, point["id"], second, creds)
+    moved = run_json(capsys, server, "clock", "advance", "235s")
+    assert moved["now"] == "2024-05-01T09:03:55+00:00"
+    failed = run_json(capsys, server, "documents", "list", "--status", "FAILED")
+    assert {d["id"] for d in failed} == {first["id"], "order/2"}
+    shown = run_json(capsys, server, "documents", "show", "order/2")
+    assert shown["failureInfo"]["message"] == "POS doesn't connect for document within 235 seconds"
+    assert [h["status"] for h in shown["history"]] == ["QUEUED", "FAILED"]
+    redriven = run_json(capsys, server, "redrive", first["id"], "--retail-point", point["id"])
+    assert redriven["status"] == "REQUEUED"
+    done = run_json(capsys, server, "mark-done", "order/2")
+    assert done["status"] == "COMPLETED"
+    code, out, _ = run(capsys, "cabinet", "documents", "show", "order/2", "--server", server)
+    assert code == 0
+    assert "COMPLETED" in out
+    assert run_json(capsys, server, "heartbeats") == []
+    assert run_json(capsys, server, "warnings") == []
+    shown_clock = run_json(capsys, server, "clock", "show")
+    assert shown_clock["mode"] == "manual"
+
+
+def test_errors_are_one_line_and_exit_2(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "cabinet", "documents", "show", "nope", "--server", server)
+    assert code == 2
+    assert err.strip() == "error: HTTP 404: Document not found: nope"
+    code, _, err = run(capsys, "cabinet", "redrive", "x", "--retail-point", "y", "--server", server)
+    assert code == 2
+    assert err.strip().startswith("error: HTTP 404")
+
+
+def test_unreachable_server_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, _, err = run(capsys, "cabinet", "points", "list", "--server", f"http://127.0.0.1:{port}")
+    assert code == 2
+    assert err.startswith(f"error: cannot reach the cloud at http://127.0.0.1:{port}")
+    assert len(err.strip().splitlines()) == 1
