@@ -1,0 +1,336 @@
+"""The till's side of the OFD exchange: signed documents from the drive to the operator (ОФД).
+
+The loop of a real till (FN spec §6.6, §11), one document per TCP connection:
+
+1. ``20h``: is anything unsent, and which FD heads the queue;
+2. ``21h(1)``, ``22h`` (length), ``23h`` blocks of at most the client's frame data, ``25h``: read
+   the container the drive built — under ``client.exclusive``, so no receipt interleaves;
+3. the 30-byte session header (A-version from the FFD, ФН number, body length, flags ``0x0014``,
+   CRC 0) + the container over TCP; read the operator's 30-byte header and its body;
+4. ``26h`` with that body (the header stripped, as fncore does), then ``41h`` to read back the
+   stored acknowledgement, as the real till does — under ``client.exclusive`` again;
+5. ``21h(0)``, whatever happened.
+
+Decisions:
+
+* An unreachable, refusing, silent or garbled OFD raises
+  :class:`~kkt_emulator.errors.TransportError` with a one-line reason after ``21h(0)``; a read that
+  failed half-way is cancelled with ``24h`` first. The document stays at the head of the drive's
+  queue and is sent again next round.
+* A drive that refuses the acknowledgement (``26h`` → 20h + reason) is logged with the reason and
+  the round stops by re-raising the :class:`~kkt_emulator.errors.DriveError` (``code`` 20h,
+  ``data`` the reason byte). Documents acknowledged earlier in the round were already reported
+  through ``on_ack``.
+* The drive takes an acknowledgement with a non-zero 1022 code (11 «не распознан», 14 «не прошел
+  ФЛК») as delivered: the document leaves the queue and 41h holds the ack. The sender does the
+  same — it counts as acknowledged (``on_ack`` is called, the FD is returned) — and logs the code
+  as a warning.
+* :meth:`OfdSender.run` backs off exponentially (pacing time) while rounds fail and never raises
+  except ``CancelledError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from kkt_emulator.errors import ConfigError, DriveError, EmulatorError, FramingError, TransportError
+from kkt_emulator.fn.codes import Command, OfdRejectReason, ResultCode
+from kkt_emulator.fn.container import A_VERSIONS, SESSION_HEADER_SIZE, SessionHeader
+from kkt_emulator.logging import get_logger
+from kkt_emulator.transport.tcp import tcp_connect
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from kkt_emulator.clock import Clock
+    from kkt_emulator.fn.client import FnClient
+    from kkt_emulator.transport.base import BytePipe
+
+__all__ = ["OfdSender", "parse_address"]
+
+_MIN_INTERVAL = 0.001
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[v6]:port`` for IPv6) into host and port.
+
+    Raises:
+        ConfigError: no port, or a port outside 1..65535.
+    """
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ConfigError(f"OFD address {address!r} is not host:port")
+    port = int(port_text)
+    if not 1 <= port <= 0xFFFF:
+        raise ConfigError(f"OFD address {address!r}: port must be 1..65535")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, port
+
+
+class OfdSender:
+    """Moves the drive's unsent documents to the OFD and hands it the acknowledgements.
+
+    Args:
+        client: the till's drive client; multi-command steps hold ``client.exclusive``.
+        clock: pacing for the back-off of :meth:`run`.
+        address: the OFD as ``host:port``.
+        ffd: the FFD version written in the session header ("1.05", "1.1" or "1.2").
+        fn_serial: the drive's ФН number, written in the session header.
+        on_sent: awaited with the FD number once its container was written to the OFD.
+        on_ack: awaited with the FD number and the acknowledgement time (UTC, as the drive stored
+            the operator's 1012) once the drive accepted the acknowledgement.
+        connect_timeout: real seconds to wait for the TCP connection.
+        reply_timeout: real seconds to wait for the operator's answer once the document was sent.
+
+    Raises:
+        ConfigError: a bad address, FFD version or timeout.
+    """
+
+    def __init__(
+        self,
+        client: FnClient,
+        clock: Clock,
+        address: str,
+        *,
+        ffd: str,
+        fn_serial: str,
+        on_sent: Callable[[int], Awaitable[None]] | None = None,
+        on_ack: Callable[[int, datetime], Awaitable[None]] | None = None,
+        connect_timeout: float = 5.0,
+        reply_timeout: float = 30.0,
+    ) -> None:
+        if ffd not in A_VERSIONS:
+            raise ConfigError(f"unknown FFD version {ffd!r}: use {', '.join(A_VERSIONS)}")
+        if connect_timeout <= 0 or reply_timeout <= 0:
+            raise ConfigError("OFD timeouts must be positive")
+        self.client = client
+        self.clock = clock
+        self.address = address
+        self.host, self.port = parse_address(address)
+        self.ffd = ffd
+        self.fn_serial = fn_serial
+        self.on_sent = on_sent
+        self.on_ack = on_ack
+        self.connect_timeout = connect_timeout
+        self.reply_timeout = reply_timeout
+        self.log = get_logger(fn_serial=fn_serial, component="ofd_sender", ofd=address)
+        self._round = asyncio.Lock()
+        self._wake = asyncio.Event()
+
+    # ------------------------------------------------------------------ public API
+
+    def notify(self) -> None:
+        """New documents were signed: end the idle wait of :meth:`run` now (not a back-off wait)."""
+        self._wake.set()
+
+    async def send_once(self) -> list[int]:
+        """Send every unsent document, one connection each; return the acknowledged FD numbers.
+
+        Raises:
+            TransportError: the OFD could not be reached, did not answer, or answered garbage.
+            DriveError: the drive refused a step (26h: 20h + the reject reason in ``data``).
+        """
+        async with self._round:
+            acknowledged: list[int] = []
+            while True:
+                fd = await self._send_next(acknowledged[-1] if acknowledged else None)
+                if fd is None:
+                    return acknowledged
+                acknowledged.append(fd)
+
+    async def run(
+        self, stop: asyncio.Event, interval: float = 1.0, backoff_max: float = 60.0
+    ) -> None:
+        """Send rounds until ``stop`` is set: every ``interval`` seconds, backing off on failure.
+
+        After ``n`` failed rounds in a row the next try waits ``interval × 2ⁿ`` seconds, at most
+        ``backoff_max``; a good round resets it. All waits are pacing time. Never raises except
+        ``CancelledError``.
+        """
+        base = max(interval, _MIN_INTERVAL)
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self.send_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Nothing may stop the loop: an OFD outage or a drive refusal is retried later.
+                failures += 1
+                delay = min(max(backoff_max, base), base * 2 ** min(failures, 30))
+                event = "ofd_round_failed"
+                if isinstance(exc, EmulatorError):
+                    self.log.warning(event, reason=str(exc), failures=failures, retry_in=delay)
+                else:
+                    self.log.exception(event, reason=str(exc), failures=failures, retry_in=delay)
+            else:
+                if failures:
+                    self.log.info("ofd_link_restored", after_failures=failures)
+                failures = 0
+                delay = base
+            await self._wait(stop, delay, wakeable=failures == 0)
+
+    # ------------------------------------------------------------------ one document
+
+    async def _send_next(self, previous: int | None) -> int | None:
+        client = self.client
+        async with client.exclusive:
+            status = await client.call(Command.OFD_STATUS)
+            if status.unsent == 0:
+                return None
+            fd = int(status.first_fd)
+            if fd == previous:
+                # The drive kept the document at the head of its queue after accepting its
+                # acknowledgement: stop rather than spin (a drive fault, not an OFD one).
+                self.log.error("ofd_queue_stuck", fd=fd)
+                return None
+            await client.call(Command.OFD_TRANSPORT, connected=1)
+        failure: BaseException | None = None
+        try:
+            async with client.exclusive:
+                message = await self._read_message()
+            reply = await self._exchange(fd, message)
+            when = await self._pass_reply(fd, reply)
+            if self.on_ack is not None:
+                await self.on_ack(fd, when)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            await self._close_transport(failure)
+        return fd
+
+    async def _read_message(self) -> bytes:
+        client = self.client
+        length = int((await client.call(Command.OFD_START_READ)).length)
+        try:
+            message = await self._read_blocks(length)
+            await client.call(Command.OFD_FINISH_READ)
+        except BaseException:
+            # The read is half done: cancel it (24h) so the drive is left with no read open.
+            with contextlib.suppress(EmulatorError):
+                await client.call(Command.OFD_CANCEL_READ)
+            raise
+        return message
+
+    async def _read_blocks(self, length: int) -> bytes:
+        client = self.client
+        message = bytearray()
+        while len(message) < length:
+            answer = await client.call(
+                Command.OFD_READ_BLOCK,
+                offset=len(message),
+                length=min(client.max_data, length - len(message)),
+            )
+            if not answer.block:
+                raise TransportError(
+                    f"the drive gave an empty block at {len(message)} of {length} bytes"
+                )
+            message += answer.block
+        return bytes(message[:length])
+
+    async def _exchange(self, fd: int, message: bytes) -> bytes:
+        header = SessionHeader.for_container(self.fn_serial, len(message), self.ffd)
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                pipe = await tcp_connect(self.host, self.port, name=f"ofd:{self.address}")
+        except TimeoutError:
+            raise TransportError(
+                f"OFD {self.address}: no connection within {self.connect_timeout:g} s"
+            ) from None
+        try:
+            await pipe.write(header.encode() + message)
+            self.log.debug("ofd_document_sent", fd=fd, size=len(message))
+            if self.on_sent is not None:
+                await self.on_sent(fd)
+            async with asyncio.timeout(self.reply_timeout):
+                head = await _read_exactly(pipe, SESSION_HEADER_SIZE)
+                try:
+                    reply = SessionHeader.decode(head)
+                except FramingError as exc:
+                    raise TransportError(f"OFD {self.address} answered garbage: {exc}") from exc
+                return await _read_exactly(pipe, reply.body_length)
+        except TimeoutError:
+            raise TransportError(
+                f"OFD {self.address}: no answer within {self.reply_timeout:g} s"
+            ) from None
+        finally:
+            await pipe.close()
+
+    async def _pass_reply(self, fd: int, reply: bytes) -> datetime:
+        client = self.client
+        async with client.exclusive:
+            try:
+                answer = await client.call(Command.OFD_RECEIPT, data=reply)
+            except DriveError as exc:
+                self._log_refusal(fd, exc)
+                raise
+            code = int(answer.ofd_code)
+            try:
+                stored: Any = await client.call(Command.OFD_ACK_BY_NUMBER, fd=fd)
+            except DriveError as exc:
+                self.log.warning("ofd_ack_not_stored", fd=fd, reason=str(exc))
+                when = self.clock.now()
+            else:
+                # The drive keeps the operator's 1012 (UTC) as the acknowledgement time.
+                when = stored.when.replace(tzinfo=UTC)
+        if code:
+            self.log.warning("ofd_document_rejected", fd=fd, ofd_code=code)
+        else:
+            self.log.info("ofd_document_acknowledged", fd=fd)
+        return when
+
+    def _log_refusal(self, fd: int, exc: DriveError) -> None:
+        reason: int | None = None
+        if exc.code == ResultCode.OFD_MESSAGE_REJECTED and exc.data:
+            reason = exc.data[0]
+        elif exc.code == ResultCode.LIFETIME:
+            # FN spec §14.1: ФН-2016's 05h from 26h means a bad CRC, like 20h + reason 05.
+            reason = OfdRejectReason.BAD_CRC
+        text = ""
+        if reason is not None:
+            with contextlib.suppress(ValueError):
+                text = OfdRejectReason(reason).name.lower()
+        self.log.error(
+            "ofd_ack_refused_by_drive",
+            fd=fd,
+            code=f"{exc.code:02X}h",
+            reason=reason,
+            reason_name=text,
+            detail=str(exc),
+        )
+
+    async def _close_transport(self, failure: BaseException | None) -> None:
+        try:
+            async with self.client.exclusive:
+                await self.client.call(Command.OFD_TRANSPORT, connected=0)
+        except EmulatorError as exc:
+            # Never hide the failure that brought us here; a lone 21h(0) failure is only logged,
+            # the next round starts with 21h(1) anyway.
+            self.log.warning("ofd_transport_close_failed", reason=str(exc), after=repr(failure))
+
+    async def _wait(self, stop: asyncio.Event, delay: float, *, wakeable: bool) -> None:
+        waiters: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self.clock.pace(delay)),
+        ]
+        if wakeable:
+            waiters.append(asyncio.ensure_future(self._wake.wait()))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+        self._wake.clear()
+
+
+async def _read_exactly(pipe: BytePipe, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        data += await pipe.read(size - len(data))
+    return bytes(data)
