@@ -566,7 +566,7 @@ class Storage:
 
     def list_accounts(self) -> list[Account]:
         """Every account, oldest first."""
-        rows = self._all("SELECT * FROM accounts ORDER BY created_at, id")
+        rows = self._all("SELECT * FROM accounts ORDER BY rowid")
         return [Account(r["id"], r["name"], from_db_time(r["created_at"])) for r in rows]
 
     def upsert_master_credential(self, cred: MasterCredential, now: datetime) -> None:
@@ -654,7 +654,7 @@ class Storage:
 
     def list_points(self) -> list[RetailPoint]:
         """Every retail point, oldest first."""
-        rows = self._all("SELECT * FROM retail_points ORDER BY created_at, id")
+        rows = self._all("SELECT * FROM retail_points ORDER BY rowid")
         return [_point_from_row(r) for r in rows]
 
     # -- associations ------------------------------------------------------------------------------
