@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -307,6 +308,15 @@ def test_cli_bad_flags_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("error: ")
     assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_port_in_use_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["ofd", "serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}")
     assert len(err.strip().splitlines()) == 1
 
 

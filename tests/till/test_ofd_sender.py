@@ -199,6 +199,27 @@ async def test_run_backs_off_while_down_and_recovers() -> None:
         assert [fd for fd, _ in r.acked] == [1, 2, 3]
 
 
+async def test_receipts_signed_while_running_are_sent_on_notify() -> None:
+    bench = bench_with_documents("modulkassa-ffd12", sales=0)
+    async with rig(bench) as r:
+        r.expected = 2
+        stop = asyncio.Event()
+        # An idle interval far beyond the safety timeout: only notify() can wake the loop.
+        task = asyncio.create_task(r.sender.run(stop, interval=3600))
+        await asyncio.wait_for(r.all_acked.wait(), SAFETY_TIMEOUT)
+        r.all_acked.clear()
+        r.expected = 5
+        local = bench.drive.local_time(r.clock.now())
+        for _ in range(3):
+            async with r.client.exclusive:
+                await r.client.receipt(local, 1, 4550, bench.receipt_tlv(4550) + item_tlv(Item()))
+        r.sender.notify()
+        await asyncio.wait_for(r.all_acked.wait(), SAFETY_TIMEOUT)
+        stop.set()
+        await asyncio.wait_for(task, SAFETY_TIMEOUT)
+        assert [fd for fd, _ in r.acked] == [1, 2, 3, 4, 5]
+
+
 async def test_reject_code_14_is_delivered_and_stored_by_the_drive() -> None:
     # The drive takes an acknowledgement with 1022 = 14 («не прошел ФЛК») as delivery: the
     # document leaves the queue and 41h holds the ack. The OFD lists it as not accepted.
