@@ -178,20 +178,21 @@ class OfdSender:
 
     async def _send_next(self, previous: int | None) -> int | None:
         client = self.client
-        async with client.exclusive:
-            status = await client.call(Command.OFD_STATUS)
-            if status.unsent == 0:
-                return None
-            fd = int(status.first_fd)
-            if fd == previous:
-                # The drive kept the document at the head of its queue after accepting its
-                # acknowledgement: stop rather than spin (a drive fault, not an OFD one).
-                self.log.error("ofd_queue_stuck", fd=fd)
-                return None
-            await client.call(Command.OFD_TRANSPORT, connected=1)
         failure: BaseException | None = None
+        opened = False
         try:
             async with client.exclusive:
+                status = await client.call(Command.OFD_STATUS)
+                if status.unsent == 0:
+                    return None
+                fd = int(status.first_fd)
+                if fd == previous:
+                    # The drive kept the document at the head of its queue after accepting its
+                    # acknowledgement: stop rather than spin (a drive fault, not an OFD one).
+                    self.log.error("ofd_queue_stuck", fd=fd)
+                    return None
+                opened = True
+                await client.call(Command.OFD_TRANSPORT, connected=1)
                 message = await self._read_message()
             reply = await self._exchange(fd, message)
             when = await self._pass_reply(fd, reply)
@@ -201,7 +202,8 @@ class OfdSender:
             failure = exc
             raise
         finally:
-            await self._close_transport(failure)
+            if opened:
+                await self._close_transport(failure)
         return fd
 
     async def _read_message(self) -> bytes:
