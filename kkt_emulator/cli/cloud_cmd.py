@@ -106,6 +106,11 @@ def serve(
     cabinet_token: str | None = typer.Option(
         None, "--cabinet-token", envvar="KKT_CABINET_TOKEN", help="Require this bearer token."
     ),
+    demo: bool = typer.Option(
+        False,  # noqa: FBT003 - typer default
+        "--demo",
+        help="Demo mode (D4): a virtual till fiscalises every document at once.",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Serve the cloud stand-in until SIGINT or SIGTERM; prints its URL first."""
@@ -114,6 +119,7 @@ def serve(
         callback_method=callback_method,
         callback_verify_tls=not no_verify_tls,
         cabinet_token=cabinet_token,
+        demo_mode=demo,
     )
     db_path = db or default_db_path()
     sock = _listen(host, port)

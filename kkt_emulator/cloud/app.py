@@ -214,6 +214,7 @@ class Cloud:
             try:
                 now = self.clock.now()
                 self.service.sweep(now)
+                self.service.demo_pump(now)
                 for request in self.service.due_callbacks(now, tuple(self._in_flight)):
                     self._in_flight[request.seq] = asyncio.create_task(
                         self._attempt(request), name=f"callback-{request.seq}"

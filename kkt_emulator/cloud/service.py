@@ -185,6 +185,8 @@ class CloudService:
     def fn_state(self, point: RetailPoint) -> tuple[FnState, datetime | None]:
         """The point's status and the time of its last heartbeat (D40)."""
         heartbeat = self.storage.last_heartbeat(point.id)
+        if self.settings.demo_mode:
+            return FnState.READY, heartbeat[0] if heartbeat else None  # D4
         if not point.internet_docs_enabled:
             return FnState.DISABLED, heartbeat[0] if heartbeat else None
         if heartbeat is None:
@@ -721,7 +723,73 @@ class CloudService:
 
     def next_deadline(self, in_flight: Sequence[int] = ()) -> datetime | None:
         """The earliest deadline of any timer, ignoring callbacks already in flight."""
-        return self.storage.next_deadline(in_flight)
+        deadline = self.storage.next_deadline(in_flight)
+        if self.settings.demo_mode:
+            oldest = self.storage.oldest_queued_at()
+            if oldest is not None:
+                due = oldest + self.settings.demo_latency
+                deadline = due if deadline is None else min(deadline, due)
+        return deadline
+
+    def demo_pump(self, now: datetime) -> int:
+        """D4: the virtual till of demo mode fiscalises every document that is due.
+
+        Returns how many documents it fiscalised.
+        """
+        if not self.settings.demo_mode:
+            return 0
+        done = 0
+        for record in self.storage.queued_before(now - self.settings.demo_latency):
+            at = max(now, record.created_at + self.settings.demo_latency)
+            with self.storage.transaction():
+                lease_id = f"demo-{uuid.uuid4().hex}"
+                leased = self._apply(
+                    record, lc.Lease(lease_id), at, {"deviceId": "demo"}, lease_device_id="demo"
+                )
+                info = self._demo_fiscal_info(leased, at)
+                printed = self._apply(
+                    leased,
+                    lc.Success(lease_id, self.settings.callback_dispatch_delay),
+                    at,
+                    {"deviceId": "demo", "leaseId": lease_id, "late": False},
+                    fiscal_info=info,
+                    fn_number=info["fnNumber"],
+                    fn_doc_number=info["fnDocNumber"],
+                )
+                self._dispatch_if_due(printed, at)
+            done += 1
+        if done:
+            self.on_change()
+        return done
+
+    def _demo_fiscal_info(self, record: DocumentRecord, at: datetime) -> dict[str, Any]:
+        """Fiscal data of the virtual till, shaped as D50 says."""
+        number = record.seq
+        total = Decimal(record.total)
+        doc_type = str(record.document.get("docType", "SALE"))
+        check_type = {"BUY": "PURCHASE", "BUY_RETURN": "RETURN_PURCHASE"}.get(doc_type, doc_type)
+        sign = {"SALE": 1, "RETURN": 2, "BUY": 3, "BUY_RETURN": 4}.get(doc_type, 1)
+        fn_number = "9999078900000000"
+        mark = int(uuid.uuid5(uuid.NAMESPACE_OID, f"{record.retail_point_id}/{record.doc_id}")) % (
+            2**32
+        )
+        qr = (
+            f"t={at.astimezone(UTC):%Y%m%dT%H%M%S}&s={total:.2f}&fn={fn_number}"
+            f"&i={number:010d}&fp={mark}&n={sign}"
+        )
+        return {
+            "shiftNumber": 1,
+            "checkNumber": number,
+            "kktNumber": "0000000000000000",
+            "fnNumber": fn_number,
+            "fnDocNumber": number,
+            "fnDocMark": mark,
+            "date": format_time(at),
+            "sum": float(total),
+            "checkType": check_type,
+            "qr": qr,
+            "ecrRegistrationNumber": "0000000000000000",
+        }
 
     def due_callbacks(self, now: datetime, in_flight: Sequence[int] = ()) -> list[CallbackRequest]:
         """Callback attempts due at ``now`` (D41–D44), not counting those in flight."""

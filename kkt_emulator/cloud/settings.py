@@ -74,6 +74,8 @@ class CloudSettings:
         password_iterations: PBKDF2 iterations for stored passwords.
         cabinet_token: if set, the cabinet API requires ``Authorization: Bearer <token>``.
         max_lease_wait: upper bound of a till's long poll, seconds (``till-protocol.md`` §1).
+        demo_mode: D4; an internal virtual till fiscalises every document, ``fnState`` is READY.
+        demo_latency: D4; how long after acceptance the virtual till fiscalises a document.
     """
 
     callback_method: CallbackMethod = CallbackMethod.GET
@@ -86,3 +88,5 @@ class CloudSettings:
     password_iterations: int = 100_000
     cabinet_token: str | None = None
     max_lease_wait: float = 30.0
+    demo_mode: bool = False
+    demo_latency: timedelta = timedelta(0)

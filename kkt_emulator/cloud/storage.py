@@ -877,6 +877,22 @@ class Storage:
         )
         return [_document_from_row(r) for r in rows]
 
+    def queued_before(self, moment: datetime, limit: int = 500) -> list[DocumentRecord]:
+        """QUEUED or REQUEUED documents of any point accepted at or before ``moment``, oldest first."""
+        rows = self._all(
+            "SELECT * FROM documents WHERE status IN ('QUEUED', 'REQUEUED') AND created_at <= ?"
+            " ORDER BY seq LIMIT ?",
+            (to_db_time(moment), limit),
+        )
+        return [_document_from_row(r) for r in rows]
+
+    def oldest_queued_at(self) -> datetime | None:
+        """Acceptance time of the oldest QUEUED or REQUEUED document, if any."""
+        row = self._one(
+            "SELECT MIN(created_at) AS t FROM documents WHERE status IN ('QUEUED', 'REQUEUED')"
+        )
+        return None if row is None or row["t"] is None else from_db_time(row["t"])
+
     def blocking_documents(self, point_id: str) -> list[DocumentRecord]:
         """The point's documents that block the queue (stop-on-errors)."""
         rows = self._all(
