@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 
 from kkt_emulator.cli.main import main
 from kkt_emulator.clock import ManualClock
@@ -25,6 +28,18 @@ GOLDEN = (Path(__file__).parents[1] / "golden" / "ofd-registration-change-fn1.bi
 SERIAL = "9999078900005488"
 T0 = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
 INN = "7704358518"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """The CLI configures logging globally (onto a captured stream): start clean, put it back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    structlog.reset_defaults()
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
 
 
 async def talk(port: int, data: bytes, *, half_close: bool = True) -> bytes:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.errors import ConfigError, DriveError, TransportError
@@ -25,6 +28,18 @@ PROFILES = ["modulkassa-ffd12", "modulkassa-ffd105"]
 # Sberbank's ИНН: valid check digits, but not the operator the drive was registered with.
 OTHER_OFD_INN = "7707083893"
 SAFETY_TIMEOUT = 10.0  # a hang guard, never a timing assertion
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """The CLI configures logging globally (onto a captured stream): start clean, put it back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    structlog.reset_defaults()
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
 
 
 @dataclass
@@ -257,8 +272,12 @@ async def test_an_ofd_that_does_not_answer_in_time_is_a_transport_error() -> Non
 async def test_a_drive_refusal_of_the_ack_stops_the_round_with_the_reason() -> None:
     bench = bench_with_documents("modulkassa-ffd12", sales=0)
     async with rig(bench, ofd_inn=OTHER_OFD_INN) as r:
-        with pytest.raises(DriveError) as info:
+        with capture_logs() as logs, pytest.raises(DriveError) as info:
             await r.sender.send_once()
+        refusals = [e for e in logs if e["event"] == "ofd_ack_refused_by_drive"]
+        assert [(e["fd"], e["reason"], e["reason_name"]) for e in refusals] == [
+            (1, OfdRejectReason.BAD_OFD_INN, "bad_ofd_inn")
+        ]
         assert info.value.code == ResultCode.OFD_MESSAGE_REJECTED
         assert info.value.data == bytes((OfdRejectReason.BAD_OFD_INN,))
         assert r.acked == []
