@@ -25,7 +25,8 @@ Faults (``till-protocol.md`` §4), each a real effect at the OFD layer:
   already accepted finish normally. If another process took the port meanwhile, clearing raises
   :class:`~kkt_emulator.errors.TransportError`.
 * ``ofd.reject`` (``code``, default 14 «не прошел ФЛК»): every document is stored and answered
-  with that 1022 code instead of 0.
+  with that 1022 code instead of 0 (for code 14 under FFD 1.1/1.2 also with 1206 bit 1, the
+  ФЛК-error flag).
 * ``ofd.slow`` (``delay_ms``): the answer is paced (real time) after the document was stored.
 
 Storage: always in memory; with ``db_path`` also in an SQLite table (WAL mode, one explicit
@@ -87,6 +88,7 @@ FAULT_NAMES: Final = ("ofd.down", "ofd.reject", "ofd.slow")
 _FISCAL_DOC_CODES: Final = frozenset(int(code) for code in DocCode) - {int(DocCode.OPERATOR_ACK)}
 _DEFAULT_SLOW_MS: Final = 1000
 _MAX_CODE: Final = 0xFF
+_FLAG_FLC_ERROR: Final = 0b10
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS received (
@@ -521,7 +523,10 @@ class OfdServer:
     ) -> None:
         if self.ack_delay_s > 0:
             await self.clock.pace(self.ack_delay_s)
-        ack = build_ack(serial, fd, self.ofd_inn, self.clock.now(), ffd=ffd, code=code)
+        # FFD 1.1/1.2: a ФЛК failure is also flagged in 1206 (bit 1), which the drive turns into
+        # its «ошибка ФЛК» warning (FN spec §5); FFD 1.05 has only the 1022 code.
+        flags = _FLAG_FLC_ERROR if code == OFD_FLC_FAILED and ffd != "1.05" else 0
+        ack = build_ack(serial, fd, self.ofd_inn, self.clock.now(), ffd=ffd, code=code, flags=flags)
         reply = SessionHeader(SESSION_SIGNATURE, S_VERSION, header.a_version, serial, len(ack))
         if code != OFD_ACCEPTED:
             self.rejected += 1

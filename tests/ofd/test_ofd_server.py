@@ -262,12 +262,14 @@ async def test_reject_answers_the_code_and_stores_the_document() -> None:
         await ofd.set_fault("ofd.reject")
         _, _, tags = reply_of(await talk(ofd.port, GOLDEN))
         assert ofd_code(tags) == 14
+        _, _, tags = reply_of(await talk(ofd.port, with_a_version("0120")))
+        assert (ofd_code(tags), tags[1206]) == (14, b"\x02")
         await ofd.set_fault("ofd.reject", code=11)
         _, _, tags = reply_of(await talk(ofd.port, framed(receipt_container(2))))
         assert ofd_code(tags) == 11
         assert [d.ofd_code for d in ofd.received()] == [14, 11]
         assert ofd.acknowledged_fds(SERIAL) == set()
-        assert ofd.rejected == 2
+        assert ofd.rejected == 3
         await ofd.clear_faults()
         _, _, tags = reply_of(await talk(ofd.port, GOLDEN))
         assert ofd_code(tags) == 0

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.errors import ConfigError, DriveError, TransportError
 from kkt_emulator.fn.client import FnClient
-from kkt_emulator.fn.codes import Command, OfdRejectReason, ResultCode
+from kkt_emulator.fn.codes import Command, OfdRejectReason, ResultCode, WarningFlag
 from kkt_emulator.fn.server import DriveServer
 from kkt_emulator.ofd.server import OfdServer
 from kkt_emulator.testing.drive import DriveBench, Item, item_tlv
@@ -247,6 +247,13 @@ async def test_reject_code_14_is_delivered_and_stored_by_the_drive() -> None:
             assert (await r.client.call(Command.OFD_ACK_BY_NUMBER, fd=fd)).fd == fd
         assert [d.ofd_code for d in r.ofd.received()] == [14, 14, 14]
         assert r.ofd.acknowledged_fds(bench.serial) == set()
+        # FFD 1.2: the 1206 ФЛК flag becomes the drive's warning bit 4 until a clean ack.
+        assert (await r.client.status()).warnings & WarningFlag.FLC_REJECTED
+        await r.ofd.clear_faults()
+        local = bench.drive.local_time(r.clock.now())
+        await r.client.receipt(local, 1, 4550, bench.receipt_tlv(4550) + item_tlv(Item()))
+        assert await r.sender.send_once() == [4]
+        assert not (await r.client.status()).warnings & WarningFlag.FLC_REJECTED
 
 
 async def test_slow_ofd_still_acknowledges() -> None:
