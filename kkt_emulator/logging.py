@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal, TextIO
+from typing import Literal, TextIO, cast
 
 import structlog
 
@@ -35,7 +35,7 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
     Raises:
         ConfigError: unknown format or level.
     """
-    out = stream if stream is not None else sys.stderr
+    out: TextIO = stream if stream is not None else cast("TextIO", _CurrentStderr())
     if fmt not in ("auto", "console", "json"):
         raise ConfigError(f"unknown log format {fmt!r}: use auto, console or json")
     numeric = logging.getLevelName(level.upper())
@@ -83,6 +83,23 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of writing.
+
+    A logger configured with the stream object itself keeps writing to it after it was replaced
+    (and perhaps closed), which breaks every later log line in a process that swaps stderr.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
 
 
 def get_logger(**initial: object) -> structlog.typing.FilteringBoundLogger:

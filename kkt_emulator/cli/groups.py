@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kkt_emulator.cli import bench_cmd, fn_cmd, ofd_cmd, profiles_cmd, tlv_cmd
+from kkt_emulator.cli import (
+    bench_cmd,
+    doc_cmd,
+    fn_cmd,
+    ofd_cmd,
+    profiles_cmd,
+    stack_cmd,
+    till_cmd,
+    tlv_cmd,
+)
 
 if TYPE_CHECKING:
     import typer
@@ -21,6 +30,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(profiles_cmd.app, name="profiles")
     app.add_typer(bench_cmd.app, name="bench")
     app.add_typer(ofd_cmd.app, name="ofd")
+    app.add_typer(doc_cmd.app, name="doc")
+    app.add_typer(till_cmd.app, name="till")
+    stack_cmd.register(app)
     from kkt_emulator.cli import cabinet_cmd, cloud_cmd  # noqa: PLC0415 - kept apart from the list above
 
     app.add_typer(cloud_cmd.app, name="cloud")

@@ -73,6 +73,9 @@ class FnClient:
         self.framer = Framer(max_data=max(max_data, 1536))
         self._buffer = bytearray()
         self._lock = asyncio.Lock()
+        self.exclusive = asyncio.Lock()
+        """Hold this around a multi-command sequence (a receipt, an OFD read) so that no other
+        task's commands interleave with it; single calls do not need it."""
         self.last_warning = False
         self.enq_sent = 0
 

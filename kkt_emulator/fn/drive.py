@@ -1224,7 +1224,9 @@ class FiscalDrive:
             s.ofd_flags = (
                 ((flags >> 1) & 1) << 4 | ((flags >> 2) & 1) << 5 | ((flags >> 3) & 1) << 6
             )
-        ack_time = local
+        # 41h keeps the operator's time, which 1012 carries in UTC (FN spec §11.4); without it the
+        # drive's own time, converted to UTC, so the archive holds one time base.
+        ack_time = self.business_time(local).replace(tzinfo=None)
         if T_DATETIME in body and len(body[T_DATETIME]) == 4:
             ack_time = datetime.fromtimestamp(
                 int.from_bytes(body[T_DATETIME], "little"), UTC

@@ -288,6 +288,7 @@ def receipt_qr(  # noqa: PLR0917 - positional signature shared with the drive an
     fpd: int,
     operation: int,
     seconds: bool = False,
+    fd_digits: int = 0,
 ) -> str:
     """Build the receipt QR text (FN spec §12.2).
 
@@ -302,6 +303,8 @@ def receipt_qr(  # noqa: PLR0917 - positional signature shared with the drive an
         fpd: the fiscal sign.
         operation: tag 1054 «признак расчета», 1–4.
         seconds: add seconds to the time, as many real tills do.
+        fd_digits: zero-pad the document number to this many digits (the vendor's cloud shows
+            ``i=0000000571``, store-api.md D50); 0 writes it without leading zeros (FFD §15).
 
     Raises:
         ValidationError: a value is out of range.
@@ -316,7 +319,7 @@ def receipt_qr(  # noqa: PLR0917 - positional signature shared with the drive an
     rubles, kopecks = divmod(total_kopecks, 100)
     return (
         f"t={stamp}&s={rubles}.{kopecks:02d}&fn={fn_serial}"
-        f"&i={_uint32(fd_number, 'fd_number')}&fp={_uint32(fpd, 'fpd')}&n={operation}"
+        f"&i={_uint32(fd_number, 'fd_number'):0{fd_digits}d}&fp={_uint32(fpd, 'fpd')}&n={operation}"
     )
 
 

@@ -1,0 +1,73 @@
+"""``kkt-emulator till run``: one till against a cloud, optionally with its drive on a pty."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import typer
+
+from kkt_emulator.clock import make_clock
+from kkt_emulator.profiles import load_profile
+from kkt_emulator.till.till import Till, TillConfig
+
+app = typer.Typer(help="A single virtual till.", no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    server: str = typer.Option(
+        ..., "--server", help="The cloud's base URL, e.g. http://127.0.0.1:8080."
+    ),
+    retail_point: str | None = typer.Option(
+        None, "--retail-point", help="Retail point id to bind to."
+    ),
+    login: str = typer.Option(..., "--login", help="The retail point's service login."),
+    password: str = typer.Option(..., "--password", help="The retail point's service password."),
+    profile: str = typer.Option("modulkassa-ffd12", "--profile", help="Firmware profile."),
+    state_dir: Path = typer.Option(
+        ..., "--state-dir", help="The till's state (drive archive, journal, outbox)."
+    ),
+    serial_link: Path | None = typer.Option(
+        None,
+        "--serial-link",
+        help="Serve the drive on a pty symlinked here; the till talks to it through pyserial.",
+    ),
+    ofd: str | None = typer.Option(
+        None, "--ofd", help="The OFD stand-in's host:port (no OFD exchange if absent)."
+    ),
+    clock_spec: str = typer.Option("real", "--clock", help="real, manual or scaled:N."),
+    poll_interval: float = typer.Option(
+        5.0, "--poll-interval", min=0.0, help="Seconds between polls."
+    ),
+    long_poll: float = typer.Option(
+        0.0, "--long-poll", min=0.0, max=30.0, help="Long-poll wait (0: plain polls)."
+    ),
+) -> None:
+    """Run one till until Ctrl-C or SIGTERM: poll the cloud, fiscalise, report, send to the OFD."""
+    config = TillConfig(
+        profile=load_profile(profile),
+        state_dir=state_dir,
+        server=server,
+        login=login,
+        password=password,
+        retail_point_id=retail_point,
+        ofd_address=ofd,
+        serial_link=serial_link,
+        settings={"poll_interval": poll_interval, "long_poll": long_poll},
+    )
+    clock = make_clock(clock_spec)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with Till(config, clock) as till:
+            typer.echo(
+                f"till {till.kkt_serial} with drive {till.fn_serial} bound as {till.device_id}"
+            )
+            await stop.wait()
+
+    asyncio.run(main())

@@ -1,0 +1,323 @@
+"""A whole installation in one process (``kkt-emulator up``): cloud, OFD, tills, sharing one clock.
+
+The only module that sees every package. It starts the cloud on a real port, the OFD stand-in,
+creates (or, on a restart, reuses) the retail points with the internet-shop flag on and their
+service and association credentials, starts N tills bound to them, and writes the ready-file once
+everything accepts requests. Everything lives under one state directory, so stopping and starting
+again continues where it left off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+import uvicorn
+
+from kkt_emulator.clock import Clock
+from kkt_emulator.cloud.app import Cloud
+from kkt_emulator.errors import ConfigError, TransportError
+from kkt_emulator.logging import get_logger
+from kkt_emulator.profiles import FirmwareProfile
+from kkt_emulator.till.till import Till, TillConfig
+
+__all__ = [
+    "EXAMPLE_SALE",
+    "Stack",
+    "StackOptions",
+    "curl_example",
+    "default_state_dir",
+    "write_json_atomic",
+]
+
+EXAMPLE_SALE: dict[str, Any] = {
+    "id": "<uuid>",
+    "docNum": "ORDER-1",
+    "docType": "SALE",
+    "checkoutDateTime": "2026-01-01T12:00:00+03:00",
+    "email": "buyer@example.com",
+    "taxMode": "COMMON",
+    "inventPositions": [{"name": "Хлеб", "price": 45.5, "quantity": 1, "vatTag": 1105}],
+    "moneyPositions": [{"paymentType": "CARD", "sum": 45.5}],
+}
+
+
+def default_state_dir() -> Path:
+    """``$KKT_STATE_DIR`` or the user's data directory."""
+    env = os.environ.get("KKT_STATE_DIR")
+    if env:
+        return Path(env)
+    import platformdirs  # noqa: PLC0415 - only needed for the default
+
+    return Path(platformdirs.user_data_dir("kkt-emulator")) / "default"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so readers never see half a file (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(128)
+    sock.setblocking(False)  # noqa: FBT003 - the socket API takes a flag
+    return sock
+
+
+def curl_example(store_api: str, login: str, password: str) -> str:
+    """A ready-to-paste shell line that posts the example sale and shows its id."""
+    body = json.dumps({**EXAMPLE_SALE, "id": "@ID@"}, ensure_ascii=False).replace(
+        '"@ID@"', "\"'$ID'\""
+    )
+    return (
+        "ID=$(cat /proc/sys/kernel/random/uuid); "
+        f"curl -s -u '{login}:{password}' -H 'Content-Type: application/json' "
+        f"-X POST {store_api}/v2/doc -d '{body}'; echo; echo \"document id: $ID\""
+    )
+
+
+@dataclass(slots=True)
+class StackOptions:
+    """What ``kkt-emulator up`` starts."""
+
+    profile: FirmwareProfile
+    state_dir: Path
+    tills: int = 1
+    points: int = 1
+    host: str = "127.0.0.1"
+    port: int = 0
+    ofd_port: int = 0
+    ready_file: Path | None = None
+    timing: str = "fast"
+    till_settings: dict[str, Any] = field(default_factory=dict)
+    mqtt: str | None = None
+
+
+class Stack:
+    """Cloud + OFD + tills in one process. Use as an async context manager."""
+
+    def __init__(self, options: StackOptions, clock: Clock) -> None:
+        if options.tills < 0 or options.points < 1:
+            raise ConfigError("--tills must be at least 0 and --points at least 1")
+        if options.tills and options.points > options.tills:
+            raise ConfigError("--points cannot exceed --tills: every retail point needs a till")
+        self.options = options
+        self.clock = clock
+        self.state_dir = options.state_dir
+        self.cloud: Cloud | None = None
+        self.ofd: Any = None
+        self.tills: list[Till] = []
+        self.points: list[dict[str, Any]] = []
+        self.base_url = ""
+        self._server: uvicorn.Server | None = None
+        self._server_task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+        self.log = get_logger(component="stack")
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Bring everything up; write the ready-file last."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        await self._start_cloud()
+        await self._start_ofd()
+        await self._ensure_points()
+        await self._start_tills()
+        if self.options.ready_file is not None:
+            write_json_atomic(self.options.ready_file, self.ready_info())
+        write_json_atomic(self.state_dir / "ready.json", self.ready_info())
+
+    async def _start_cloud(self) -> None:
+        self.cloud = Cloud(self.state_dir / "cloud.sqlite3", self.clock)
+        await self.cloud.__aenter__()
+        self._socket = _bind_socket(self.options.host, self.options.port)
+        port = self._socket.getsockname()[1]
+        host = f"[{self.options.host}]" if ":" in self.options.host else self.options.host
+        self.base_url = f"http://{host}:{port}"
+        config = uvicorn.Config(self.cloud.app, log_config=None, access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._server_task = asyncio.create_task(
+            self._server.serve(sockets=[self._socket]), name="cloud-http"
+        )
+        while not self._server.started:
+            if self._server_task.done():
+                self._server_task.result()
+                raise TransportError("the cloud's HTTP server stopped during start-up")
+            await self.clock.pace(0.01)
+
+    async def _start_ofd(self) -> None:
+        try:
+            from kkt_emulator.ofd.server import OfdServer  # noqa: PLC0415 - optional until built
+        except ImportError:  # pragma: no cover - during development only
+            self.log.warning("ofd_stand_in_missing")
+            return
+        inn = self.options.profile.registration.ofd_inn
+        db = self.state_dir / "ofd.sqlite3"
+        self.ofd = OfdServer(
+            self.clock, host=self.options.host, port=self.options.ofd_port, ofd_inn=inn, db_path=db
+        )
+        await self.ofd.__aenter__()
+
+    async def _ensure_points(self) -> None:
+        saved = self.state_dir / "points.json"
+        if saved.is_file():
+            self.points = json.loads(saved.read_text(encoding="utf-8"))
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=10.0) as http:
+            while len(self.points) < self.options.points:
+                n = len(self.points) + 1
+                body = {
+                    "name": f"Интернет-магазин {n}",
+                    "address": self.options.profile.registration.addresses[0].address,
+                    "inn": self.options.profile.registration.inn,
+                    "internetDocsEnabled": True,
+                }
+                point = (
+                    (await http.post("/api/cabinet/v1/retail-points", json=body))
+                    .raise_for_status()
+                    .json()
+                )
+                creds = (
+                    (await http.post(f"/api/cabinet/v1/retail-points/{point['id']}/credentials"))
+                    .raise_for_status()
+                    .json()
+                )
+                assoc = (
+                    (
+                        await http.post(
+                            f"/api/fn/v1/associate/{point['id']}",
+                            auth=(creds["login"], creds["password"]),
+                        )
+                    )
+                    .raise_for_status()
+                    .json()
+                )
+                self.points.append(
+                    {
+                        "retail_point_id": point["id"],
+                        "service_login": creds["login"],
+                        "service_password": creds["password"],
+                        "login": assoc["userName"],
+                        "password": assoc["password"],
+                    }
+                )
+                write_json_atomic(saved, self.points)
+
+    async def _start_tills(self) -> None:
+        for n in range(self.options.tills):
+            point = self.points[n % len(self.points)]
+            config = TillConfig(
+                profile=self.options.profile,
+                state_dir=self.state_dir / "tills" / f"till-{n + 1}",
+                server=self.base_url,
+                login=point["service_login"],
+                password=point["service_password"],
+                retail_point_id=point["retail_point_id"],
+                ofd_address=self.ofd.address if self.ofd is not None else None,
+                timing=self.options.timing,
+                settings=dict(self.options.till_settings),
+            )
+            till = Till(config, self.clock)
+            await till.start()
+            self.tills.append(till)
+
+    async def close(self) -> None:
+        """Stop tills, the OFD and the cloud, in that order."""
+        for till in reversed(self.tills):
+            with contextlib.suppress(Exception):
+                await till.close()
+        self.tills = []
+        if self.ofd is not None:
+            with contextlib.suppress(Exception):
+                await self.ofd.__aexit__(None, None, None)
+            self.ofd = None
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._server_task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._server_task
+            self._server_task = None
+        if self.cloud is not None and self.cloud.running:
+            await self.cloud.__aexit__(None, None, None)
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    # ------------------------------------------------------------------ what users see
+
+    def ready_info(self) -> dict[str, Any]:
+        """The ready-file's content."""
+        first = self.points[0]
+        return {
+            "store_api": f"{self.base_url}/api/fn",
+            "cabinet_api": f"{self.base_url}/api/cabinet/v1",
+            "device_api": f"{self.base_url}/api/device/v1",
+            "base_url": self.base_url,
+            "retail_point_id": first["retail_point_id"],
+            "service_login": first["service_login"],
+            "service_password": first["service_password"],
+            "login": first["login"],
+            "password": first["password"],
+            "points": self.points,
+            "tills": [
+                {
+                    "device_id": t.device_id,
+                    "fn_serial": t.fn_serial,
+                    "kkt_serial": t.kkt_serial,
+                    "rnm": t.rnm,
+                    "profile": t.profile.name,
+                    "state_dir": str(t.state_dir),
+                }
+                for t in self.tills
+            ],
+            "ofd": self.ofd.address if self.ofd is not None else None,
+            "mqtt": self.options.mqtt,
+            "clock": self.clock.mode,
+            "state_dir": str(self.state_dir),
+            "pid": os.getpid(),
+        }
+
+    def banner(self) -> str:
+        """What a newcomer needs to act: URLs, ids, credentials, a curl that posts a sale."""
+        info = self.ready_info()
+        lines = [
+            "kkt-emulator is up",
+            f"  store API        {info['store_api']}    (the vendor's shop API: /v2/doc, /v1/doc/ID/status …)",
+            f"  cabinet API      {info['cabinet_api']}",
+            f"  OFD stand-in     {info['ofd'] or 'off'}",
+            f"  retail point id  {info['retail_point_id']}",
+            f"  login/password   {info['login']} / {info['password']}    (association, for shops and plugins)",
+            f"  service creds    {info['service_login']} / {info['service_password']}    (for /v1/associate)",
+            f"  tills            {len(self.tills)} × {self.options.profile.name}, clock {self.clock.mode}",
+            f"  state dir        {info['state_dir']}",
+            "",
+            "post a sale:",
+            "  " + curl_example(info["store_api"], info["login"], info["password"]),
+            "then: kkt-emulator doc status <id>   (or GET /api/fn/v1/doc/<id>/status)",
+        ]
+        return "\n".join(lines)

@@ -1,0 +1,174 @@
+"""A running installation for tests: :class:`StackHarness` wraps :class:`~kkt_emulator.stack.Stack`.
+
+Everything is real — the cloud on a loopback port, the OFD stand-in, tills with their drives —
+and the harness adds what a test needs: post a document, wait for a status, read the cabinet,
+move the manual clock::
+
+    async with StackHarness.running(tmp_path) as kkt:
+        doc = kkt.sale()
+        await kkt.post_document(doc)
+        status = await kkt.wait_for_status(doc["id"], "COMPLETED")
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from kkt_emulator.clock import Clock, ManualClock, parse_duration
+from kkt_emulator.errors import CloudError
+from kkt_emulator.profiles import load_profile
+from kkt_emulator.stack import EXAMPLE_SALE, Stack, StackOptions
+from kkt_emulator.till.till import Till
+
+__all__ = ["StackHarness", "sale_document"]
+
+FINAL = ("COMPLETED", "FAILED")
+
+
+def sale_document(
+    total: float = 45.5,
+    *,
+    email: str = "buyer@example.com",
+    tax_mode: str | None = "COMMON",
+    doc_type: str = "SALE",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A valid store document with a fresh id: one position paid by card."""
+    doc = copy.deepcopy(EXAMPLE_SALE)
+    doc.update(id=str(uuid.uuid4()), email=email, docType=doc_type)
+    doc["inventPositions"][0]["price"] = total
+    doc["moneyPositions"][0]["sum"] = total
+    if tax_mode is None:
+        doc.pop("taxMode")
+    else:
+        doc["taxMode"] = tax_mode
+    doc.update(extra)
+    return doc
+
+
+class StackHarness:
+    """Test access to a running :class:`Stack`."""
+
+    def __init__(self, stack: Stack, clock: Clock) -> None:
+        self.stack = stack
+        self.clock = clock
+        info = stack.ready_info()
+        self.info = info
+        self.store_url: str = info["store_api"]
+        self.cabinet_url: str = info["cabinet_api"]
+        self.retail_point_id: str = info["retail_point_id"]
+        self.login: str = info["login"]
+        self.password: str = info["password"]
+        self.http = httpx.AsyncClient(timeout=30.0)
+
+    @classmethod
+    @asynccontextmanager
+    async def running(
+        cls,
+        state_dir: Path,
+        *,
+        profile: str = "modulkassa-ffd12",
+        tills: int = 1,
+        points: int = 1,
+        clock: Clock | None = None,
+        poll_interval: float = 0.05,
+        **till_settings: Any,
+    ) -> AsyncIterator[StackHarness]:
+        """Start an installation in ``state_dir`` (manual clock by default) and stop it after."""
+        clock = clock or ManualClock(datetime.now(UTC).replace(microsecond=0))
+        options = StackOptions(
+            profile=load_profile(profile),
+            state_dir=state_dir,
+            tills=tills,
+            points=points,
+            till_settings={"poll_interval": poll_interval, **till_settings},
+        )
+        async with Stack(options, clock) as stack:
+            harness = cls(stack, clock)
+            try:
+                yield harness
+            finally:
+                await harness.http.aclose()
+
+    @property
+    def till(self) -> Till:
+        """The first till."""
+        return self.stack.tills[0]
+
+    def sale(self, total: float = 45.5, **kwargs: Any) -> dict[str, Any]:
+        """A valid sale document (see :func:`sale_document`)."""
+        return sale_document(total, **kwargs)
+
+    async def post_document(
+        self, doc: dict[str, Any], auth: tuple[str, str] | None = None
+    ) -> dict[str, Any]:
+        """POST /v2/doc; returns the DocumentStatus (raises CloudError on 4xx/5xx)."""
+        response = await self.http.post(
+            f"{self.store_url}/v2/doc", json=doc, auth=auth or (self.login, self.password)
+        )
+        if response.status_code >= 400:
+            raise CloudError(response.status_code, response.json().get("message", ""))
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def status(self, doc_id: str) -> dict[str, Any]:
+        """GET /v1/doc/{id}/status."""
+        response = await self.http.get(
+            f"{self.store_url}/v1/doc/{doc_id}/status", auth=(self.login, self.password)
+        )
+        if response.status_code >= 400:
+            raise CloudError(response.status_code, response.json().get("message", ""))
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def wait_for_status(
+        self,
+        doc_id: str,
+        *statuses: str,
+        timeout: float = 10.0,  # noqa: ASYNC109 - the fixture API names it timeout, like asyncio.wait_for
+    ) -> dict[str, Any]:
+        """Poll the document until its status is one of ``statuses`` (default: a final one).
+
+        Raises:
+            TimeoutError: not reached within ``timeout`` seconds of real time, with the last status.
+        """
+        wanted = statuses or FINAL
+        deadline = self.clock.monotonic() + timeout
+        while True:
+            status = await self.status(doc_id)
+            if status["status"] in wanted:
+                return status
+            if self.clock.monotonic() > deadline:
+                raise TimeoutError(
+                    f"document {doc_id} is {status['status']}, not {'/'.join(wanted)}: {status}"
+                )
+            await self.clock.pace(0.02)
+
+    async def cabinet(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call the cabinet API; returns the JSON answer."""
+        response = await self.http.request(method, f"{self.cabinet_url}{path}", **kwargs)
+        if response.status_code >= 400:
+            raise CloudError(response.status_code, response.text)
+        return response.json() if response.content else None
+
+    async def document_detail(self, doc_id: str) -> dict[str, Any]:
+        """The cabinet's document detail: history, OFD delivery, error detail."""
+        detail: dict[str, Any] = await self.cabinet(
+            "GET", f"/retail-points/{self.retail_point_id}/documents/{doc_id}"
+        )
+        return detail
+
+    async def advance(self, delta: timedelta | str) -> datetime:
+        """Move the shared manual clock (business time) forward."""
+        if not isinstance(self.clock, ManualClock):
+            raise TypeError("advance needs the manual clock")
+        step = parse_duration(delta) if isinstance(delta, str) else delta
+        return await self.clock.advance(step)

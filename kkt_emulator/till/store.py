@@ -1,0 +1,243 @@
+"""The till's durable memory: identity, settings, the journal and the outbox (``till-protocol.md`` §2).
+
+It lives in the same SQLite file as the drive's archive (WAL; separate tables, separate
+connection). The rules that make a crash harmless:
+
+* before the final drive command the till writes a journal entry «about to fiscalise document X
+  as fiscal document N»; it is committed before the command goes out;
+* after the drive answers, one transaction records the result in ``processed``, queues it in the
+  outbox and removes the journal entry;
+* outbox entries go only when the cloud acknowledged them.
+
+A shop document found in ``processed`` is never fiscalised again, whatever the cloud hands out.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kkt_emulator.errors import ConfigError
+
+__all__ = ["JournalEntry", "OutboxEntry", "TillStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS till_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS till_journal (
+    doc_id TEXT PRIMARY KEY,
+    lease_id TEXT,
+    expected_fd INTEGER NOT NULL,
+    document TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS till_processed (
+    doc_id TEXT PRIMARY KEY,
+    fd INTEGER,
+    outcome TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS till_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    UNIQUE (kind, key)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """A document the till was about to fiscalise when it last wrote."""
+
+    doc_id: str
+    lease_id: str | None
+    expected_fd: int
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A report waiting for the cloud: a document result or an OFD acknowledgement."""
+
+    seq: int
+    kind: str
+    key: str
+    payload: dict[str, Any]
+
+
+class TillStore:
+    """Journal, outbox, processed documents, identity and settings in one SQLite file."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"{self.path}: cannot open the till state: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def _write(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in statements:
+                self._db.execute(sql, params)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ identity and settings
+
+    def get(self, key: str) -> Any:
+        """A stored value (JSON), or ``None``."""
+        row = self._db.execute("SELECT value FROM till_meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, **values: Any) -> None:
+        """Store values (JSON) in one transaction."""
+        self._write(
+            [
+                ("INSERT OR REPLACE INTO till_meta (key, value) VALUES (?, ?)", (k, json.dumps(v)))
+                for k, v in values.items()
+            ]
+        )
+
+    # ------------------------------------------------------------------ journal
+
+    def journal(
+        self, doc_id: str, lease_id: str | None, expected_fd: int, document: dict[str, Any], at: str
+    ) -> None:
+        """Record «about to fiscalise ``doc_id`` as fiscal document ``expected_fd``»."""
+        self._write(
+            [
+                (
+                    # Update in place: the entry keeps its position in the queue.
+                    (
+                        "INSERT INTO till_journal (doc_id, lease_id, expected_fd, document, created_at)"
+                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (doc_id) DO UPDATE SET"
+                        " lease_id = excluded.lease_id, expected_fd = excluded.expected_fd,"
+                        " document = excluded.document"
+                    ),
+                    (doc_id, lease_id, expected_fd, json.dumps(document, ensure_ascii=False), at),
+                )
+            ]
+        )
+
+    def journal_leased(self, items: list[tuple[str, str | None, dict[str, Any]]], at: str) -> None:
+        """Record leased documents before any is processed (expected FD 0: not started yet).
+
+        A till that dies holding a lease then picks its documents up again on restart instead of
+        leaving them PENDING until the cloud's 15-minute rule fails them.
+        """
+        self._write(
+            [
+                (
+                    (
+                        "INSERT OR IGNORE INTO till_journal"
+                        " (doc_id, lease_id, expected_fd, document, created_at) VALUES (?, ?, 0, ?, ?)"
+                    ),
+                    (doc_id, lease_id, json.dumps(document, ensure_ascii=False), at),
+                )
+                for doc_id, lease_id, document in items
+            ]
+        )
+
+    def journal_entries(self) -> list[JournalEntry]:
+        """Every journal entry, oldest first."""
+        rows = self._db.execute(
+            "SELECT doc_id, lease_id, expected_fd, document FROM till_journal ORDER BY created_at, rowid"
+        ).fetchall()
+        return [JournalEntry(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def drop_journal(self, doc_id: str) -> None:
+        """Forget a journal entry whose document never reached the drive."""
+        self._write([("DELETE FROM till_journal WHERE doc_id = ?", (doc_id,))])
+
+    # ------------------------------------------------------------------ results
+
+    def record_result(self, doc_id: str, fd: int | None, result: dict[str, Any]) -> None:
+        """Atomically: remember the outcome, queue it for the cloud, close the journal entry."""
+        payload = json.dumps(result, ensure_ascii=False)
+        self._write(
+            [
+                (
+                    "INSERT OR REPLACE INTO till_processed (doc_id, fd, outcome, payload) VALUES (?, ?, ?, ?)",
+                    (doc_id, fd, str(result["outcome"]), payload),
+                ),
+                (
+                    "INSERT OR REPLACE INTO till_outbox (kind, key, payload) VALUES ('result', ?, ?)",
+                    (doc_id, payload),
+                ),
+                ("DELETE FROM till_journal WHERE doc_id = ?", (doc_id,)),
+            ]
+        )
+
+    def processed(self, doc_id: str) -> dict[str, Any] | None:
+        """The outcome recorded for ``doc_id``, if the till ever finished it."""
+        row = self._db.execute(
+            "SELECT payload FROM till_processed WHERE doc_id = ?", (doc_id,)
+        ).fetchone()
+        result: dict[str, Any] | None = json.loads(row[0]) if row else None
+        return result
+
+    def requeue_result(self, doc_id: str) -> None:
+        """Queue a recorded outcome again (the cloud handed the document out once more)."""
+        row = self._db.execute(
+            "SELECT payload FROM till_processed WHERE doc_id = ?", (doc_id,)
+        ).fetchone()
+        if row:
+            self._write(
+                [
+                    (
+                        "INSERT OR REPLACE INTO till_outbox (kind, key, payload) VALUES ('result', ?, ?)",
+                        (doc_id, row[0]),
+                    )
+                ]
+            )
+
+    def forget_result(self, doc_id: str) -> None:
+        """Allow a failed document to be tried again (the cloud re-drove it after a fix)."""
+        self._write(
+            [("DELETE FROM till_processed WHERE doc_id = ? AND outcome = 'failed'", (doc_id,))]
+        )
+
+    # ------------------------------------------------------------------ outbox
+
+    def queue_ofd_ack(self, fd: int, payload: dict[str, Any]) -> None:
+        """Queue an OFD acknowledgement report."""
+        self._write(
+            [
+                (
+                    "INSERT OR REPLACE INTO till_outbox (kind, key, payload) VALUES ('ofd', ?, ?)",
+                    (str(fd), json.dumps(payload)),
+                )
+            ]
+        )
+
+    def outbox(self, kind: str, limit: int = 100) -> list[OutboxEntry]:
+        """The oldest waiting reports of ``kind``."""
+        rows = self._db.execute(
+            "SELECT seq, kind, key, payload FROM till_outbox WHERE kind = ? ORDER BY seq LIMIT ?",
+            (kind, limit),
+        ).fetchall()
+        return [OutboxEntry(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def outbox_size(self) -> int:
+        """How many reports wait for the cloud."""
+        count: int = self._db.execute("SELECT COUNT(*) FROM till_outbox").fetchone()[0]
+        return count
+
+    def delivered(self, entries: list[OutboxEntry]) -> None:
+        """Remove reports the cloud acknowledged."""
+        self._write([("DELETE FROM till_outbox WHERE seq = ?", (e.seq,)) for e in entries])

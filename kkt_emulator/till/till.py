@@ -1,0 +1,837 @@
+"""The virtual till: a drive on a link, a loop that polls the cloud, and durable bookkeeping.
+
+One :class:`Till` owns its state directory (one SQLite file: the drive's archive plus the till's
+journal, outbox and settings), serves its own drive on an in-memory pipe or a pty, and talks to the
+drive only through :class:`~kkt_emulator.fn.client.FnClient`. Its loops:
+
+* **poll** — heartbeat, lease, fiscalise, report; paced by the poll interval (real time), paused by
+  power saving or being offline;
+* **outbox** — results and OFD acknowledgements to the cloud, removed only when acknowledged;
+* **ofd** — signed documents from the drive to the OFD.
+
+Crash safety (``till-protocol.md`` §2): the journal entry for a document is committed before its
+first drive command; the result is recorded in one transaction after the drive answers; on start
+:meth:`Till.reconcile` reports a document the drive's archive already holds and re-processes one it
+does not. A shop document is never fiscalised twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Self
+
+from kkt_emulator.clock import Clock
+from kkt_emulator.errors import CloudError, ConfigError, DriveError, EmulatorError, TransportError
+from kkt_emulator.fn.archive import SqliteStore
+from kkt_emulator.fn.client import FnClient
+from kkt_emulator.fn.codes import Command, DocCode, Phase, ResultCode
+from kkt_emulator.fn.drive import DriveConfig, FiscalDrive
+from kkt_emulator.fn.endpoint import DriveEndpoint
+from kkt_emulator.fn.server import DriveServer
+from kkt_emulator.fn.signing import fpd_from_1077, receipt_qr
+from kkt_emulator.fn.tlv import decode_uint, decode_unixtime, decode_vln, parse_tlvs, tlv_string
+from kkt_emulator.logging import get_logger
+from kkt_emulator.profiles import FirmwareProfile
+from kkt_emulator.till.cloud_link import CloudLink
+from kkt_emulator.till.failures import Failure, drive_failure, link_failure, till_failure
+from kkt_emulator.till.receipts import (
+    CHECK_TYPES,
+    TillCheckError,
+    build_receipt,
+    counter_receipt_tlv,
+)
+from kkt_emulator.till.registration import registration_plan
+from kkt_emulator.till.store import TillStore
+from kkt_emulator.transport.base import BytePipe
+from kkt_emulator.transport.memory import memory_pipe_pair
+
+__all__ = ["CRASH_POINTS", "SimulatedCrash", "Till", "TillConfig", "TillSettings"]
+
+CRASH_POINTS = ("before_commit", "after_commit", "after_outbox")
+CRASH_ENV = "KKT_TILL_CRASH_AT"
+SHIFT_LENGTH = timedelta(hours=24)
+
+
+class SimulatedCrash(EmulatorError):  # noqa: N818 - it is an event, not an error of the caller
+    """Raised at a crash point in-process (``till.crash`` fault); the till drops its state."""
+
+
+@dataclass(slots=True)
+class TillSettings:
+    """Settings a till keeps with its drive (``kkt-emulator set …``)."""
+
+    power_saving: bool = False
+    online: bool = True
+    poll_interval: float = 5.0
+    long_poll: float = 0.0
+    shift_mode: str = "shared"
+    max_docs: int = 10
+
+    def update(self, **values: Any) -> None:
+        """Change settings, validating each one.
+
+        Raises:
+            ConfigError: an unknown setting or a bad value.
+        """
+        for key, raw in values.items():
+            value = raw
+            if key in ("power_saving", "online"):
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{key} must be true or false")
+            elif key in ("poll_interval", "long_poll"):
+                if (
+                    not isinstance(value, int | float)
+                    or isinstance(value, bool)
+                    or value < 0
+                    or value > 3600
+                ):
+                    raise ConfigError(f"{key} must be seconds between 0 and 3600")
+                if key == "long_poll" and value > 30:
+                    raise ConfigError("long_poll must be at most 30 seconds")
+                value = float(value)
+            elif key == "shift_mode":
+                if value not in ("shared", "separate"):
+                    raise ConfigError("shift_mode must be shared or separate")
+            elif key == "max_docs":
+                if not isinstance(value, int) or not 1 <= value <= 100:
+                    raise ConfigError("max_docs must be 1..100")
+            else:
+                raise ConfigError(f"unknown setting {key!r}")
+            setattr(self, key, value)
+
+
+@dataclass(slots=True)
+class TillConfig:
+    """How to run one till."""
+
+    profile: FirmwareProfile
+    state_dir: Path
+    server: str
+    login: str
+    password: str
+    retail_point_id: str | None = None
+    ofd_address: str | None = None
+    serial_link: Path | None = None
+    timing: str = "fast"
+    utc_offset: timedelta = timedelta(hours=3)
+    settings: dict[str, Any] = field(default_factory=dict)
+    drive_timeout: float = 5.0
+
+
+def _digits(n: int) -> str:
+    return "".join(str(secrets.randbelow(10)) for _ in range(n))
+
+
+class Till:
+    """One virtual till.
+
+    Use as an async context manager; :meth:`run` then serves until :meth:`stop` or cancellation.
+    """
+
+    def __init__(self, config: TillConfig, clock: Clock) -> None:
+        self.config = config
+        self.profile = config.profile
+        self.clock = clock
+        self.state_dir = config.state_dir
+        self.db_path = self.state_dir / "till.sqlite3"
+        self.store: TillStore | None = None
+        self.drive: FiscalDrive | None = None
+        self.endpoint: DriveEndpoint | None = None
+        self.client: FnClient | None = None
+        self.link = CloudLink(config.server)
+        self.settings = TillSettings()
+        self.point_settings: dict[str, Any] = {}
+        self.kkt_serial = ""
+        self.fn_serial = ""
+        self.rnm = ""
+        self.device_id = ""
+        self.faults: dict[str, dict[str, Any]] = {}
+        self.crash_in_process = False
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.log = get_logger()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._drive_tasks: list[asyncio.Task[None]] = []
+        self._pipes: list[BytePipe] = []
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self.last_error: str | None = None
+        self.counters = {"fiscalized": 0, "failed": 0, "polls": 0}
+        self.ofd_sender: Any = None
+        self._flush_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Open state, bring up the drive and its link, register, bind, reconcile, start loops."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        store = TillStore(self.db_path)
+        self.store = store
+        self.kkt_serial = store.get("kkt_serial") or ""
+        self.fn_serial = store.get("fn_serial") or ""
+        if not self.kkt_serial:
+            prefix = self.profile.kkt_serial_prefix
+            self.kkt_serial = prefix + _digits(12 - len(prefix))
+            drive_prefix = self.profile.drive.serial_prefix
+            self.fn_serial = drive_prefix + _digits(16 - len(drive_prefix))
+            store.put(
+                kkt_serial=self.kkt_serial, fn_serial=self.fn_serial, profile=self.profile.name
+            )
+        elif store.get("profile") not in (None, self.profile.name):
+            raise ConfigError(
+                f"{self.state_dir} belongs to a till of profile {store.get('profile')!r}, not {self.profile.name!r}"
+            )
+        saved = store.get("settings") or {}
+        self.settings.update(**{**saved, **self.config.settings})
+        store.put(settings=asdict(self.settings))
+        self.log = get_logger(fn_serial=self.fn_serial, kkt_serial=self.kkt_serial)
+        await self._start_drive()
+        await self._ensure_registered()
+        await self._bind()
+        await self.reconcile()
+        self._tasks = [
+            asyncio.create_task(self._poll_loop(), name=f"till-poll-{self.kkt_serial}"),
+            asyncio.create_task(self._outbox_loop(), name=f"till-outbox-{self.kkt_serial}"),
+        ]
+        if self.config.ofd_address:
+            self._tasks.append(
+                asyncio.create_task(self._ofd_loop(), name=f"till-ofd-{self.kkt_serial}")
+            )
+        self.emit("till.started", {"kktSerial": self.kkt_serial, "fnSerial": self.fn_serial})
+
+    async def close(self) -> None:
+        """Stop loops, close the drive link and the state files."""
+        self._stop.set()
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        await self._stop_drive()
+        await self.link.close()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    async def _start_drive(self) -> None:
+        archive = SqliteStore(self.db_path, serial=self.fn_serial, profile=self.profile.name)
+        self.drive = FiscalDrive(
+            DriveConfig.from_profile(
+                self.profile, self.fn_serial, utc_offset=self.config.utc_offset
+            ),
+            archive,
+        )
+        self.endpoint = DriveEndpoint(self.drive)
+        delay = self.profile.command_delay if self.config.timing == "realistic" else None
+        server = DriveServer(self.endpoint, self.clock, delay)
+        if self.config.serial_link is not None:
+            from kkt_emulator.transport.pty import PtyServer, open_serial  # noqa: PLC0415 - only for --serial-link
+
+            pty = PtyServer(link=self.config.serial_link)
+            self._drive_tasks.append(asyncio.create_task(server.serve(pty)))
+            till_end: BytePipe = await open_serial(str(self.config.serial_link))
+            self._pipes += [pty, till_end]
+        else:
+            till_end, drive_end = memory_pipe_pair(self.clock, names=("till", "drive"))
+            self._drive_tasks.append(asyncio.create_task(server.serve(drive_end)))
+            self._pipes += [till_end, drive_end]
+        self.client = FnClient(
+            till_end, timeout=self.config.drive_timeout, max_data=self.profile.drive.max_frame_data
+        )
+
+    async def _stop_drive(self) -> None:
+        for pipe in self._pipes:
+            with contextlib.suppress(Exception):
+                await pipe.close()
+        for task in self._drive_tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._pipes = []
+        self._drive_tasks = []
+        if self.drive is not None:
+            store = self.drive.store
+            if isinstance(store, SqliteStore):
+                store.close()
+
+    @property
+    def fn(self) -> FnClient:
+        """The drive client (only while started)."""
+        if self.client is None:
+            raise ConfigError("the till is not started")
+        return self.client
+
+    @property
+    def state(self) -> TillStore:
+        """The till's store (only while started)."""
+        if self.store is None:
+            raise ConfigError("the till is not started")
+        return self.store
+
+    def local_now(self) -> datetime:
+        """The drive's wall-clock time for DATE_TIME fields (minute resolution on the wire)."""
+        return (self.clock.now().astimezone(UTC) + self.config.utc_offset).replace(
+            tzinfo=None, microsecond=0
+        )
+
+    def emit(self, event: str, data: dict[str, Any]) -> None:
+        """Publish an event to every listener (the MQTT agent subscribes)."""
+        for listener in list(self.listeners):
+            with contextlib.suppress(Exception):
+                listener(event, data)
+
+    # ------------------------------------------------------------------ registration and binding
+
+    async def _ensure_registered(self) -> None:
+        status = await self.fn.status()
+        self.rnm = self.state.get("rnm") or ""
+        if status.phase != Phase.READY:
+            return
+        plan = registration_plan(
+            self.profile, self.kkt_serial, sequence=int(self.kkt_serial[-6:]) or 1
+        )
+        async with self.fn.exclusive:
+            if status.current_document:
+                await self.fn.cancel_document()
+            await self.fn.call(plan.start, **plan.start_fields)
+            await self.fn.send_tlv(plan.tlv)
+            answer = await self.fn.call(plan.finish, when=self.local_now(), **plan.finish_fields)
+        self.rnm = plan.rnm
+        self.state.put(rnm=plan.rnm)
+        self.log.info("drive_registered", fd=answer.fd, rnm=plan.rnm)
+
+    async def _bind(self) -> None:
+        token = self.state.get("token")
+        if token and self.state.get("server") == self.config.server:
+            self.link.token = token
+            self.device_id = self.state.get("device_id") or ""
+            return
+        answer = await self.link.bind(
+            self.config.login,
+            self.config.password,
+            till_serial=self.kkt_serial,
+            fn_serial=self.fn_serial,
+            model=self.profile.model,
+            profile=self.profile.name,
+            retail_point_id=self.config.retail_point_id,
+        )
+        self.device_id = answer["deviceId"]
+        self.state.put(token=answer["token"], device_id=self.device_id, server=self.config.server)
+        self.log = self.log.bind(device_id=self.device_id)
+        self.log.info("till_bound", retail_point_id=answer.get("retailPointId"))
+
+    # ------------------------------------------------------------------ crash points
+
+    def crash_point(self, name: str) -> None:
+        """Drop the process state here if a crash is armed for ``name``.
+
+        ``KKT_TILL_CRASH_AT=name`` kills the process with SIGKILL (real crash tests); the
+        ``till.crash`` fault raises :class:`SimulatedCrash` in-process.
+        """
+        if os.environ.get(CRASH_ENV) == name:
+            os.kill(os.getpid(), signal.SIGKILL)
+        fault = self.faults.get("till.crash")
+        if fault is not None and fault.get("point") == name:
+            raise SimulatedCrash(f"crash at {name}")
+
+    # ------------------------------------------------------------------ reconciliation
+
+    async def reconcile(self) -> list[str]:
+        """Settle documents the journal says were in flight; returns the doc ids handled.
+
+        The entry that had reached the drive (it has an expected fiscal document number; the
+        drive lock allows one at a time) is settled first, against the drive's archive, before any
+        other document may take the next number. Documents leased but never started follow.
+        """
+        handled = []
+        entries = self.state.journal_entries()
+        for entry in [e for e in entries if e.expected_fd]:
+            status = await self.fn.status()
+            archived = None
+            if status.last_fd >= entry.expected_fd:
+                archived = await self._read_receipt(entry.expected_fd)
+            if archived is not None:
+                info = self._fiscal_info_from_archive(archived, entry.document)
+                self.state.record_result(
+                    entry.doc_id,
+                    info["fnDocNumber"],
+                    self._fiscalized(entry.doc_id, entry.lease_id, info),
+                )
+                self.log.info("reconciled_fiscalized", doc_id=entry.doc_id, fd=info["fnDocNumber"])
+                self.counters["fiscalized"] += 1
+                handled.append(entry.doc_id)
+            else:
+                if status.current_document:
+                    await self.fn.cancel_document()
+                self.state.journal(
+                    entry.doc_id, entry.lease_id, 0, entry.document, self.clock.now().isoformat()
+                )
+                self.log.info("reconciled_retry", doc_id=entry.doc_id)
+        for entry in self.state.journal_entries():
+            # Leased (or rolled back above) but not on the drive: process it now.
+            await self.fiscalise(
+                {"docId": entry.doc_id, "leaseId": entry.lease_id, "document": entry.document}
+            )
+            handled.append(entry.doc_id)
+        return handled
+
+    async def _read_receipt(self, fd: int) -> dict[int, bytes] | None:
+        try:
+            head = await self.fn.call(Command.READ_DOCUMENT_TLV, fd=fd)
+        except DriveError:
+            return None
+        if head.doc_type != DocCode.RECEIPT:
+            return None
+        values: dict[int, bytes] = {}
+        while True:
+            answer = await self.fn.request(Command.READ_DOCUMENT_TLV_NEXT)
+            if answer.result != ResultCode.OK:
+                break
+            for tlv in parse_tlvs(answer.data):
+                values.setdefault(tlv.tag, tlv.value)
+        return values
+
+    def _fiscal_info_from_archive(
+        self, values: dict[int, bytes], document: dict[str, Any]
+    ) -> dict[str, Any]:
+        fd = decode_uint(values[1040], 4)
+        when = decode_unixtime(values[1012]).replace(tzinfo=None)
+        operation = values[1054][0]
+        return self._fiscal_info(
+            shift=decode_uint(values[1038], 4),
+            receipt=decode_uint(values[1042], 4),
+            fd=fd,
+            fpd=fpd_from_1077(values[1077]),
+            local=when,
+            total=decode_vln(values[1020]),
+            check_type=CHECK_TYPES.get(operation, str(document.get("docType"))),
+            operation=operation,
+        )
+
+    # ------------------------------------------------------------------ fiscalisation
+
+    def _fiscal_info(
+        self,
+        *,
+        shift: int,
+        receipt: int,
+        fd: int,
+        fpd: int,
+        local: datetime,
+        total: int,
+        check_type: str,
+        operation: int,
+    ) -> dict[str, Any]:
+        utc = (local - self.config.utc_offset).replace(tzinfo=UTC)
+        return {
+            "shiftNumber": shift,
+            "checkNumber": receipt,
+            "kktNumber": self.kkt_serial,
+            "fnNumber": self.fn_serial,
+            "fnDocNumber": fd,
+            "fnDocMark": fpd,
+            "date": utc.isoformat(),
+            "sum": total / 100,
+            "checkType": check_type,
+            "qr": receipt_qr(
+                local, total, self.fn_serial, fd, fpd, operation, seconds=True, fd_digits=10
+            ),
+            "ecrRegistrationNumber": self.rnm,
+        }
+
+    def _fiscalized(
+        self, doc_id: str, lease_id: str | None, info: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {"docId": doc_id, "leaseId": lease_id, "outcome": "fiscalized", "fiscalInfo": info}
+
+    def _failed(self, doc_id: str, lease_id: str | None, failure: Failure) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "docId": doc_id,
+            "leaseId": lease_id,
+            "outcome": "failed",
+            "failureInfo": failure.to_json(),
+            "detail": failure.detail,
+        }
+        if failure.result_code is not None:
+            result["resultCode"] = failure.result_code
+        return result
+
+    async def _ensure_shift(self, local: datetime) -> None:
+        """Open a shift if none is open; close and reopen one older than 24 hours (D50)."""
+        shift = await self.fn.call(Command.SHIFT_PARAMS)
+        opened = self.state.get("shift_opened_at")
+        if shift.shift_open and opened is not None:
+            if local >= datetime.fromisoformat(opened) + SHIFT_LENGTH:
+                await self._close_shift(local)
+                shift.shift_open = 0
+        elif shift.shift_open and opened is None:
+            self.state.put(shift_opened_at=local.isoformat())
+        if not shift.shift_open:
+            answer = await self.fn.open_shift(
+                local, tlv_string(1021, self.profile.registration.cashier)
+            )
+            self.state.put(shift_opened_at=local.isoformat())
+            self.emit(
+                "shift.opened", {"shiftNumber": answer.shift_number, "fnDocNumber": answer.fd}
+            )
+
+    async def _close_shift(self, local: datetime) -> Any:
+        answer = await self.fn.close_shift(
+            local, tlv_string(1021, self.profile.registration.cashier)
+        )
+        self.state.put(shift_opened_at=None)
+        self.emit("shift.closed", {"shiftNumber": answer.shift_number, "fnDocNumber": answer.fd})
+        return answer
+
+    async def fiscalise(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Fiscalise one leased document and record its outcome; returns the result report."""
+        doc_id = str(item["docId"])
+        lease_id = item.get("leaseId")
+        document: dict[str, Any] = item["document"]
+        log = self.log.bind(doc_id=doc_id)
+        done = self.state.processed(doc_id)
+        if done is not None and done["outcome"] == "fiscalized":
+            # Never twice: report what the drive already signed for this document.
+            done = {**done, "leaseId": lease_id}
+            self.state.record_result(doc_id, done["fiscalInfo"]["fnDocNumber"], done)
+            log.warning("document_already_fiscalized", fd=done["fiscalInfo"]["fnDocNumber"])
+            return done
+        try:
+            plan = build_receipt(document, self.profile)
+        except TillCheckError as exc:
+            return self._record_failure(doc_id, lease_id, till_failure(exc.text, exc.detail), log)
+        async with self.fn.exclusive:
+            local = self.local_now()
+            try:
+                await self._ensure_shift(local)
+                status = await self.fn.status()
+                if status.current_document:
+                    await self.fn.cancel_document()
+                expected = status.last_fd + 1
+                self.state.journal(
+                    doc_id, lease_id, expected, document, self.clock.now().isoformat()
+                )
+                self.crash_point("before_commit")
+                answer = await self._run_receipt(local, plan)
+            except DriveError as exc:
+                self.state.drop_journal(doc_id)
+                return self._record_failure(
+                    doc_id,
+                    lease_id,
+                    drive_failure(exc, self.profile, self._explain(exc, plan)),
+                    log,
+                )
+            except TransportError as exc:
+                if any(e.doc_id == doc_id and e.expected_fd for e in self.state.journal_entries()):
+                    # 16h may or may not have reached the drive: reconcile when the link is back.
+                    await self._reconcile_after_link_error(doc_id, log, exc)
+                    processed = self.state.processed(doc_id)
+                    if processed is not None:
+                        return processed
+                return self._record_failure(
+                    doc_id, lease_id, link_failure(self.profile, str(exc)), log
+                )
+            self.crash_point("after_commit")
+            shift = await self.fn.call(Command.SHIFT_PARAMS)
+        info = self._fiscal_info(
+            shift=shift.shift_number,
+            receipt=answer.receipt_number,
+            fd=answer.fd,
+            fpd=answer.fpd,
+            local=local,
+            total=plan.total,
+            check_type=plan.check_type,
+            operation=plan.operation,
+        )
+        result = self._fiscalized(doc_id, lease_id, info)
+        self.state.record_result(doc_id, answer.fd, result)
+        self.counters["fiscalized"] += 1
+        log.info("document_fiscalized", fd=answer.fd, fpd=answer.fpd, receipt=answer.receipt_number)
+        self.emit("document.fiscalized", {"docId": doc_id, **info})
+        self.crash_point("after_outbox")
+        self._wake.set()
+        return result
+
+    async def _run_receipt(self, local: datetime, plan: Any) -> Any:
+        try:
+            return await self.fn.receipt(local, plan.operation, plan.total, plan.all_tlv)
+        except DriveError as exc:
+            if exc.code != ResultCode.SHIFT_TOO_LONG:
+                raise
+        # The drive says the shift is over 24 hours old: close it, open a new one, try again.
+        await self._close_shift(local)
+        await self._ensure_shift(local)
+        return await self.fn.receipt(local, plan.operation, plan.total, plan.all_tlv)
+
+    async def _reconcile_after_link_error(self, doc_id: str, log: Any, exc: Exception) -> None:
+        log.warning("drive_link_lost_mid_receipt", error=str(exc))
+        with contextlib.suppress(TransportError, DriveError):
+            entry = next(e for e in self.state.journal_entries() if e.doc_id == doc_id)
+            status = await self.fn.status()
+            if status.last_fd >= entry.expected_fd:
+                archived = await self._read_receipt(entry.expected_fd)
+                if archived is not None:
+                    info = self._fiscal_info_from_archive(archived, entry.document)
+                    self.state.record_result(
+                        doc_id, info["fnDocNumber"], self._fiscalized(doc_id, entry.lease_id, info)
+                    )
+                    return
+            if status.current_document:
+                await self.fn.cancel_document()
+            self.state.drop_journal(doc_id)
+
+    def _explain(self, exc: DriveError, plan: Any) -> dict[str, Any]:
+        """Name the offending positions and the missing registration flag (support's first question)."""
+        tag = int.from_bytes(exc.data[:2], "little") if len(exc.data) >= 2 else None
+        detail: dict[str, Any] = {}
+        if tag in (1057, 1222, 1223, 1224, 1226):
+            detail["missingRegistrationFlag"] = "agent"
+            detail["positions"] = [
+                p["position"] for p in plan.positions if p["agent"] or p["supplier"]
+            ]
+        elif tag == 1212:
+            detail["missingRegistrationFlag"] = "excise"
+            detail["positions"] = [p["position"] for p in plan.positions if p["excise"]]
+        elif tag == 1055:
+            detail["taxSystem"] = plan.tax_system
+            detail["registeredTaxSystems"] = self.profile.registration.tax_mask
+        return detail
+
+    def _record_failure(
+        self, doc_id: str, lease_id: str | None, failure: Failure, log: Any
+    ) -> dict[str, Any]:
+        result = self._failed(doc_id, lease_id, failure)
+        self.state.record_result(doc_id, None, result)
+        self.counters["failed"] += 1
+        log.info("document_failed", message=failure.message, detail=failure.detail)
+        self.emit(
+            "document.failed",
+            {"docId": doc_id, "failureInfo": failure.to_json(), "detail": failure.detail},
+        )
+        self._wake.set()
+        return result
+
+    # ------------------------------------------------------------------ control actions
+
+    async def sell(self, total: int, cashier: str = "Кассир") -> dict[str, Any]:
+        """A counter sale entered at the till (cash, one item); returns its fiscal data."""
+        async with self.fn.exclusive:
+            local = self.local_now()
+            await self._ensure_shift(local)
+            answer = await self.fn.receipt(
+                local, 1, total, counter_receipt_tlv(self.profile, total, cashier)
+            )
+            shift = await self.fn.call(Command.SHIFT_PARAMS)
+        return {
+            "shiftNumber": shift.shift_number,
+            "checkNumber": answer.receipt_number,
+            "fnDocNumber": answer.fd,
+            "fnDocMark": answer.fpd,
+        }
+
+    async def close_shift(self) -> dict[str, Any] | None:
+        """Close the open shift (``shift.close``); ``None`` if none is open."""
+        async with self.fn.exclusive:
+            shift = await self.fn.call(Command.SHIFT_PARAMS)
+            if not shift.shift_open:
+                return None
+            answer = await self._close_shift(self.local_now())
+        return {"shiftNumber": answer.shift_number, "fnDocNumber": answer.fd}
+
+    async def set_settings(self, **values: Any) -> TillSettings:
+        """Change settings (validated), persist them and wake the poll loop."""
+        self.settings.update(**values)
+        self.state.put(settings=asdict(self.settings))
+        self._wake.set()
+        return self.settings
+
+    # ------------------------------------------------------------------ state for heartbeat and control
+
+    async def drive_state(self) -> dict[str, Any]:
+        """What the till knows of its drive now (for heartbeats and the control plane)."""
+        try:
+            status = await self.fn.status()
+            ofd = await self.fn.call(Command.OFD_STATUS)
+            shift = (
+                await self.fn.call(Command.SHIFT_PARAMS)
+                if status.phase in (Phase.FISCAL, Phase.POST_FISCAL)
+                else None
+            )
+            free = await self.fn.call(Command.FREE_RESOURCES)
+            expiry = await self.fn.call(Command.EXPIRY) if status.phase != Phase.READY else None
+        except (DriveError, TransportError) as exc:
+            return {"ok": False, "error": str(exc), "serial": self.fn_serial}
+        oldest = None
+        if ofd.unsent and any(ofd.first_time):
+            raw = ofd.first_time
+            oldest = datetime(2000 + raw[0], raw[1], raw[2], raw[3], raw[4]).isoformat()  # noqa: DTZ001 - drive wall time
+        return {
+            "ok": status.phase == Phase.FISCAL,
+            "serial": self.fn_serial,
+            "phase": status.phase,
+            "warnings": status.warnings,
+            "lastFd": status.last_fd,
+            "unsent": ofd.unsent,
+            "oldestUnsent": oldest,
+            "documentsLeft": free.documents_left,
+            "expiry": expiry.expiry.isoformat() if expiry is not None else None,
+            "shift": {
+                "open": bool(shift.shift_open),
+                "number": shift.shift_number,
+                "receipts": shift.receipt_number,
+                "openedAt": self.state.get("shift_opened_at"),
+            }
+            if shift is not None
+            else None,
+        }
+
+    async def heartbeat(self) -> dict[str, Any]:
+        """Send the till's state to the cloud; keeps the retail point's settings it answers."""
+        drive = await self.drive_state()
+        body = {
+            "fnState": "READY" if drive.get("ok") else "FAILED",
+            "fnSerial": self.fn_serial,
+            "fn": drive,
+            "powerSaving": self.settings.power_saving,
+            "firmwareProfile": self.profile.name,
+            "appVersion": self.profile.app_version,
+        }
+        answer = await self.link.heartbeat(body)
+        self.point_settings = answer.get("settings", {})
+        return answer
+
+    # ------------------------------------------------------------------ loops
+
+    def polling_allowed(self) -> bool:
+        """Whether the till polls now: online, not in power saving, no fault stopping it."""
+        return (
+            self.settings.online
+            and not self.settings.power_saving
+            and "till.offline" not in self.faults
+            and "till.power_saving" not in self.faults
+        )
+
+    async def _pause(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(seconds, 0.0))
+
+    async def poll_once(self) -> int:
+        """One poll cycle: reconcile, heartbeat, lease, fiscalise, report. Returns documents handled."""
+        if self.state.journal_entries():
+            await self.reconcile()
+        await self.heartbeat()
+        items = await self.link.lease(self.settings.max_docs, wait=self.settings.long_poll)
+        self.counters["polls"] += 1
+        if items:
+            self.state.journal_leased(
+                [(str(i["docId"]), i.get("leaseId"), i["document"]) for i in items],
+                self.clock.now().isoformat(),
+            )
+        for item in items:
+            await self.fiscalise(item)
+        await self.flush_outbox()
+        return len(items)
+
+    async def _poll_loop(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            if not self.polling_allowed():
+                await self._pause(self.settings.poll_interval)
+                continue
+            try:
+                handled = await self.poll_once()
+                backoff = 0.5
+                self.last_error = None
+            except (TransportError, CloudError) as exc:
+                self.last_error = str(exc)
+                self.log.warning("poll_failed", error=str(exc))
+                await self._pause(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            if handled:
+                continue  # more may be waiting: poll again at once
+            if self.settings.long_poll <= 0:
+                await self._pause(self.settings.poll_interval)
+
+    async def flush_outbox(self) -> int:
+        """Send waiting results and OFD acknowledgements; returns how many the cloud took."""
+        if not self.settings.online or "till.offline" in self.faults:
+            return 0
+        async with self._flush_lock:
+            return await self._flush_outbox()
+
+    async def _flush_outbox(self) -> int:
+        sent = 0
+        results = self.state.outbox("result")
+        if results:
+            await self.link.results([e.payload for e in results])
+            self.state.delivered(results)
+            sent += len(results)
+        acks = self.state.outbox("ofd")
+        if acks:
+            await self.link.ofd_acks([e.payload for e in acks])
+            self.state.delivered(acks)
+            sent += len(acks)
+        return sent
+
+    async def _outbox_loop(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                await self.flush_outbox()
+                backoff = 0.5
+                await self._pause(max(self.settings.poll_interval, 0.2))
+            except (TransportError, CloudError) as exc:
+                self.log.warning("outbox_flush_failed", error=str(exc))
+                await self._pause(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def _ofd_loop(self) -> None:
+        from kkt_emulator.till.ofd_sender import OfdSender  # noqa: PLC0415 - optional part
+
+        assert self.config.ofd_address is not None
+
+        async def on_ack(fd: int, when: datetime) -> None:
+            self.state.queue_ofd_ack(
+                fd,
+                {
+                    "fnDocNumber": fd,
+                    "fnNumber": self.fn_serial,
+                    "state": "acknowledged",
+                    "at": when.isoformat(),
+                },
+            )
+            self.emit("ofd.acknowledged", {"fnDocNumber": fd})
+            self._wake.set()
+
+        async def on_sent(fd: int) -> None:
+            self.emit("ofd.sent", {"fnDocNumber": fd})
+
+        sender = OfdSender(
+            self.fn,
+            self.clock,
+            self.config.ofd_address,
+            ffd=self.profile.ffd_version,
+            fn_serial=self.fn_serial,
+            on_sent=on_sent,
+            on_ack=on_ack,
+        )
+        self.ofd_sender = sender
+        await sender.run(self._stop, interval=1.0)
