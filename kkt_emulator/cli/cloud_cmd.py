@@ -16,7 +16,7 @@ import uvicorn
 
 from kkt_emulator.cli.output import JSON_OPTION, console
 from kkt_emulator.clock import Clock, make_clock
-from kkt_emulator.cloud.settings import CallbackMethod, CloudSettings
+from kkt_emulator.cloud.settings import CallbackMethod, CloudSettings, FiscalDateFormat
 from kkt_emulator.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -106,6 +106,16 @@ def serve(
     cabinet_token: str | None = typer.Option(
         None, "--cabinet-token", envvar="KKT_CABINET_TOKEN", help="Require this bearer token."
     ),
+    fiscal_date_format: FiscalDateFormat = typer.Option(
+        FiscalDateFormat.ISO,
+        "--fiscal-date-format",
+        help="fiscalInfo.date as iso (+00:00) or millis (.000+0000), §14.",
+    ),
+    fiscal_sum_as_string: bool = typer.Option(
+        False,  # noqa: FBT003 - typer default
+        "--fiscal-sum-as-string",
+        help='fiscalInfo.sum as a string such as "57.00" (§14).',
+    ),
     demo: bool = typer.Option(
         False,  # noqa: FBT003 - typer default
         "--demo",
@@ -120,6 +130,8 @@ def serve(
         callback_verify_tls=not no_verify_tls,
         cabinet_token=cabinet_token,
         demo_mode=demo,
+        fiscal_date_format=fiscal_date_format,
+        fiscal_sum_as_string=fiscal_sum_as_string,
     )
     db_path = db or default_db_path()
     sock = _listen(host, port)

@@ -23,7 +23,7 @@ from cloud_helpers import (
 
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.cloud.app import Cloud
-from kkt_emulator.cloud.settings import CallbackMethod, CloudSettings
+from kkt_emulator.cloud.settings import CallbackMethod, CloudSettings, FiscalDateFormat
 from kkt_emulator.cloud.texts import PENDING_TIMEOUT_TEXT, PICKUP_TIMEOUT_TEXT
 
 if TYPE_CHECKING:
@@ -454,3 +454,27 @@ async def test_restart_loses_and_duplicates_nothing(
             ]
             assert len(shop.requests) == 3  # one success callback and two failure callbacks
     assert clock.now() == T0 + timedelta(minutes=15)
+
+
+async def test_format_switches_give_the_v2_doc_example_shape(
+    db_path: Path, clock: ManualClock, shop: FakeShop
+) -> None:
+    settings = CloudSettings(
+        password_iterations=1000,
+        fiscal_date_format=FiscalDateFormat.MILLIS,
+        fiscal_sum_as_string=True,
+    )
+    async with Cloud(db_path, clock, settings, callback_transport=shop.transport) as cloud:
+        transport = httpx.ASGITransport(app=cloud.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cloud") as http:
+            point = await make_point(http)
+            till = await FakeTill(http, point).bind()
+            doc = minimal_doc()
+            await post_doc(http, point, doc)
+            leased = (await till.lease())[0]
+            info = till.fiscal_info(total=57)
+            info["date"] = "2020-02-26T07:31:19+07:00"
+            await till.succeed(leased, info)
+            fiscal = (await doc_status(http, point, doc["id"]))["fiscalInfo"]
+    assert fiscal["date"] == "2020-02-26T00:31:19.000+0000"  # §21.7
+    assert fiscal["sum"] == "57.00"
