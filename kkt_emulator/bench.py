@@ -165,3 +165,117 @@ def bench_fn(seconds: float = 1.0, store_kind: str = "memory") -> dict[str, Any]
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
     }
+
+
+async def bench_e2e(
+    tills: int = 1,
+    docs: int = 100,
+    points: int = 1,
+    concurrency: int = 20,
+    profile: str = "modulkassa-ffd12",
+) -> dict[str, Any]:
+    """Post ``docs`` sales over real HTTP and wait until every one is COMPLETED.
+
+    Completion is observed the way a shop observes it: each document carries a ``responseURL`` on
+    a local shop endpoint, and the cloud's callback (sent when the document is fiscalised, answered
+    200, which completes it) stops that document's clock. Reports receipts per second from the
+    first POST to the last completion, latency percentiles, CPU seconds per receipt (this process
+    runs cloud, OFD and tills) and peak RSS. Every status is checked at the end.
+    """
+    import asyncio  # noqa: PLC0415 - only the async benchmark needs it
+
+    import httpx  # noqa: PLC0415
+    import uvicorn  # noqa: PLC0415
+    from starlette.applications import Starlette  # noqa: PLC0415
+    from starlette.requests import Request  # noqa: PLC0415
+    from starlette.responses import PlainTextResponse  # noqa: PLC0415
+    from starlette.routing import Route  # noqa: PLC0415
+
+    from kkt_emulator.profiles import load_profile  # noqa: PLC0415
+    from kkt_emulator.stack import Stack, StackOptions, _bind_socket  # noqa: PLC0415
+    from kkt_emulator.testing.stack import sale_document  # noqa: PLC0415
+
+    clock = RealClock()
+    started: dict[str, float] = {}
+    finished: dict[str, float] = {}
+    all_done = asyncio.Event()
+
+    async def callback(request: Request) -> PlainTextResponse:
+        doc_id = request.query_params.get("doc", "")
+        if doc_id in started and doc_id not in finished:
+            finished[doc_id] = clock.monotonic()
+            if len(finished) == docs:
+                all_done.set()
+        return PlainTextResponse("ok")
+
+    shop_socket = _bind_socket("127.0.0.1", 0)
+    shop = uvicorn.Server(
+        uvicorn.Config(
+            Starlette(routes=[Route("/cb", callback)]),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    shop_task = asyncio.create_task(shop.serve(sockets=[shop_socket]))
+    shop_url = f"http://127.0.0.1:{shop_socket.getsockname()[1]}/cb"
+    workdir = tempfile.TemporaryDirectory(prefix="kkt-bench-e2e-")
+    options = StackOptions(
+        profile=load_profile(profile),
+        state_dir=Path(workdir.name),
+        tills=tills,
+        points=points,
+        till_settings={"poll_interval": 0.0, "long_poll": 5.0},
+    )
+    try:
+        async with Stack(options, clock) as stack, httpx.AsyncClient(timeout=60.0) as http:
+            store = stack.ready_info()["store_api"]
+            limit = asyncio.Semaphore(concurrency)
+            posted: list[tuple[str, tuple[str, str]]] = []
+
+            async def post(n: int) -> None:
+                point = stack.points[n % len(stack.points)]
+                auth = (point["login"], point["password"])
+                doc = sale_document(10.0 + n % 100)
+                doc["responseURL"] = f"{shop_url}?doc={doc['id']}"
+                async with limit:
+                    started[doc["id"]] = clock.monotonic()
+                    (await http.post(f"{store}/v2/doc", json=doc, auth=auth)).raise_for_status()
+                posted.append((doc["id"], auth))
+
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            began = clock.monotonic()
+            await asyncio.gather(*(post(n) for n in range(docs)))
+            await asyncio.wait_for(all_done.wait(), timeout=max(60.0, docs * 0.5))
+            elapsed = max(finished.values()) - began
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            statuses: dict[str, int] = {}
+            for doc_id, auth in posted:
+                async with limit:
+                    status = (await http.get(f"{store}/v1/doc/{doc_id}/status", auth=auth)).json()[
+                        "status"
+                    ]
+                statuses[status] = statuses.get(status, 0) + 1
+    finally:
+        shop.should_exit = True
+        await shop_task
+        shop_socket.close()
+        workdir.cleanup()
+    latencies = sorted(finished[d] - started[d] for d in finished)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1)
+
+    return {
+        "benchmark": "e2e",
+        "tills": tills,
+        "points": points,
+        "documents": docs,
+        "statuses": statuses,
+        "seconds": round(elapsed, 3),
+        "receipts_per_second": round(docs / elapsed, 1),
+        "latency_ms": {"p50": pct(0.50), "p99": pct(0.99), "max": round(latencies[-1] * 1000, 1)},
+        "cpu_seconds_per_receipt": round(cpu / docs, 4),
+        "peak_rss_mib": round(after.ru_maxrss / 1024, 1),
+    }

@@ -83,6 +83,12 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
+    # uvicorn configures its loggers with handlers of its own and no propagation when it runs with
+    # its default log config; hand them back to the root handler so every line has one format.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        library = logging.getLogger(name)
+        library.handlers.clear()
+        library.propagate = True
 
 
 class _CurrentStderr:

@@ -28,3 +28,44 @@ def fn_command(
 ) -> None:
     """Drive frames per second (status, one 07h item, a whole receipt) vs the 115200-baud line."""
     typer.echo(json.dumps(bench_fn(seconds, store.value), ensure_ascii=False, indent=2))
+
+
+@app.command("e2e")
+def e2e_command(
+    tills: int = typer.Option(1, "--tills", min=1, max=1000, help="Tills to start."),
+    docs: int = typer.Option(100, "--docs", min=1, max=1_000_000, help="Sales to post."),
+    points: int = typer.Option(
+        1, "--points", min=1, max=1000, help="Retail points (tills are spread over them)."
+    ),
+    concurrency: int = typer.Option(
+        20, "--concurrency", min=1, max=1000, help="Requests in flight at once."
+    ),
+    profile: str = typer.Option("modulkassa-ffd12", "--profile", help="Firmware profile."),
+) -> None:
+    """Shop to COMPLETED over real HTTP: receipts/s, latency p50/p99, CPU per receipt, peak RSS."""
+    import asyncio  # noqa: PLC0415 - only this command runs an event loop
+
+    from kkt_emulator.bench import bench_e2e  # noqa: PLC0415
+
+    result = asyncio.run(bench_e2e(tills, docs, points, concurrency, profile))
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@app.command("cloud")
+def cloud_command(
+    documents: int = typer.Option(500, "--documents", min=1, help="Documents to post."),
+    reads: int = typer.Option(1000, "--reads", min=1, help="Status reads to make."),
+    concurrency: int = typer.Option(
+        8, "--concurrency", min=1, max=1000, help="Requests in flight at once."
+    ),
+    in_process: bool = typer.Option(
+        False,  # noqa: FBT003 - typer default
+        "--in-process",
+        help="Call the ASGI app directly instead of over loopback HTTP.",
+    ),
+) -> None:
+    """The cloud alone: document posts/s and status reads/s, with plain GET /v1/status for comparison."""
+    from kkt_emulator.cloud.bench import bench_cloud  # noqa: PLC0415 - heavy import, only here
+
+    result = bench_cloud(documents, reads, concurrency, in_process=in_process)
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))

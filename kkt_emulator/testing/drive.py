@@ -24,11 +24,11 @@ from kkt_emulator.fn.codes import Command, Phase, ResultCode
 from kkt_emulator.fn.drive import DriveConfig, FiscalDrive
 from kkt_emulator.fn.endpoint import DriveEndpoint
 from kkt_emulator.fn.frame import Frame
-from kkt_emulator.fn.signing import make_rnm
 from kkt_emulator.fn.state import DriveStore
 from kkt_emulator.fn.tlv import tlv_byte, tlv_fvln, tlv_stlv, tlv_string, tlv_vln
 from kkt_emulator.ofd.ack import build_ack
 from kkt_emulator.profiles import FirmwareProfile, load_profile
+from kkt_emulator.till.registration import registration_plan
 
 __all__ = ["DEFAULT_START", "DriveBench", "Item", "item_tlv"]
 
@@ -128,28 +128,6 @@ class DriveBench:
 
     # ------------------------------------------------------------------ documents
 
-    def registration_tlv(self, agent: bool = False) -> bytes:
-        """What a till sends with 07h during registration."""
-        reg = self.profile.registration
-        address = reg.addresses[0]
-        parts = [
-            tlv_string(1048, reg.user_name),
-            tlv_string(1009, address.address),
-            tlv_string(1187, address.place),
-            tlv_string(1013, KKT_SERIAL),
-            tlv_string(1046, reg.ofd_name),
-            tlv_string(1060, reg.fns_site),
-            tlv_string(1117, reg.sender_email),
-            tlv_string(1021, "Администратор"),
-            tlv_string(1188, self.profile.app_version),
-            tlv_byte(1189, self.profile.ffd_code),
-        ]
-        if not self.ffd12:
-            parts.append(tlv_byte(1209, 2))
-        if agent:
-            parts.append(tlv_byte(1057, 0x40))
-        return b"".join(parts)
-
     def register(
         self,
         *,
@@ -160,40 +138,20 @@ class DriveBench:
         report_type: int = 0,
         reason: int | None = None,
     ) -> Any:
-        """Registration (or re-registration) through 02h/03h or A2h/A3h as the profile's FFD says."""
-        reg = self.profile.registration
-        mask = reg.tax_mask if tax_systems is None else tax_systems
-        mode = 0x20 if internet else 0
-        rnm = make_rnm(1, reg.inn, KKT_SERIAL)
-        if self.ffd12:
-            self.call(Command.START_REGISTRATION_12, report_type=report_type, ffd=4)
-            self.call(Command.SEND_DOCUMENT_DATA, data=self.registration_tlv(agent))
-            return self.call(
-                Command.FINISH_REGISTRATION_12,
-                when=self.local,
-                inn=reg.inn,
-                rnm=rnm,
-                tax_systems=mask,
-                mode=mode,
-                ext_flags=0x01 if excise else 0,
-                ofd_inn=reg.ofd_inn,
-                reason=reason if report_type else None,
-            )
-        self.call(Command.START_REGISTRATION, report_type=report_type)
-        tlv = self.registration_tlv(agent)
-        tlv += tlv_string(1017, reg.ofd_inn.ljust(12))
-        if excise:
-            tlv += tlv_byte(1207, 1)
-        self.call(Command.SEND_DOCUMENT_DATA, data=tlv)
-        return self.call(
-            Command.FINISH_REGISTRATION,
-            when=self.local,
-            inn=reg.inn,
-            rnm=rnm,
-            tax_systems=mask,
-            mode=mode,
-            reason=reason if report_type else None,
+        """Registration (or re-registration) as the till firmware does it (02h/03h or A2h/A3h)."""
+        plan = registration_plan(
+            self.profile,
+            KKT_SERIAL,
+            report_type=report_type,
+            reason=reason,
+            tax_systems=tax_systems,
+            agent=agent,
+            excise=excise,
+            internet=internet,
         )
+        self.call(plan.start, **plan.start_fields)
+        self.call(Command.SEND_DOCUMENT_DATA, data=plan.tlv)
+        return self.call(plan.finish, when=self.local, **plan.finish_fields)
 
     def open_shift(self) -> Any:
         """11h, 07h (cashier), 12h."""
