@@ -1,0 +1,478 @@
+"""The till-side agent of the control plane: state, events and commands of one till over MQTT.
+
+:class:`TillAgent` joins a till and an :class:`~kkt_emulator.control.link.MqttLink` whose last will
+is ``kkt/<id>/status`` = ``offline`` (:func:`agent_link` builds one):
+
+* ``kkt/<id>/status`` — retained ``online`` on every (re)connection, ``offline`` on a clean stop;
+  the broker publishes the will when the process dies;
+* ``kkt/<id>/state`` — the retained snapshot, republished after every till event, after every
+  command that changes something (before its answer, so the answer never outruns the state), on
+  every reconnection and at least every ``state_interval`` seconds;
+* ``kkt/<id>/events`` — every till event in order, ``{"event", "deviceId", "at", "data"}``;
+* ``kkt/<id>/cmd`` — the commands of ``till-protocol.md`` §3, each in its own task; a malformed
+  request, an unknown command or a bad argument is answered with an error, never raised.
+
+The agent uses only the till's public control methods (:class:`ControlledTill`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+from kkt_emulator.clock import Clock, ManualClock, parse_duration
+from kkt_emulator.control import topics
+from kkt_emulator.control.link import LastWill, MqttLink, Received
+from kkt_emulator.control.topics import Args, CommandError, CommandRequest, ErrorCode
+from kkt_emulator.errors import (
+    CloudError,
+    ConfigError,
+    DriveError,
+    EmulatorError,
+    TransportError,
+    ValidationError,
+)
+from kkt_emulator.logging import get_logger
+
+__all__ = ["ControlledTill", "TillAgent", "agent_link", "clock_id"]
+
+#: How far past a named deadline ``clock.advance --to`` moves the clock.
+PAST_DEADLINE = timedelta(minutes=1)
+_EVENT_BACKLOG = 1000
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class ControlledTill(Protocol):
+    """The till's public control API the agent drives (``kkt_emulator.till.till.Till``)."""
+
+    @property
+    def device_id(self) -> str:
+        """The id the cloud gave the till; names its topics."""
+
+    @property
+    def kkt_serial(self) -> str:
+        """The till's serial number."""
+
+    @property
+    def fn_serial(self) -> str:
+        """The drive's serial number."""
+
+    @property
+    def profile(self) -> _Named:
+        """The firmware profile (its ``name`` goes into the state)."""
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the till (and the rest of its process) runs on."""
+
+    @property
+    def listeners(self) -> list[Callable[[str, dict[str, Any]], None]]:
+        """Called as ``listener(event, data)`` for every event of the till."""
+
+    async def snapshot_state(self) -> dict[str, Any]:
+        """Settings, drive, shift, queue, faults and clock, as JSON-ready data."""
+
+    async def set_settings(self, **values: Any) -> object:
+        """Change settings; raises ConfigError on a bad name or value."""
+
+    def inject_fault(
+        self,
+        name: str,
+        *,
+        count: int | None = None,
+        probability: float = 1.0,
+        seed: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Arm a fault of the catalogue; raises ConfigError for an unknown one or a bad parameter."""
+
+    def clear_faults(self, name: str | None = None) -> list[str]:
+        """Clear one fault or all; returns the names cleared."""
+
+    def list_faults(self) -> list[dict[str, Any]]:
+        """The armed faults with their parameters and counters."""
+
+    def deadlines(self) -> dict[str, datetime | None]:
+        """Business-time deadlines: shift.expires, ofd.block, fn.expires, fn.warning."""
+
+    async def close_shift(self) -> dict[str, Any] | None:
+        """Close the open shift; ``None`` when none is open."""
+
+    async def sell(self, total_kopecks: int, cashier: str = ..., /) -> dict[str, Any]:
+        """A counter sale entered at the till; returns its fiscal data."""
+
+    async def replace_drive(self) -> dict[str, Any]:
+        """Put in a new drive and register it."""
+
+    async def save_snapshot(self, path: Path, /) -> dict[str, Any]:
+        """Save the till's whole state to ``path``."""
+
+    async def load_snapshot(self, path: Path, /) -> dict[str, Any]:
+        """Load the till's whole state from ``path``."""
+
+
+def clock_id(clock: Clock) -> str:
+    """Names one clock object among all processes on all hosts.
+
+    Tills that report the same id share one clock: advancing it once moves all of them (the
+    command line advances each clock once, not each till).
+    """
+    return f"{socket.gethostname()}/{os.getpid()}/{id(clock):x}"
+
+
+def agent_link(url: str, device_id: str, *, clock: Clock | None = None) -> MqttLink:
+    """A link for one till: client id ``kkt-till-<id>``, last will ``kkt/<id>/status`` = offline."""
+    will = LastWill(topics.status_topic(device_id), topics.OFFLINE.encode(), retain=True, qos=1)
+    return MqttLink(url, client_id=f"kkt-till-{device_id}", will=will, clock=clock)
+
+
+Handler = Callable[[Args], Awaitable[Any]]
+
+
+class TillAgent:
+    """Publishes a till's status, state and events, and answers its commands.
+
+    Args:
+        till: the till (started: its device id is known).
+        link: a link whose will is this till's ``offline`` status (see :func:`agent_link`);
+            the agent starts it if needed but never closes it.
+        state_interval: seconds between unconditional state publications (pacing time).
+    """
+
+    def __init__(
+        self, till: ControlledTill, link: MqttLink, *, state_interval: float = 3.0
+    ) -> None:
+        if not till.device_id:
+            raise ConfigError("the till has no device id yet: start it before its agent")
+        self.till = till
+        self.link = link
+        self.device_id = till.device_id
+        self.state_interval = state_interval
+        self.log = get_logger(component="agent", device_id=self.device_id)
+        self.commands: dict[str, tuple[Handler, bool]] = {
+            # name: (handler, changes state → publish the state before answering)
+            "status": (self._status, False),
+            "set": (self._set, True),
+            "fault.inject": (self._fault_inject, True),
+            "fault.clear": (self._fault_clear, True),
+            "fault.list": (self._fault_list, False),
+            "clock.advance": (self._clock_advance, True),
+            "clock.show": (self._clock_show, False),
+            "shift.close": (self._shift_close, True),
+            "sell": (self._sell, True),
+            "fn.replace": (self._fn_replace, True),
+            "snapshot": (self._snapshot, False),
+            "restore": (self._restore, True),
+        }
+        assert set(self.commands) == set(topics.COMMANDS)
+        self._events: asyncio.Queue[tuple[str, dict[str, Any], datetime]] = asyncio.Queue()
+        self._dirty = asyncio.Event()
+        self._state_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._command_tasks: set[asyncio.Task[None]] = set()
+        self._subscription: Any = None
+        self.published_states = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Listen to the till, subscribe to commands and start publishing."""
+        self.till.listeners.append(self._on_event)
+        self.link.on_connect.append(self._on_connect)
+        self._subscription = await self.link.subscribe(
+            topics.cmd_topic(self.device_id), self._on_command, qos=1
+        )
+        self.link.start()
+        if self.link.connected:  # the hook only runs on connections made from now on
+            await self._on_connect()
+        self._tasks = [
+            asyncio.create_task(self._state_loop(), name=f"agent-state-{self.device_id}"),
+            asyncio.create_task(self._event_loop(), name=f"agent-events-{self.device_id}"),
+        ]
+
+    async def stop(self) -> None:
+        """Publish ``offline`` (if connected), stop answering and leave the till alone."""
+        with contextlib.suppress(ValueError):
+            self.till.listeners.remove(self._on_event)
+        with contextlib.suppress(ValueError):
+            self.link.on_connect.remove(self._on_connect)
+        for task in [*self._tasks, *self._command_tasks]:
+            task.cancel()
+        for task in [*self._tasks, *self._command_tasks]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self._subscription is not None:
+            with contextlib.suppress(TransportError):
+                await self._subscription.cancel()
+            self._subscription = None
+        with contextlib.suppress(TransportError, TimeoutError):
+            async with asyncio.timeout(self.link.timeout):
+                await self.link.publish(
+                    topics.status_topic(self.device_id), topics.OFFLINE, retain=True, wait=False
+                )
+
+    async def _on_connect(self) -> None:
+        await self.link.publish(topics.status_topic(self.device_id), topics.ONLINE, retain=True)
+        await self.publish_state()
+
+    # ------------------------------------------------------------------ state and events
+
+    def _on_event(self, event: str, data: dict[str, Any]) -> None:
+        # Called synchronously from inside the till: queue, never block it.
+        if self._events.qsize() >= _EVENT_BACKLOG:
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._events.get_nowait()
+            self.log.warning("agent_event_dropped", reason="backlog full")
+        self._events.put_nowait((event, dict(data), self.till.clock.now()))
+        self._dirty.set()
+
+    async def _event_loop(self) -> None:
+        while True:
+            event, data, at = await self._events.get()
+            payload = topics.event_payload(event, data, self.device_id, at)
+            try:
+                await self.link.publish(topics.events_topic(self.device_id), payload, qos=1)
+            except TransportError as exc:
+                self.log.info("agent_event_lost", event_name=event, error=str(exc))
+
+    async def _state_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.state_interval):
+                    await self._dirty.wait()
+            try:
+                await self.publish_state(wait=False)
+            except TransportError as exc:
+                self.log.info("agent_state_not_published", error=str(exc))
+            except Exception:  # a failing snapshot must not end the periodic publication
+                self.log.exception("agent_snapshot_failed")
+                await self.till.clock.pace(self.state_interval)
+
+    async def state(self) -> dict[str, Any]:
+        """The snapshot published on ``kkt/<id>/state``."""
+        snapshot = await self.till.snapshot_state()
+        return {
+            "deviceId": self.device_id,
+            "kktSerial": self.till.kkt_serial,
+            "fnSerial": self.till.fn_serial,
+            "profile": self.till.profile.name,
+            **snapshot,
+        }
+
+    async def publish_state(self, *, wait: bool = True) -> None:
+        """Publish the current snapshot, retained (one at a time, newest last)."""
+        async with self._state_lock:
+            self._dirty.clear()
+            state = await self.state()
+            if await self.link.publish(
+                topics.state_topic(self.device_id),
+                topics.encode_json(state),
+                retain=True,
+                wait=wait,
+            ):
+                self.published_states += 1
+
+    # ------------------------------------------------------------------ commands
+
+    def _on_command(self, message: Received) -> None:
+        task = asyncio.create_task(self._handle(message))
+        self._command_tasks.add(task)
+        task.add_done_callback(self._command_tasks.discard)
+
+    async def _handle(self, message: Received) -> None:
+        answer = await self.execute(message.payload)
+        if message.response_topic is None:
+            self.log.info("agent_command_without_response_topic")
+            return
+        try:
+            await self.link.publish(
+                message.response_topic, answer, qos=1, correlation=message.correlation
+            )
+        except TransportError as exc:
+            self.log.info("agent_answer_lost", error=str(exc))
+
+    async def execute(self, payload: bytes) -> bytes:
+        """Run one request payload; returns the answer payload (never raises)."""
+        command = "?"
+        try:
+            request = CommandRequest.decode(payload)
+            command = request.command
+            result = await self._run(request)
+        except CommandError as exc:
+            return topics.error_answer(exc.code, exc.message)
+        except (ConfigError, ValidationError) as exc:
+            return topics.error_answer(ErrorCode.BAD_ARGS, f"{command}: {exc}")
+        except DriveError as exc:
+            return topics.error_answer(ErrorCode.DRIVE_ERROR, f"{command}: {exc}")
+        except TransportError as exc:
+            return topics.error_answer(ErrorCode.TRANSPORT_ERROR, f"{command}: {exc}")
+        except CloudError as exc:
+            return topics.error_answer(ErrorCode.CLOUD_ERROR, f"{command}: {exc}")
+        except EmulatorError as exc:
+            return topics.error_answer(ErrorCode.FAILED, f"{command}: {exc}")
+        except Exception as exc:  # a bug in the till: answer, log, keep serving
+            self.log.exception("agent_command_crashed", command=command)
+            return topics.error_answer(
+                ErrorCode.INTERNAL, f"{command}: {type(exc).__name__}: {exc}"
+            )
+        self.log.info("agent_command", command=command)
+        return topics.ok_answer(result)
+
+    async def _run(self, request: CommandRequest) -> Any:
+        entry = self.commands.get(request.command)
+        if entry is None:
+            raise CommandError(
+                ErrorCode.UNKNOWN_COMMAND,
+                f"unknown command {request.command!r}; known: {', '.join(topics.COMMANDS)}",
+            )
+        handler, changes_state = entry
+        result = await handler(Args(request.command, request.args))
+        if changes_state:
+            self._dirty.set()
+            with contextlib.suppress(TransportError):
+                await self.publish_state(wait=False)
+        return result
+
+    async def _status(self, args: Args) -> Any:
+        args.done()
+        return await self.state()
+
+    async def _set(self, args: Args) -> Any:
+        values = args.rest()
+        if not values:
+            raise CommandError(
+                ErrorCode.BAD_ARGS,
+                "set: name at least one of power_saving, online, poll_interval, long_poll, shift_mode",
+            )
+        await self.till.set_settings(**values)
+        snapshot = await self.till.snapshot_state()
+        return {"settings": snapshot.get("settings", values)}
+
+    async def _fault_inject(self, args: Args) -> Any:
+        name = args.text("name", required=True)
+        assert name is not None
+        count = args.integer("count")
+        probability = args.number("probability")
+        seed = args.integer("seed")
+        params = args.mapping("params")
+        args.done()
+        if count is not None and count < 1:
+            raise CommandError(ErrorCode.BAD_ARGS, "fault.inject: count must be at least 1")
+        if probability is not None and not 0.0 <= probability <= 1.0:
+            raise CommandError(ErrorCode.BAD_ARGS, "fault.inject: probability must be 0..1")
+        return self.till.inject_fault(
+            name,
+            count=count,
+            probability=1.0 if probability is None else probability,
+            seed=seed,
+            params=params,
+        )
+
+    async def _fault_clear(self, args: Args) -> Any:
+        name = args.text("name")
+        args.done()
+        return {"cleared": self.till.clear_faults(name)}
+
+    async def _fault_list(self, args: Args) -> Any:
+        args.done()
+        return {"faults": self.till.list_faults()}
+
+    def _clock_facts(self) -> dict[str, Any]:
+        clock = self.till.clock
+        return {"now": clock.now(), "mode": clock.mode, "clockId": clock_id(clock)}
+
+    async def _clock_show(self, args: Args) -> Any:
+        args.done()
+        return {**self._clock_facts(), "deadlines": self.till.deadlines()}
+
+    async def _clock_advance(self, args: Args) -> Any:
+        delta_text = args.text("delta")
+        target_name = args.text("to")
+        args.done()
+        if (delta_text is None) == (target_name is None):
+            raise CommandError(ErrorCode.BAD_ARGS, "clock.advance: give either delta or to")
+        clock = self.till.clock
+        if not isinstance(clock, ManualClock):
+            raise CommandError(
+                ErrorCode.CLOCK_NOT_MANUAL,
+                f"clock.advance needs the manual clock; this till's clock is {clock.mode} "
+                "(start it with --clock manual)",
+            )
+        before = clock.now()
+        if delta_text is not None:
+            delta = parse_duration(delta_text)
+            target = None
+        else:
+            assert target_name is not None
+            if target_name not in topics.DEADLINES:
+                raise CommandError(
+                    ErrorCode.BAD_ARGS,
+                    f"clock.advance: to must be one of {', '.join(topics.DEADLINES)}",
+                )
+            deadline = self.till.deadlines().get(target_name)
+            if deadline is None:
+                raise CommandError(
+                    ErrorCode.NO_DEADLINE,
+                    f"clock.advance: the till has no {target_name} deadline now",
+                )
+            target = deadline + PAST_DEADLINE
+            # Already past it (another till on the same clock went further): nothing to do.
+            delta = max(target - before, timedelta(0))
+        now = await clock.advance(delta)
+        return {
+            **self._clock_facts(),
+            "before": before,
+            "advanced": (now - before).total_seconds(),
+            "to": target_name,
+            "target": target,
+        }
+
+    async def _shift_close(self, args: Args) -> Any:
+        args.done()
+        closed = await self.till.close_shift()
+        return {"closed": closed is not None, **(closed or {})}
+
+    async def _sell(self, args: Args) -> Any:
+        total = args.integer("total_kopecks", required=True)
+        cashier = args.text("cashier")
+        args.done()
+        assert total is not None
+        if total <= 0:
+            raise CommandError(ErrorCode.BAD_ARGS, "sell: total_kopecks must be positive")
+        if cashier is None:
+            return await self.till.sell(total)
+        return await self.till.sell(total, cashier)
+
+    async def _fn_replace(self, args: Args) -> Any:
+        args.done()
+        return await self.till.replace_drive()
+
+    def _path(self, args: Args) -> Path:
+        path = args.text("path", required=True)
+        args.done()
+        assert path is not None
+        return Path(path).expanduser()
+
+    async def _snapshot(self, args: Args) -> Any:
+        return await self.till.save_snapshot(self._path(args))
+
+    async def _restore(self, args: Args) -> Any:
+        return await self.till.load_snapshot(self._path(args))
