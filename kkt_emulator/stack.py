@@ -16,7 +16,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 import uvicorn
@@ -27,6 +27,9 @@ from kkt_emulator.errors import ConfigError, TransportError
 from kkt_emulator.logging import get_logger
 from kkt_emulator.profiles import FirmwareProfile
 from kkt_emulator.till.till import Till, TillConfig
+
+if TYPE_CHECKING:
+    from kkt_emulator.control.plane import ControlPlane
 
 __all__ = [
     "EXAMPLE_SALE",
@@ -129,6 +132,8 @@ class Stack:
         self._server: uvicorn.Server | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
+        self.control: ControlPlane | None = None
+        self.mqtt_url: str | None = None
         self.log = get_logger(component="stack")
 
     async def __aenter__(self) -> Self:
@@ -149,6 +154,7 @@ class Stack:
         await self._start_ofd()
         await self._ensure_points()
         await self._start_tills()
+        await self._start_control()
         if self.options.ready_file is not None:
             write_json_atomic(self.options.ready_file, self.ready_info())
         write_json_atomic(self.state_dir / "ready.json", self.ready_info())
@@ -246,8 +252,22 @@ class Stack:
             await till.start()
             self.tills.append(till)
 
+    async def _start_control(self) -> None:
+        """The MQTT control plane: ``options.mqtt`` is ``"spawn"``, a broker URL or ``None``."""
+        if not self.options.mqtt:
+            return
+        from kkt_emulator.control.plane import ControlPlane  # noqa: PLC0415 - only with --mqtt
+
+        self.control = ControlPlane(self.options.mqtt, self.clock)
+        await self.control.start(self.tills)
+        self.mqtt_url = self.control.url
+
     async def close(self) -> None:
-        """Stop tills, the OFD and the cloud, in that order."""
+        """Stop the control plane, tills, the OFD and the cloud, in that order."""
+        if self.control is not None:
+            with contextlib.suppress(Exception):
+                await self.control.close()
+            self.control = None
         for till in reversed(self.tills):
             with contextlib.suppress(Exception):
                 await till.close()
@@ -296,7 +316,7 @@ class Stack:
                 for t in self.tills
             ],
             "ofd": self.ofd.address if self.ofd is not None else None,
-            "mqtt": self.options.mqtt,
+            "mqtt": self.mqtt_url,
             "clock": self.clock.mode,
             "state_dir": str(self.state_dir),
             "pid": os.getpid(),
@@ -310,6 +330,7 @@ class Stack:
             f"  store API        {info['store_api']}    (the vendor's shop API: /v2/doc, /v1/doc/ID/status …)",
             f"  cabinet API      {info['cabinet_api']}",
             f"  OFD stand-in     {info['ofd'] or 'off'}",
+            f"  MQTT broker      {info['mqtt'] or 'off'}    (kkt-emulator status, fault, clock …)",
             f"  retail point id  {info['retail_point_id']}",
             f"  login/password   {info['login']} / {info['password']}    (association, for shops and plugins)",
             f"  service creds    {info['service_login']} / {info['service_password']}    (for /v1/associate)",

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from kkt_emulator.clock import Clock, make_clock
+from kkt_emulator.control.plane import resolve_mqtt
 from kkt_emulator.profiles import load_profile
 from kkt_emulator.stack import Stack, StackOptions, default_state_dir
 
@@ -55,6 +56,12 @@ def up(
     timing: str = typer.Option(
         "fast", "--timing", help="fast, or realistic (the profile's per-command delays)."
     ),
+    mqtt: str = typer.Option(
+        "auto",
+        "--mqtt",
+        help="Control plane: spawn (a private mosquitto), mqtt://host:port (an existing broker), "
+        "none, or auto (spawn when mosquitto is installed).",
+    ),
 ) -> None:
     """Start the cloud, the OFD stand-in and tills; print what a shop needs to connect.
 
@@ -64,6 +71,9 @@ def up(
     if timing not in ("fast", "realistic"):
         raise typer.BadParameter("--timing must be fast or realistic")
     clock = make_clock(clock_spec)
+    mqtt_mode, notice = resolve_mqtt(mqtt)
+    if notice:
+        typer.echo(notice, err=True)
     options = StackOptions(
         profile=load_profile(profile),
         state_dir=state_dir or default_state_dir(),
@@ -75,6 +85,7 @@ def up(
         ready_file=ready_file,
         timing=timing,
         till_settings={"poll_interval": poll_interval},
+        mqtt=mqtt_mode,
     )
     asyncio.run(_serve(options, clock))
 
