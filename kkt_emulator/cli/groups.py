@@ -37,3 +37,6 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(cloud_cmd.app, name="cloud")
     app.add_typer(cabinet_cmd.app, name="cabinet")
+    from kkt_emulator.cli import control_cmd  # noqa: PLC0415 - kept apart from the list above
+
+    control_cmd.register(app, fn_app=fn_cmd.app)

@@ -1,0 +1,182 @@
+"""`kkt-emulator status|set|fault|clock …` against a running installation and its own mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kkt_emulator.cli.main import main
+from kkt_emulator.clock import ManualClock
+from kkt_emulator.control.broker import MosquittoBroker
+from kkt_emulator.logging import configure_logging
+from kkt_emulator.profiles import load_profile
+from kkt_emulator.stack import Stack, StackOptions, write_json_atomic
+
+
+@pytest.fixture
+async def installation(tmp_path: Path) -> AsyncIterator[tuple[Stack, Path]]:
+    configure_logging("console", "warning")  # the installation's logs stay off captured stdout
+    ready = tmp_path / "ready.json"
+    async with MosquittoBroker() as broker:
+        options = StackOptions(
+            profile=load_profile("modulkassa-ffd12"),
+            state_dir=tmp_path / "state",
+            tills=2,
+            ready_file=ready,
+            till_settings={"poll_interval": 0.05},
+            mqtt=broker.url,
+        )
+        async with Stack(options, ManualClock(datetime(2026, 4, 1, 9, 0, tzinfo=UTC))) as stack:
+            yield stack, ready
+
+
+async def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what the installation logged so far
+    code = await asyncio.to_thread(main, list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+async def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    code, out, err = await cli(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+async def test_status_json(
+    installation: tuple[Stack, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack, ready = installation
+    data = await cli_json(capsys, "status", "--ready-file", str(ready))
+    ids = sorted(t.device_id for t in stack.tills)
+    assert [t["deviceId"] for t in data["tills"]] == ids
+    for entry in data["tills"]:
+        assert entry["ok"] is True
+        assert entry["status"] == "online"
+        assert entry["result"]["deviceId"] == entry["deviceId"]
+        assert entry["result"]["clock"]["mode"] == "manual"
+    code, out, err = await cli(capsys, "status", "--ready-file", str(ready))
+    assert code == 0, err
+    assert ids[0][:8] in out
+    assert out.count("online") == 2
+    assert "business time 2026-04-01T09:00:00+00:00 (manual)" in out
+
+
+async def test_fault_inject_list_clear(
+    installation: tuple[Stack, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack, ready = installation
+    till = stack.tills[0]
+    prefix = till.device_id[:8]
+    code, out, err = await cli(
+        capsys,
+        "fault",
+        "inject",
+        "fn.memory_warning",
+        "--count",
+        "2",
+        "--seed",
+        "3",
+        "--device",
+        prefix,
+        "--ready-file",
+        str(ready),
+    )
+    assert code == 0, err
+    assert f"till {till.device_id}: fault fn.memory_warning armed (count 2, seed 3)" in out
+    assert "fn.memory_warning" in till.faults
+    assert "fn.memory_warning" not in stack.tills[1].faults
+    listed = await cli_json(capsys, "fault", "list", "--ready-file", str(ready))
+    faults = {t["deviceId"]: [f["name"] for f in t["result"]["faults"]] for t in listed["tills"]}
+    assert faults == {till.device_id: ["fn.memory_warning"], stack.tills[1].device_id: []}
+    code, out, err = await cli(capsys, "fault", "clear", "--ready-file", str(ready))
+    assert code == 0, err
+    assert f"till {till.device_id}: cleared fn.memory_warning" in out
+    assert not till.faults
+
+
+async def test_refused_fault_is_an_error(
+    installation: tuple[Stack, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack, ready = installation
+    device = stack.tills[0].device_id
+    code, _, err = await cli(
+        capsys, "fault", "inject", "fn.bogus", "--device", device, "--ready-file", str(ready)
+    )
+    assert code == 2
+    assert err.startswith(f"error: till {device}: fault.inject: unknown fault 'fn.bogus'")
+    assert len(err.strip().splitlines()) == 1
+
+
+async def test_set_power_saving(
+    installation: tuple[Stack, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack, ready = installation
+    code, out, err = await cli(capsys, "set", "power-saving", "on", "--ready-file", str(ready))
+    assert code == 0, err
+    assert all(t.settings.power_saving for t in stack.tills)
+    assert out.count("power-saving on") == 2
+    code, _, err = await cli(capsys, "set", "power-saving", "maybe", "--ready-file", str(ready))
+    assert code == 2
+    assert "power-saving takes on or off" in err
+
+
+async def test_clock_advance_moves_the_shared_clock_once(
+    installation: tuple[Stack, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack, ready = installation
+    before = stack.clock.now()
+    data = await cli_json(capsys, "clock", "advance", "1h", "--ready-file", str(ready))
+    # Two tills and the cloud share one clock in one `up` process: it moves 1 h, not 3 h.
+    assert stack.clock.now() == before + timedelta(hours=1)
+    assert sorted(t["deviceId"] for t in data["tills"]) == sorted(t.device_id for t in stack.tills)
+    assert all(t["ok"] for t in data["tills"])
+    assert data["cloud"]["shared"] is True
+    assert data["cloud"]["advanced"] == 0
+    code, out, err = await cli(capsys, "clock", "advance", "30m", "--ready-file", str(ready))
+    assert code == 0, err
+    assert "clock moved 30m" in out
+    assert "cloud: shares the tills' clock" in out
+    assert stack.clock.now() == before + timedelta(hours=1, minutes=30)
+
+
+async def test_clock_advance_to_a_missing_deadline(
+    installation: tuple[Stack, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, ready = installation
+    code, _, err = await cli(
+        capsys, "clock", "advance", "--to", "shift.expires", "--ready-file", str(ready)
+    )
+    assert code == 2
+    assert "has no shift.expires deadline now" in err
+
+
+async def test_no_broker_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connections are refused
+        code, out, err = await cli(capsys, "status", "--mqtt", f"mqtt://127.0.0.1:{port}")
+    assert code == 2
+    assert out == ""
+    assert err.startswith(f"error: cannot reach the MQTT broker at mqtt://127.0.0.1:{port}")
+    assert len(err.strip().splitlines()) == 1
+
+
+async def test_installation_without_control_plane(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ready = tmp_path / "ready.json"
+    write_json_atomic(ready, {"mqtt": None, "base_url": "http://127.0.0.1:1"})
+    code, _, err = await cli(capsys, "fault", "list", "--ready-file", str(ready))
+    assert code == 2
+    assert err.startswith("error: the running installation has no MQTT control plane")
+    code, _, err = await cli(capsys, "status", "--ready-file", str(tmp_path / "missing.json"))
+    assert code == 2
+    assert "no running installation" in err
