@@ -111,6 +111,7 @@ class StackOptions:
     timing: str = "fast"
     till_settings: dict[str, Any] = field(default_factory=dict)
     mqtt: str | None = None
+    drive_timeout: float = 5.0
 
 
 class Stack:
@@ -247,8 +248,10 @@ class Stack:
                 ofd_address=self.ofd.address if self.ofd is not None else None,
                 timing=self.options.timing,
                 settings=dict(self.options.till_settings),
+                drive_timeout=self.options.drive_timeout,
             )
             till = Till(config, self.clock)
+            till.ofd_server = self.ofd
             await till.start()
             self.tills.append(till)
 

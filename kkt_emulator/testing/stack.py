@@ -80,6 +80,7 @@ class StackHarness:
         points: int = 1,
         clock: Clock | None = None,
         poll_interval: float = 0.05,
+        drive_timeout: float = 5.0,
         **till_settings: Any,
     ) -> AsyncIterator[StackHarness]:
         """Start an installation in ``state_dir`` (manual clock by default) and stop it after."""
@@ -90,6 +91,7 @@ class StackHarness:
             tills=tills,
             points=points,
             till_settings={"poll_interval": poll_interval, **till_settings},
+            drive_timeout=drive_timeout,
         )
         async with Stack(options, clock) as stack:
             harness = cls(stack, clock)

@@ -8,6 +8,7 @@ back-off are pacing (real time); nothing here touches business time. Foreign err
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -34,7 +35,7 @@ class CloudLink:
         self.server = server.rstrip("/")
         self.timeout = timeout
         self.token: str | None = None
-        self.latency_s = 0.0
+        self.before_call: Callable[[], Awaitable[None]] | None = None
         self._client = httpx.AsyncClient(base_url=self.server, timeout=timeout, transport=transport)
 
     async def close(self) -> None:
@@ -50,6 +51,8 @@ class CloudLink:
         auth: tuple[str, str] | None = None,
         extra_timeout: float = 0.0,
     ) -> httpx.Response:
+        if self.before_call is not None:
+            await self.before_call()
         headers = {}
         if auth is None:
             if self.token is None:

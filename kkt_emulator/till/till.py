@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -32,7 +33,7 @@ from kkt_emulator.clock import Clock
 from kkt_emulator.errors import CloudError, ConfigError, DriveError, EmulatorError, TransportError
 from kkt_emulator.fn.archive import SqliteStore
 from kkt_emulator.fn.client import FnClient
-from kkt_emulator.fn.codes import Command, DocCode, Phase, ResultCode
+from kkt_emulator.fn.codes import Command, DocCode, Phase, ResultCode, WarningFlag
 from kkt_emulator.fn.drive import DriveConfig, FiscalDrive
 from kkt_emulator.fn.endpoint import DriveEndpoint
 from kkt_emulator.fn.server import DriveServer
@@ -42,6 +43,7 @@ from kkt_emulator.logging import get_logger
 from kkt_emulator.profiles import FirmwareProfile
 from kkt_emulator.till.cloud_link import CloudLink
 from kkt_emulator.till.failures import Failure, drive_failure, link_failure, till_failure
+from kkt_emulator.till.faults import FAULTS, ActiveFault, FaultyLink, make_fault
 from kkt_emulator.till.receipts import (
     CHECK_TYPES,
     TillCheckError,
@@ -50,7 +52,7 @@ from kkt_emulator.till.receipts import (
 )
 from kkt_emulator.till.registration import registration_plan
 from kkt_emulator.till.store import TillStore
-from kkt_emulator.transport.base import BytePipe
+from kkt_emulator.transport.base import ByteManipulator, BytePipe
 from kkt_emulator.transport.memory import memory_pipe_pair
 
 __all__ = ["CRASH_POINTS", "SimulatedCrash", "Till", "TillConfig", "TillSettings"]
@@ -126,6 +128,10 @@ class TillConfig:
     drive_timeout: float = 5.0
 
 
+def _warning_names(flags: int) -> list[str]:
+    return [flag.name or "" for flag in WarningFlag if flags & flag]
+
+
 def _digits(n: int) -> str:
     return "".join(str(secrets.randbelow(10)) for _ in range(n))
 
@@ -142,19 +148,24 @@ class Till:
         self.clock = clock
         self.state_dir = config.state_dir
         self.db_path = self.state_dir / "till.sqlite3"
+        self.drive_path = self.state_dir / "drive.sqlite3"
         self.store: TillStore | None = None
         self.drive: FiscalDrive | None = None
         self.endpoint: DriveEndpoint | None = None
         self.client: FnClient | None = None
         self.link = CloudLink(config.server)
+        self.link.before_call = self._cloud_latency
         self.settings = TillSettings()
         self.point_settings: dict[str, Any] = {}
         self.kkt_serial = ""
         self.fn_serial = ""
         self.rnm = ""
         self.device_id = ""
-        self.faults: dict[str, dict[str, Any]] = {}
-        self.crash_in_process = False
+        self.faults: dict[str, ActiveFault] = {}
+        self.ofd_server: Any = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._withheld: set[str] = set()
+        self._ofd_wake = asyncio.Event()
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.log = get_logger()
         self._tasks: list[asyncio.Task[None]] = []
@@ -230,29 +241,39 @@ class Till:
             self.store = None
 
     async def _start_drive(self) -> None:
-        archive = SqliteStore(self.db_path, serial=self.fn_serial, profile=self.profile.name)
+        archive = SqliteStore(self.drive_path, serial=self.fn_serial, profile=self.profile.name)
         self.drive = FiscalDrive(
             DriveConfig.from_profile(
                 self.profile, self.fn_serial, utc_offset=self.config.utc_offset
             ),
             archive,
         )
+        self.drive.forced_result = self._drive_fault
+        self._apply_warning_faults()
         self.endpoint = DriveEndpoint(self.drive)
         delay = self.profile.command_delay if self.config.timing == "realistic" else None
         server = DriveServer(self.endpoint, self.clock, delay)
         if self.config.serial_link is not None:
             from kkt_emulator.transport.pty import PtyServer, open_serial  # noqa: PLC0415 - only for --serial-link
 
-            pty = PtyServer(link=self.config.serial_link)
+            pty = PtyServer(link=self.config.serial_link, manipulator=self._faulty_link())
             self._drive_tasks.append(asyncio.create_task(server.serve(pty)))
             till_end: BytePipe = await open_serial(str(self.config.serial_link))
             self._pipes += [pty, till_end]
         else:
-            till_end, drive_end = memory_pipe_pair(self.clock, names=("till", "drive"))
+            till_end, drive_end = memory_pipe_pair(
+                self.clock,
+                manipulators=(ByteManipulator(clock=self.clock), self._faulty_link()),
+                names=("till", "drive"),
+            )
             self._drive_tasks.append(asyncio.create_task(server.serve(drive_end)))
             self._pipes += [till_end, drive_end]
+        # A noisy UART is normal on cheap tills: ask again with ENQ up to 10 times per answer.
         self.client = FnClient(
-            till_end, timeout=self.config.drive_timeout, max_data=self.profile.drive.max_frame_data
+            till_end,
+            timeout=self.config.drive_timeout,
+            retries=10,
+            max_data=self.profile.drive.max_frame_data,
         )
 
     async def _stop_drive(self) -> None:
@@ -347,7 +368,8 @@ class Till:
         if os.environ.get(CRASH_ENV) == name:
             os.kill(os.getpid(), signal.SIGKILL)
         fault = self.faults.get("till.crash")
-        if fault is not None and fault.get("point") == name:
+        if fault is not None and fault.params.get("point") == name and fault.roll():
+            self._struck("till.crash")
             raise SimulatedCrash(f"crash at {name}")
 
     # ------------------------------------------------------------------ reconciliation
@@ -566,6 +588,7 @@ class Till:
         self.emit("document.fiscalized", {"docId": doc_id, **info})
         self.crash_point("after_outbox")
         self._wake.set()
+        self._ofd_wake.set()
         return result
 
     async def _run_receipt(self, local: datetime, plan: Any) -> Any:
@@ -716,6 +739,300 @@ class Till:
         self.point_settings = answer.get("settings", {})
         return answer
 
+    # ------------------------------------------------------------------ faults
+
+    _DOCUMENT_STARTS = frozenset(
+        {
+            Command.START_REGISTRATION,
+            Command.START_REGISTRATION_12,
+            Command.START_OPEN_SHIFT,
+            Command.START_CLOSE_SHIFT,
+            Command.START_RECEIPT,
+            Command.START_CORRECTION,
+            Command.START_SETTLEMENT_REPORT,
+        }
+    )
+
+    async def _cloud_latency(self) -> None:
+        latency = self.faults.get("cloud.latency")
+        if latency is not None and latency.roll():
+            self._struck("cloud.latency")
+            await self.clock.pace(float(latency.params.get("delay_ms", 1000.0)) / 1000)
+
+    def _faulty_link(self) -> FaultyLink:
+        return FaultyLink(self.faults, self.clock, self._struck)
+
+    def _drive_fault(self, command: int) -> DriveError | None:
+        """The drive-layer faults: the drive itself answers the code (FiscalDrive.forced_result)."""
+        # Each fault decides once per fiscal document (at its first command), so a seed gives
+        # the same failures whatever the heartbeats do in between.
+        if command not in self._DOCUMENT_STARTS:
+            return None
+        failure = self.faults.get("fn.failure")
+        if failure is not None and failure.roll():
+            self._struck("fn.failure")
+            return DriveError(ResultCode.FN_FAILURE, detail="fault fn.failure")
+        storage = self.faults.get("fn.storage_exhausted")
+        if storage is not None and storage.roll():
+            self._struck("fn.storage_exhausted")
+            return DriveError(
+                self.profile.drive.ofd_block_code, detail="fault fn.storage_exhausted"
+            )
+        expired = self.faults.get("fn.expired")
+        if expired is not None and expired.roll():
+            self._struck("fn.expired")
+            return DriveError(ResultCode.RESOURCE_EXHAUSTED, detail="fault fn.expired")
+        return None
+
+    def _apply_warning_faults(self) -> None:
+        if self.drive is not None:
+            memory = "fn.memory_warning" in self.faults
+            self.drive.forced_warnings = WarningFlag.MEMORY_OVERFLOW if memory else 0
+
+    def _struck(self, name: str) -> None:
+        """A fault just took effect: tell listeners; clear it once its count is used up."""
+        fault = self.faults.get(name)
+        self.emit("fault.applied", {"name": name, "applied": fault.applied if fault else None})
+        if fault is not None and fault.exhausted:
+            self._drop_fault(name)
+
+    def _drop_fault(self, name: str) -> None:
+        if self.faults.pop(name, None) is None:
+            return
+        if name.startswith("ofd."):
+            self._ofd_call("clear")
+        self._apply_warning_faults()
+        self._wake.set()
+        self._ofd_wake.set()
+        self.emit("fault.cleared", {"name": name})
+        self.emit("state.changed", {"reason": "fault.cleared"})
+
+    def _ofd_call(self, action: str, fault: ActiveFault | None = None) -> None:
+        ofd = self.ofd_server
+        if ofd is None:
+            return
+
+        async def run() -> None:
+            if action == "clear":
+                remaining = [f for f in self.faults.values() if f.name.startswith("ofd.")]
+                await ofd.clear_faults()
+                for other in remaining:
+                    await ofd.set_fault(other.name, **other.params)
+            elif fault is not None:
+                await ofd.set_fault(fault.name, **fault.params)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def inject_fault(
+        self,
+        name: str,
+        *,
+        count: int | None = None,
+        probability: float = 1.0,
+        seed: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Inject a fault of the catalogue; returns it as listed.
+
+        Raises:
+            ConfigError: an unknown fault or a bad parameter; an OFD fault without the OFD
+                stand-in in this process.
+        """
+        fault = make_fault(name, count=count, probability=probability, seed=seed, params=params)
+        if name.startswith("ofd."):
+            if self.ofd_server is None:
+                raise ConfigError(
+                    f"{name} acts on the OFD stand-in, which does not run in this process"
+                )
+            if count is not None or probability != 1.0:
+                raise ConfigError(
+                    f"{name} applies to every connection until cleared (no count or probability)"
+                )
+            self._ofd_call("set", fault)
+        self.faults[name] = fault
+        self._apply_warning_faults()
+        self._wake.set()
+        self.log.info("fault_injected", fault=name, count=count, probability=probability, seed=seed)
+        self.emit("state.changed", {"reason": "fault.injected", "name": name})
+        return fault.to_json()
+
+    def clear_faults(self, name: str | None = None) -> list[str]:
+        """Clear one fault (or every fault); returns the names cleared.
+
+        Raises:
+            ConfigError: ``name`` is not a fault of the catalogue.
+        """
+        if name is not None and name not in FAULTS:
+            raise ConfigError(f"unknown fault {name!r}")
+        names = [name] if name is not None else list(self.faults)
+        cleared = [n for n in names if n in self.faults]
+        for n in cleared:
+            self._drop_fault(n)
+        return cleared
+
+    def list_faults(self) -> list[dict[str, Any]]:
+        """The faults in force."""
+        return [f.to_json() for f in self.faults.values()]
+
+    async def _restart_after_crash(self, reason: str) -> None:
+        """The process state is gone: reopen everything from disk and reconcile, as after a reboot."""
+        self.log.warning("till_crashed", reason=reason)
+        self.emit("warning", {"message": f"till crashed ({reason}); restarting"})
+        await self._stop_drive()
+        if self.store is not None:
+            self.store.close()
+        self.store = TillStore(self.db_path)
+        await self._start_drive()
+        await self.reconcile()
+
+    # ------------------------------------------------------------------ control plane
+
+    def deadlines(self) -> dict[str, datetime | None]:
+        """Business times of the drive's next refusals (shift.expires, ofd.block, fn.expires, fn.warning)."""
+        if self.drive is None:
+            return {
+                "shift.expires": None,
+                "ofd.block": None,
+                "fn.expires": None,
+                "fn.warning": None,
+            }
+        return self.drive.deadlines()
+
+    async def snapshot_state(self) -> dict[str, Any]:
+        """The till's whole state as the control plane publishes it (``kkt/<id>/state``)."""
+        drive = await self.drive_state() if self.client is not None else {"ok": False}
+        return {
+            "deviceId": self.device_id,
+            "kktSerial": self.kkt_serial,
+            "profile": self.profile.name,
+            "settings": asdict(self.settings),
+            "polling": self.polling_allowed(),
+            "lastError": self.last_error,
+            "drive": {
+                **drive,
+                "rnm": self.rnm,
+                "warningNames": _warning_names(drive.get("warnings", 0)),
+            },
+            "shift": drive.get("shift"),
+            "queue": {
+                "inFlight": len(self.state.journal_entries()) if self.store is not None else 0,
+                "outbox": self.state.outbox_size() if self.store is not None else 0,
+            },
+            "counters": dict(self.counters),
+            "faults": self.list_faults(),
+            "deadlines": {k: v.isoformat() if v else None for k, v in self.deadlines().items()},
+            "clock": {"now": self.clock.now().isoformat(), "mode": self.clock.mode},
+        }
+
+    async def replace_drive(self) -> dict[str, Any]:
+        """Close the drive's fiscal mode, put in a new drive and re-register (``fn.replace``).
+
+        Raises:
+            ConfigError: the old drive still holds documents the OFD has not acknowledged.
+        """
+        async with self.fn.exclusive:
+            status = await self.fn.status()
+            unsent = (await self.fn.call(Command.OFD_STATUS)).unsent
+            if status.phase == Phase.FISCAL:
+                if unsent:
+                    raise ConfigError(
+                        f"the drive still holds {unsent} documents for the OFD: send them first"
+                    )
+                if status.current_document:
+                    await self.fn.cancel_document()
+                if (await self.fn.call(Command.SHIFT_PARAMS)).shift_open:
+                    await self._close_shift(self.local_now())
+                await self.fn.call(Command.START_CLOSE_FN)
+                closed = await self.fn.call(Command.CLOSE_FN, when=self.local_now(), rnm=self.rnm)
+                self.log.info("drive_closed", fd=closed.fd)
+        old_serial = self.fn_serial
+        await self._stop_drive()
+        archive_dir = self.state_dir / "drives"
+        archive_dir.mkdir(exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(str(self.drive_path) + suffix)
+            if part.exists():  # noqa: ASYNC240 - a few local state files, not worth a thread
+                part.replace(archive_dir / f"{old_serial}.sqlite3{suffix}")  # noqa: ASYNC240 - a few local state files, not worth a thread
+        prefix = self.profile.drive.serial_prefix
+        self.fn_serial = prefix + _digits(16 - len(prefix))
+        self.state.put(fn_serial=self.fn_serial, shift_opened_at=None)
+        self.log = self.log.bind(fn_serial=self.fn_serial)
+        await self._start_drive()
+        plan = registration_plan(
+            self.profile,
+            self.kkt_serial,
+            sequence=int(self.kkt_serial[-6:]) or 1,
+            report_type=1,
+            reason=1,
+        )
+        async with self.fn.exclusive:
+            await self.fn.call(plan.start, **plan.start_fields)
+            await self.fn.send_tlv(plan.tlv)
+            answer = await self.fn.call(plan.finish, when=self.local_now(), **plan.finish_fields)
+        self.rnm = plan.rnm
+        self.state.put(rnm=plan.rnm)
+        self.emit("state.changed", {"reason": "fn.replace"})
+        return {"oldFnSerial": old_serial, "fnSerial": self.fn_serial, "registrationFd": answer.fd}
+
+    async def save_snapshot(self, path: Path) -> dict[str, Any]:
+        """Save the till's whole state (till and drive databases) into directory ``path``."""
+        import sqlite3  # noqa: PLC0415 - only snapshots use the backup API directly
+
+        path.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a few local state files, not worth a thread
+        async with self.fn.exclusive:
+            for source in (self.db_path, self.drive_path):
+                with (
+                    contextlib.closing(sqlite3.connect(source)) as src,
+                    contextlib.closing(sqlite3.connect(path / source.name)) as dst,
+                ):
+                    src.backup(dst)
+        manifest = {
+            "kktSerial": self.kkt_serial,
+            "fnSerial": self.fn_serial,
+            "profile": self.profile.name,
+            "savedAt": self.clock.now().isoformat(),
+        }
+        (path / "snapshot.json").write_text(
+            json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+        return {"path": str(path), **manifest}
+
+    async def load_snapshot(self, path: Path) -> dict[str, Any]:
+        """Replace the till's state with a snapshot taken by :meth:`save_snapshot` and restart.
+
+        Raises:
+            ConfigError: ``path`` is not a snapshot of a till of this profile.
+        """
+        import sqlite3  # noqa: PLC0415 - only snapshots use the backup API directly
+
+        try:
+            manifest = json.loads((path / "snapshot.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path} is not a till snapshot: {exc}") from exc
+        if manifest.get("profile") != self.profile.name:
+            raise ConfigError(
+                f"the snapshot is of profile {manifest.get('profile')!r}, not {self.profile.name!r}"
+            )
+        await self._stop_drive()
+        if self.store is not None:
+            self.store.close()
+        for target in (self.db_path, self.drive_path):
+            with (
+                contextlib.closing(sqlite3.connect(path / target.name)) as src,
+                contextlib.closing(sqlite3.connect(target)) as dst,
+            ):
+                src.backup(dst)
+        self.store = TillStore(self.db_path)
+        self.kkt_serial = self.state.get("kkt_serial") or self.kkt_serial
+        self.fn_serial = self.state.get("fn_serial") or self.fn_serial
+        self.rnm = self.state.get("rnm") or self.rnm
+        await self._start_drive()
+        await self.reconcile()
+        self.emit("state.changed", {"reason": "restore"})
+        return {"path": str(path), **manifest}
+
     # ------------------------------------------------------------------ loops
 
     def polling_allowed(self) -> bool:
@@ -759,6 +1076,9 @@ class Till:
                 handled = await self.poll_once()
                 backoff = 0.5
                 self.last_error = None
+            except SimulatedCrash as exc:
+                await self._restart_after_crash(str(exc))
+                continue
             except (TransportError, CloudError) as exc:
                 self.last_error = str(exc)
                 self.log.warning("poll_failed", error=str(exc))
@@ -780,6 +1100,16 @@ class Till:
     async def _flush_outbox(self) -> int:
         sent = 0
         results = self.state.outbox("result")
+        dropping = self.faults.get("cloud.drop_result")
+        if dropping is not None and results:
+            # The reports are lost on the way: the server hears nothing until the fault clears.
+            for entry in results:
+                if entry.key not in self._withheld and dropping.roll():
+                    self._withheld.add(entry.key)
+                    self._struck("cloud.drop_result")
+            results = [e for e in results if e.key not in self._withheld]
+        elif self._withheld:
+            self._withheld.clear()
         if results:
             await self.link.results([e.payload for e in results])
             self.state.delivered(results)
@@ -804,6 +1134,7 @@ class Till:
                 backoff = min(backoff * 2, 30.0)
 
     async def _ofd_loop(self) -> None:
+        """Move signed documents to the OFD; offline (setting or fault) pauses it."""
         from kkt_emulator.till.ofd_sender import OfdSender  # noqa: PLC0415 - optional part
 
         assert self.config.ofd_address is not None
@@ -815,7 +1146,9 @@ class Till:
                     "fnDocNumber": fd,
                     "fnNumber": self.fn_serial,
                     "state": "acknowledged",
-                    "at": when.isoformat(),
+                    "at": when.replace(tzinfo=UTC).isoformat()
+                    if when.tzinfo is None
+                    else when.isoformat(),
                 },
             )
             self.emit("ofd.acknowledged", {"fnDocNumber": fd})
@@ -824,14 +1157,31 @@ class Till:
         async def on_sent(fd: int) -> None:
             self.emit("ofd.sent", {"fnDocNumber": fd})
 
-        sender = OfdSender(
-            self.fn,
-            self.clock,
-            self.config.ofd_address,
-            ffd=self.profile.ffd_version,
-            fn_serial=self.fn_serial,
-            on_sent=on_sent,
-            on_ack=on_ack,
-        )
-        self.ofd_sender = sender
-        await sender.run(self._stop, interval=1.0)
+        backoff = 0.0
+        while not self._stop.is_set():
+            if not self.settings.online or "till.offline" in self.faults or self.client is None:
+                await self._ofd_pause(1.0)
+                continue
+            sender = OfdSender(
+                self.fn,
+                self.clock,
+                self.config.ofd_address,
+                ffd=self.profile.ffd_version,
+                fn_serial=self.fn_serial,
+                on_sent=on_sent,
+                on_ack=on_ack,
+            )
+            self.ofd_sender = sender
+            try:
+                await sender.send_once()
+                backoff = 0.0
+                await self._ofd_pause(1.0)
+            except (TransportError, DriveError) as exc:
+                backoff = min(max(backoff * 2, 0.5), 30.0)
+                self.log.info("ofd_send_failed", error=str(exc), retry_in=backoff)
+                await self._ofd_pause(backoff)
+
+    async def _ofd_pause(self, seconds: float) -> None:
+        self._ofd_wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ofd_wake.wait(), timeout=seconds)

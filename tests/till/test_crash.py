@@ -85,8 +85,8 @@ async def test_sigkill_at_each_crash_point_loses_and_doubles_nothing(
 
     fds = sorted(s["fiscalInfo"]["fnDocNumber"] for s in statuses)
     assert len(set(fds)) == len(docs)
-    meta = SqliteStore.read_meta(state / "till.sqlite3")
-    archive = SqliteStore(state / "till.sqlite3", serial=meta["serial"])
+    meta = SqliteStore.read_meta(state / "drive.sqlite3")
+    archive = SqliteStore(state / "drive.sqlite3", serial=meta["serial"])
     documents = archive.documents()
     archive.close()
     # Consecutive fiscal document numbers, and exactly one receipt per shop document.
