@@ -84,7 +84,7 @@ def test_shipped_registration(name: str) -> None:
     assert registration.ofd_inn == "7704358518"
     assert registration.tax_systems == ("osn", "usn_income")
     assert registration.tax_mask == 0x03
-    assert registration.internet
+    assert not registration.internet  # shop + counter tills are not «только в Интернет»
     assert not registration.agent
     assert len(registration.addresses) == 1
     assert profile.model == "МодульКасса"

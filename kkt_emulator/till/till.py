@@ -926,27 +926,32 @@ class Till:
             "clock": {"now": self.clock.now().isoformat(), "mode": self.clock.mode},
         }
 
-    async def replace_drive(self) -> dict[str, Any]:
+    async def replace_drive(self, ofd_wait: float = 30.0) -> dict[str, Any]:
         """Close the drive's fiscal mode, put in a new drive and re-register (``fn.replace``).
 
+        As on a real till: close the shift, let the OFD take every document, close the drive
+        (04h/05h), let the OFD take the closing report, then register the new drive with
+        report type 1 (re-registration with drive replacement).
+
         Raises:
-            ConfigError: the old drive still holds documents the OFD has not acknowledged.
+            ConfigError: the OFD did not take the old drive's documents within ``ofd_wait``
+                seconds (pacing time).
         """
         async with self.fn.exclusive:
             status = await self.fn.status()
-            unsent = (await self.fn.call(Command.OFD_STATUS)).unsent
             if status.phase == Phase.FISCAL:
-                if unsent:
-                    raise ConfigError(
-                        f"the drive still holds {unsent} documents for the OFD: send them first"
-                    )
                 if status.current_document:
                     await self.fn.cancel_document()
                 if (await self.fn.call(Command.SHIFT_PARAMS)).shift_open:
                     await self._close_shift(self.local_now())
+        if status.phase == Phase.FISCAL:
+            await self._wait_ofd_empty(ofd_wait)
+            async with self.fn.exclusive:
                 await self.fn.call(Command.START_CLOSE_FN)
                 closed = await self.fn.call(Command.CLOSE_FN, when=self.local_now(), rnm=self.rnm)
-                self.log.info("drive_closed", fd=closed.fd)
+            self.log.info("drive_closed", fd=closed.fd)
+        if (await self.fn.status()).phase == Phase.POST_FISCAL:
+            await self._wait_ofd_empty(ofd_wait)
         old_serial = self.fn_serial
         await self._stop_drive()
         archive_dir = self.state_dir / "drives"
@@ -975,6 +980,16 @@ class Till:
         self.state.put(rnm=plan.rnm)
         self.emit("state.changed", {"reason": "fn.replace"})
         return {"oldFnSerial": old_serial, "fnSerial": self.fn_serial, "registrationFd": answer.fd}
+
+    async def _wait_ofd_empty(self, seconds: float) -> None:
+        deadline = self.clock.monotonic() + seconds
+        self._ofd_wake.set()
+        while (unsent := (await self.fn.call(Command.OFD_STATUS)).unsent) > 0:
+            if self.clock.monotonic() >= deadline or not self.config.ofd_address:
+                raise ConfigError(
+                    f"the drive still holds {unsent} documents for the OFD: send them first"
+                )
+            await self.clock.pace(0.05)
 
     async def save_snapshot(self, path: Path) -> dict[str, Any]:
         """Save the till's whole state (till and drive databases) into directory ``path``."""
