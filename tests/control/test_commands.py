@@ -154,11 +154,6 @@ async def test_shift_close(kkt: StackHarness, control: ControlClient) -> None:
     assert await control.command(device, "shift.close") == {"closed": False}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Till.sell builds the counter receipt without tag 1008, which a drive registered in "
-    "internet mode (both profiles) refuses with 3Ch; remove this mark when the till fixes it",
-)
 async def test_sell_at_the_counter(kkt: StackHarness, control: ControlClient) -> None:
     sold = await control.command(kkt.till.device_id, "sell", {"total_kopecks": 4550})
     assert sold["shiftNumber"] == 1
