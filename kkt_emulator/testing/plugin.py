@@ -1,0 +1,464 @@
+"""The pytest plugin: a whole virtual installation for a shop's own test suite, in one fixture.
+
+Installed with the package and loaded through the ``pytest11`` entry point, so ``pip install
+kkt-emulator`` (plus ``pytest-asyncio``) is all a user needs::
+
+    async def test_sale_is_fiscalised(kkt_stack, kkt_documents):
+        doc = kkt_documents.sale(total=45.50)
+        await kkt_stack.post_document(doc)
+        status = await kkt_stack.wait_for_status(doc["id"], "COMPLETED")
+        assert status["fiscInfo"]["fnNumber"]
+
+Fixtures:
+
+* ``kkt_stack`` — cloud, OFD stand-in, tills (one by default) and, when mosquitto is installed, the
+  MQTT control plane on the session's broker; a manual clock; torn down after the test.
+* ``kkt_documents`` — builders of valid store documents (:class:`Documents`).
+* ``kkt_clock`` — the manual clock ``kkt_stack`` runs on (business time moves only on ``advance``).
+* ``mqtt_broker`` — a private mosquitto for the whole session (skips the test without mosquitto).
+
+``@pytest.mark.kkt(profile=..., tills=..., points=..., mqtt=..., **till_settings)`` shapes one
+test's installation; ``--kkt-profile NAME`` chooses the firmware profile for the whole run. The
+async fixtures are ``pytest_asyncio`` fixtures, so they work in both ``asyncio_mode = "auto"`` and
+``"strict"`` (where the tests carry ``@pytest.mark.asyncio``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+    from kkt_emulator.clock import ManualClock
+    from kkt_emulator.control.broker import MosquittoBroker
+    from kkt_emulator.testing.stack import StackHarness
+    from kkt_emulator.till.till import Till
+
+try:
+    import pytest_asyncio
+
+    _HAS_PYTEST_ASYNCIO = True
+except ImportError:  # pragma: no cover - the fixtures then explain what is missing
+    _HAS_PYTEST_ASYNCIO = False
+
+__all__ = ["Documents", "KktStack", "MqttBroker"]
+
+DEFAULT_PROFILE = "modulkassa-ffd12"
+_T = TypeVar("_T")
+_FAULT_OPTIONS = ("count", "probability", "seed")
+
+
+# ---------------------------------------------------------------------------- hooks
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--kkt-profile``: the firmware profile of every ``kkt_stack`` in the run."""
+    group = parser.getgroup("kkt", "kkt-emulator (virtual МодульКасса till)")
+    group.addoption(
+        "--kkt-profile",
+        action="store",
+        default=None,
+        help=f"Firmware profile for kkt_stack (default {DEFAULT_PROFILE}; see `kkt-emulator profiles list`).",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the ``kkt`` marker (so ``--strict-markers`` accepts it)."""
+    config.addinivalue_line(
+        "markers",
+        "kkt(profile=None, tills=1, points=1, mqtt=None, **till_settings): "
+        "shape the kkt_stack installation of this test",
+    )
+
+
+# ---------------------------------------------------------------------------- documents
+
+
+class Documents:
+    """Builders of valid store documents (``POST /v2/doc`` bodies), each with a fresh id."""
+
+    def sale(
+        self,
+        total: float = 45.5,
+        *,
+        email: str = "buyer@example.com",
+        tax_mode: str | None = "COMMON",
+        items: list[dict[str, Any]] | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """A sale paid by card.
+
+        Args:
+            total: the price of the one position (and the card payment), in roubles.
+            email: the buyer's contact (electronic receipts need one).
+            tax_mode: the taxation system; ``None`` leaves it out (the point's default applies).
+            items: positions to add after the first, as the store API spells them
+                (``{"name", "price", "quantity", "vatTag"}``); the payment becomes the sum of all.
+            extra: other document fields (``responseURL``, ``docNum`` …).
+        """
+        return self._document(
+            "SALE", total, email=email, tax_mode=tax_mode, items=items, extra=extra
+        )
+
+    def return_(
+        self,
+        total: float = 45.5,
+        *,
+        email: str = "buyer@example.com",
+        tax_mode: str | None = "COMMON",
+        items: list[dict[str, Any]] | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """A return of a sale (``docType`` RETURN); the arguments are those of :meth:`sale`."""
+        return self._document(
+            "RETURN", total, email=email, tax_mode=tax_mode, items=items, extra=extra
+        )
+
+    @staticmethod
+    def _document(
+        doc_type: str,
+        total: float,
+        *,
+        email: str,
+        tax_mode: str | None,
+        items: list[dict[str, Any]] | None,
+        extra: dict[str, Any],
+    ) -> dict[str, Any]:
+        from kkt_emulator.testing.stack import sale_document  # noqa: PLC0415 - keep plugin load light
+
+        doc = sale_document(total, email=email, tax_mode=tax_mode, doc_type=doc_type)
+        for item in items or []:
+            position = {"quantity": 1, "vatTag": 1105, **copy.deepcopy(item)}
+            doc["inventPositions"].append(position)
+        if items:
+            paid = sum(float(p["price"]) * float(p["quantity"]) for p in doc["inventPositions"])
+            doc["moneyPositions"][0]["sum"] = round(paid, 2)
+        doc.update(extra)
+        return doc
+
+    @staticmethod
+    def new_id() -> str:
+        """A fresh document id."""
+        return str(uuid.uuid4())
+
+
+# ---------------------------------------------------------------------------- the installation
+
+
+class KktStack:
+    """What a test sees of a running installation (the ``kkt_stack`` fixture).
+
+    Attributes:
+        store_url: the store API base (``…/api/fn``).
+        cabinet_url: the cabinet API base (``…/api/cabinet/v1``).
+        login: the association login shops use (HTTP basic auth).
+        password: its password.
+        retail_point_id: the first retail point.
+        points: every retail point with its credentials.
+        mqtt_url: the control plane's broker, or ``None``.
+        harness: the underlying :class:`~kkt_emulator.testing.stack.StackHarness`.
+        clock: the installation's manual clock.
+    """
+
+    def __init__(self, harness: StackHarness) -> None:
+        self.harness = harness
+        self.clock = harness.clock
+        self.store_url = harness.store_url
+        self.cabinet_url = harness.cabinet_url
+        self.login = harness.login
+        self.password = harness.password
+        self.retail_point_id = harness.retail_point_id
+        self.points: list[dict[str, Any]] = list(harness.stack.points)
+        self.mqtt_url: str | None = harness.stack.mqtt_url
+
+    @property
+    def tills(self) -> list[Till]:
+        """The running tills."""
+        return list(self.harness.stack.tills)
+
+    @property
+    def till(self) -> Till:
+        """The first till."""
+        return self.harness.till
+
+    def info(self) -> dict[str, Any]:
+        """What ``kkt-emulator up`` writes to its ready-file."""
+        return self.harness.stack.ready_info()
+
+    async def post_document(
+        self, doc: dict[str, Any], auth: tuple[str, str] | None = None
+    ) -> dict[str, Any]:
+        """``POST /v2/doc``; returns the DocumentStatus.
+
+        Raises:
+            CloudError: the cloud refused the document (its HTTP status and message).
+        """
+        return await self.harness.post_document(doc, auth)
+
+    async def status(self, doc_id: str) -> dict[str, Any]:
+        """``GET /v1/doc/{id}/status``."""
+        return await self.harness.status(doc_id)
+
+    async def wait_for_status(
+        self,
+        doc_id: str,
+        *statuses: str,
+        timeout: float = 10.0,  # noqa: ASYNC109 - the fixture API names it timeout, like asyncio.wait_for
+    ) -> dict[str, Any]:
+        """Poll until the document's status is one of ``statuses`` (default: COMPLETED or FAILED).
+
+        Raises:
+            TimeoutError: not reached within ``timeout`` real seconds (the last status is in the
+                message).
+        """
+        return await self.harness.wait_for_status(doc_id, *statuses, timeout=timeout)
+
+    async def document_detail(self, doc_id: str) -> dict[str, Any]:
+        """The cabinet's view of a document: history, OFD delivery, error detail."""
+        return await self.harness.document_detail(doc_id)
+
+    async def advance(self, delta: timedelta | str) -> datetime:
+        """Move business time forward (``timedelta`` or ``"31d"``, ``"15m"``, ``"1h30m"``)."""
+        return await self.harness.advance(delta)
+
+    async def inject(self, fault: str, **params: Any) -> list[dict[str, Any]]:
+        """Inject a fault into every till (``till-protocol.md`` §4); returns it as each till lists it.
+
+        ``count``, ``probability`` and ``seed`` shape when it strikes; every other keyword is a
+        parameter of the fault (``inject("fn.slow", delay_ms=300)``).
+
+        Raises:
+            ConfigError: an unknown fault or a bad parameter.
+        """
+        options = {k: params.pop(k) for k in _FAULT_OPTIONS if k in params}
+        injected = [
+            till.inject_fault(fault, params=params or None, **options) for till in self.tills
+        ]
+        ofd = self.harness.stack.ofd
+        if fault.startswith("ofd.") and ofd is not None:
+            # The till hands OFD faults to the stand-in in a task: be sure it is on before returning.
+            deadline = self.clock.monotonic() + 5.0
+            while fault not in ofd.active_faults() and self.clock.monotonic() < deadline:
+                await self.clock.pace(0.005)
+        return injected
+
+    async def clear_faults(self, name: str | None = None) -> list[str]:
+        """Clear one fault (or all) on every till; returns the names cleared."""
+        cleared: list[str] = []
+        for till in self.tills:
+            cleared += [n for n in till.clear_faults(name) if n not in cleared]
+        ofd = self.harness.stack.ofd
+        if ofd is not None and (name is None or name.startswith("ofd.")):
+            deadline = self.clock.monotonic() + 5.0
+            while ofd.active_faults() and self.clock.monotonic() < deadline:
+                await self.clock.pace(0.005)
+        return cleared
+
+    async def set_till(self, **settings: Any) -> dict[str, Any]:
+        """Change every till's settings (``power_saving``, ``online``, ``poll_interval`` …).
+
+        Returns the first till's settings. Raises ConfigError for an unknown setting or bad value.
+        """
+        result: dict[str, Any] = {}
+        for n, till in enumerate(self.tills):
+            changed = await till.set_settings(**settings)
+            if n == 0:
+                result = {k: getattr(changed, k) for k in changed.__slots__}
+        return result
+
+    async def set_point(
+        self,
+        *,
+        internet_docs: bool | None = None,
+        stop_on_errors: bool | None = None,
+        retail_point_id: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Change a retail point in the cabinet (``PATCH /retail-points/{id}``); returns the point.
+
+        Args:
+            internet_docs: «use for internet-shop documents» (``internetDocsEnabled``).
+            stop_on_errors: stop taking documents after an error (``stopOnErrors``).
+            retail_point_id: which point (the first by default).
+            fields: other cabinet fields, as the API spells them (``pickupWindow`` …).
+        """
+        body = dict(fields)
+        if internet_docs is not None:
+            body["internetDocsEnabled"] = internet_docs
+        if stop_on_errors is not None:
+            body["stopOnErrors"] = stop_on_errors
+        point = retail_point_id or self.retail_point_id
+        answer: dict[str, Any] = await self.harness.cabinet(
+            "PATCH", f"/retail-points/{point}", json=body
+        )
+        return answer
+
+    async def till_state(self, index: int = 0) -> dict[str, Any]:
+        """A till's whole state, as the control plane publishes it (settings, drive, shift …)."""
+        return await self.tills[index].snapshot_state()
+
+
+@dataclass(frozen=True, slots=True)
+class _StackShape:
+    profile: str
+    tills: int
+    points: int
+    mqtt: bool | None
+    settings: dict[str, Any]
+
+
+def _shape(request: pytest.FixtureRequest) -> _StackShape:
+    marker = request.node.get_closest_marker("kkt")
+    kwargs: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+    option = request.config.getoption("--kkt-profile", default=None)
+    profile = kwargs.pop("profile", None) or option or DEFAULT_PROFILE
+    tills = int(kwargs.pop("tills", 1))
+    points = int(kwargs.pop("points", 1))
+    mqtt = kwargs.pop("mqtt", None)
+    return _StackShape(str(profile), tills, points, mqtt, kwargs)
+
+
+@contextlib.asynccontextmanager
+async def _kkt_stack(request: pytest.FixtureRequest, clock: ManualClock) -> AsyncIterator[KktStack]:
+    from kkt_emulator.control.broker import find_mosquitto  # noqa: PLC0415 - keep plugin load light
+    from kkt_emulator.profiles import load_profile  # noqa: PLC0415
+    from kkt_emulator.stack import Stack, StackOptions  # noqa: PLC0415
+    from kkt_emulator.testing.stack import StackHarness  # noqa: PLC0415
+
+    shape = _shape(request)
+    mqtt_url: str | None = None
+    if shape.mqtt or (shape.mqtt is None and find_mosquitto() is not None):
+        broker: MqttBroker = request.getfixturevalue("mqtt_broker")
+        mqtt_url = broker.url
+    state_dir = request.getfixturevalue("tmp_path_factory").mktemp("kkt")
+    options = StackOptions(
+        profile=load_profile(shape.profile),
+        state_dir=state_dir,
+        tills=shape.tills,
+        points=shape.points,
+        till_settings={"poll_interval": 0.05, **shape.settings},
+        mqtt=mqtt_url,
+    )
+    async with Stack(options, clock) as stack:
+        harness = StackHarness(stack, clock)
+        try:
+            yield KktStack(harness)
+        finally:
+            await harness.http.aclose()
+
+
+def _missing_asyncio() -> None:
+    pytest.fail("kkt_stack needs pytest-asyncio: pip install pytest-asyncio", pytrace=False)
+
+
+if _HAS_PYTEST_ASYNCIO:
+
+    @pytest_asyncio.fixture
+    async def kkt_stack(
+        request: pytest.FixtureRequest, kkt_clock: ManualClock
+    ) -> AsyncIterator[KktStack]:
+        """A running installation (cloud, OFD, tills, control plane) on a manual clock."""
+        async with _kkt_stack(request, kkt_clock) as stack:
+            yield stack
+
+else:  # pragma: no cover - without pytest-asyncio there is no event loop for the installation
+
+    @pytest.fixture
+    def kkt_stack() -> None:
+        """A running installation (needs pytest-asyncio)."""
+        _missing_asyncio()
+
+
+@pytest.fixture
+def kkt_documents() -> Documents:
+    """Builders of valid store documents: ``sale(total=…)``, ``return_(…)``."""
+    return Documents()
+
+
+@pytest.fixture
+def kkt_clock() -> ManualClock:
+    """The manual clock of ``kkt_stack``: business time starts now and moves only on ``advance``."""
+    from kkt_emulator.clock import ManualClock  # noqa: PLC0415 - keep plugin load light
+
+    return ManualClock(datetime.now(UTC).replace(microsecond=0))
+
+
+# ---------------------------------------------------------------------------- the broker
+
+
+class MqttBroker:
+    """A private mosquitto for a whole test session (the ``mqtt_broker`` fixture).
+
+    It runs on an event loop of its own in a background thread, so it serves every test whatever
+    loop each test runs on.
+
+    Attributes:
+        url: ``mqtt://127.0.0.1:PORT``.
+        host: the listener's address.
+        port: its port.
+    """
+
+    def __init__(self) -> None:
+        from kkt_emulator.control.broker import MosquittoBroker  # noqa: PLC0415 - keep plugin load light
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="kkt-mqtt-broker", daemon=True
+        )
+        self._broker: MosquittoBroker = MosquittoBroker()
+        self.url = ""
+        self.host = ""
+        self.port = 0
+
+    def _run(self, coroutine: Coroutine[Any, Any, _T], timeout: float = 30.0) -> _T:
+        future: Future[_T] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        return future.result(timeout)
+
+    def start(self) -> None:
+        """Start the loop thread and mosquitto; raises what MosquittoBroker.start raises."""
+        self._thread.start()
+        self._run(self._broker.start())
+        self.url = self._broker.url
+        self.host = self._broker.host
+        self.port = self._broker.port or 0
+
+    def restart(self) -> None:
+        """Stop and start mosquitto on the same port (clients see it go away and return)."""
+        self._run(self._broker.restart())
+
+    def stop(self) -> None:
+        """Stop mosquitto and the loop thread."""
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self._run(self._broker.stop())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10.0)
+        if not self._loop.is_running():
+            self._loop.close()
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> Iterator[MqttBroker]:
+    """A private mosquitto on a free loopback port for the session; skips without mosquitto."""
+    from kkt_emulator.control.broker import find_mosquitto  # noqa: PLC0415 - keep plugin load light
+
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto, or set $KKT_MOSQUITTO)")
+    broker = MqttBroker()
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
