@@ -191,8 +191,9 @@ async def bench_e2e(
     from starlette.responses import PlainTextResponse  # noqa: PLC0415
     from starlette.routing import Route  # noqa: PLC0415
 
+    from kkt_emulator.net import listen_socket  # noqa: PLC0415
     from kkt_emulator.profiles import load_profile  # noqa: PLC0415
-    from kkt_emulator.stack import Stack, StackOptions, _bind_socket  # noqa: PLC0415
+    from kkt_emulator.stack import Stack, StackOptions  # noqa: PLC0415
     from kkt_emulator.testing.stack import sale_document  # noqa: PLC0415
 
     clock = RealClock()
@@ -208,7 +209,7 @@ async def bench_e2e(
                 all_done.set()
         return PlainTextResponse("ok")
 
-    shop_socket = _bind_socket("127.0.0.1", 0)
+    shop_socket = listen_socket("127.0.0.1", 0)
     shop = uvicorn.Server(
         uvicorn.Config(
             Starlette(routes=[Route("/cb", callback)]),

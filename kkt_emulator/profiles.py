@@ -19,6 +19,7 @@ from kkt_emulator.errors import ConfigError
 
 __all__ = [
     "TAX_SYSTEM_BITS",
+    "TLV_LIMITS",
     "Address",
     "DriveModel",
     "FirmwareProfile",
@@ -48,7 +49,7 @@ BUILTIN_DIR = Path(__file__).with_name("firmware_profiles")
 _ERROR_CODE_KEY = re.compile(r"[0-9a-fA-F]{2}(/[0-9]+)?")
 
 # TLV volume per document kind sent through 07h (FN spec §9), by drive protocol generation.
-_TLV_LIMITS: dict[str, dict[str, int]] = {
+TLV_LIMITS: dict[str, dict[str, int]] = {
     "fn-2016": {
         "registration": 2048,
         "close_fn": 2048,
@@ -288,7 +289,7 @@ def _parse(data: dict[str, Any], path: Path) -> FirmwareProfile:
 
     d = top.table("drive")
     protocol = d.str_("protocol", "fn-1.2" if ffd == "1.2" else "fn-2016")
-    if protocol not in _TLV_LIMITS:
+    if protocol not in TLV_LIMITS:
         raise ConfigError(f"{d.where}.protocol: expected 'fn-2016' or 'fn-1.2'")
     max_data = d.int_("max_frame_data", 1536 if protocol == "fn-1.2" else 1024, 256, 1536)
     block = d.int_("ofd_block_code", 0x14 if ffd == "1.2" else 0x15, 0, 255)
@@ -297,14 +298,14 @@ def _parse(data: dict[str, Any], path: Path) -> FirmwareProfile:
     serial_prefix = d.str_("serial_prefix")
     if not serial_prefix.isdigit() or len(serial_prefix) > 12:
         raise ConfigError(f"{d.where}.serial_prefix: expected up to 12 digits")
-    limits = dict(_TLV_LIMITS[protocol])
+    limits = dict(TLV_LIMITS[protocol])
     for key, value in d.table("tlv_limits").data.items():
         if key not in limits or not isinstance(value, int) or value <= 0:
             raise ConfigError(f"{d.where}.tlv_limits.{key}: unknown kind or bad size")
         limits[key] = value
     drive = DriveModel(
         name=d.str_("name"),
-        protocol=protocol,  # type: ignore[arg-type]  # checked against _TLV_LIMITS above
+        protocol=protocol,  # type: ignore[arg-type]  # checked against TLV_LIMITS above
         serial_prefix=serial_prefix,
         validity_months=d.int_("validity_months", None, 1, 120),
         lifetime_days=d.int_("lifetime_days", None, 1, 5000),

@@ -25,6 +25,7 @@ from kkt_emulator.clock import Clock
 from kkt_emulator.cloud.app import Cloud
 from kkt_emulator.errors import ConfigError, TransportError
 from kkt_emulator.logging import get_logger
+from kkt_emulator.net import listen_socket
 from kkt_emulator.profiles import FirmwareProfile
 from kkt_emulator.till.till import Till, TillConfig
 
@@ -68,20 +69,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
     tmp.replace(path)
-
-
-def _bind_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    sock.listen(128)
-    sock.setblocking(False)  # noqa: FBT003 - the socket API takes a flag
-    return sock
 
 
 def curl_example(store_api: str, login: str, password: str) -> str:
@@ -163,7 +150,7 @@ class Stack:
     async def _start_cloud(self) -> None:
         self.cloud = Cloud(self.state_dir / "cloud.sqlite3", self.clock)
         await self.cloud.__aenter__()
-        self._socket = _bind_socket(self.options.host, self.options.port)
+        self._socket = listen_socket(self.options.host, self.options.port)
         port = self._socket.getsockname()[1]
         host = f"[{self.options.host}]" if ":" in self.options.host else self.options.host
         self.base_url = f"http://{host}:{port}"

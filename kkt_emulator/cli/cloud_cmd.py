@@ -17,7 +17,7 @@ import uvicorn
 from kkt_emulator.cli.output import JSON_OPTION, console
 from kkt_emulator.clock import Clock, make_clock
 from kkt_emulator.cloud.settings import CallbackMethod, CloudSettings, FiscalDateFormat
-from kkt_emulator.errors import ConfigError
+from kkt_emulator.net import listen_socket
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -49,20 +49,6 @@ class _Server(uvicorn.Server):
             finally:
                 self.stopped_by = list(self._captured_signals)
                 self._captured_signals.clear()
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 async def _serve(
@@ -134,7 +120,7 @@ def serve(
         fiscal_sum_as_string=fiscal_sum_as_string,
     )
     db_path = db or default_db_path()
-    sock = _listen(host, port)
+    sock = listen_socket(host, port)
     try:
         stopped_by = asyncio.run(_serve(sock, db_path, clock, settings, as_json=as_json))
     finally:

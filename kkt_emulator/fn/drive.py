@@ -56,7 +56,7 @@ from kkt_emulator.fn.tlv import (
     tlv_vln,
     validate_value,
 )
-from kkt_emulator.profiles import FirmwareProfile
+from kkt_emulator.profiles import TLV_LIMITS, FirmwareProfile
 
 __all__ = ["DriveConfig", "FiscalDrive"]
 
@@ -169,17 +169,7 @@ class DriveConfig:
     ofd_block_code: int = R.STORAGE_EXHAUSTED
     memory_warning_percent: int = 99
     max_items: int = 100
-    tlv_limits: dict[str, int] = field(
-        default_factory=lambda: {
-            "registration": 6144,
-            "close_fn": 4096,
-            "open_shift": 4096,
-            "close_shift": 1024,
-            "receipt": 30720,
-            "correction": 30720,
-            "report": 2048,
-        }
-    )
+    tlv_limits: dict[str, int] = field(default_factory=lambda: dict(TLV_LIMITS["fn-1.2"]))
     firmware_version: str = "fn-emu 1.2.0"
     debug_firmware: bool = True
     seed: str = "kkt-emulator"

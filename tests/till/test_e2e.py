@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 
 from kkt_emulator.clock import RealClock
 from kkt_emulator.fn.signing import parse_qr, validate_rnm, verify_document
-from kkt_emulator.stack import _bind_socket
+from kkt_emulator.net import listen_socket
 from kkt_emulator.testing.stack import StackHarness
 
 FN = "Сообщение ФН об ошибке: "
@@ -32,7 +32,7 @@ async def shop_site() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
         received.append({"method": request.method, "query": dict(request.query_params)})
         return {"ok": "yes"}
 
-    sock = _bind_socket("127.0.0.1", 0)
+    sock = listen_socket("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -1,0 +1,31 @@
+"""Listening sockets for the servers a process runs (cloud, shop stand-ins in tests and benchmarks)."""
+
+from __future__ import annotations
+
+import socket
+
+from kkt_emulator.errors import ConfigError
+
+__all__ = ["listen_socket"]
+
+
+def listen_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """Bind and listen on ``host:port`` (0 picks a free port; read it from ``getsockname()``).
+
+    The socket is handed to uvicorn (``server.serve(sockets=[sock])``), which avoids the race of
+    choosing a free port and binding it later.
+
+    Raises:
+        ConfigError: the address cannot be bound (in use, not local, no permission).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
