@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request, Response
 
 from kkt_emulator.clock import RealClock
 from kkt_emulator.fn.codes import DocCode
-from kkt_emulator.stack import _bind_socket
+from kkt_emulator.net import listen_socket
 from kkt_emulator.testing.stack import StackHarness
 
 FN = "Сообщение ФН об ошибке: "
@@ -43,7 +43,7 @@ async def shop_site(status_code: int = 200) -> AsyncIterator[ShopSite]:
         site.received.append({"method": request.method, "query": dict(request.query_params)})
         return Response(status_code=site.status_code)
 
-    sock = _bind_socket("127.0.0.1", 0)
+    sock = listen_socket("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
