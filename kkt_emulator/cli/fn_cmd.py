@@ -1,9 +1,11 @@
-"""``kkt-emulator fn``: decode drive frames."""
+"""``kkt-emulator fn``: decode drive frames; serve one drive on a virtual serial port."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import construct as cs
@@ -16,7 +18,10 @@ from kkt_emulator.fn.codes import Command, ResultCode
 from kkt_emulator.fn.crc import crc16_ccitt
 from kkt_emulator.fn.frame import MSG_START, WARNING_BIT
 
-app = typer.Typer(help="The fiscal drive's wire protocol: decode frames.", no_args_is_help=True)
+app = typer.Typer(
+    help="The fiscal drive's wire protocol: decode frames, serve a drive on a serial port.",
+    no_args_is_help=True,
+)
 
 
 class Kind(StrEnum):
@@ -169,3 +174,96 @@ def decode_command(
     emit(result, as_json, _human)
     if not result["crc"]["ok"]:
         raise typer.Exit(1)
+
+
+def _trace_fields(decoded: dict[str, Any]) -> str:
+    fields = decoded.get("fields")
+    if fields:
+        return " " + json.dumps(fields, ensure_ascii=False, separators=(",", ":"), default=str)
+    if decoded.get("data"):
+        return f" data={decoded['data'].replace(' ', '')}"
+    return ""
+
+
+def trace_line(request: bytes | None, answer: bytes, when: datetime) -> str:
+    """One ``fn serve --trace`` line: ``time → command, fields ← answer code, name, fields``.
+
+    ``request`` is ``None`` for an ENQ (the drive repeated its last answer).
+    """
+    command: int | None = None
+    if request is None:
+        left = "ENQ (repeat the last answer)"
+    else:
+        req = decode(request, Kind.REQUEST)
+        if not req["crc"]["ok"]:
+            left = f"bad frame (CRC {req['crc']['carried']}, computed {req['crc']['computed']}) {request.hex()}"
+        else:
+            command = request[3]
+            left = f"{req['command']} {req['name']}{_trace_fields(req)}"
+            if "error" in req:
+                left += f" [{req['error']}]"
+    ans = decode(answer, Kind.ANSWER, command if answer[3] & 0x7F == 0 else None)
+    warning = " +warning" if ans["warning"] else ""
+    return f"{when:%Y-%m-%d %H:%M:%S} → {left} ← {ans['result']} {ans['name']}{warning}{_trace_fields(ans)}"
+
+
+@app.command("serve")
+def serve_command(
+    serial_link: Path = typer.Option(
+        ..., "--serial-link", help="Where to publish the port: a symlink to the pty (/dev/pts/N)."
+    ),
+    profile: str = typer.Option(
+        "modulkassa-ffd12", "--profile", help="Firmware profile (see `profiles list`)."
+    ),
+    state_dir: Path | None = typer.Option(
+        None,
+        "--state-dir",
+        help="Holds the drive archive (drive.sqlite3); a fresh drive when empty "
+        "(default: <state dir>/fn-serve).",
+    ),
+    trace: bool = typer.Option(
+        False,  # noqa: FBT003 - typer default
+        "--trace",
+        help="Print every exchange decoded: command and fields, answer code and fields.",
+    ),
+    clock_spec: str = typer.Option("real", "--clock", help="real, manual, or scaled:N."),
+) -> None:
+    """Serve one fiscal drive on a virtual serial port, for driver code that speaks the drive protocol.
+
+    Open the link at any baud rate (115200 8N1 as a real drive). Clients may connect and disconnect
+    at will; bytes that are not frames are skipped. Stops on Ctrl-C or SIGTERM, removing the link.
+    """
+    import asyncio  # noqa: PLC0415 - only this command runs an event loop
+    import signal  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from kkt_emulator.clock import make_clock  # noqa: PLC0415
+    from kkt_emulator.fn.serve import SerialDrive  # noqa: PLC0415
+    from kkt_emulator.profiles import load_profile  # noqa: PLC0415
+    from kkt_emulator.stack import default_state_dir  # noqa: PLC0415
+
+    clock = make_clock(clock_spec)
+    firmware = load_profile(profile)
+    directory = state_dir or default_state_dir() / "fn-serve"
+
+    def show(request: bytes | None, answer: bytes, when: datetime) -> None:
+        sys.stdout.write(trace_line(request, answer, when) + "\n")
+        sys.stdout.flush()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with SerialDrive(
+            firmware, directory, serial_link, clock, trace=show if trace else None
+        ) as drive:
+            typer.echo(
+                f"drive {drive.serial} ({firmware.name}) on {drive.path} -> {drive.port.tty_name}; "
+                f"archive {directory / 'drive.sqlite3'}",
+                err=True,
+            )
+            await drive.serve(stop)
+        typer.echo("stopped", err=True)
+
+    asyncio.run(run())
