@@ -29,6 +29,7 @@ from typing import Any, Protocol, Self
 from kkt_emulator.clock import Clock, ManualClock, parse_duration
 from kkt_emulator.control import topics
 from kkt_emulator.control.link import LastWill, MqttLink, Received
+from kkt_emulator.control.tasks import stop_tasks
 from kkt_emulator.control.topics import Args, CommandError, CommandRequest, ErrorCode
 from kkt_emulator.errors import (
     CloudError,
@@ -177,6 +178,7 @@ class TillAgent:
         assert set(self.commands) == set(topics.COMMANDS)
         self._events: asyncio.Queue[tuple[str, dict[str, Any], datetime]] = asyncio.Queue()
         self._dirty = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._state_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._command_tasks: set[asyncio.Task[None]] = set()
@@ -194,6 +196,7 @@ class TillAgent:
 
     async def start(self) -> None:
         """Listen to the till, subscribe to commands and start publishing."""
+        self._stopping.clear()
         self.till.listeners.append(self._on_event)
         self.link.on_connect.append(self._on_connect)
         self._subscription = await self.link.subscribe(
@@ -213,11 +216,9 @@ class TillAgent:
             self.till.listeners.remove(self._on_event)
         with contextlib.suppress(ValueError):
             self.link.on_connect.remove(self._on_connect)
-        for task in [*self._tasks, *self._command_tasks]:
-            task.cancel()
-        for task in [*self._tasks, *self._command_tasks]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        self._stopping.set()
+        self._dirty.set()  # wake the state loop so that it sees the flag
+        await stop_tasks([*self._tasks, *self._command_tasks])
         self._tasks = []
         if self._subscription is not None:
             with contextlib.suppress(TransportError):
@@ -245,7 +246,7 @@ class TillAgent:
         self._dirty.set()
 
     async def _event_loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             event, data, at = await self._events.get()
             payload = topics.event_payload(event, data, self.device_id, at)
             try:
@@ -258,6 +259,8 @@ class TillAgent:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.state_interval):
                     await self._dirty.wait()
+            if self._stopping.is_set():
+                return
             try:
                 await self.publish_state(wait=False)
             except TransportError as exc:

@@ -35,6 +35,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from kkt_emulator.clock import Clock, RealClock
+from kkt_emulator.control.tasks import stop_tasks
 from kkt_emulator.control.topics import reply_topic
 from kkt_emulator.errors import ConfigError, TransportError
 from kkt_emulator.logging import get_logger
@@ -269,16 +270,8 @@ class MqttLink:
     async def close(self) -> None:
         """Disconnect cleanly (the will is not published) and stop reconnecting."""
         self._closing.set()
-        for hook in list(self._hooks):
-            hook.cancel()
-        for hook in list(self._hooks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await hook
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await stop_tasks([*self._hooks, *([self._task] if self._task is not None else [])])
+        self._task = None
         for future in self._pending.values():
             future.cancel()
 

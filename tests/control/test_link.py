@@ -12,6 +12,7 @@ from control_helpers import wait_for
 from kkt_emulator.control import broker as broker_module
 from kkt_emulator.control.broker import MosquittoBroker
 from kkt_emulator.control.link import BrokerAddress, MqttLink, Received
+from kkt_emulator.control.plane import resolve_mqtt
 from kkt_emulator.errors import ConfigError, TransportError
 
 
@@ -150,3 +151,19 @@ async def test_a_taken_free_port_is_retried(
         assert second.port != broker.port
         async with MqttLink(second.url) as link:
             await link.connect()
+
+
+def test_resolve_mqtt(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_mqtt("none") == (None, None)
+    assert resolve_mqtt("auto") == ("spawn", None)
+    assert resolve_mqtt("spawn") == ("spawn", None)
+    assert resolve_mqtt("mqtt://10.0.0.5:1884") == ("mqtt://10.0.0.5:1884", None)
+    with pytest.raises(ConfigError, match="not a broker URL"):
+        resolve_mqtt("localhost:1883")
+    monkeypatch.setenv("KKT_MOSQUITTO", "/nonexistent/mosquitto")
+    mode, notice = resolve_mqtt("auto")
+    assert mode is None
+    assert notice is not None
+    assert notice.startswith("mosquitto not found: running without the MQTT control plane")
+    with pytest.raises(ConfigError, match="--mqtt spawn: mosquitto not found"):
+        resolve_mqtt("spawn")
