@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -148,10 +149,17 @@ class TillAgent:
         link: a link whose will is this till's ``offline`` status (see :func:`agent_link`);
             the agent starts it if needed but never closes it.
         state_interval: seconds between unconditional state publications (pacing time).
+        answer_budget: how long a command waits for a fresh state before it answers anyway
+            (a till whose drive does not answer takes a drive timeout per snapshot).
     """
 
     def __init__(
-        self, till: ControlledTill, link: MqttLink, *, state_interval: float = 3.0
+        self,
+        till: ControlledTill,
+        link: MqttLink,
+        *,
+        state_interval: float = 3.0,
+        answer_budget: float = 3.0,
     ) -> None:
         if not till.device_id:
             raise ConfigError("the till has no device id yet: start it before its agent")
@@ -159,6 +167,7 @@ class TillAgent:
         self.link = link
         self.device_id = till.device_id
         self.state_interval = state_interval
+        self.answer_budget = answer_budget
         self.log = get_logger(component="agent", device_id=self.device_id)
         self.commands: dict[str, tuple[Handler, bool]] = {
             # name: (handler, changes state → publish the state before answering)
@@ -179,7 +188,14 @@ class TillAgent:
         self._events: asyncio.Queue[tuple[str, dict[str, Any], datetime]] = asyncio.Queue()
         self._dirty = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._state_lock = asyncio.Lock()
+        # Every change (event, changing command, tick, reconnection) bumps the generation; a
+        # snapshot remembers the generation it started at, so callers can ask for one that is
+        # no older than a change, and concurrent callers share the one in flight.
+        self._generation = 0
+        self._snapshot_task: asyncio.Task[dict[str, Any]] | None = None
+        self._snapshot_generation = -1
+        self.last_state: dict[str, Any] | None = None
+        self._last_state_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._command_tasks: set[asyncio.Task[None]] = set()
         self._subscription: Any = None
@@ -218,7 +234,8 @@ class TillAgent:
             self.link.on_connect.remove(self._on_connect)
         self._stopping.set()
         self._dirty.set()  # wake the state loop so that it sees the flag
-        await stop_tasks([*self._tasks, *self._command_tasks])
+        snapshot = [self._snapshot_task] if self._snapshot_task is not None else []
+        await stop_tasks([*self._tasks, *self._command_tasks, *snapshot])
         self._tasks = []
         if self._subscription is not None:
             with contextlib.suppress(TransportError):
@@ -232,6 +249,7 @@ class TillAgent:
 
     async def _on_connect(self) -> None:
         await self.link.publish(topics.status_topic(self.device_id), topics.ONLINE, retain=True)
+        self._changed()  # a restarted broker has forgotten the retained state
         await self.publish_state()
 
     # ------------------------------------------------------------------ state and events
@@ -243,6 +261,10 @@ class TillAgent:
                 self._events.get_nowait()
             self.log.warning("agent_event_dropped", reason="backlog full")
         self._events.put_nowait((event, dict(data), self.till.clock.now()))
+        self._changed()
+
+    def _changed(self) -> None:
+        self._generation += 1
         self._dirty.set()
 
     async def _event_loop(self) -> None:
@@ -261,16 +283,16 @@ class TillAgent:
                     await self._dirty.wait()
             if self._stopping.is_set():
                 return
+            self._changed()  # at least business time moved: take a new snapshot
+            self._dirty.clear()
             try:
-                await self.publish_state(wait=False)
-            except TransportError as exc:
-                self.log.info("agent_state_not_published", error=str(exc))
+                await self.publish_state()
             except Exception:  # a failing snapshot must not end the periodic publication
                 self.log.exception("agent_snapshot_failed")
                 await self.till.clock.pace(self.state_interval)
 
     async def state(self) -> dict[str, Any]:
-        """The snapshot published on ``kkt/<id>/state``."""
+        """The snapshot published on ``kkt/<id>/state`` (taken now, not published)."""
         snapshot = await self.till.snapshot_state()
         return {
             "deviceId": self.device_id,
@@ -280,18 +302,38 @@ class TillAgent:
             **snapshot,
         }
 
-    async def publish_state(self, *, wait: bool = True) -> None:
-        """Publish the current snapshot, retained (one at a time, newest last)."""
-        async with self._state_lock:
-            self._dirty.clear()
-            state = await self.state()
+    async def _take_snapshot(self) -> dict[str, Any]:
+        state = await self.state()
+        self.last_state = state
+        self._last_state_at = self.till.clock.monotonic()
+        try:
             if await self.link.publish(
                 topics.state_topic(self.device_id),
                 topics.encode_json(state),
                 retain=True,
-                wait=wait,
+                wait=False,  # disconnected: the reconnection publishes a new one
             ):
                 self.published_states += 1
+        except TransportError as exc:
+            self.log.info("agent_state_not_published", error=str(exc))
+        return state
+
+    async def publish_state(self) -> dict[str, Any]:
+        """Take and publish (retained) a snapshot that reflects every change made so far."""
+        wanted = self._generation
+        while True:
+            task = self._snapshot_task
+            if task is not None and self._snapshot_generation >= wanted:
+                # Shielded: a caller that stops waiting must not cancel the others' snapshot.
+                return await asyncio.shield(task)
+            if task is not None and not task.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(task)
+                continue
+            self._snapshot_generation = self._generation
+            self._snapshot_task = asyncio.create_task(
+                self._take_snapshot(), name=f"agent-snapshot-{self.device_id}"
+            )
 
     # ------------------------------------------------------------------ commands
 
@@ -349,14 +391,28 @@ class TillAgent:
         handler, changes_state = entry
         result = await handler(Args(request.command, request.args))
         if changes_state:
-            self._dirty.set()
-            with contextlib.suppress(TransportError):
-                await self.publish_state(wait=False)
+            # The state reflects the change before the answer goes out, unless taking it is
+            # slow (a drive that does not answer): then the answer goes first, the state later.
+            self._changed()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.answer_budget):
+                    await self.publish_state()
         return result
 
     async def _status(self, args: Args) -> Any:
         args.done()
-        return await self.state()
+        try:
+            async with asyncio.timeout(self.answer_budget):
+                return await self.publish_state()
+        except TimeoutError:
+            if self.last_state is None:
+                raise CommandError(
+                    ErrorCode.TRANSPORT_ERROR,
+                    f"status: the till gave no state within {self.answer_budget:g} s "
+                    "(is its drive answering?)",
+                ) from None
+            age = self.till.clock.monotonic() - self._last_state_at
+            return {**self.last_state, "stale": True, "staleSeconds": round(age, 1)}
 
     async def _set(self, args: Args) -> Any:
         values = args.rest()
@@ -365,9 +421,10 @@ class TillAgent:
                 ErrorCode.BAD_ARGS,
                 "set: name at least one of power_saving, online, poll_interval, long_poll, shift_mode",
             )
-        await self.till.set_settings(**values)
-        snapshot = await self.till.snapshot_state()
-        return {"settings": snapshot.get("settings", values)}
+        settings = await self.till.set_settings(**values)
+        if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+            return {"settings": dataclasses.asdict(settings)}
+        return {"settings": settings if isinstance(settings, dict) else values}
 
     async def _fault_inject(self, args: Args) -> Any:
         name = args.text("name", required=True)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["stop_tasks"]
 
 _RETRY = 0.5  # seconds between cancellation attempts (pacing)
 
 
-async def stop_tasks(tasks: Iterable[asyncio.Task[None]]) -> None:
+async def stop_tasks(tasks: Iterable[asyncio.Task[Any]]) -> None:
     """Cancel every task and wait until all are done, repeating lost cancellations."""
     everything = list(tasks)
     pending = {t for t in everything if not t.done()}

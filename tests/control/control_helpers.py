@@ -46,6 +46,7 @@ class FakeTill:
         self.shift_open = True
         self.snapshots: list[Path] = []
         self.jitter = random.Random(5)
+        self.snapshot_gate: asyncio.Event | None = None  # set: snapshots wait for it (a dead drive)
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
         for listener in list(self.listeners):
@@ -57,6 +58,8 @@ class FakeTill:
         self.emit("state.changed", {"version": self.version})
 
     async def snapshot_state(self) -> dict[str, Any]:
+        if self.snapshot_gate is not None:
+            await self.snapshot_gate.wait()
         return {
             "version": self.version,
             "settings": dict(self.settings),

@@ -290,3 +290,24 @@ async def test_agent_survives_a_broker_restart(
     async with ControlClient(broker.url) as control:
         result: dict[str, Any] = await control.command("dev-1", "status")
     assert result["version"] == 1
+
+
+async def test_a_till_that_cannot_give_its_state_still_answers(broker: MosquittoBroker) -> None:
+    till = FakeTill("dev-stuck")
+    async with agent_link(broker.url, till.device_id) as link:
+        await link.connect()
+        async with (
+            TillAgent(till, link, answer_budget=0.2) as agent,
+            ControlClient(broker.url, timeout=5) as control,
+        ):
+            await wait_for(lambda: agent.last_state is not None, what="a first state")
+            till.snapshot_gate = asyncio.Event()  # from now on every snapshot hangs
+            fault = await control.command("dev-stuck", "fault.inject", {"name": "fn.disconnected"})
+            assert fault["name"] == "fn.disconnected"
+            status = await control.command("dev-stuck", "status")
+            assert status["stale"] is True
+            assert status["faults"] == []  # the last state taken, before the fault
+            till.snapshot_gate.set()  # the drive answers again
+            fresh = await control.command("dev-stuck", "status")
+            assert "stale" not in fresh
+            assert [f["name"] for f in fresh["faults"]] == ["fn.disconnected"]
