@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -23,6 +24,7 @@ from kkt_emulator.fn.tlv import (
     tlv_fvln,
     tlv_stlv,
     tlv_string,
+    tlv_unixtime,
     tlv_vln,
 )
 from kkt_emulator.profiles import Address, FirmwareProfile
@@ -34,6 +36,7 @@ __all__ = [
     "ReceiptPlan",
     "TillCheckError",
     "build_receipt",
+    "correction_receipt_tlv",
     "kopecks",
 ]
 
@@ -303,10 +306,12 @@ def _agent_flags(agent: dict[str, Any]) -> int:
     return flags
 
 
-def counter_receipt_tlv(profile: FirmwareProfile, total: int, cashier: str) -> bytes:
+def counter_receipt_tlv(
+    profile: FirmwareProfile, total: int, cashier: str, address: Address | None = None
+) -> bytes:
     """TLVs of a counter sale entered at the till (cash, one free-price item)."""
     reg = profile.registration
-    place = reg.addresses[0]
+    place = address or reg.addresses[0]
     parts = [
         tlv_string(1009, place.address),
         tlv_string(1187, place.place),
@@ -328,3 +333,29 @@ def counter_receipt_tlv(profile: FirmwareProfile, total: int, cashier: str) -> b
     if profile.ffd_version == "1.2":
         item.append(tlv_byte(2108, 0))
     return b"".join(parts) + encode_tlv(1059, b"".join(item))
+
+
+def correction_receipt_tlv(
+    profile: FirmwareProfile,
+    total: int,
+    cashier: str,
+    corrected_on: datetime,
+    *,
+    reason: str = "Чек интернет-магазина не зарегистрирован",
+    order_number: str = "б/н",
+    address: Address | None = None,
+) -> bytes:
+    """TLVs of a correction receipt (кассовый чек коррекции, 17h) made by the till's own decision.
+
+    Tag 1173 = 0 (самостоятельно) and the basis 1174: the date of the settlement being corrected
+    (1178) and the number of the order (1179, «б/н» without one); FFD 1.05 also carries the
+    description 1177, which FFD 1.2 dropped. The rest is a counter sale's data.
+    """
+    basis = [tlv_unixtime(1178, corrected_on), tlv_string(1179, order_number[:32])]
+    if profile.ffd_version != "1.2":
+        basis.insert(0, tlv_string(1177, reason[:256]))
+    return (
+        tlv_byte(1173, 0)
+        + tlv_stlv(1174, basis)
+        + counter_receipt_tlv(profile, total, cashier, address)
+    )

@@ -40,7 +40,7 @@ from kkt_emulator.fn.server import DriveServer
 from kkt_emulator.fn.signing import fpd_from_1077, receipt_qr
 from kkt_emulator.fn.tlv import decode_uint, decode_unixtime, decode_vln, parse_tlvs, tlv_string
 from kkt_emulator.logging import get_logger
-from kkt_emulator.profiles import FirmwareProfile
+from kkt_emulator.profiles import Address, FirmwareProfile
 from kkt_emulator.till.cloud_link import CloudLink
 from kkt_emulator.till.failures import Failure, drive_failure, link_failure, till_failure
 from kkt_emulator.till.faults import FAULTS, ActiveFault, FaultyLink, make_fault
@@ -48,6 +48,7 @@ from kkt_emulator.till.receipts import (
     CHECK_TYPES,
     TillCheckError,
     build_receipt,
+    correction_receipt_tlv,
     counter_receipt_tlv,
 )
 from kkt_emulator.till.registration import registration_plan
@@ -174,7 +175,8 @@ class Till:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self.last_error: str | None = None
-        self.counters = {"fiscalized": 0, "failed": 0, "polls": 0}
+        self.counters = {"fiscalized": 0, "failed": 0, "polls": 0, "backlogPaced": 0}
+        self._backlog_warned = False
         self.ofd_sender: Any = None
         self._flush_lock = asyncio.Lock()
 
@@ -541,6 +543,8 @@ class Till:
         async with self.fn.exclusive:
             local = self.local_now()
             try:
+                if len(self.profile.registration.addresses) > 1:
+                    plan = build_receipt(document, self.profile, self._address())
                 await self._ensure_shift(local)
                 status = await self.fn.status()
                 if status.current_document:
@@ -583,6 +587,7 @@ class Till:
         )
         result = self._fiscalized(doc_id, lease_id, info)
         self.state.record_result(doc_id, answer.fd, result)
+        self._address_used()
         self.counters["fiscalized"] += 1
         log.info("document_fiscalized", fd=answer.fd, fpd=answer.fpd, receipt=answer.receipt_number)
         self.emit("document.fiscalized", {"docId": doc_id, **info})
@@ -652,30 +657,129 @@ class Till:
 
     # ------------------------------------------------------------------ control actions
 
+    def _address(self) -> Address:
+        """The registered address the next receipt prints (1009/1187), never the shop's.
+
+        A till registered with several addresses prints them in turn, one receipt each (the
+        support case of one site whose receipts show several addresses, support-cases.md §6); the
+        turn moves on only when the drive signs a receipt.
+        """
+        addresses = self.profile.registration.addresses
+        return addresses[int(self.state.get("address_turn") or 0) % len(addresses)]
+
+    def _address_used(self) -> None:
+        if len(self.profile.registration.addresses) > 1:
+            self.state.put(address_turn=int(self.state.get("address_turn") or 0) + 1)
+
+    def counter_shift(self) -> dict[str, Any]:
+        """The till app's own shift of counter sales (``shift_mode = separate``).
+
+        In ``separate`` mode the till app numbers the counter's shifts itself («программная»
+        смена: its Z-report shows this number) while the drive's shift numbers, which the OFD
+        shows, advance for the internet shop's automatic shifts too. In ``shared`` mode the app
+        shows the drive's numbers and this counter stays unused.
+        """
+        return {
+            "number": int(self.state.get("counter_shift") or 0),
+            "open": bool(self.state.get("counter_shift_open")),
+        }
+
+    def _open_counter_shift(self) -> int:
+        counter = self.counter_shift()
+        if not counter["open"]:
+            counter["number"] += 1
+            self.state.put(counter_shift=counter["number"], counter_shift_open=True)
+        number: int = counter["number"]
+        return number
+
+    async def _close_shop_shift(self) -> None:
+        """``separate`` mode: the shop's shift closes by itself after its documents.
+
+        Its reports exist only at the OFD (no Z-report at the till); when the counter's shift is
+        open, the shop's documents went into it and it stays open.
+        """
+        if self.counter_shift()["open"]:
+            return
+        async with self.fn.exclusive:
+            with contextlib.suppress(DriveError, TransportError):
+                if (await self.fn.call(Command.SHIFT_PARAMS)).shift_open:
+                    await self._close_shift(self.local_now())
+
     async def sell(self, total: int, cashier: str = "Кассир") -> dict[str, Any]:
-        """A counter sale entered at the till (cash, one item); returns its fiscal data."""
+        """A counter sale entered at the till (cash, one item); returns its fiscal data.
+
+        ``shiftNumber`` is the drive's (the OFD's) shift; ``appShiftNumber`` the one the till app
+        prints, which differs in ``shift_mode = separate`` (see :meth:`counter_shift`).
+        """
         async with self.fn.exclusive:
             local = self.local_now()
             await self._ensure_shift(local)
             answer = await self.fn.receipt(
-                local, 1, total, counter_receipt_tlv(self.profile, total, cashier)
+                local, 1, total, counter_receipt_tlv(self.profile, total, cashier, self._address())
             )
+            self._address_used()
             shift = await self.fn.call(Command.SHIFT_PARAMS)
+        app_shift = (
+            self._open_counter_shift()
+            if self.settings.shift_mode == "separate"
+            else shift.shift_number
+        )
         return {
             "shiftNumber": shift.shift_number,
+            "appShiftNumber": app_shift,
             "checkNumber": answer.receipt_number,
             "fnDocNumber": answer.fd,
             "fnDocMark": answer.fpd,
         }
 
+    async def correction(
+        self, total: int, cashier: str = "Кассир", operation: int = 1
+    ) -> dict[str, Any]:
+        """A correction receipt (чек коррекции, 17h) for a settlement that was not registered.
+
+        One of the ways out of a shop document in error (support-cases.md §5): register the sale
+        with a correction receipt at the till, then mark the document done in the cabinet.
+        Returns its fiscal data.
+        """
+        async with self.fn.exclusive:
+            local = self.local_now()
+            await self._ensure_shift(local)
+            tlv = correction_receipt_tlv(
+                self.profile, total, cashier, local.replace(tzinfo=UTC), address=self._address()
+            )
+            answer = await self.fn.receipt(local, operation, total, tlv, correction=True)
+            self._address_used()
+            shift = await self.fn.call(Command.SHIFT_PARAMS)
+        self._ofd_wake.set()
+        self.emit("state.changed", {"reason": "correction", "fnDocNumber": answer.fd})
+        return {
+            "shiftNumber": shift.shift_number,
+            "checkNumber": answer.receipt_number,
+            "fnDocNumber": answer.fd,
+            "fnDocMark": answer.fpd,
+            "total": total,
+            "operation": operation,
+        }
+
     async def close_shift(self) -> dict[str, Any] | None:
-        """Close the open shift (``shift.close``); ``None`` if none is open."""
+        """Close the open shift (``shift.close``); ``None`` if none is open.
+
+        ``appShiftNumber`` is the number the till app's Z-report shows (see :meth:`counter_shift`).
+        """
         async with self.fn.exclusive:
             shift = await self.fn.call(Command.SHIFT_PARAMS)
             if not shift.shift_open:
                 return None
             answer = await self._close_shift(self.local_now())
-        return {"shiftNumber": answer.shift_number, "fnDocNumber": answer.fd}
+        app_shift = answer.shift_number
+        if self.settings.shift_mode == "separate":
+            app_shift = self.counter_shift()["number"]
+            self.state.put(counter_shift_open=False)
+        return {
+            "shiftNumber": answer.shift_number,
+            "appShiftNumber": app_shift,
+            "fnDocNumber": answer.fd,
+        }
 
     async def set_settings(self, **values: Any) -> TillSettings:
         """Change settings (validated), persist them and wake the poll loop."""
@@ -916,6 +1020,13 @@ class Till:
                 "warningNames": _warning_names(drive.get("warnings", 0)),
             },
             "shift": drive.get("shift"),
+            "counterShift": self.counter_shift() if self.store is not None else None,
+            "ofdBacklog": {
+                "unsent": drive.get("unsent"),
+                "threshold": self.profile.quirks.ofd_backlog_threshold,
+                "slowdownSeconds": self.profile.quirks.ofd_backlog_slowdown_s,
+                "slowed": self._backlog_warned,
+            },
             "queue": {
                 "inFlight": len(self.state.journal_entries()) if self.store is not None else 0,
                 "outbox": self.state.outbox_size() if self.store is not None else 0,
@@ -1077,9 +1188,52 @@ class Till:
                 self.clock.now().isoformat(),
             )
         for item in items:
+            await self._pace_ofd_backlog()
             await self.fiscalise(item)
+        if items and self.settings.shift_mode == "separate":
+            await self._close_shop_shift()
         await self.flush_outbox()
         return len(items)
+
+    async def _pace_ofd_backlog(self) -> None:
+        """Slow down while the drive holds more unsent documents than the profile allows.
+
+        support-cases.md §4: an unpaid OFD rarely affects the shop queue, but it does at about
+        700–800 documents waiting. Above ``quirks.ofd_backlog_threshold`` every document waits
+        ``quirks.ofd_backlog_slowdown_s`` (pacing, real time) and one ``warning`` is published each
+        time the backlog crosses the threshold.
+        """
+        quirks = self.profile.quirks
+        try:
+            unsent = (await self.fn.call(Command.OFD_STATUS)).unsent
+        except (DriveError, TransportError):
+            return  # the document's own drive commands will report the drive's trouble
+        if unsent <= quirks.ofd_backlog_threshold:
+            if self._backlog_warned:
+                self._backlog_warned = False
+                self.emit("state.changed", {"reason": "ofd.backlog.cleared", "unsent": unsent})
+            return
+        if not self._backlog_warned:
+            self._backlog_warned = True
+            self.log.warning(
+                "ofd_backlog_slowdown", unsent=unsent, threshold=quirks.ofd_backlog_threshold
+            )
+            self.emit(
+                "warning",
+                {
+                    "code": "ofd.backlog",
+                    "message": (
+                        f"the drive holds {unsent} documents the OFD has not acknowledged"
+                        f" (more than {quirks.ofd_backlog_threshold}): each document now waits"
+                        f" {quirks.ofd_backlog_slowdown_s:g} s"
+                    ),
+                    "unsent": unsent,
+                    "threshold": quirks.ofd_backlog_threshold,
+                    "slowdownSeconds": quirks.ofd_backlog_slowdown_s,
+                },
+            )
+        self.counters["backlogPaced"] += 1
+        await self.clock.pace(quirks.ofd_backlog_slowdown_s)
 
     async def _poll_loop(self) -> None:
         backoff = 0.5
