@@ -54,7 +54,12 @@ from kkt_emulator.cloud.storage import (
     RetailPoint,
     Storage,
 )
-from kkt_emulator.cloud.texts import MESSAGE_COMPLETED_WITH_CALLBACK, MESSAGE_QUEUED
+from kkt_emulator.cloud.texts import (
+    MESSAGE_COMPLETED_WITH_CALLBACK,
+    MESSAGE_QUEUED,
+    PICKUP_SHOP_TEXT,
+    PICKUP_TIMEOUT_TEXT,
+)
 from kkt_emulator.cloud.validation import TAX_MODES, parse_document
 from kkt_emulator.errors import CloudError, ValidationError
 from kkt_emulator.logging import get_logger
@@ -1049,6 +1054,12 @@ class CloudService:
             "ofd": {"state": record.ofd_state, "changedAt": _opt_format(record.ofd_changed_at)},
             "warnings": list(record.warnings),
             "possibleDuplicateOf": record.possible_duplicate_of,
+            # The payment side's text for a document the 235-second rule failed (support-cases §5).
+            "shopMessage": (
+                PICKUP_SHOP_TEXT
+                if state.failure is not None and state.failure.message == PICKUP_TIMEOUT_TEXT
+                else None
+            ),
             "redrives": state.redrives,
             "markedDone": state.marked_done,
         }

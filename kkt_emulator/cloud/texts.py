@@ -11,6 +11,7 @@ __all__ = [
     "MESSAGE_COMPLETED_WITH_CALLBACK",
     "MESSAGE_QUEUED",
     "PENDING_TIMEOUT_TEXT",
+    "PICKUP_SHOP_TEXT",
     "PICKUP_TIMEOUT_TEXT",
 ]
 
@@ -23,3 +24,7 @@ PENDING_TIMEOUT_TEXT: Final = "Касса не подтвердила фиска
 
 # store-api.md D37 / support-cases.md §5 row 3: the exact vendor text of the 235-second rule.
 PICKUP_TIMEOUT_TEXT: Final = "POS doesn't connect for document within 235 seconds"
+
+# support-cases.md §5 row 3: what the shop sees on the payment side (Yandex.Kassa, «За 5 минут»)
+# when the 235-second rule failed its document; the cabinet's document detail shows it.
+PICKUP_SHOP_TEXT: Final = "Касса не ответила на запрос в течение 5 минут"
