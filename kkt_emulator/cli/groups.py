@@ -17,6 +17,7 @@ from kkt_emulator.cli import (
     stack_cmd,
     till_cmd,
     tlv_cmd,
+    wait_cmd,
 )
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(doc_cmd.app, name="doc")
     app.add_typer(till_cmd.app, name="till")
     stack_cmd.register(app)
+    wait_cmd.register(app)
     from kkt_emulator.cli import cabinet_cmd, cloud_cmd  # noqa: PLC0415 - kept apart from the list above
 
     app.add_typer(cloud_cmd.app, name="cloud")
