@@ -828,6 +828,35 @@ class Till:
             else None,
         }
 
+    def drive_view(self) -> dict[str, Any]:
+        """The drive's state read directly from the in-process drive (no commands, no link)."""
+        drive = self.drive
+        if drive is None:
+            return {"ok": False, "serial": self.fn_serial}
+        s = drive.state
+        now = self.clock.now()
+        oldest = s.unsent[0].when.isoformat() if s.unsent else None
+        fiscal = s.phase in (Phase.FISCAL, Phase.POST_FISCAL)
+        return {
+            "ok": s.phase == Phase.FISCAL and "fn.disconnected" not in self.faults,
+            "serial": self.fn_serial,
+            "phase": s.phase,
+            "warnings": drive.warnings(now),
+            "lastFd": s.last_fd,
+            "unsent": len(s.unsent),
+            "oldestUnsent": oldest,
+            "documentsLeft": max(0, drive.config.capacity - s.last_fd),
+            "expiry": s.expiry.isoformat() if s.expiry else None,
+            "shift": {
+                "open": s.shift_open,
+                "number": s.shift_number,
+                "receipts": s.receipts_in_shift,
+                "openedAt": s.shift_opened_at.isoformat() if s.shift_opened_at else None,
+            }
+            if fiscal
+            else None,
+        }
+
     async def heartbeat(self) -> dict[str, Any]:
         """Send the till's state to the cloud; keeps the retail point's settings it answers."""
         drive = await self.drive_state()
@@ -1005,8 +1034,12 @@ class Till:
         return self.drive.deadlines()
 
     async def snapshot_state(self) -> dict[str, Any]:
-        """The till's whole state as the control plane publishes it (``kkt/<id>/state``)."""
-        drive = await self.drive_state() if self.client is not None else {"ok": False}
+        """The till's whole state as the control plane publishes it (``kkt/<id>/state``).
+
+        The drive is read in-process, not over the till's link: watching the till must neither
+        wait on a dead link nor use up the strikes of a drive-link fault meant for the firmware.
+        """
+        drive = self.drive_view()
         return {
             "deviceId": self.device_id,
             "kktSerial": self.kkt_serial,
