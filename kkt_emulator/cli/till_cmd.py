@@ -44,6 +44,11 @@ def run(
     long_poll: float = typer.Option(
         0.0, "--long-poll", min=0.0, max=30.0, help="Long-poll wait (0: plain polls)."
     ),
+    mqtt: str | None = typer.Option(
+        None,
+        "--mqtt",
+        help="Join the control plane on this broker (mqtt://host:port), as `up` tills do.",
+    ),
 ) -> None:
     """Run one till until Ctrl-C or SIGTERM: poll the cloud, fiscalise, report, send to the OFD."""
     config = TillConfig(
@@ -65,9 +70,19 @@ def run(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with Till(config, clock) as till:
+            control = None
+            if mqtt is not None:
+                from kkt_emulator.control.plane import ControlPlane  # noqa: PLC0415 - only with --mqtt
+
+                control = ControlPlane(mqtt, clock)
+                await control.start([till])
             typer.echo(
                 f"till {till.kkt_serial} with drive {till.fn_serial} bound as {till.device_id}"
             )
-            await stop.wait()
+            try:
+                await stop.wait()
+            finally:
+                if control is not None:
+                    await control.close()
 
     asyncio.run(main())
