@@ -42,3 +42,6 @@ def register(app: typer.Typer) -> None:
     from kkt_emulator.cli import control_cmd  # noqa: PLC0415 - kept apart from the list above
 
     control_cmd.register(app, fn_app=fn_cmd.app)
+    from kkt_emulator.cli import scenario_cmd  # noqa: PLC0415 - kept apart from the list above
+
+    app.add_typer(scenario_cmd.app, name="scenario")
