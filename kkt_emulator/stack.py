@@ -71,6 +71,28 @@ def write_json_atomic(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
+FDS_PER_TILL = 12
+"""Descriptors one till holds: two SQLite files with WAL and shm, its cloud connection and the
+cloud's end of it, the OFD connection, the MQTT connection; with room to spare."""
+
+
+def _raise_fd_limit(needed: int) -> None:
+    """Lift the soft descriptor limit towards the hard one when ``needed`` is above it.
+
+    200 tills hold ~2000 descriptors, and many systems start processes with a soft limit of 1024
+    (``Too many open files`` half-way through start-up).
+    """
+    try:
+        import resource  # noqa: PLC0415 - POSIX only
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < needed:
+            target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
+    except (ImportError, OSError, ValueError):  # not POSIX, or not allowed: keep the limit
+        pass
+
+
 def curl_example(store_api: str, login: str, password: str) -> str:
     """A ready-to-paste shell line that posts the example sale and shows its id."""
     body = json.dumps({**EXAMPLE_SALE, "id": "@ID@"}, ensure_ascii=False).replace(
@@ -138,6 +160,7 @@ class Stack:
     async def start(self) -> None:
         """Bring everything up; write the ready-file last."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        _raise_fd_limit(64 + FDS_PER_TILL * self.options.tills)
         await self._start_cloud()
         await self._start_ofd()
         await self._ensure_points()
