@@ -788,6 +788,48 @@ def sell(
     )
 
 
+def correction(
+    total: str = typer.Argument(..., metavar="SUM", help="The sum in roubles, e.g. 45.50."),
+    operation: int = typer.Option(
+        1,
+        "--operation",
+        min=1,
+        max=4,
+        help="1054: 1 приход, 2 возврат прихода, 3 расход, 4 возврат расхода.",
+    ),
+    device: str | None = DEVICE,
+    mqtt: str | None = MQTT,
+    ready_file: Path | None = READY_OPTION,
+    timeout: float = TIMEOUT,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """A correction receipt (чек коррекции) at the till: one way out of a shop document in error.
+
+    Register the settlement the failed document stood for, then mark that document done in the
+    cabinet (`kkt-emulator cabinet mark-done ID`).
+    """
+    kopecks = parse_roubles(total)
+    args: dict[str, Any] = {"total_kopecks": kopecks, "operation": operation}
+
+    def sentence(outcome: Outcome) -> str:
+        r = outcome.result
+        return (
+            f"till {outcome.device_id}: correction receipt {kopecks // 100}.{kopecks % 100:02d} ₽, "
+            f"fiscal document {_fmt(_pick(r, 'fn_doc_number'))}"
+        )
+
+    _simple(
+        "correction",
+        args,
+        sentence,
+        device=device,
+        mqtt=mqtt,
+        ready_file=ready_file,
+        timeout=timeout,
+        as_json=as_json,
+    )
+
+
 def fn_replace(
     device: str | None = DEVICE,
     mqtt: str | None = MQTT,
@@ -879,6 +921,7 @@ def register(app: typer.Typer, fn_app: typer.Typer) -> None:
     app.add_typer(clock_app, name="clock")
     app.add_typer(shift_app, name="shift")
     app.command("sell")(sell)
+    app.command("correction")(correction)
     app.command("snapshot")(snapshot)
     app.command("restore")(restore)
     fn_app.command("replace")(fn_replace)

@@ -113,6 +113,11 @@ class ControlledTill(Protocol):
     async def sell(self, total_kopecks: int, cashier: str = ..., /) -> dict[str, Any]:
         """A counter sale entered at the till; returns its fiscal data."""
 
+    async def correction(
+        self, total: int, cashier: str = ..., operation: int = ..., /
+    ) -> dict[str, Any]:
+        """A correction receipt (17h) for a settlement that was not registered."""
+
     async def replace_drive(self) -> dict[str, Any]:
         """Put in a new drive and register it."""
 
@@ -180,6 +185,7 @@ class TillAgent:
             "clock.show": (self._clock_show, False),
             "shift.close": (self._shift_close, True),
             "sell": (self._sell, True),
+            "correction": (self._correction, True),
             "fn.replace": (self._fn_replace, True),
             "snapshot": (self._snapshot, False),
             "restore": (self._restore, True),
@@ -520,6 +526,17 @@ class TillAgent:
         if cashier is None:
             return await self.till.sell(total)
         return await self.till.sell(total, cashier)
+
+    async def _correction(self, args: Args) -> Any:
+        total = args.integer("total_kopecks", required=True)
+        operation = args.integer("operation")
+        args.done()
+        assert total is not None
+        if total <= 0:
+            raise CommandError(ErrorCode.BAD_ARGS, "correction: total_kopecks must be positive")
+        if operation is not None and operation not in (1, 2, 3, 4):
+            raise CommandError(ErrorCode.BAD_ARGS, "correction: operation must be 1..4 (tag 1054)")
+        return await self.till.correction(total, "Кассир", operation or 1)
 
     async def _fn_replace(self, args: Args) -> Any:
         args.done()

@@ -74,6 +74,7 @@ COMMANDS = (
     "clock.show",
     "shift.close",
     "sell",
+    "correction",
     "fn.replace",
     "snapshot",
     "restore",
