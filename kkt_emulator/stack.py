@@ -71,6 +71,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
+KEEP_ALIVE_SECONDS = 120  # above any poll interval a till uses in practice
 FDS_PER_TILL = 12
 """Descriptors one till holds: two SQLite files with WAL and shm, its cloud connection and the
 cloud's end of it, the OFD connection, the MQTT connection; with room to spare."""
@@ -177,7 +178,16 @@ class Stack:
         port = self._socket.getsockname()[1]
         host = f"[{self.options.host}]" if ":" in self.options.host else self.options.host
         self.base_url = f"http://{host}:{port}"
-        config = uvicorn.Config(self.cloud.app, log_config=None, access_log=False, lifespan="off")
+        # Tills keep their connection between polls; uvicorn's default 5 s keep-alive equals the
+        # default poll interval, so the server closed connections just as tills reused them
+        # (ReadError, a failed poll and a back-off, a few times a minute in a fleet).
+        config = uvicorn.Config(
+            self.cloud.app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )
         self._server = uvicorn.Server(config)
         self._server_task = asyncio.create_task(
             self._server.serve(sockets=[self._socket]), name="cloud-http"
