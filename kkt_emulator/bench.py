@@ -23,7 +23,7 @@ from kkt_emulator.fn.frame import encode_frame
 from kkt_emulator.fn.state import DriveStore, MemoryStore
 from kkt_emulator.testing.drive import DriveBench, Item, item_tlv
 
-__all__ = ["BAUD", "bench_fn", "line_rate"]
+__all__ = ["BAUD", "bench_fleet", "bench_fn", "line_rate"]
 
 BAUD = 115200
 BITS_PER_BYTE = 10  # 8N1: start bit, 8 data bits, stop bit
@@ -280,3 +280,144 @@ async def bench_e2e(
         "cpu_seconds_per_receipt": round(cpu / docs, 4),
         "peak_rss_mib": round(after.ru_maxrss / 1024, 1),
     }
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _open_fds() -> int | None:
+    try:
+        return len(list(Path("/proc/self/fd").iterdir()))
+    except OSError:  # not Linux
+        return None
+
+
+async def bench_fleet(
+    tills: int = 200,
+    points: int = 20,
+    docs_per_point: int = 5,
+    *,
+    poll_interval: float = 5.0,
+    idle_seconds: float = 5.0,
+    mqtt: str | None = "spawn",
+    profile: str = "modulkassa-ffd12",
+    timeout: float = 600.0,  # noqa: ASYNC109 - a budget for the whole benchmark, not one call
+) -> dict[str, Any]:
+    """A fleet as ``kkt-emulator up --tills N --points M`` runs it: start-up, idle cost, throughput.
+
+    Starts the installation (real clock, the ``up`` defaults: poll interval 5 s, the control plane
+    when ``mqtt`` is ``"spawn"`` or a URL), measures how long start-up takes and what an idle
+    fleet costs in CPU, then posts ``docs_per_point`` sales to every retail point and waits until
+    every one is COMPLETED. Reports start-up seconds, receipts per second, CPU seconds, open file
+    descriptors and peak RSS (this process; the broker's own RSS is reported apart).
+
+    Raises:
+        TimeoutError: not every document reached a final status within ``timeout`` seconds.
+    """
+    import asyncio  # noqa: PLC0415 - only the async benchmarks need it
+
+    import httpx  # noqa: PLC0415
+
+    from kkt_emulator.profiles import load_profile  # noqa: PLC0415
+    from kkt_emulator.stack import Stack, StackOptions  # noqa: PLC0415
+    from kkt_emulator.testing.stack import sale_document  # noqa: PLC0415
+
+    clock = RealClock()
+    workdir = tempfile.TemporaryDirectory(prefix="kkt-bench-fleet-")
+    options = StackOptions(
+        profile=load_profile(profile),
+        state_dir=Path(workdir.name),
+        tills=tills,
+        points=points,
+        till_settings={"poll_interval": poll_interval},
+        mqtt=mqtt,
+    )
+    cpu_start = _cpu_seconds()
+    began = clock.monotonic()
+    try:
+        async with Stack(options, clock) as stack, httpx.AsyncClient(timeout=60.0) as http:
+            startup = clock.monotonic() - began
+            startup_cpu = _cpu_seconds() - cpu_start
+            fds = _open_fds()
+
+            idle_cpu = _cpu_seconds()
+            await clock.pace(idle_seconds)
+            idle_cpu = _cpu_seconds() - idle_cpu
+
+            store = stack.ready_info()["store_api"]
+            limit = asyncio.Semaphore(20)
+            pending: dict[str, tuple[str, str]] = {}
+
+            async def post(point: dict[str, Any], n: int) -> None:
+                auth = (point["login"], point["password"])
+                doc = sale_document(10.0 + n)
+                async with limit:
+                    (await http.post(f"{store}/v2/doc", json=doc, auth=auth)).raise_for_status()
+                pending[doc["id"]] = auth
+
+            run_cpu = _cpu_seconds()
+            run_began = clock.monotonic()
+            await asyncio.gather(*(post(p, n) for p in stack.points for n in range(docs_per_point)))
+            posted = len(pending)
+            statuses: dict[str, int] = {}
+
+            async def check(doc_id: str, auth: tuple[str, str]) -> None:
+                async with limit:
+                    answer = await http.get(f"{store}/v1/doc/{doc_id}/status", auth=auth)
+                status = answer.raise_for_status().json()["status"]
+                if status in ("COMPLETED", "FAILED"):
+                    statuses[status] = statuses.get(status, 0) + 1
+                    pending.pop(doc_id, None)
+
+            deadline = clock.monotonic() + timeout
+            while pending:
+                if clock.monotonic() > deadline:
+                    raise TimeoutError(f"{len(pending)} of {posted} documents still not final")
+                await asyncio.gather(*(check(d, a) for d, a in list(pending.items())))
+                if pending:
+                    await clock.pace(0.25)
+            elapsed = clock.monotonic() - run_began
+            run_cpu = _cpu_seconds() - run_cpu
+            broker_pid = (
+                stack.control.broker.pid if stack.control and stack.control.broker else None
+            )
+            broker_rss = _rss_mib(broker_pid)
+            stop_began = clock.monotonic()
+    finally:
+        workdir.cleanup()
+    stopped = clock.monotonic() - stop_began
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "benchmark": "fleet",
+        "tills": tills,
+        "points": points,
+        "documents": posted,
+        "statuses": statuses,
+        "mqtt": mqtt is not None,
+        "poll_interval": poll_interval,
+        "startup_seconds": round(startup, 2),
+        "startup_cpu_seconds": round(startup_cpu, 2),
+        "idle_cpu_percent": round(100 * idle_cpu / idle_seconds, 1),
+        "open_fds": fds,
+        "seconds": round(elapsed, 2),
+        "receipts_per_second": round(posted / elapsed, 1),
+        "run_cpu_seconds": round(run_cpu, 2),
+        "stop_seconds": round(stopped, 2),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "broker_rss_mib": broker_rss,
+    }
+
+
+def _rss_mib(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError):
+        return None
+    return None

@@ -69,3 +69,46 @@ def cloud_command(
 
     result = bench_cloud(documents, reads, concurrency, in_process=in_process)
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@app.command("fleet")
+def fleet_command(
+    tills: int = typer.Option(200, "--tills", min=1, max=1000, help="Tills to start."),
+    points: int = typer.Option(
+        20, "--points", min=1, max=1000, help="Retail points (tills are spread over them)."
+    ),
+    docs_per_point: int = typer.Option(
+        5, "--docs-per-point", min=1, max=10_000, help="Sales to post to every retail point."
+    ),
+    poll_interval: float = typer.Option(
+        5.0, "--poll-interval", min=0.0, help="Seconds between till polls (as `up`)."
+    ),
+    idle_seconds: float = typer.Option(
+        5.0, "--idle-seconds", min=0.5, help="How long to measure the idle fleet's CPU."
+    ),
+    mqtt: str = typer.Option(
+        "auto", "--mqtt", help="Control plane: auto, spawn, none or mqtt://host:port (as `up`)."
+    ),
+    profile: str = typer.Option("modulkassa-ffd12", "--profile", help="Firmware profile."),
+) -> None:
+    """`up --tills N --points M` under load: start-up seconds, idle CPU, receipts/s, CPU, peak RSS."""
+    import asyncio  # noqa: PLC0415 - only this command runs an event loop
+
+    from kkt_emulator.bench import bench_fleet  # noqa: PLC0415
+    from kkt_emulator.control.plane import resolve_mqtt  # noqa: PLC0415
+
+    mode, notice = resolve_mqtt(mqtt)
+    if notice:
+        typer.echo(notice, err=True)
+    result = asyncio.run(
+        bench_fleet(
+            tills,
+            points,
+            docs_per_point,
+            poll_interval=poll_interval,
+            idle_seconds=idle_seconds,
+            mqtt=mode,
+            profile=profile,
+        )
+    )
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
