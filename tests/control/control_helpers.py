@@ -133,6 +133,11 @@ class FakeTill:
         await PACE.pace(self.jitter.uniform(0, 0.05))
         return {"total": total_kopecks, "cashier": cashier}
 
+    async def correction(
+        self, total_kopecks: int, cashier: str = "Кассир", operation: int = 1
+    ) -> dict[str, Any]:
+        return {"total": total_kopecks, "cashier": cashier, "operation": operation}
+
     async def replace_drive(self) -> dict[str, Any]:
         self.fn_serial = "9999000000000002"
         return {"fnSerial": self.fn_serial}

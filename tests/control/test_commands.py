@@ -160,6 +160,18 @@ async def test_sell_at_the_counter(kkt: StackHarness, control: ControlClient) ->
     assert sold["fnDocNumber"] > 1
 
 
+async def test_correction_receipt_at_the_till(kkt: StackHarness, control: ControlClient) -> None:
+    corrected = await control.command(kkt.till.device_id, "correction", {"total_kopecks": 4550})
+    assert kkt.till.drive is not None
+    archived = kkt.till.drive.store.get_document(corrected["fnDocNumber"])
+    assert archived is not None
+    assert archived.doc_code == 31  # кассовый чек коррекции
+    with pytest.raises(CommandError, match="operation"):
+        await control.command(
+            kkt.till.device_id, "correction", {"total_kopecks": 100, "operation": 9}
+        )
+
+
 async def test_unknown_command_and_bad_args(kkt: StackHarness, control: ControlClient) -> None:
     device = kkt.till.device_id
     cases: list[tuple[str, dict[str, Any], str]] = [
