@@ -10,9 +10,10 @@ from typing import Any
 
 import construct as cs
 import typer
+from rich.table import Table
 
 from kkt_emulator.cli.output import JSON_OPTION, console, emit, parse_hex
-from kkt_emulator.errors import DriveError, FramingError
+from kkt_emulator.errors import ConfigError, DriveError, FramingError
 from kkt_emulator.fn import commands as cmd
 from kkt_emulator.fn.codes import Command, ResultCode
 from kkt_emulator.fn.crc import crc16_ccitt
@@ -267,3 +268,75 @@ def serve_command(
         typer.echo("stopped", err=True)
 
     asyncio.run(run())
+
+
+@app.command("archive")
+def archive_command(
+    path: Path = typer.Argument(
+        help="A drive archive: <state dir>/tills/till-N/drive.sqlite3 (or a till's state dir)."
+    ),
+    fd: int | None = typer.Option(
+        None, "--fd", min=1, help="Decode this fiscal document tag by tag."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List the fiscal documents in a drive's archive, or show one tag by tag (read-only)."""
+    from kkt_emulator.fn.archive import SqliteStore  # noqa: PLC0415 - only this command reads archives
+    from kkt_emulator.fn.codes import DocCode  # noqa: PLC0415
+    from kkt_emulator.fn.tlv import decode_tree, tree_to_json  # noqa: PLC0415
+
+    file = path / "drive.sqlite3" if path.is_dir() else path
+    if not file.is_file():
+        raise ConfigError(f"no drive archive at {file}")
+    meta = SqliteStore.read_meta(file)
+    store = SqliteStore(file, serial=meta.get("serial") or None)
+    try:
+        if fd is None:
+            rows = [
+                {
+                    "fd": d.fd,
+                    "document": DocCode(d.doc_code).name
+                    if d.doc_code in DocCode._value2member_map_
+                    else d.doc_code,
+                    "time": d.when.isoformat(),
+                    "fpd": d.fpd,
+                    "acknowledged": store.get_ack(d.fd) is not None,
+                }
+                for d in store.documents()
+            ]
+
+            def human(data: list[dict[str, Any]]) -> None:
+                table = Table("ФД", "document", "time (drive)", "ФПД", "OFD ack")
+                for row in data:
+                    table.add_row(
+                        str(row["fd"]),
+                        str(row["document"]),
+                        row["time"],
+                        str(row["fpd"]),
+                        "yes" if row["acknowledged"] else "no",
+                    )
+                console.print(f"drive {meta.get('serial')} ({meta.get('profile')})")
+                console.print(table)
+
+            emit(rows, as_json, human)
+            return
+        document = store.get_document(fd)
+        if document is None:
+            raise ConfigError(f"the archive has no fiscal document {fd}")
+        tree = tree_to_json(decode_tree(document.tlv))
+        result = {"fd": fd, "doc_code": document.doc_code, "fpd": document.fpd, "tlvs": tree}
+
+        def show(data: dict[str, Any]) -> None:
+            console.print(
+                f"[bold]ФД {fd}[/bold], document code {document.doc_code}, ФПД {document.fpd}"
+            )
+            for node in data["tlvs"]:
+                children = node.get("children") or []
+                value = f"({len(children)} tags)" if children else node.get("value")
+                console.print(f"  {node['tag']} {node['name']}: {value}")
+                for child in children:
+                    console.print(f"      {child['tag']} {child['name']}: {child.get('value')}")
+
+        emit(result, as_json, show)
+    finally:
+        store.close()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from kkt_emulator.cli.main import main
+from kkt_emulator.fn.archive import SqliteStore
+from kkt_emulator.testing.drive import DriveBench
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -95,3 +98,26 @@ def test_unknown_profile_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "profiles", "show", "nope")
     assert code == 2
     assert "unknown firmware profile" in err
+
+
+def test_fn_archive_lists_and_decodes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bench = DriveBench("modulkassa-ffd12", store=SqliteStore(tmp_path / "drive.sqlite3"))
+    bench.register()
+    bench.open_shift()
+    receipt = bench.sale()
+    bench.drive.store.close()  # type: ignore[attr-defined]
+    code, out, _ = run(capsys, "fn", "archive", str(tmp_path), "--json")
+    assert code == 0
+    assert [row["document"] for row in json.loads(out)] == ["REGISTRATION", "OPEN_SHIFT", "RECEIPT"]
+    code, out, _ = run(
+        capsys, "fn", "archive", str(tmp_path / "drive.sqlite3"), "--fd", str(receipt.fd), "--json"
+    )
+    assert code == 0
+    tags = {node["tag"]: node for node in json.loads(out)["tlvs"]}
+    assert tags[1040]["value"] == receipt.fd
+    assert tags[1020]["value"] == 4550  # the total the drive formed from 16h
+    code, _, err = run(capsys, "fn", "archive", str(tmp_path), "--fd", "99")
+    assert (code, err.count("\n")) == (2, 1)
+    code, _, err = run(capsys, "fn", "archive", str(tmp_path / "missing"))
+    assert code == 2
+    assert "no drive archive" in err
