@@ -55,7 +55,7 @@ from kkt_emulator.till.receipts import (
     counter_receipt_tlv,
 )
 from kkt_emulator.till.registration import registration_plan
-from kkt_emulator.till.store import TillStore
+from kkt_emulator.till.store import JournalEntry, TillStore
 from kkt_emulator.transport.base import ByteManipulator, BytePipe
 from kkt_emulator.transport.memory import memory_pipe_pair
 
@@ -404,23 +404,9 @@ class Till:
         handled = []
         entries = self.state.journal_entries()
         for entry in [e for e in entries if e.expected_fd]:
-            status = await self.fn.status()
-            archived = None
-            if status.last_fd >= entry.expected_fd:
-                archived = await self._read_receipt(entry.expected_fd)
-            if archived is not None:
-                info = self._fiscal_info_from_archive(archived, entry.document)
-                self.state.record_result(
-                    entry.doc_id,
-                    info["fnDocNumber"],
-                    self._fiscalized(entry.doc_id, entry.lease_id, info),
-                )
-                self.log.info("reconciled_fiscalized", doc_id=entry.doc_id, fd=info["fnDocNumber"])
-                self.counters["fiscalized"] += 1
+            if await self._settle_in_flight(entry):
                 handled.append(entry.doc_id)
             else:
-                if status.current_document:
-                    await self.fn.cancel_document()
                 self.state.journal(
                     entry.doc_id, entry.lease_id, 0, entry.document, self.clock.now().isoformat()
                 )
@@ -432,6 +418,30 @@ class Till:
             )
             handled.append(entry.doc_id)
         return handled
+
+    async def _settle_in_flight(self, entry: JournalEntry) -> bool:
+        """Settle a document that may have reached the drive, against the drive's archive.
+
+        If the archive holds its receipt under the expected fiscal number, record it fiscalised
+        and return True; otherwise cancel any open drive document and return False (it was never
+        signed). Raises TransportError or DriveError when the drive cannot tell yet.
+        """
+        status = await self.fn.status()
+        if status.last_fd >= entry.expected_fd:
+            archived = await self._read_receipt(entry.expected_fd)
+            if archived is not None:
+                info = self._fiscal_info_from_archive(archived, entry.document)
+                self.state.record_result(
+                    entry.doc_id,
+                    info["fnDocNumber"],
+                    self._fiscalized(entry.doc_id, entry.lease_id, info),
+                )
+                self.log.info("reconciled_fiscalized", doc_id=entry.doc_id, fd=info["fnDocNumber"])
+                self.counters["fiscalized"] += 1
+                return True
+        if status.current_document:
+            await self.fn.cancel_document()
+        return False
 
     async def _read_receipt(self, fd: int) -> dict[int, bytes] | None:
         try:
@@ -582,12 +592,24 @@ class Till:
                     log,
                 )
             except TransportError as exc:
-                if any(e.doc_id == doc_id and e.expected_fd for e in self.state.journal_entries()):
-                    # 16h may or may not have reached the drive: reconcile when the link is back.
-                    await self._reconcile_after_link_error(doc_id, log, exc)
-                    processed = self.state.processed(doc_id)
-                    if processed is not None:
-                        return processed
+                entry = next(
+                    (
+                        e
+                        for e in self.state.journal_entries()
+                        if e.doc_id == doc_id and e.expected_fd
+                    ),
+                    None,
+                )
+                if entry is not None:
+                    # 16h may have reached the drive before the link broke: only its archive can
+                    # tell. If it cannot tell yet, keep the journal entry: reconcile settles it
+                    # when the link is back, so a signed receipt is never reported as failed.
+                    log.warning("drive_link_lost_mid_receipt", error=str(exc))
+                    try:
+                        if await self._settle_in_flight(entry):
+                            return self.state.processed(doc_id) or {}
+                    except (TransportError, DriveError):
+                        return {"docId": doc_id, "leaseId": lease_id, "outcome": "in_doubt"}
                 return self._record_failure(
                     doc_id, lease_id, link_failure(self.profile, str(exc)), log
                 )
@@ -624,23 +646,6 @@ class Till:
         await self._close_shift(local)
         await self._ensure_shift(local)
         return await self.fn.receipt(local, plan.operation, plan.total, plan.all_tlv)
-
-    async def _reconcile_after_link_error(self, doc_id: str, log: Any, exc: Exception) -> None:
-        log.warning("drive_link_lost_mid_receipt", error=str(exc))
-        with contextlib.suppress(TransportError, DriveError):
-            entry = next(e for e in self.state.journal_entries() if e.doc_id == doc_id)
-            status = await self.fn.status()
-            if status.last_fd >= entry.expected_fd:
-                archived = await self._read_receipt(entry.expected_fd)
-                if archived is not None:
-                    info = self._fiscal_info_from_archive(archived, entry.document)
-                    self.state.record_result(
-                        doc_id, info["fnDocNumber"], self._fiscalized(doc_id, entry.lease_id, info)
-                    )
-                    return
-            if status.current_document:
-                await self.fn.cancel_document()
-            self.state.drop_journal(doc_id)
 
     def _explain(self, exc: DriveError, plan: Any) -> dict[str, Any]:
         """Name the offending positions and the missing registration flag (support's first question)."""
