@@ -1,7 +1,7 @@
 """Firmware profiles: everything that differs between till models, drive models and FFD versions.
 
-A profile is data (``kkt_emulator/firmware_profiles/*.toml``); no profile name appears in code. The
-loader validates every field and raises :class:`~kkt_emulator.errors.ConfigError` with the file and
+A profile is data (``firmware_profiles/*.toml`` at the top of the project, shipped inside the
+package); no profile name appears in code. The loader validates every field and raises :class:`~kkt_emulator.errors.ConfigError` with the file and
 the field on bad input. Extra directories can be searched with ``KKT_PROFILES_DIR`` (``os.pathsep``
 separated) or the ``extra_dirs`` argument.
 """
@@ -42,7 +42,15 @@ TAX_SYSTEM_BITS: dict[str, int] = {
     "patent": 0x20,
 }
 
-BUILTIN_DIR = Path(__file__).with_name("firmware_profiles")
+
+def _builtin_dir() -> Path:
+    """The shipped profiles: inside an installed package, or the checkout's top-level folder."""
+    here = Path(__file__).resolve().parent
+    installed = here / "firmware_profiles"
+    return installed if installed.is_dir() else here.parent / "firmware_profiles"
+
+
+BUILTIN_DIR = _builtin_dir()
 
 # [errors] keys: a hex result code, optionally refined by a tag ("3C", "19/1055"), matched without
 # regard to case; any other key ("disconnected") names a firmware text and is kept as written.

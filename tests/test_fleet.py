@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from kkt_emulator.bench import bench_fleet
+from kkt_emulator.app.bench import bench_fleet
 from kkt_emulator.control.broker import find_mosquitto
 
 pytestmark = pytest.mark.slow

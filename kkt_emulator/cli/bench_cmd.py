@@ -7,7 +7,7 @@ from enum import StrEnum
 
 import typer
 
-from kkt_emulator.bench import bench_fn
+from kkt_emulator.app.bench import bench_fn
 
 app = typer.Typer(help="Benchmarks; every one prints a JSON document.", no_args_is_help=True)
 
@@ -45,7 +45,7 @@ def e2e_command(
     """Shop to COMPLETED over real HTTP: receipts/s, latency p50/p99, CPU per receipt, peak RSS."""
     import asyncio  # noqa: PLC0415 - only this command runs an event loop
 
-    from kkt_emulator.bench import bench_e2e  # noqa: PLC0415
+    from kkt_emulator.app.bench import bench_e2e  # noqa: PLC0415
 
     result = asyncio.run(bench_e2e(tills, docs, points, concurrency, profile))
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
@@ -94,7 +94,7 @@ def fleet_command(
     """`up --tills N --points M` under load: start-up seconds, idle CPU, receipts/s, CPU, peak RSS."""
     import asyncio  # noqa: PLC0415 - only this command runs an event loop
 
-    from kkt_emulator.bench import bench_fleet  # noqa: PLC0415
+    from kkt_emulator.app.bench import bench_fleet  # noqa: PLC0415
     from kkt_emulator.control.plane import resolve_mqtt  # noqa: PLC0415
 
     mode, notice = resolve_mqtt(mqtt)

@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import typer
 
+from kkt_emulator.app.stack import EXAMPLE_SALE
 from kkt_emulator.cli.output import JSON_OPTION, console, emit
 from kkt_emulator.cli.ready import READY_OPTION, load_ready
 from kkt_emulator.clock import RealClock
 from kkt_emulator.errors import CloudError, ConfigError, TransportError
-from kkt_emulator.stack import EXAMPLE_SALE
 
 app = typer.Typer(help="Shop documents: send one, read its status.", no_args_is_help=True)
 

@@ -238,10 +238,10 @@ def serve_command(
     import signal  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
+    from kkt_emulator.app.stack import default_state_dir  # noqa: PLC0415
     from kkt_emulator.clock import make_clock  # noqa: PLC0415
-    from kkt_emulator.fn.serve import SerialDrive  # noqa: PLC0415
+    from kkt_emulator.fnio.serve import SerialDrive  # noqa: PLC0415
     from kkt_emulator.profiles import load_profile  # noqa: PLC0415
-    from kkt_emulator.stack import default_state_dir  # noqa: PLC0415
 
     clock = make_clock(clock_spec)
     firmware = load_profile(profile)
@@ -281,9 +281,9 @@ def archive_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List the fiscal documents in a drive's archive, or show one tag by tag (read-only)."""
-    from kkt_emulator.fn.archive import SqliteStore  # noqa: PLC0415 - only this command reads archives
     from kkt_emulator.fn.codes import DocCode  # noqa: PLC0415
     from kkt_emulator.fn.tlv import decode_tree, tree_to_json  # noqa: PLC0415
+    from kkt_emulator.fnio.archive import SqliteStore  # noqa: PLC0415 - only this command reads archives
 
     file = path / "drive.sqlite3" if path.is_dir() else path
     if not file.is_file():

@@ -9,8 +9,8 @@ from typing import Any
 
 import typer
 
+from kkt_emulator.app.stack import default_state_dir
 from kkt_emulator.errors import ConfigError
-from kkt_emulator.stack import default_state_dir
 
 __all__ = ["READY_OPTION", "load_ready", "ready_path"]
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import typer
 
+from kkt_emulator.app.scenarios import SCENARIOS, run_scenario
 from kkt_emulator.cli.output import JSON_OPTION, console, emit
 from kkt_emulator.cli.ready import READY_OPTION, load_ready
-from kkt_emulator.scenarios import SCENARIOS, run_scenario
 
 __all__ = ["app"]
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import typer
 
+from kkt_emulator.app.stack import Stack, StackOptions, default_state_dir
 from kkt_emulator.clock import Clock, make_clock
 from kkt_emulator.control.plane import resolve_mqtt
 from kkt_emulator.profiles import load_profile
-from kkt_emulator.stack import Stack, StackOptions, default_state_dir
 
 
 def up(

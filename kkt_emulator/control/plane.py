@@ -1,6 +1,6 @@
 """The control plane of one process: a broker (spawned or given) and an agent for every till.
 
-``kkt-emulator up`` (through :class:`~kkt_emulator.stack.Stack`) uses it as::
+``kkt-emulator up`` (through :class:`~kkt_emulator.app.stack.Stack`) uses it as::
 
     plane = ControlPlane("spawn", clock)        # or "mqtt://host:port"
     await plane.start(tills)

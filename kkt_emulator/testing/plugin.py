@@ -332,9 +332,9 @@ def _shape(request: pytest.FixtureRequest) -> _StackShape:
 
 @contextlib.asynccontextmanager
 async def _kkt_stack(request: pytest.FixtureRequest, clock: ManualClock) -> AsyncIterator[KktStack]:
+    from kkt_emulator.app.stack import Stack, StackOptions  # noqa: PLC0415
     from kkt_emulator.control.broker import find_mosquitto  # noqa: PLC0415 - keep plugin load light
     from kkt_emulator.profiles import load_profile  # noqa: PLC0415
-    from kkt_emulator.stack import Stack, StackOptions  # noqa: PLC0415
     from kkt_emulator.testing.stack import StackHarness  # noqa: PLC0415
 
     shape = _shape(request)

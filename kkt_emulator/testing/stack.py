@@ -1,4 +1,4 @@
-"""A running installation for tests: :class:`StackHarness` wraps :class:`~kkt_emulator.stack.Stack`.
+"""A running installation for tests: :class:`StackHarness` wraps :class:`~kkt_emulator.app.stack.Stack`.
 
 Everything is real — the cloud on a loopback port, the OFD stand-in, tills with their drives —
 and the harness adds what a test needs: post a document, wait for a status, read the cabinet,
@@ -12,8 +12,6 @@ move the manual clock::
 
 from __future__ import annotations
 
-import copy
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,36 +20,15 @@ from typing import Any
 
 import httpx
 
+from kkt_emulator.app.stack import Stack, StackOptions, sale_document
 from kkt_emulator.clock import Clock, ManualClock, parse_duration
 from kkt_emulator.errors import CloudError
 from kkt_emulator.profiles import load_profile
-from kkt_emulator.stack import EXAMPLE_SALE, Stack, StackOptions
 from kkt_emulator.till.till import Till
 
 __all__ = ["StackHarness", "sale_document"]
 
 FINAL = ("COMPLETED", "FAILED")
-
-
-def sale_document(
-    total: float = 45.5,
-    *,
-    email: str = "buyer@example.com",
-    tax_mode: str | None = "COMMON",
-    doc_type: str = "SALE",
-    **extra: Any,
-) -> dict[str, Any]:
-    """A valid store document with a fresh id: one position paid by card."""
-    doc = copy.deepcopy(EXAMPLE_SALE)
-    doc.update(id=str(uuid.uuid4()), email=email, docType=doc_type)
-    doc["inventPositions"][0]["price"] = total
-    doc["moneyPositions"][0]["sum"] = total
-    if tax_mode is None:
-        doc.pop("taxMode")
-    else:
-        doc["taxMode"] = tax_mode
-    doc.update(extra)
-    return doc
 
 
 class StackHarness:

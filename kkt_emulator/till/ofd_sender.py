@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from kkt_emulator.clock import Clock
-    from kkt_emulator.fn.client import FnClient
+    from kkt_emulator.fnio.client import FnClient
     from kkt_emulator.transport.base import BytePipe
 
 __all__ = ["OfdSender", "parse_address"]

@@ -2,7 +2,7 @@
 
 One :class:`Till` owns its state directory (one SQLite file: the drive's archive plus the till's
 journal, outbox and settings), serves its own drive on an in-memory pipe or a pty, and talks to the
-drive only through :class:`~kkt_emulator.fn.client.FnClient`. Its loops:
+drive only through :class:`~kkt_emulator.fnio.client.FnClient`. Its loops:
 
 * **poll** — heartbeat, lease, fiscalise, report; paced by the poll interval (real time), paused by
   power saving or being offline;
@@ -34,14 +34,14 @@ import httpx
 
 from kkt_emulator.clock import Clock
 from kkt_emulator.errors import CloudError, ConfigError, DriveError, EmulatorError, TransportError
-from kkt_emulator.fn.archive import SqliteStore
-from kkt_emulator.fn.client import FnClient
 from kkt_emulator.fn.codes import Command, DocCode, Phase, ResultCode, WarningFlag
 from kkt_emulator.fn.drive import DriveConfig, FiscalDrive
 from kkt_emulator.fn.endpoint import DriveEndpoint
-from kkt_emulator.fn.server import DriveServer
 from kkt_emulator.fn.signing import fpd_from_1077, receipt_qr
 from kkt_emulator.fn.tlv import decode_uint, decode_unixtime, decode_vln, parse_tlvs, tlv_string
+from kkt_emulator.fnio.archive import SqliteStore
+from kkt_emulator.fnio.client import FnClient
+from kkt_emulator.fnio.server import DriveServer
 from kkt_emulator.logging import get_logger
 from kkt_emulator.profiles import Address, FirmwareProfile
 from kkt_emulator.till.cloud_link import CloudLink

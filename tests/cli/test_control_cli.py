@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from kkt_emulator.app.stack import Stack, StackOptions, write_json_atomic
 from kkt_emulator.cli.main import main
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.control.broker import MosquittoBroker
 from kkt_emulator.logging import configure_logging
 from kkt_emulator.profiles import load_profile
-from kkt_emulator.stack import Stack, StackOptions, write_json_atomic
 
 
 @pytest.fixture

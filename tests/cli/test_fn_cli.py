@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kkt_emulator.cli.main import main
-from kkt_emulator.fn.archive import SqliteStore
+from kkt_emulator.fnio.archive import SqliteStore
 from kkt_emulator.testing.drive import DriveBench
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from kkt_emulator.app.scenarios import SCENARIOS, run_scenario
 from kkt_emulator.cli.main import main
-from kkt_emulator.scenarios import SCENARIOS, run_scenario
 from kkt_emulator.testing.stack import StackHarness
 
 

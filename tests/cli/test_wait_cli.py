@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from kkt_emulator.app.stack import write_json_atomic
 from kkt_emulator.cli.main import main
 from kkt_emulator.cli.wait_cmd import wait_ready
 from kkt_emulator.errors import ConfigError
-from kkt_emulator.stack import write_json_atomic
 from kkt_emulator.testing.stack import StackHarness
 
 

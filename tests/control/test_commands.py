@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from control_helpers import retained, retained_json, wait_for
 
+from kkt_emulator.app.stack import Stack, StackOptions
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.control.broker import MosquittoBroker
 from kkt_emulator.control.client import ControlClient
@@ -17,7 +18,6 @@ from kkt_emulator.control.link import MqttLink
 from kkt_emulator.control.topics import CommandError
 from kkt_emulator.errors import TransportError
 from kkt_emulator.profiles import load_profile
-from kkt_emulator.stack import Stack, StackOptions
 from kkt_emulator.testing.stack import StackHarness
 
 

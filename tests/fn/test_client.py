@@ -10,9 +10,9 @@ import pytest
 
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.errors import DriveError, TransportError
-from kkt_emulator.fn.client import FnClient, result_text
 from kkt_emulator.fn.codes import Command, Phase, ResultCode
-from kkt_emulator.fn.server import DriveServer
+from kkt_emulator.fnio.client import FnClient, result_text
+from kkt_emulator.fnio.server import DriveServer
 from kkt_emulator.testing.drive import DEFAULT_START, DriveBench, Item, item_tlv
 from kkt_emulator.transport.base import ByteManipulator
 from kkt_emulator.transport.memory import memory_pipe_pair

@@ -8,10 +8,10 @@ import pytest
 
 from kkt_emulator.errors import DriveError
 from kkt_emulator.fn import commands as cmd
-from kkt_emulator.fn.archive import SqliteStore
 from kkt_emulator.fn.codes import Command, DocCode, Phase, ResultCode, WarningFlag
 from kkt_emulator.fn.signing import verify_document
 from kkt_emulator.fn.tlv import parse_tlvs
+from kkt_emulator.fnio.archive import SqliteStore
 from kkt_emulator.testing.drive import DriveBench
 
 

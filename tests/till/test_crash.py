@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from kkt_emulator.app.stack import Stack, StackOptions
 from kkt_emulator.clock import RealClock
-from kkt_emulator.fn.archive import SqliteStore
 from kkt_emulator.fn.codes import DocCode
+from kkt_emulator.fnio.archive import SqliteStore
 from kkt_emulator.profiles import load_profile
-from kkt_emulator.stack import Stack, StackOptions
 from kkt_emulator.testing.stack import StackHarness
 
 KKT = [sys.executable, "-m", "kkt_emulator"]

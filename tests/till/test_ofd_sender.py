@@ -16,9 +16,9 @@ from structlog.testing import capture_logs
 
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.errors import ConfigError, DriveError, TransportError
-from kkt_emulator.fn.client import FnClient
 from kkt_emulator.fn.codes import Command, OfdRejectReason, ResultCode, WarningFlag
-from kkt_emulator.fn.server import DriveServer
+from kkt_emulator.fnio.client import FnClient
+from kkt_emulator.fnio.server import DriveServer
 from kkt_emulator.ofd.server import OfdServer
 from kkt_emulator.testing.drive import DriveBench, Item, item_tlv
 from kkt_emulator.till.ofd_sender import OfdSender, parse_address

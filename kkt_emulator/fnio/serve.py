@@ -24,10 +24,10 @@ from typing import Self
 
 from kkt_emulator.clock import Clock
 from kkt_emulator.errors import ConfigError, TransportError
-from kkt_emulator.fn.archive import SqliteStore
 from kkt_emulator.fn.drive import DriveConfig, FiscalDrive
 from kkt_emulator.fn.endpoint import DriveEndpoint
 from kkt_emulator.fn.frame import BadFrame, Enq, Frame
+from kkt_emulator.fnio.archive import SqliteStore
 from kkt_emulator.logging import get_logger
 from kkt_emulator.profiles import FirmwareProfile
 from kkt_emulator.transport.pty import PtyServer

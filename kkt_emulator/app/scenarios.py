@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 
+from kkt_emulator.app.stack import EXAMPLE_SALE
 from kkt_emulator.clock import RealClock
 from kkt_emulator.control.client import ControlClient
 from kkt_emulator.errors import CloudError, ConfigError, EmulatorError
-from kkt_emulator.stack import EXAMPLE_SALE
 
 __all__ = ["SCENARIOS", "Scenario", "ScenarioRun", "Step", "run_scenario"]
 

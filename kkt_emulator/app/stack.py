@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import os
 import socket
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -38,6 +40,7 @@ __all__ = [
     "StackOptions",
     "curl_example",
     "default_state_dir",
+    "sale_document",
     "write_json_atomic",
 ]
 
@@ -365,3 +368,24 @@ class Stack:
             "then: kkt-emulator doc status <id>   (or GET /api/fn/v1/doc/<id>/status)",
         ]
         return "\n".join(lines)
+
+
+def sale_document(
+    total: float = 45.5,
+    *,
+    email: str = "buyer@example.com",
+    tax_mode: str | None = "COMMON",
+    doc_type: str = "SALE",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A valid store document with a fresh id: one position paid by card."""
+    doc = copy.deepcopy(EXAMPLE_SALE)
+    doc.update(id=str(uuid.uuid4()), email=email, docType=doc_type)
+    doc["inventPositions"][0]["price"] = total
+    doc["moneyPositions"][0]["sum"] = total
+    if tax_mode is None:
+        doc.pop("taxMode")
+    else:
+        doc["taxMode"] = tax_mode
+    doc.update(extra)
+    return doc

@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kkt_emulator.app.drivebench import DriveBench, Item, item_tlv
 from kkt_emulator.clock import RealClock
 from kkt_emulator.fn import commands as cmd
-from kkt_emulator.fn.archive import SqliteStore
 from kkt_emulator.fn.codes import Command
 from kkt_emulator.fn.frame import encode_frame
 from kkt_emulator.fn.state import DriveStore, MemoryStore
-from kkt_emulator.testing.drive import DriveBench, Item, item_tlv
+from kkt_emulator.fnio.archive import SqliteStore
 
 __all__ = ["BAUD", "bench_fleet", "bench_fn", "line_rate"]
 
@@ -191,10 +191,13 @@ async def bench_e2e(
     from starlette.responses import PlainTextResponse  # noqa: PLC0415
     from starlette.routing import Route  # noqa: PLC0415
 
+    from kkt_emulator.app.stack import (  # noqa: PLC0415
+        Stack,
+        StackOptions,
+        sale_document,
+    )
     from kkt_emulator.net import listen_socket  # noqa: PLC0415
     from kkt_emulator.profiles import load_profile  # noqa: PLC0415
-    from kkt_emulator.stack import Stack, StackOptions  # noqa: PLC0415
-    from kkt_emulator.testing.stack import sale_document  # noqa: PLC0415
 
     clock = RealClock()
     started: dict[str, float] = {}
@@ -320,9 +323,12 @@ async def bench_fleet(
 
     import httpx  # noqa: PLC0415
 
+    from kkt_emulator.app.stack import (  # noqa: PLC0415
+        Stack,
+        StackOptions,
+        sale_document,
+    )
     from kkt_emulator.profiles import load_profile  # noqa: PLC0415
-    from kkt_emulator.stack import Stack, StackOptions  # noqa: PLC0415
-    from kkt_emulator.testing.stack import sale_document  # noqa: PLC0415
 
     clock = RealClock()
     workdir = tempfile.TemporaryDirectory(prefix="kkt-bench-fleet-")
