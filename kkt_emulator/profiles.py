@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kkt_emulator.errors import ConfigError
+from kkt_emulator.taxes import PROFILE_KEYS
 
 __all__ = [
+    "DEFAULT_PROFILE",
     "TAX_SYSTEM_BITS",
     "TLV_LIMITS",
     "Address",
@@ -32,15 +34,11 @@ __all__ = [
 
 FfdVersion = Literal["1.05", "1.2"]
 
-# Tax-system bit mask of 03h/A3h and tags 1062/1055 (FN spec §6.3).
-TAX_SYSTEM_BITS: dict[str, int] = {
-    "osn": 0x01,
-    "usn_income": 0x02,
-    "usn_income_outcome": 0x04,
-    "envd": 0x08,
-    "esn": 0x10,
-    "patent": 0x20,
-}
+DEFAULT_PROFILE = "modulkassa-ffd12"
+"""The profile a till, a drive or an installation gets when none is named (FFD 1.2 with ФН-1.2)."""
+
+# Tax-system bit mask of 03h/A3h and tags 1062/1055 (docs/fn-protocol.md §6.3), by profile key.
+TAX_SYSTEM_BITS: dict[str, int] = {key: system.bit for key, system in PROFILE_KEYS.items()}
 
 
 def _builtin_dir() -> Path:
