@@ -10,12 +10,12 @@ slower, not stopped — and once the OFD takes the backlog the till stops pacing
 from __future__ import annotations
 
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from scenario_helpers import until
 
+from kkt_emulator.profiles import BUILTIN_DIR
 from kkt_emulator.testing.stack import StackHarness
 
 THRESHOLD = 3
@@ -23,11 +23,7 @@ THRESHOLD = 3
 
 def slow_ofd_profile(tmp_path: Path) -> Path:
     """``modulkassa-ffd12`` under another name, with a small backlog threshold."""
-    text = (
-        resources.files("kkt_emulator.firmware_profiles")
-        .joinpath("modulkassa-ffd12.toml")
-        .read_text(encoding="utf-8")
-    )
+    text = (BUILTIN_DIR / "modulkassa-ffd12.toml").read_text(encoding="utf-8")
     text = text.replace('name = "modulkassa-ffd12"', 'name = "modulkassa-ffd12-backlog"')
     text = re.sub(r"ofd_backlog_threshold = \d+", f"ofd_backlog_threshold = {THRESHOLD}", text)
     text = re.sub(r"ofd_backlog_slowdown_s = [\d.]+", "ofd_backlog_slowdown_s = 0.1", text)

@@ -10,12 +10,12 @@ signs a receipt, so a refused document does not skip an address.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from scenario_helpers import drive_receipts, fail_with
 
 from kkt_emulator.fn.tlv import decode_string, parse_tlvs
+from kkt_emulator.profiles import BUILTIN_DIR
 from kkt_emulator.testing.stack import StackHarness
 
 FIRST = ("111141, г. Москва, ул. Кусковская, д. 20А", "https://romashka.example")
@@ -24,11 +24,7 @@ SECOND = ("190000, г. Санкт-Петербург, Невский пр., д. 
 
 def two_address_profile(tmp_path: Path) -> Path:
     """``modulkassa-ffd12`` under another name, registered with a second address."""
-    text = (
-        resources.files("kkt_emulator.firmware_profiles")
-        .joinpath("modulkassa-ffd12.toml")
-        .read_text(encoding="utf-8")
-    )
+    text = (BUILTIN_DIR / "modulkassa-ffd12.toml").read_text(encoding="utf-8")
     text = text.replace('name = "modulkassa-ffd12"', 'name = "modulkassa-ffd12-two-addresses"')
     second = f'[[registration.addresses]]\naddress = "{SECOND[0]}"\nplace = "{SECOND[1]}"\n\n'
     text = text.replace("[quirks]", second + "[quirks]")
