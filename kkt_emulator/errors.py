@@ -2,16 +2,27 @@
 
 Every error the project raises on purpose derives from :class:`EmulatorError`; foreign exceptions
 (sqlite3, construct, httpx, OSError …) are translated once, at the boundary where they occur, with
-``raise … from``::
+``raise … from``. The whole tree follows, each class with the module under ``kkt_emulator`` that
+defines it and one line on what it means. ``tests/test_errors.py`` imports every module of the
+package and fails when a subclass is missing here, is drawn under the wrong parent or module, or
+when a name here is no such class::
 
-    EmulatorError
-    ├── TransportError        a byte pipe failed (closed, timed out, device gone)
-    ├── FramingError          bytes are not a valid drive frame (bad start, length, CRC)
-    ├── DriveError(code)      the fiscal drive (ФН) refused a command with a result code
-    ├── ValidationError(field, reason)
-    │                         a document, TLV or argument is malformed
-    ├── CloudError(status)    the cloud answered with an HTTP error
-    └── ConfigError           bad configuration: profile, settings, command-line flags
+    EmulatorError                  errors           base of every error of kkt_emulator
+    ├── TransportError             errors           a byte pipe failed: closed, timed out
+    ├── FramingError               errors           bytes are not a valid drive frame
+    ├── DriveError                 errors           the drive (ФН) refused: code, data
+    ├── ValidationError            errors           a document, TLV or argument is bad
+    │   └── TlvError               fn.tlv           bytes are not a TLV list
+    ├── CloudError                 errors           the cloud answered an HTTP error
+    ├── ConfigError                errors           bad profile, setting or CLI flag
+    ├── StorageError               cloud.storage    the cloud database failed
+    ├── IllegalTransitionError     cloud.lifecycle  the lifecycle table forbids it
+    │   └── AlreadyFiscalisedError cloud.lifecycle  success for a fiscalised doc (D36)
+    ├── CommandError               control.topics   a control-plane command refused
+    └── SimulatedCrash             till.till        a ``till.crash`` fault point hit
+
+Structured fields: ``DriveError(code, data, detail)``, ``ValidationError(field, reason)`` and
+``CloudError(status, message)`` are defined below; the others document their own attributes.
 """
 
 from __future__ import annotations

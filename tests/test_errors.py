@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import enum
+import importlib
+import pkgutil
+import re
+from dataclasses import dataclass
 
 import pytest
 
+import kkt_emulator
 from kkt_emulator import errors
 from kkt_emulator.errors import (
     CloudError,
@@ -121,3 +126,84 @@ def test_translation_keeps_the_cause() -> None:
     with pytest.raises(TransportError) as info:
         boundary()
     assert isinstance(info.value.__cause__, ConnectionResetError)
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """One class as the docstring's tree draws it."""
+
+    name: str
+    parent: str | None
+    module: str
+    line: str
+
+
+_ROW = re.compile(
+    r"^    (?P<prefix>(?:[│ ]   )*(?:[├└]── )?)(?P<name>\w+)\s+(?P<module>[\w.]+)\s+\S"
+)
+
+
+def drawn_tree() -> list[Drawn]:
+    doc = errors.__doc__ or ""
+    block = doc.split("::\n\n", 1)[1].split("\n\n", 1)[0]
+    rows: list[Drawn] = []
+    stack: list[str] = []
+    for line in block.splitlines():
+        match = _ROW.match(line)
+        assert match, f"not a row of the tree: {line!r}"
+        depth = len(match["prefix"]) // 4
+        del stack[depth:]
+        rows.append(Drawn(match["name"], stack[-1] if stack else None, match["module"], line))
+        stack.append(match["name"])
+    return rows
+
+
+def every_emulator_error() -> dict[str, type[EmulatorError]]:
+    for info in pkgutil.walk_packages(kkt_emulator.__path__, prefix="kkt_emulator."):
+        if not info.name.endswith(".__main__"):  # running it would start the command line
+            importlib.import_module(info.name)
+    found: dict[str, type[EmulatorError]] = {}
+    pending: list[type[EmulatorError]] = [EmulatorError]
+    while pending:
+        cls = pending.pop()
+        if cls.__module__.startswith("kkt_emulator."):
+            found[cls.__name__] = cls
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def test_the_tree_names_every_subclass_in_the_package() -> None:
+    drawn = {row.name for row in drawn_tree()}
+    missing = sorted(
+        f"{cls.__module__}.{name}"
+        for name, cls in every_emulator_error().items()
+        if name not in drawn
+    )
+    assert not missing, f"add to the tree in errors.py's docstring: {missing}"
+
+
+def test_every_name_in_the_tree_is_such_a_class() -> None:
+    classes = every_emulator_error()
+    unknown = [row.line.strip() for row in drawn_tree() if row.name not in classes]
+    assert not unknown, f"drawn in errors.py's docstring but no EmulatorError: {unknown}"
+
+
+def test_the_tree_draws_each_class_under_its_parent_and_module() -> None:
+    classes = every_emulator_error()
+    wrong = []
+    for row in drawn_tree():
+        cls = classes.get(row.name)
+        if cls is None:
+            continue  # reported by the test above
+        parents = {base.__name__ for base in cls.__bases__}
+        if row.parent is not None and row.parent not in parents:
+            wrong.append(f"{row.name}: drawn under {row.parent}, derives from {sorted(parents)}")
+        if f"kkt_emulator.{row.module}" != cls.__module__:
+            wrong.append(f"{row.name}: drawn in {row.module}, defined in {cls.__module__}")
+    assert not wrong, "fix the tree in errors.py's docstring:\n" + "\n".join(wrong)
+
+
+def test_the_tree_has_one_root() -> None:
+    rows = drawn_tree()
+    assert [row.name for row in rows if row.parent is None] == ["EmulatorError"]
+    assert len({row.name for row in rows}) == len(rows)
