@@ -210,7 +210,12 @@ class Stack:
         inn = self.options.profile.registration.ofd_inn
         db = self.state_dir / "ofd.sqlite3"
         self.ofd = OfdServer(
-            self.clock, host=self.options.host, port=self.options.ofd_port, ofd_inn=inn, db_path=db
+            self.clock,
+            host=self.options.host,
+            port=self.options.ofd_port,
+            ofd_inn=inn,
+            db_path=db,
+            signing_seed=self.options.profile.drive.seed,
         )
         await self.ofd.__aenter__()
 
