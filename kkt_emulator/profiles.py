@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kkt_emulator.errors import ConfigError
+from kkt_emulator.fn.signing import DEFAULT_SIGNING_SEED
 from kkt_emulator.taxes import PROFILE_KEYS
 
 __all__ = [
@@ -324,7 +325,7 @@ def _parse(data: dict[str, Any], path: Path) -> FirmwareProfile:
         debug_firmware=d.bool_("debug_firmware", default=True),
         max_items=d.int_("max_items", 100, 1, 10_000),
         tlv_limits=limits,
-        seed=d.str_("seed", "kkt-emulator"),
+        seed=d.str_("seed", DEFAULT_SIGNING_SEED),
     )
 
     r = top.table("registration")

@@ -25,6 +25,8 @@ import uvicorn
 
 from kkt_emulator.clock import Clock
 from kkt_emulator.cloud.app import Cloud
+from kkt_emulator.cloud.exposure import check_cabinet_exposure
+from kkt_emulator.cloud.settings import CloudSettings
 from kkt_emulator.errors import ConfigError, TransportError
 from kkt_emulator.logging import get_logger
 from kkt_emulator.net import listen_socket
@@ -125,6 +127,7 @@ class StackOptions:
     till_settings: dict[str, Any] = field(default_factory=dict)
     mqtt: str | None = None
     drive_timeout: float = 5.0
+    cabinet_token: str | None = None
 
 
 class Stack:
@@ -135,6 +138,7 @@ class Stack:
             raise ConfigError("--tills must be at least 0 and --points at least 1")
         if options.tills and options.points > options.tills:
             raise ConfigError("--points cannot exceed --tills: every retail point needs a till")
+        check_cabinet_exposure(options.host, options.cabinet_token)
         self.options = options
         self.clock = clock
         self.state_dir = options.state_dir
@@ -175,7 +179,11 @@ class Stack:
         write_json_atomic(self.state_dir / "ready.json", self.ready_info())
 
     async def _start_cloud(self) -> None:
-        self.cloud = Cloud(self.state_dir / "cloud.sqlite3", self.clock)
+        self.cloud = Cloud(
+            self.state_dir / "cloud.sqlite3",
+            self.clock,
+            CloudSettings(cabinet_token=self.options.cabinet_token),
+        )
         await self.cloud.__aenter__()
         self._socket = listen_socket(self.options.host, self.options.port)
         port = self._socket.getsockname()[1]
@@ -210,7 +218,12 @@ class Stack:
         inn = self.options.profile.registration.ofd_inn
         db = self.state_dir / "ofd.sqlite3"
         self.ofd = OfdServer(
-            self.clock, host=self.options.host, port=self.options.ofd_port, ofd_inn=inn, db_path=db
+            self.clock,
+            host=self.options.host,
+            port=self.options.ofd_port,
+            ofd_inn=inn,
+            db_path=db,
+            signing_seed=self.options.profile.drive.seed,
         )
         await self.ofd.__aenter__()
 
@@ -218,7 +231,9 @@ class Stack:
         saved = self.state_dir / "points.json"
         if saved.is_file():
             self.points = json.loads(saved.read_text(encoding="utf-8"))
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=10.0) as http:
+        token = self.options.cabinet_token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=10.0, headers=headers) as http:
             while len(self.points) < self.options.points:
                 n = len(self.points) + 1
                 body = {

@@ -16,6 +16,7 @@ import uvicorn
 
 from kkt_emulator.cli.output import JSON_OPTION, console
 from kkt_emulator.clock import Clock, make_clock
+from kkt_emulator.cloud.exposure import check_cabinet_exposure
 from kkt_emulator.cloud.settings import CallbackMethod, CloudSettings, FiscalDateFormat
 from kkt_emulator.net import listen_socket
 
@@ -90,7 +91,10 @@ def serve(
         help="Do not verify HTTPS certificates of responseURL callbacks.",
     ),
     cabinet_token: str | None = typer.Option(
-        None, "--cabinet-token", envvar="KKT_CABINET_TOKEN", help="Require this bearer token."
+        None,
+        "--cabinet-token",
+        envvar="KKT_CABINET_TOKEN",
+        help="Require this bearer token on the cabinet API (needed beyond loopback).",
     ),
     fiscal_date_format: FiscalDateFormat = typer.Option(
         FiscalDateFormat.ISO,
@@ -119,6 +123,7 @@ def serve(
         fiscal_date_format=fiscal_date_format,
         fiscal_sum_as_string=fiscal_sum_as_string,
     )
+    check_cabinet_exposure(host, cabinet_token)
     db_path = db or default_db_path()
     sock = listen_socket(host, port)
     try:

@@ -12,7 +12,7 @@ import typer
 from kkt_emulator.cli.output import JSON_OPTION
 from kkt_emulator.clock import RealClock
 from kkt_emulator.errors import ConfigError
-from kkt_emulator.fn.signing import inn_is_valid
+from kkt_emulator.fn.signing import DEFAULT_SIGNING_SEED, inn_is_valid
 from kkt_emulator.ofd.server import OfdServer
 
 __all__ = ["app"]
@@ -23,10 +23,15 @@ app = typer.Typer(
 )
 
 
-async def _serve(host: str, port: int, db: Path | None, ofd_inn: str, *, as_json: bool) -> None:
+async def _serve(
+    host: str, port: int, db: Path | None, ofd_inn: str, seed: str, *, as_json: bool
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    async with OfdServer(RealClock(), host=host, port=port, ofd_inn=ofd_inn, db_path=db) as ofd:
+    server = OfdServer(
+        RealClock(), host=host, port=port, ofd_inn=ofd_inn, db_path=db, signing_seed=seed
+    )
+    async with server as ofd:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
@@ -60,9 +65,15 @@ def serve_command(
     ofd_inn: str = typer.Option(
         "7704358518", "--ofd-inn", help="The operator's ИНН (1017) written in acknowledgements."
     ),
+    signing_seed: str = typer.Option(
+        DEFAULT_SIGNING_SEED,
+        "--signing-seed",
+        help="The tills' profile `seed`: a container whose signs verify with it is never"
+        " replaced by one that does not (a forgery, or a real drive's capture).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Serve the OFD stand-in; print its address; stop cleanly on SIGINT or SIGTERM."""
     if not inn_is_valid(ofd_inn):
         raise ConfigError(f"--ofd-inn {ofd_inn!r} is not a valid 10- or 12-digit ИНН")
-    asyncio.run(_serve(host, port, db, ofd_inn, as_json=as_json))
+    asyncio.run(_serve(host, port, db, ofd_inn, signing_seed, as_json=as_json))

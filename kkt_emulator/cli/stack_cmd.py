@@ -56,6 +56,12 @@ def up(
     timing: str = typer.Option(
         "fast", "--timing", help="fast, or realistic (the profile's per-command delays)."
     ),
+    cabinet_token: str | None = typer.Option(
+        None,
+        "--cabinet-token",
+        envvar="KKT_CABINET_TOKEN",
+        help="Require this bearer token on the cabinet API (needed when --host is not loopback).",
+    ),
     mqtt: str = typer.Option(
         "auto",
         "--mqtt",
@@ -86,6 +92,7 @@ def up(
         timing=timing,
         till_settings={"poll_interval": poll_interval},
         mqtt=mqtt_mode,
+        cabinet_token=cabinet_token,
     )
     asyncio.run(_serve(options, clock))
 

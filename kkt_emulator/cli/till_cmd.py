@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from kkt_emulator.clock import make_clock
+from kkt_emulator.errors import ConfigError
 from kkt_emulator.profiles import load_profile
 from kkt_emulator.till.till import Till, TillConfig
 
@@ -24,7 +25,19 @@ def run(
         None, "--retail-point", help="Retail point id to bind to."
     ),
     login: str = typer.Option(..., "--login", help="The retail point's service login."),
-    password: str = typer.Option(..., "--password", help="The retail point's service password."),
+    password: str | None = typer.Option(
+        None,
+        "--password",
+        envvar="KKT_TILL_PASSWORD",
+        show_envvar=True,
+        help="The retail point's service password. Prefer the environment variable or"
+        " --password-file: a command-line argument is visible to every user in `ps`.",
+    ),
+    password_file: Path | None = typer.Option(
+        None,
+        "--password-file",
+        help="Read the service password from this file (its first line).",
+    ),
     profile: str = typer.Option("modulkassa-ffd12", "--profile", help="Firmware profile."),
     state_dir: Path = typer.Option(
         ..., "--state-dir", help="The till's state (drive archive, journal, outbox)."
@@ -51,12 +64,13 @@ def run(
     ),
 ) -> None:
     """Run one till until Ctrl-C or SIGTERM: poll the cloud, fiscalise, report, send to the OFD."""
+    secret = read_password(password, password_file)
     config = TillConfig(
         profile=load_profile(profile),
         state_dir=state_dir,
         server=server,
         login=login,
-        password=password,
+        password=secret,
         retail_point_id=retail_point,
         ofd_address=ofd,
         serial_link=serial_link,
@@ -86,3 +100,29 @@ def run(
                     await control.close()
 
     asyncio.run(main())
+
+
+def read_password(password: str | None, password_file: Path | None) -> str:
+    """The service password from ``--password-file``, or ``--password`` / ``KKT_TILL_PASSWORD``.
+
+    Raises:
+        ConfigError: none given, both given, or the file cannot be read or is empty.
+    """
+    if password_file is not None and password is not None:
+        raise ConfigError(
+            "give the password once: --password-file, or --password / KKT_TILL_PASSWORD"
+        )
+    if password_file is None:
+        if not password:
+            raise ConfigError(
+                "the service password is missing: set KKT_TILL_PASSWORD or give --password-file"
+            )
+        return password
+    try:
+        lines = password_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the password file {password_file}: {exc}") from exc
+    secret = lines[0].strip() if lines else ""
+    if not secret:
+        raise ConfigError(f"the password file {password_file} is empty")
+    return secret

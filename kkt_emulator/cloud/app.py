@@ -53,8 +53,16 @@ class JsonResponse(JSONResponse):
     media_type = "application/json; charset=utf-8"
 
     def render(self, content: Any) -> bytes:
-        """Serialise ``content`` compactly, keeping Cyrillic as UTF-8."""
-        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        """Serialise ``content`` compactly, keeping Cyrillic as UTF-8.
+
+        Text that is not valid Unicode (a lone surrogate echoed from a refused request) falls back
+        to ASCII escapes, so an answer is always valid UTF-8 JSON.
+        """
+        text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(content, separators=(",", ":")).encode("ascii")
 
 
 def _message(status: int, message: str, headers: dict[str, str] | None = None) -> JsonResponse:

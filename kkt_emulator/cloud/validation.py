@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 from kkt_emulator.errors import ValidationError
 
@@ -93,6 +94,13 @@ _INN: Final = re.compile(r"\d{10}|\d{12}")  # D25: no checksum
 _COUNTRY: Final = re.compile(r"\d{1,3}")
 _NOMENCLATURE: Final = re.compile(r"[0-9A-Fa-f]{2}(?: [0-9A-Fa-f]{2}){0,31}")
 _PHONE: Final = re.compile(r"\+?[0-9]+")
+# D53: lengths the store API accepts; each is what the drive's tag can hold or a generous cap.
+MAX_ID: Final = 128
+MAX_DOC_NUM: Final = 64
+MAX_NAME: Final = 128  # tag 1030, a position's name
+MAX_CONTACT: Final = 64  # tag 1008, the buyer's phone or e-mail
+MAX_PARTY_NAME: Final = 256  # tags 1227, 1225, 1026: buyer, supplier, transfer operator
+MAX_URL: Final = 2048
 # Amounts beyond any receipt; keeps decimal arithmetic away from overflow on hostile input.
 _MAX_MAGNITUDE: Final = Decimal(10) ** 15
 _CENT: Final = Decimal("0.01")
@@ -150,7 +158,49 @@ def parse_json_object(body: bytes, what: str = "body") -> dict[str, Any]:
         raise ValidationError(what, f"is not valid JSON ({exc})") from exc
     if not isinstance(value, dict):
         raise ValidationError(what, "must be a JSON object")
+    _check_strings(value)
     return value
+
+
+def _check_strings(root: dict[str, Any]) -> None:
+    r"""D53: reject strings no store can keep: a lone UTF-16 surrogate, or a NUL character.
+
+    ``json.loads`` accepts ``"\ud800"``; such a string cannot be encoded as UTF-8, so SQLite,
+    the till's CP866 conversion and every HTTP answer would fail on it later. Walks the value
+    iteratively (a deep document cannot overflow the stack) and names the first bad field.
+    """
+    stack: list[tuple[str, object]] = [("", root)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            _check_string(path or "body", value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                _check_key(path, key)
+                stack.append((f"{path}.{key}" if path else key, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+
+
+def _check_key(path: str, key: str) -> None:
+    try:
+        _check_string(path or "body", key)
+    except ValidationError as exc:
+        # The key itself cannot be named in the answer: it is the bad text.
+        raise ValidationError(path or "body", f"has a key that {exc.reason}") from exc
+
+
+def _check_string(path: str, text: str) -> None:
+    if text.isascii():
+        if "\x00" in text:
+            raise ValidationError(path, "must not contain a NUL character")
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(path, "contains a lone UTF-16 surrogate") from exc
+    if "\x00" in text:
+        raise ValidationError(path, "must not contain a NUL character")
 
 
 class _Reader:
@@ -329,7 +379,7 @@ def _agent_info(reader: _Reader) -> dict[str, Any]:
     if transfer is not None:
         part = {}
         _put(part, "phones", transfer.phones("phones"))
-        _put(part, "name", transfer.string("name"))
+        _put(part, "name", transfer.string("name", max_len=MAX_PARTY_NAME))
         _put(part, "address", transfer.string("address"))
         _put(part, "inn", transfer.inn("inn"))
         out["moneyTransferOperator"] = part
@@ -339,16 +389,30 @@ def _agent_info(reader: _Reader) -> dict[str, Any]:
 def _supplier_info(reader: _Reader) -> dict[str, Any]:
     out: dict[str, Any] = {}
     _put(out, "phones", reader.phones("phones"))
-    _put(out, "name", reader.string("name"))
+    _put(out, "name", reader.string("name", max_len=MAX_PARTY_NAME))
     _put(out, "inn", reader.inn("inn"))
     return out
+
+
+def _response_url(reader: _Reader) -> str | None:
+    """D54: ``responseURL`` is an absolute http(s) URL with a host; nothing else is called back."""
+    url = reader.string("responseURL", max_len=MAX_URL)
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValidationError("responseURL", f"is not a URL ({exc})") from exc
+    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+        raise ValidationError("responseURL", "must be an http:// or https:// URL with a host")
+    return url
 
 
 def _position(reader: _Reader) -> tuple[dict[str, Any], Decimal]:
     out: dict[str, Any] = {}
     _put(out, "inventCode", reader.string("inventCode"))
     _put(out, "barcode", reader.string("barcode"))
-    out["name"] = reader.string("name", required=True)
+    out["name"] = reader.string("name", required=True, max_len=MAX_NAME)  # D53
     price = reader.money("price", required=True)
     quantity = reader.number("quantity", required=True)
     assert price is not None
@@ -462,24 +526,24 @@ def _parse(raw: dict[str, Any], route: Literal["v1", "v2"]) -> ParsedDocument:
             ]
     reader = _Reader(raw, "")
     doc: dict[str, Any] = {}
-    doc_id = reader.string("id", required=True)
-    doc_num = reader.string("docNum", required=True)
+    doc_id = reader.string("id", required=True, max_len=MAX_ID)  # D53
+    doc_num = reader.string("docNum", required=True, max_len=MAX_DOC_NUM)
     assert doc_id is not None
     assert doc_num is not None
     doc["id"] = doc_id
     doc["docNum"] = doc_num
     doc["docType"] = _doc_type(reader)
     doc["checkoutDateTime"] = _check_date_time(reader, "checkoutDateTime")
-    _put(doc, "email", reader.string("email"))
+    _put(doc, "email", reader.string("email", max_len=MAX_CONTACT))  # D53
     doc["printReceipt"] = reader.boolean("printReceipt") or False
     _put(doc, "textToPrint", reader.string("textToPrint", max_len=3000))
     _put(doc, "cashierName", reader.string("cashierName", max_len=64))
     _put(doc, "cashierInn", reader.inn("cashierInn"))
     _put(doc, "cashierPosition", reader.string("cashierPosition", max_len=64))  # D26
-    response_url = reader.string("responseURL")
+    response_url = _response_url(reader)
     _put(doc, "responseURL", response_url)
     _put(doc, "taxMode", reader.enum("taxMode", TAX_MODES))
-    _put(doc, "clientName", reader.string("clientName"))
+    _put(doc, "clientName", reader.string("clientName", max_len=MAX_PARTY_NAME))
     _put(doc, "clientInn", reader.inn("clientInn"))
     positions_out = []
     total_cost = Decimal(0)

@@ -32,6 +32,7 @@ from kkt_emulator.errors import ValidationError
 from kkt_emulator.fn.crc import crc16_ccitt
 
 __all__ = [
+    "DEFAULT_SIGNING_SEED",
     "TAG_FISCAL_SIGN",
     "drive_secret",
     "fiscal_sign",
@@ -50,6 +51,9 @@ __all__ = [
 ]
 
 TAG_FISCAL_SIGN = 1077
+
+DEFAULT_SIGNING_SEED = "kkt-emulator"
+"""The per-installation seed of :func:`drive_secret` when a profile names none (§12.1)."""
 """Tag 1077 «фискальный признак документа» (ФПД)."""
 
 # FN spec §12.1 / §14.1, Project decision: the meaning of the first two bytes of 1077 is unknown;

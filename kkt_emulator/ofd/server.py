@@ -39,13 +39,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Self
 
-from kkt_emulator.errors import ConfigError, EmulatorError, FramingError, TransportError
+from kkt_emulator.errors import (
+    ConfigError,
+    EmulatorError,
+    FramingError,
+    TransportError,
+    ValidationError,
+)
 from kkt_emulator.fn.codes import DocCode
 from kkt_emulator.fn.container import (
     CONTAINER_HEADER_SIZE,
@@ -55,10 +62,19 @@ from kkt_emulator.fn.container import (
     Container,
     SessionHeader,
     decode_bcd_serial,
+    verify_trailer,
 )
-from kkt_emulator.fn.signing import inn_is_valid
+from kkt_emulator.fn.signing import (
+    DEFAULT_SIGNING_SEED,
+    TAG_FISCAL_SIGN,
+    drive_secret,
+    inn_is_valid,
+    strip_tlv,
+    verify_document,
+)
 from kkt_emulator.logging import get_logger
 from kkt_emulator.ofd.ack import OFD_ACCEPTED, OFD_FLC_FAILED, OFD_NOT_RECOGNISED, build_ack
+from kkt_emulator.sqlite import immediate, open_database
 from kkt_emulator.transport.tcp import tcp_serve
 
 if TYPE_CHECKING:
@@ -100,6 +116,7 @@ CREATE TABLE IF NOT EXISTS received (
     size INTEGER NOT NULL,
     ofd_code INTEGER NOT NULL,
     raw BLOB NOT NULL,
+    verified INTEGER NOT NULL DEFAULT 0,
     UNIQUE (fn_serial, fd_number)
 );
 """
@@ -116,6 +133,8 @@ class ReceivedDocument:
         received_at: business time of the first receipt (timezone-aware).
         size: the container's length in bytes.
         ofd_code: the 1022 code of the last answer (0 = accepted).
+        verified: its message sign and fiscal sign verify with the installation's seed (a
+            container of this emulator's drives; a real drive's capture cannot verify).
     """
 
     fn_serial: str
@@ -124,6 +143,7 @@ class ReceivedDocument:
     received_at: datetime
     size: int
     ofd_code: int = OFD_ACCEPTED
+    verified: bool = False
 
 
 class _BadInputError(Exception):
@@ -145,66 +165,71 @@ class _Archive:
 
     def open(self, path: Path) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            conn = open_database(path, schema=_SCHEMA, synchronous="NORMAL")
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(received)")}
+            if "verified" not in columns:  # a database from before signs were checked
+                conn.execute("ALTER TABLE received ADD COLUMN verified INTEGER NOT NULL DEFAULT 0")
             rows = conn.execute(
-                "SELECT fn_serial, fd_number, doc_code, received_at, size, ofd_code, raw"
+                "SELECT fn_serial, fd_number, doc_code, received_at, size, ofd_code, raw, verified"
                 " FROM received ORDER BY seq"
             ).fetchall()
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"cannot open the OFD database {path}: {exc}") from exc
         self.documents.clear()
         self.raw.clear()
-        for serial, fd, code, at, size, ofd_code, raw in rows:
+        for serial, fd, code, at, size, ofd_code, raw, verified in rows:
             key = (str(serial), int(fd))
             self.documents[key] = ReceivedDocument(
-                key[0], key[1], int(code), datetime.fromisoformat(at), int(size), int(ofd_code)
+                key[0],
+                key[1],
+                int(code),
+                datetime.fromisoformat(at),
+                int(size),
+                int(ofd_code),
+                verified=bool(verified),
             )
             self.raw[key] = bytes(raw)
         self._conn = conn
 
     def close(self) -> None:
         if self._conn is not None:
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(sqlite3.Error):  # closing: nothing is left to save
                 self._conn.close()
             self._conn = None
 
     def store(self, document: ReceivedDocument, raw: bytes) -> ReceivedDocument | None:
-        """Store (or update the answer code of) one document; returns the earlier copy, if any."""
+        """Store (or update the answer code of) one document; returns the earlier copy, if any.
+
+        The first copy of a (drive, fiscal number) is kept, with one exception: a verified copy
+        replaces an unverified one. A verified copy is never replaced, and an unverified resend
+        changes nothing of it, so a forged container can neither pre-empt nor displace the
+        drive's own.
+        """
         key = (document.fn_serial, document.fd_number)
         first = self.documents.get(key)
-        kept = (
-            document
-            if first is None
-            else ReceivedDocument(
-                first.fn_serial,
-                first.fd_number,
-                first.doc_code,
-                first.received_at,
-                first.size,
-                document.ofd_code,
-            )
-        )
+        if first is None or (document.verified and not first.verified):
+            kept, kept_raw = document, raw
+        elif first.verified and not document.verified:
+            return first
+        else:
+            kept, kept_raw = dataclasses.replace(first, ofd_code=document.ofd_code), self.raw[key]
         if self._conn is not None:
-            self._write(kept, raw)
+            self._write(kept, kept_raw)
         self.documents[key] = kept
-        self.raw.setdefault(key, raw)
+        self.raw[key] = kept_raw
         return first
 
     def _write(self, document: ReceivedDocument, raw: bytes) -> None:
         assert self._conn is not None
-        conn = self._conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(self._conn) as conn:
                 conn.execute(
-                    "INSERT INTO received"
-                    " (fn_serial, fd_number, doc_code, received_at, size, ofd_code, raw)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (fn_serial, fd_number) DO UPDATE SET ofd_code = excluded.ofd_code",
+                    "INSERT INTO received (fn_serial, fd_number, doc_code, received_at, size,"
+                    " ofd_code, raw, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (fn_serial, fd_number) DO UPDATE SET"
+                    " doc_code = excluded.doc_code, received_at = excluded.received_at,"
+                    " size = excluded.size, ofd_code = excluded.ofd_code, raw = excluded.raw,"
+                    " verified = excluded.verified",
                     (
                         document.fn_serial,
                         document.fd_number,
@@ -213,12 +238,9 @@ class _Archive:
                         document.size,
                         document.ofd_code,
                         raw,
+                        int(document.verified),
                     ),
                 )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise EmulatorError(f"cannot store document {document.fd_number}: {exc}") from exc
 
@@ -246,6 +268,9 @@ class OfdServer:
             registration.
         db_path: an SQLite file that keeps received documents across restarts.
         read_timeout: real seconds a peer may take to send its header and body.
+        signing_seed: the installation's seed of the drives' secrets (a profile's ``seed``); a
+            container whose message sign or fiscal sign does not verify with it never
+            replaces one that does (see :attr:`ReceivedDocument.verified`).
 
     Attributes:
         reject_code: the ``ofd.reject`` fault: answer every document with this 1022 code.
@@ -254,6 +279,8 @@ class OfdServer:
         malformed: connections whose bytes were not a good header + container.
         rejected: answers with a non-zero 1022 code.
         errors: connections that failed inside the stand-in (storage errors and the like).
+        unverified: containers whose signs do not verify with ``signing_seed`` (a real drive's
+            capture, or a forgery): acknowledged, but never kept over a verified copy.
 
     Raises:
         ConfigError: from the constructor for a bad port or ИНН; from entering for a database that
@@ -270,6 +297,7 @@ class OfdServer:
         db_path: str | Path | None = None,
         *,
         read_timeout: float = 30.0,
+        signing_seed: str = DEFAULT_SIGNING_SEED,
     ) -> None:
         if isinstance(port, bool) or not 0 <= port <= 0xFFFF:
             raise ConfigError(f"OFD port must be 0..65535, got {port}")
@@ -283,6 +311,8 @@ class OfdServer:
         self.ofd_inn = ofd_inn
         self.db_path = Path(db_path) if db_path is not None else None
         self.read_timeout = read_timeout
+        self.signing_seed = signing_seed
+        self.unverified = 0
         self.reject_code: int | None = None
         self.ack_delay_s = 0.0
         self.connections = 0
@@ -481,6 +511,10 @@ class OfdServer:
             )
             return
         log = log.bind(fn_serial=container.fn_serial, fd=container.fd_number)
+        verified = self._signed_by_its_drive(body, container)
+        if not verified:
+            self.unverified += 1
+            log.info("ofd_container_unverified", reason="its signs do not verify with the seed")
         code = OFD_ACCEPTED if self.reject_code is None else self.reject_code
         earlier = self._archive.store(
             ReceivedDocument(
@@ -490,6 +524,7 @@ class OfdServer:
                 self.clock.now(),
                 len(body),
                 code,
+                verified=verified,
             ),
             body,
         )
@@ -499,6 +534,25 @@ class OfdServer:
         await self._answer(
             pipe, header, serial=container.fn_serial, fd=container.fd_number, ffd=ffd, code=code
         )
+
+    def _signed_by_its_drive(self, raw: bytes, container: Container) -> bool:
+        """Whether the container's message sign and its document's fiscal sign (1077) verify.
+
+        Both are derived from the drive's secret (``fn-protocol.md`` §12.1), which the stand-in
+        recomputes from the ФН number and the installation's signing seed.
+        """
+        try:
+            secret = drive_secret(container.fn_serial, self.signing_seed)
+            if not verify_trailer(raw, secret):
+                return False
+            _, sign = strip_tlv(container.document_value, TAG_FISCAL_SIGN)
+            if sign is None:
+                return True  # a document without a fiscal sign is checked by its message sign
+            return verify_document(
+                secret, container.fn_serial, container.fd_number, container.document_value
+            )
+        except (ValidationError, FramingError):
+            return False
 
     async def _answer_unrecognised(
         self,

@@ -599,8 +599,19 @@ async def test_openapi_describes_all_three_apis(http: httpx.AsyncClient) -> None
 
 # -- random JSON never breaks the server ------------------------------------------------------------------
 
+# Strings no store can keep (lone surrogates, NUL) and strings beyond every length limit (D53).
+_hostile_text = (
+    st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3)
+    | st.sampled_from(["\x00", "a\x00b", "Товар\ud800"])
+    | st.integers(min_value=65, max_value=100_000).map(lambda n: "x" * n)
+)
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | _hostile_text,
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
     ),
