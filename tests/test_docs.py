@@ -2,7 +2,7 @@
 
 The code cites the project's documents by name and section (``store-api.md §8.3``,
 ``till-protocol.md §4``; older comments say ``FN spec §N``, meaning ``fn-protocol.md``) and by
-decision number (``D1``–``D54`` and ``T1``–``T14`` in ``store-api.md``, ``O1``… and ``B1``… in
+decision number (``D1``–``D57`` and ``T1``–``T14`` in ``store-api.md``, ``O1``… and ``B1``… in
 ``orders-and-backoffice.md``). A bare ``§N`` belongs to the document named last before it in
 the same paragraph (text up to a blank line), or else to the home document of the file's package
 (``HOME``); with neither it is reported, so name the document. Sections of foreign documents

@@ -94,7 +94,7 @@ _INN: Final = re.compile(r"\d{10}|\d{12}")  # D25: no checksum
 _COUNTRY: Final = re.compile(r"\d{1,3}")
 _NOMENCLATURE: Final = re.compile(r"[0-9A-Fa-f]{2}(?: [0-9A-Fa-f]{2}){0,31}")
 _PHONE: Final = re.compile(r"\+?[0-9]+")
-# D53: lengths the store API accepts; each is what the drive's tag can hold or a generous cap.
+# D55: lengths the store API accepts; each is what the drive's tag can hold or a generous cap.
 MAX_ID: Final = 128
 MAX_DOC_NUM: Final = 64
 MAX_NAME: Final = 128  # tag 1030, a position's name
@@ -163,7 +163,7 @@ def parse_json_object(body: bytes, what: str = "body") -> dict[str, Any]:
 
 
 def _check_strings(root: dict[str, Any]) -> None:
-    r"""D53: reject strings no store can keep: a lone UTF-16 surrogate, or a NUL character.
+    r"""D55: reject strings no store can keep: a lone UTF-16 surrogate, or a NUL character.
 
     ``json.loads`` accepts ``"\ud800"``; such a string cannot be encoded as UTF-8, so SQLite,
     the till's CP866 conversion and every HTTP answer would fail on it later. Walks the value
@@ -395,7 +395,7 @@ def _supplier_info(reader: _Reader) -> dict[str, Any]:
 
 
 def _response_url(reader: _Reader) -> str | None:
-    """D54: ``responseURL`` is an absolute http(s) URL with a host; nothing else is called back."""
+    """D56: ``responseURL`` is an absolute http(s) URL with a host; nothing else is called back."""
     url = reader.string("responseURL", max_len=MAX_URL)
     if url is None:
         return None
@@ -412,7 +412,7 @@ def _position(reader: _Reader) -> tuple[dict[str, Any], Decimal]:
     out: dict[str, Any] = {}
     _put(out, "inventCode", reader.string("inventCode"))
     _put(out, "barcode", reader.string("barcode"))
-    out["name"] = reader.string("name", required=True, max_len=MAX_NAME)  # D53
+    out["name"] = reader.string("name", required=True, max_len=MAX_NAME)  # D55
     price = reader.money("price", required=True)
     quantity = reader.number("quantity", required=True)
     assert price is not None
@@ -526,7 +526,7 @@ def _parse(raw: dict[str, Any], route: Literal["v1", "v2"]) -> ParsedDocument:
             ]
     reader = _Reader(raw, "")
     doc: dict[str, Any] = {}
-    doc_id = reader.string("id", required=True, max_len=MAX_ID)  # D53
+    doc_id = reader.string("id", required=True, max_len=MAX_ID)  # D55
     doc_num = reader.string("docNum", required=True, max_len=MAX_DOC_NUM)
     assert doc_id is not None
     assert doc_num is not None
@@ -534,7 +534,7 @@ def _parse(raw: dict[str, Any], route: Literal["v1", "v2"]) -> ParsedDocument:
     doc["docNum"] = doc_num
     doc["docType"] = _doc_type(reader)
     doc["checkoutDateTime"] = _check_date_time(reader, "checkoutDateTime")
-    _put(doc, "email", reader.string("email", max_len=MAX_CONTACT))  # D53
+    _put(doc, "email", reader.string("email", max_len=MAX_CONTACT))  # D55
     doc["printReceipt"] = reader.boolean("printReceipt") or False
     _put(doc, "textToPrint", reader.string("textToPrint", max_len=3000))
     _put(doc, "cashierName", reader.string("cashierName", max_len=64))

@@ -1,4 +1,4 @@
-"""Strings the store API cannot keep, and its length limits (D53, D54): 400 with a message."""
+"""Strings the store API cannot keep, and its length limits (D55, D56): 400 with a message."""
 
 from __future__ import annotations
 

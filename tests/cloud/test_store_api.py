@@ -599,7 +599,7 @@ async def test_openapi_describes_all_three_apis(http: httpx.AsyncClient) -> None
 
 # -- random JSON never breaks the server ------------------------------------------------------------------
 
-# Strings no store can keep (lone surrogates, NUL) and strings beyond every length limit (D53).
+# Strings no store can keep (lone surrogates, NUL) and strings beyond every length limit (D55).
 _hostile_text = (
     st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3)
     | st.sampled_from(["\x00", "a\x00b", "Товар\ud800"])
