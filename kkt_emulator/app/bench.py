@@ -324,6 +324,7 @@ async def bench_fleet(
     import httpx  # noqa: PLC0415
 
     from kkt_emulator.app.stack import (  # noqa: PLC0415
+        PointAccess,
         Stack,
         StackOptions,
         sale_document,
@@ -356,7 +357,7 @@ async def bench_fleet(
             limit = asyncio.Semaphore(20)
             pending: dict[str, tuple[str, str]] = {}
 
-            async def post(point: dict[str, Any], n: int) -> None:
+            async def post(point: PointAccess, n: int) -> None:
                 auth = (point["login"], point["password"])
                 doc = sale_document(10.0 + n)
                 async with limit:

@@ -10,7 +10,6 @@ again continues where it left off.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import json
 import os
@@ -18,7 +17,7 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypedDict
 
 import httpx
 import uvicorn
@@ -28,14 +27,18 @@ from kkt_emulator.cloud.app import Cloud
 from kkt_emulator.errors import ConfigError, TransportError
 from kkt_emulator.logging import get_logger
 from kkt_emulator.net import listen_socket
+from kkt_emulator.ofd.server import OfdServer
 from kkt_emulator.profiles import FirmwareProfile
 from kkt_emulator.till.till import Till, TillConfig
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from kkt_emulator.control.plane import ControlPlane
 
 __all__ = [
     "EXAMPLE_SALE",
+    "PointAccess",
     "Stack",
     "StackOptions",
     "curl_example",
@@ -109,6 +112,20 @@ def curl_example(store_api: str, login: str, password: str) -> str:
     )
 
 
+class PointAccess(TypedDict):
+    """One retail point and its credentials, as ``points.json`` and the ready-file keep them.
+
+    A ``TypedDict`` rather than a dataclass: it is the JSON on disk, read back on a restart, and
+    the same mapping users of the ready-file and the test kit index by key.
+    """
+
+    retail_point_id: str
+    service_login: str
+    service_password: str
+    login: str
+    password: str
+
+
 @dataclass(slots=True)
 class StackOptions:
     """What ``kkt-emulator up`` starts."""
@@ -139,9 +156,9 @@ class Stack:
         self.clock = clock
         self.state_dir = options.state_dir
         self.cloud: Cloud | None = None
-        self.ofd: Any = None
+        self.ofd: OfdServer | None = None
         self.tills: list[Till] = []
-        self.points: list[dict[str, Any]] = []
+        self.points: list[PointAccess] = []
         self.base_url = ""
         self._server: uvicorn.Server | None = None
         self._server_task: asyncio.Task[None] | None = None
@@ -202,17 +219,13 @@ class Stack:
             await self.clock.pace(0.01)
 
     async def _start_ofd(self) -> None:
-        try:
-            from kkt_emulator.ofd.server import OfdServer  # noqa: PLC0415 - optional until built
-        except ImportError:  # pragma: no cover - during development only
-            self.log.warning("ofd_stand_in_missing")
-            return
         inn = self.options.profile.registration.ofd_inn
         db = self.state_dir / "ofd.sqlite3"
-        self.ofd = OfdServer(
+        ofd = OfdServer(
             self.clock, host=self.options.host, port=self.options.ofd_port, ofd_inn=inn, db_path=db
         )
-        await self.ofd.__aenter__()
+        await ofd.__aenter__()
+        self.ofd = ofd
 
     async def _ensure_points(self) -> None:
         saved = self.state_dir / "points.json"
@@ -289,30 +302,42 @@ class Stack:
         self.mqtt_url = self.control.url
 
     async def close(self) -> None:
-        """Stop the control plane, tills, the OFD and the cloud, in that order."""
+        """Stop the control plane, tills, the OFD and the cloud, in that order.
+
+        Raises nothing but cancellation (it runs on every way out of :meth:`start`): a part that
+        fails to stop is logged with its traceback and the rest are still stopped.
+        """
         if self.control is not None:
-            with contextlib.suppress(Exception):
-                await self.control.close()
+            await self._stop_part("control_plane", self.control.close())
             self.control = None
         for till in reversed(self.tills):
-            with contextlib.suppress(Exception):
-                await till.close()
+            await self._stop_part(
+                "till", till.close(), device_id=till.device_id, fn_serial=till.fn_serial
+            )
         self.tills = []
         if self.ofd is not None:
-            with contextlib.suppress(Exception):
-                await self.ofd.__aexit__(None, None, None)
+            await self._stop_part("ofd", self.ofd.__aexit__(None, None, None))
             self.ofd = None
         if self._server is not None:
             self._server.should_exit = True
         if self._server_task is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await self._server_task
+            await self._stop_part("cloud_http", self._server_task)
             self._server_task = None
         if self.cloud is not None and self.cloud.running:
             await self.cloud.__aexit__(None, None, None)
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+    async def _stop_part(self, part: str, stopping: Awaitable[object], **context: str) -> None:
+        try:
+            await stopping
+        except asyncio.CancelledError:
+            # The uvicorn task ends cancelled when its serve() was interrupted: stopped all the same.
+            if part != "cloud_http":
+                raise
+        except Exception:  # shutdown goes on whatever one part raised; logged with its traceback
+            self.log.exception("stack_stop_failed", part=part, **context)
 
     # ------------------------------------------------------------------ what users see
 

@@ -41,6 +41,7 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
+    from kkt_emulator.app.stack import PointAccess
     from kkt_emulator.clock import ManualClock
     from kkt_emulator.control.broker import MosquittoBroker
     from kkt_emulator.testing.stack import StackHarness
@@ -180,7 +181,7 @@ class KktStack:
         self.login = harness.login
         self.password = harness.password
         self.retail_point_id = harness.retail_point_id
-        self.points: list[dict[str, Any]] = list(harness.stack.points)
+        self.points: list[PointAccess] = list(harness.stack.points)
         self.mqtt_url: str | None = harness.stack.mqtt_url
 
     @property
