@@ -29,8 +29,9 @@ Faults (``till-protocol.md`` §4), each a real effect at the OFD layer:
   ФЛК-error flag).
 * ``ofd.slow`` (``delay_ms``): the answer is paced (real time) after the document was stored.
 
-Storage: always in memory; with ``db_path`` also in an SQLite table (WAL mode, one explicit
-transaction per document, committed before the answer is sent), reloaded on the next start.
+Storage: always in memory; with ``db_path`` also in an SQLite table (opened through
+:func:`kkt_emulator.sqlite.open_database`: WAL mode, one ``BEGIN IMMEDIATE`` transaction per
+document, committed before the answer is sent), reloaded on the next start.
 A document received again (the till lost the first answer) is stored once, keeping its first
 receipt time, and answered again.
 """
@@ -40,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -59,11 +61,10 @@ from kkt_emulator.fn.container import (
 from kkt_emulator.fn.signing import inn_is_valid
 from kkt_emulator.logging import get_logger
 from kkt_emulator.ofd.ack import OFD_ACCEPTED, OFD_FLC_FAILED, OFD_NOT_RECOGNISED, build_ack
+from kkt_emulator.sqlite import immediate, open_database
 from kkt_emulator.transport.tcp import tcp_serve
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     import structlog
 
     from kkt_emulator.clock import Clock
@@ -135,6 +136,13 @@ class _BadInputError(Exception):
         self.empty = empty
 
 
+@dataclass(slots=True)
+class _Peer:
+    """One connection's logger, re-bound with ``fn_serial`` and ``fd`` as soon as they are read."""
+
+    log: structlog.typing.FilteringBoundLogger
+
+
 class _Archive:
     """What the stand-in received: a dict in memory, mirrored to SQLite when a path is given."""
 
@@ -144,18 +152,19 @@ class _Archive:
         self._conn: sqlite3.Connection | None = None
 
     def open(self, path: Path) -> None:
+        # NORMAL: after a crash WAL keeps every committed answer; a lost last one is only resent.
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            conn = open_database(path, schema=_SCHEMA, synchronous="NORMAL")
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(f"cannot open the OFD database {path}: {exc}") from exc
+        try:
             rows = conn.execute(
                 "SELECT fn_serial, fd_number, doc_code, received_at, size, ofd_code, raw"
                 " FROM received ORDER BY seq"
             ).fetchall()
-        except (sqlite3.Error, OSError) as exc:
-            raise ConfigError(f"cannot open the OFD database {path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            conn.close()
+            raise ConfigError(f"cannot read the OFD database {path}: {exc}") from exc
         self.documents.clear()
         self.raw.clear()
         for serial, fd, code, at, size, ofd_code, raw in rows:
@@ -196,10 +205,8 @@ class _Archive:
 
     def _write(self, document: ReceivedDocument, raw: bytes) -> None:
         assert self._conn is not None
-        conn = self._conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(self._conn) as conn:
                 conn.execute(
                     "INSERT INTO received"
                     " (fn_serial, fd_number, doc_code, received_at, size, ofd_code, raw)"
@@ -215,10 +222,6 @@ class _Archive:
                         raw,
                     ),
                 )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise EmulatorError(f"cannot store document {document.fd_number}: {exc}") from exc
 
@@ -442,27 +445,28 @@ class OfdServer:
         if task is not None:
             self._tasks.add(task)
         self.connections += 1
-        log = self._log.bind(peer=getattr(pipe, "name", ""))
+        peer = _Peer(self._log.bind(peer=getattr(pipe, "name", "")))
         try:
             if self._running:
-                await self._exchange(pipe, log)
+                await self._exchange(pipe, peer)
         except _BadInputError as exc:
             if exc.empty:
-                log.debug("ofd_connection_empty")
+                peer.log.debug("ofd_connection_empty")
             else:
                 self.malformed += 1
-                log.warning("ofd_input_malformed", reason=exc.reason)
+                peer.log.warning("ofd_input_malformed", reason=exc.reason)
         except TransportError as exc:
-            log.warning("ofd_peer_left", reason=str(exc))
+            peer.log.warning("ofd_peer_left", reason=str(exc))
         except Exception as exc:
-            # The stand-in must outlive any bug or storage failure: log it, count it, go on.
+            # The stand-in must outlive any bug or storage failure: log it with the traceback and
+            # the drive and document it was about (bound as soon as they were read), count it, go on.
             self.errors += 1
-            log.exception("ofd_connection_failed", reason=str(exc))
+            peer.log.exception("ofd_connection_failed", reason=str(exc))
         finally:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _exchange(self, pipe: BytePipe, log: structlog.typing.FilteringBoundLogger) -> None:
+    async def _exchange(self, pipe: BytePipe, peer: _Peer) -> None:
         try:
             async with asyncio.timeout(self.read_timeout):
                 head = await _read_exactly(pipe, SESSION_HEADER_SIZE, "session header")
@@ -471,7 +475,7 @@ class OfdServer:
         except TimeoutError:
             raise _BadInputError(f"nothing complete within {self.read_timeout:g} s") from None
         ffd = FFD_BY_A_VERSION[header.a_version]
-        log = log.bind(fn_serial=header.fn_serial)
+        log = peer.log = peer.log.bind(fn_serial=header.fn_serial)
         try:
             container = _parse_document(body)
         except FramingError as exc:
@@ -480,7 +484,7 @@ class OfdServer:
                 pipe, header, body=body, ffd=ffd, reason=str(exc), log=log
             )
             return
-        log = log.bind(fn_serial=container.fn_serial, fd=container.fd_number)
+        log = peer.log = peer.log.bind(fn_serial=container.fn_serial, fd=container.fd_number)
         code = OFD_ACCEPTED if self.reject_code is None else self.reject_code
         earlier = self._archive.store(
             ReceivedDocument(
