@@ -1,8 +1,9 @@
 """structlog setup: a readable console for people at a TTY, JSON lines for machines.
 
-Bind ``device_id`` and ``fn_serial`` once per till and ``doc_id`` per document::
+Each module takes its logger by name; bind ``device_id`` and ``fn_serial`` once per till and
+``doc_id`` per document::
 
-    log = get_logger().bind(device_id=device_id, fn_serial=serial)
+    log = get_logger(__name__).bind(device_id=device_id, fn_serial=serial)
     log.info("receipt_fiscalized", doc_id=doc_id, fd=42)
 """
 
@@ -108,7 +109,17 @@ class _CurrentStderr:
         return sys.stderr.isatty()
 
 
-def get_logger(**initial: object) -> structlog.typing.FilteringBoundLogger:
-    """Return a bound logger with ``initial`` context."""
+def get_logger(
+    name: str | None = None, /, **initial: object
+) -> structlog.typing.FilteringBoundLogger:
+    """Return a bound logger with ``initial`` context.
+
+    Args:
+        name: the module asking (``get_logger(__name__)``), bound as ``logger`` so every line says
+            where it came from, as the standard library's records do.
+        initial: context bound once (``device_id=…``, ``fn_serial=…``, ``component=…``).
+    """
+    if name is not None:
+        initial = {"logger": name, **initial}
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger().bind(**initial)
     return logger

@@ -167,3 +167,14 @@ def test_bad_format_is_a_config_error(fmt: str) -> None:
 def test_bad_level_is_a_config_error(level: str) -> None:
     with pytest.raises(ConfigError, match="log level"):
         configure_logging("json", level=level, stream=io.StringIO())
+
+
+def test_a_named_logger_says_which_module_wrote_the_line() -> None:
+    stream = io.StringIO()
+    configure_logging("json", stream=stream)
+    get_logger(__name__, device_id="till-1").info("till_started")
+    get_logger().info("unnamed")
+    first, second = json_lines(stream)
+    assert first["logger"] == __name__
+    assert first["device_id"] == "till-1"
+    assert "logger" not in second
