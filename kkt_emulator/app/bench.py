@@ -22,6 +22,7 @@ from kkt_emulator.fn.codes import Command
 from kkt_emulator.fn.frame import encode_frame
 from kkt_emulator.fn.state import DriveStore, MemoryStore
 from kkt_emulator.fnio.archive import SqliteStore
+from kkt_emulator.profiles import DEFAULT_PROFILE
 
 __all__ = ["BAUD", "bench_fleet", "bench_fn", "line_rate"]
 
@@ -52,7 +53,7 @@ class _Timer:
 
 def _bench(store: DriveStore) -> DriveBench:
     bench = DriveBench(
-        "modulkassa-ffd12", store=store, start=_START, ofd_storage_bytes=1 << 40, capacity=10**9
+        DEFAULT_PROFILE, store=store, start=_START, ofd_storage_bytes=1 << 40, capacity=10**9
     )
     bench.register()
     bench.open_shift()
@@ -172,7 +173,7 @@ async def bench_e2e(
     docs: int = 100,
     points: int = 1,
     concurrency: int = 20,
-    profile: str = "modulkassa-ffd12",
+    profile: str = DEFAULT_PROFILE,
 ) -> dict[str, Any]:
     """Post ``docs`` sales over real HTTP and wait until every one is COMPLETED.
 
@@ -305,7 +306,7 @@ async def bench_fleet(
     poll_interval: float = 5.0,
     idle_seconds: float = 5.0,
     mqtt: str | None = "spawn",
-    profile: str = "modulkassa-ffd12",
+    profile: str = DEFAULT_PROFILE,
     timeout: float = 600.0,  # noqa: ASYNC109 - a budget for the whole benchmark, not one call
 ) -> dict[str, Any]:
     """A fleet as ``kkt-emulator up --tills N --points M`` runs it: start-up, idle cost, throughput.

@@ -27,7 +27,7 @@ from kkt_emulator.fn.frame import Frame
 from kkt_emulator.fn.state import DriveStore
 from kkt_emulator.fn.tlv import tlv_byte, tlv_fvln, tlv_stlv, tlv_string, tlv_vln
 from kkt_emulator.ofd.ack import build_ack
-from kkt_emulator.profiles import FirmwareProfile, load_profile
+from kkt_emulator.profiles import DEFAULT_PROFILE, FirmwareProfile, load_profile
 from kkt_emulator.till.registration import registration_plan
 
 __all__ = ["DEFAULT_START", "DriveBench", "Item", "item_tlv"]
@@ -83,7 +83,7 @@ class DriveBench:
 
     def __init__(
         self,
-        profile: str | FirmwareProfile = "modulkassa-ffd12",
+        profile: str | FirmwareProfile = DEFAULT_PROFILE,
         store: DriveStore | None = None,
         start: datetime = DEFAULT_START,
         serial: str | None = None,

@@ -38,6 +38,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+from kkt_emulator.logging import get_logger
+from kkt_emulator.profiles import DEFAULT_PROFILE
+
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
@@ -56,8 +59,8 @@ except ImportError:  # pragma: no cover - the fixtures then explain what is miss
 
 __all__ = ["Documents", "KktStack", "MqttBroker"]
 
-DEFAULT_PROFILE = "modulkassa-ffd12"
 _T = TypeVar("_T")
+log = get_logger(__name__)
 _FAULT_OPTIONS = ("count", "probability", "seed")
 
 
@@ -442,8 +445,10 @@ class MqttBroker:
     def stop(self) -> None:
         """Stop mosquitto and the loop thread."""
         if self._thread.is_alive():
-            with contextlib.suppress(Exception):
+            try:
                 self._run(self._broker.stop())
+            except Exception:  # the session ends whatever the broker did; say what it did
+                log.exception("mqtt_broker_stop_failed", url=self.url)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10.0)
         if not self._loop.is_running():

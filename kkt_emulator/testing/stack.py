@@ -23,7 +23,7 @@ import httpx
 from kkt_emulator.app.stack import Stack, StackOptions, sale_document
 from kkt_emulator.clock import Clock, ManualClock, parse_duration
 from kkt_emulator.errors import CloudError
-from kkt_emulator.profiles import load_profile
+from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
 from kkt_emulator.till.till import Till
 
 __all__ = ["StackHarness", "sale_document"]
@@ -52,7 +52,7 @@ class StackHarness:
         cls,
         state_dir: Path,
         *,
-        profile: str = "modulkassa-ffd12",
+        profile: str = DEFAULT_PROFILE,
         tills: int = 1,
         points: int = 1,
         clock: Clock | None = None,

@@ -162,10 +162,10 @@ class PtyServer(PipeBase):
             if not future.done():
                 future.set_result(None)
         for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # EBADF: already closed; a close never fails a close
                 os.close(fd)
         if self._link is not None and self._link.is_symlink():
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # gone already, or its folder was removed with it
                 self._link.unlink()
 
 
