@@ -26,7 +26,7 @@ from kkt_emulator.clock import Clock
 from kkt_emulator.cloud.app import Cloud
 from kkt_emulator.errors import ConfigError, TransportError
 from kkt_emulator.logging import get_logger
-from kkt_emulator.net import listen_socket
+from kkt_emulator.net import host_port, listen_socket
 from kkt_emulator.ofd.server import OfdServer
 from kkt_emulator.profiles import FirmwareProfile
 from kkt_emulator.till.till import Till, TillConfig
@@ -196,8 +196,7 @@ class Stack:
         await self.cloud.__aenter__()
         self._socket = listen_socket(self.options.host, self.options.port)
         port = self._socket.getsockname()[1]
-        host = f"[{self.options.host}]" if ":" in self.options.host else self.options.host
-        self.base_url = f"http://{host}:{port}"
+        self.base_url = f"http://{host_port(self.options.host, port)}"
         # Tills keep their connection between polls; uvicorn's default 5 s keep-alive equals the
         # default poll interval, so the server closed connections just as tills reused them
         # (ReadError, a failed poll and a back-off, a few times a minute in a fleet).

@@ -60,6 +60,7 @@ from kkt_emulator.fn.container import (
 )
 from kkt_emulator.fn.signing import inn_is_valid
 from kkt_emulator.logging import get_logger
+from kkt_emulator.net import host_port
 from kkt_emulator.ofd.ack import OFD_ACCEPTED, OFD_FLC_FAILED, OFD_NOT_RECOGNISED, build_ack
 from kkt_emulator.sqlite import immediate, open_database
 from kkt_emulator.transport.tcp import tcp_serve
@@ -347,8 +348,7 @@ class OfdServer:
     @property
     def address(self) -> str:
         """``host:port`` for a till's settings (IPv6 hosts in brackets)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self._port}"
+        return host_port(self.host, self._port)
 
     # ------------------------------------------------------------------ faults
 

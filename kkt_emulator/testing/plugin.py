@@ -30,7 +30,7 @@ import contextlib
 import copy
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -253,9 +253,7 @@ class KktStack:
         ofd = self.harness.stack.ofd
         if fault.startswith("ofd.") and ofd is not None:
             # The till hands OFD faults to the stand-in in a task: be sure it is on before returning.
-            deadline = self.clock.monotonic() + 5.0
-            while fault not in ofd.active_faults() and self.clock.monotonic() < deadline:
-                await self.clock.pace(0.005)
+            await self._settle(lambda: fault in ofd.active_faults())
         return injected
 
     async def clear_faults(self, name: str | None = None) -> list[str]:
@@ -265,10 +263,14 @@ class KktStack:
             cleared += [n for n in till.clear_faults(name) if n not in cleared]
         ofd = self.harness.stack.ofd
         if ofd is not None and (name is None or name.startswith("ofd.")):
-            deadline = self.clock.monotonic() + 5.0
-            while ofd.active_faults() and self.clock.monotonic() < deadline:
-                await self.clock.pace(0.005)
+            await self._settle(lambda: not ofd.active_faults())
         return cleared
+
+    async def _settle(self, done: Callable[[], bool], within_s: float = 5.0) -> None:
+        """Wait (real time) until ``done()``, at most ``within_s``: the OFD applies faults in a task."""
+        deadline = self.clock.monotonic() + within_s
+        while not done() and self.clock.monotonic() < deadline:
+            await self.clock.pace(0.005)
 
     async def set_till(self, **settings: Any) -> dict[str, Any]:
         """Change every till's settings (``power_saving``, ``online``, ``poll_interval`` …).

@@ -93,20 +93,14 @@ class StackHarness:
         response = await self.http.post(
             f"{self.store_url}/v2/doc", json=doc, auth=auth or (self.login, self.password)
         )
-        if response.status_code >= 400:
-            raise CloudError(response.status_code, response.json().get("message", ""))
-        data: dict[str, Any] = response.json()
-        return data
+        return _store_answer(response)
 
     async def status(self, doc_id: str) -> dict[str, Any]:
         """GET /v1/doc/{id}/status."""
         response = await self.http.get(
             f"{self.store_url}/v1/doc/{doc_id}/status", auth=(self.login, self.password)
         )
-        if response.status_code >= 400:
-            raise CloudError(response.status_code, response.json().get("message", ""))
-        data: dict[str, Any] = response.json()
-        return data
+        return _store_answer(response)
 
     async def wait_for_status(
         self,
@@ -151,3 +145,11 @@ class StackHarness:
             raise TypeError("advance needs the manual clock")
         step = parse_duration(delta) if isinstance(delta, str) else delta
         return await self.clock.advance(step)
+
+
+def _store_answer(response: httpx.Response) -> dict[str, Any]:
+    """The store API's JSON answer; its error body's ``message`` in a CloudError for 4xx/5xx."""
+    if response.status_code >= httpx.codes.BAD_REQUEST:
+        raise CloudError(response.status_code, response.json().get("message", ""))
+    data: dict[str, Any] = response.json()
+    return data
