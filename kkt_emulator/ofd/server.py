@@ -44,6 +44,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Self
 
@@ -71,7 +72,7 @@ if TYPE_CHECKING:
     from kkt_emulator.clock import Clock
     from kkt_emulator.transport.base import BytePipe
 
-__all__ = ["FAULT_NAMES", "FFD_BY_A_VERSION", "OfdServer", "ReceivedDocument"]
+__all__ = ["FAULT_NAMES", "FFD_BY_A_VERSION", "OfdFault", "OfdServer", "ReceivedDocument"]
 
 FFD_BY_A_VERSION: Final[dict[bytes, str]] = {
     bytes.fromhex("0001"): "1.05",
@@ -83,8 +84,23 @@ FFD_BY_A_VERSION: Final[dict[bytes, str]] = {
 }
 """The FFD version of the acknowledgement, by the A-protocol version of the till's header."""
 
-FAULT_NAMES: Final = ("ofd.down", "ofd.reject", "ofd.slow")
-"""The faults :meth:`OfdServer.set_fault` knows (``till-protocol.md`` §4)."""
+
+class OfdFault(StrEnum):
+    """The faults :meth:`OfdServer.set_fault` knows (``till-protocol.md`` §4)."""
+
+    DOWN = "ofd.down"
+    REJECT = "ofd.reject"
+    SLOW = "ofd.slow"
+
+
+FAULT_NAMES: Final = tuple(OfdFault)
+"""Every :class:`OfdFault`, in the order help texts list them."""
+
+_FAULT_PARAMS: Final[dict[OfdFault, frozenset[str]]] = {
+    OfdFault.DOWN: frozenset(),
+    OfdFault.REJECT: frozenset({"code"}),
+    OfdFault.SLOW: frozenset({"delay_ms"}),
+}
 
 # Documents a till sends to the OFD (FN spec §10.3); 7 is the operator's own acknowledgement.
 _FISCAL_DOC_CODES: Final = frozenset(int(code) for code in DocCode) - {int(DocCode.OPERATOR_ACK)}
@@ -383,15 +399,16 @@ class OfdServer:
         Raises:
             ConfigError: an unknown fault or parameter, or a value out of range.
         """
-        allowed = {"ofd.down": set(), "ofd.reject": {"code"}, "ofd.slow": {"delay_ms"}}
-        if name not in allowed:
-            raise ConfigError(f"unknown OFD fault {name!r}: use {', '.join(FAULT_NAMES)}")
-        unknown = set(params) - allowed[name]
+        try:
+            fault = OfdFault(name)
+        except ValueError:
+            raise ConfigError(f"unknown OFD fault {name!r}: use {', '.join(FAULT_NAMES)}") from None
+        unknown = set(params) - _FAULT_PARAMS[fault]
         if unknown:
             raise ConfigError(f"fault {name} takes no parameter {', '.join(sorted(unknown))}")
-        if name == "ofd.down":
+        if fault is OfdFault.DOWN:
             await self.set_down(True)
-        elif name == "ofd.reject":
+        elif fault is OfdFault.REJECT:
             code = _int_param(name, "code", params.get("code", OFD_FLC_FAILED))
             if not 1 <= code <= _MAX_CODE:
                 raise ConfigError(f"{name}: code must be 1..255, got {code}")
@@ -417,11 +434,11 @@ class OfdServer:
         """The faults that are on, with their parameters (for state reports)."""
         faults: dict[str, dict[str, Any]] = {}
         if self._down:
-            faults["ofd.down"] = {}
+            faults[OfdFault.DOWN] = {}
         if self.reject_code is not None:
-            faults["ofd.reject"] = {"code": self.reject_code}
+            faults[OfdFault.REJECT] = {"code": self.reject_code}
         if self.ack_delay_s > 0:
-            faults["ofd.slow"] = {"delay_ms": self.ack_delay_s * 1000}
+            faults[OfdFault.SLOW] = {"delay_ms": self.ack_delay_s * 1000}
         return faults
 
     # ------------------------------------------------------------------ queries
