@@ -317,7 +317,7 @@ async def _bench_stack(
             mqtt=mqtt,
         )
         async with Stack(options, clock) as stack, httpx.AsyncClient(timeout=60.0) as http:
-            yield stack, http, stack.ready_info()["store_api"]
+            yield stack, http, stack.ready().store_api
 
 
 def _open_fds() -> int | None:

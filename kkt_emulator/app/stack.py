@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Self, TypedDict
 import httpx
 import uvicorn
 
-from kkt_emulator.clock import Clock
+from kkt_emulator.clock import Clock, ClockMode
 from kkt_emulator.cloud.app import Cloud
 from kkt_emulator.errors import ConfigError, TransportError
 from kkt_emulator.logging import get_logger
@@ -39,8 +39,10 @@ if TYPE_CHECKING:
 __all__ = [
     "EXAMPLE_SALE",
     "PointAccess",
+    "ReadyInfo",
     "Stack",
     "StackOptions",
+    "TillInfo",
     "curl_example",
     "default_state_dir",
     "sale_document",
@@ -124,6 +126,92 @@ class PointAccess(TypedDict):
     service_password: str
     login: str
     password: str
+
+
+@dataclass(frozen=True, slots=True)
+class TillInfo:
+    """One running till, as the ready-file lists it."""
+
+    device_id: str
+    fn_serial: str
+    kkt_serial: str
+    rnm: str
+    profile: str
+    state_dir: Path
+
+    def to_json(self) -> dict[str, str]:
+        """The ready-file's entry for this till."""
+        return {
+            "device_id": self.device_id,
+            "fn_serial": self.fn_serial,
+            "kkt_serial": self.kkt_serial,
+            "rnm": self.rnm,
+            "profile": self.profile,
+            "state_dir": str(self.state_dir),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyInfo:
+    """What a running installation offers: URLs, the first point's credentials, every till.
+
+    Attributes:
+        base_url: the cloud's HTTP root; the APIs hang below it.
+        point: the first retail point, whose credentials the banner and the test kit use.
+        points: every retail point.
+        tills: every till.
+        ofd: the OFD stand-in's ``host:port``, or ``None`` when it is off.
+        mqtt: the control plane's broker URL, or ``None``.
+        clock: the clock mode.
+        state_dir: where everything is kept.
+        pid: the process serving it all.
+    """
+
+    base_url: str
+    point: PointAccess
+    points: tuple[PointAccess, ...]
+    tills: tuple[TillInfo, ...]
+    ofd: str | None
+    mqtt: str | None
+    clock: ClockMode
+    state_dir: Path
+    pid: int
+
+    @property
+    def store_api(self) -> str:
+        """The shop API (``store-api.md``)."""
+        return f"{self.base_url}/api/fn"
+
+    @property
+    def cabinet_api(self) -> str:
+        """The cabinet API."""
+        return f"{self.base_url}/api/cabinet/v1"
+
+    @property
+    def device_api(self) -> str:
+        """The API tills talk to (``till-protocol.md``)."""
+        return f"{self.base_url}/api/device/v1"
+
+    def to_json(self) -> dict[str, Any]:
+        """The ready-file's content: the first point's credentials flat, then every part."""
+        return {
+            "store_api": self.store_api,
+            "cabinet_api": self.cabinet_api,
+            "device_api": self.device_api,
+            "base_url": self.base_url,
+            "retail_point_id": self.point["retail_point_id"],
+            "service_login": self.point["service_login"],
+            "service_password": self.point["service_password"],
+            "login": self.point["login"],
+            "password": self.point["password"],
+            "points": list(self.points),
+            "tills": [till.to_json() for till in self.tills],
+            "ofd": self.ofd,
+            "mqtt": self.mqtt,
+            "clock": str(self.clock),
+            "state_dir": str(self.state_dir),
+            "pid": self.pid,
+        }
 
 
 @dataclass(slots=True)
@@ -340,55 +428,52 @@ class Stack:
 
     # ------------------------------------------------------------------ what users see
 
-    def ready_info(self) -> dict[str, Any]:
-        """The ready-file's content."""
-        first = self.points[0]
-        return {
-            "store_api": f"{self.base_url}/api/fn",
-            "cabinet_api": f"{self.base_url}/api/cabinet/v1",
-            "device_api": f"{self.base_url}/api/device/v1",
-            "base_url": self.base_url,
-            "retail_point_id": first["retail_point_id"],
-            "service_login": first["service_login"],
-            "service_password": first["service_password"],
-            "login": first["login"],
-            "password": first["password"],
-            "points": self.points,
-            "tills": [
-                {
-                    "device_id": t.device_id,
-                    "fn_serial": t.fn_serial,
-                    "kkt_serial": t.kkt_serial,
-                    "rnm": t.rnm,
-                    "profile": t.profile.name,
-                    "state_dir": str(t.state_dir),
-                }
+    def ready(self) -> ReadyInfo:
+        """What is running and how to reach it (the ready-file, the banner, the test kit)."""
+        return ReadyInfo(
+            base_url=self.base_url,
+            point=self.points[0],
+            points=tuple(self.points),
+            tills=tuple(
+                TillInfo(
+                    device_id=t.device_id,
+                    fn_serial=t.fn_serial,
+                    kkt_serial=t.kkt_serial,
+                    rnm=t.rnm,
+                    profile=t.profile.name,
+                    state_dir=t.state_dir,
+                )
                 for t in self.tills
-            ],
-            "ofd": self.ofd.address if self.ofd is not None else None,
-            "mqtt": self.mqtt_url,
-            "clock": self.clock.mode,
-            "state_dir": str(self.state_dir),
-            "pid": os.getpid(),
-        }
+            ),
+            ofd=self.ofd.address if self.ofd is not None else None,
+            mqtt=self.mqtt_url,
+            clock=self.clock.mode,
+            state_dir=self.state_dir,
+            pid=os.getpid(),
+        )
+
+    def ready_info(self) -> dict[str, Any]:
+        """The ready-file's content (:meth:`ready` as JSON)."""
+        return self.ready().to_json()
 
     def banner(self) -> str:
         """What a newcomer needs to act: URLs, ids, credentials, a curl that posts a sale."""
-        info = self.ready_info()
+        info = self.ready()
+        point = info.point
         lines = [
             "kkt-emulator is up",
-            f"  store API        {info['store_api']}    (the vendor's shop API: /v2/doc, /v1/doc/ID/status …)",
-            f"  cabinet API      {info['cabinet_api']}",
-            f"  OFD stand-in     {info['ofd'] or 'off'}",
-            f"  MQTT broker      {info['mqtt'] or 'off'}    (kkt-emulator status, fault, clock …)",
-            f"  retail point id  {info['retail_point_id']}",
-            f"  login/password   {info['login']} / {info['password']}    (association, for shops and plugins)",
-            f"  service creds    {info['service_login']} / {info['service_password']}    (for /v1/associate)",
-            f"  tills            {len(self.tills)} × {self.options.profile.name}, clock {self.clock.mode}",
-            f"  state dir        {info['state_dir']}",
+            f"  store API        {info.store_api}    (the vendor's shop API: /v2/doc, /v1/doc/ID/status …)",
+            f"  cabinet API      {info.cabinet_api}",
+            f"  OFD stand-in     {info.ofd or 'off'}",
+            f"  MQTT broker      {info.mqtt or 'off'}    (kkt-emulator status, fault, clock …)",
+            f"  retail point id  {point['retail_point_id']}",
+            f"  login/password   {point['login']} / {point['password']}    (association, for shops and plugins)",
+            f"  service creds    {point['service_login']} / {point['service_password']}    (for /v1/associate)",
+            f"  tills            {len(self.tills)} × {self.options.profile.name}, clock {info.clock}",
+            f"  state dir        {info.state_dir}",
             "",
             "post a sale:",
-            "  " + curl_example(info["store_api"], info["login"], info["password"]),
+            "  " + curl_example(info.store_api, point["login"], point["password"]),
             "then: kkt-emulator doc status <id>   (or GET /api/fn/v1/doc/<id>/status)",
         ]
         return "\n".join(lines)

@@ -37,13 +37,13 @@ class StackHarness:
     def __init__(self, stack: Stack, clock: Clock) -> None:
         self.stack = stack
         self.clock = clock
-        info = stack.ready_info()
-        self.info = info
-        self.store_url: str = info["store_api"]
-        self.cabinet_url: str = info["cabinet_api"]
-        self.retail_point_id: str = info["retail_point_id"]
-        self.login: str = info["login"]
-        self.password: str = info["password"]
+        ready = stack.ready()
+        self.info = ready.to_json()
+        self.store_url = ready.store_api
+        self.cabinet_url = ready.cabinet_api
+        self.retail_point_id = ready.point["retail_point_id"]
+        self.login = ready.point["login"]
+        self.password = ready.point["password"]
         self.http = httpx.AsyncClient(timeout=30.0)
 
     @classmethod
