@@ -411,7 +411,7 @@ class Stack:
             await self._stop_part("cloud_http", self._server_task)
             self._server_task = None
         if self.cloud is not None and self.cloud.running:
-            await self.cloud.__aexit__(None, None, None)
+            await self._stop_part("cloud", self.cloud.__aexit__(None, None, None))
         if self._socket is not None:
             self._socket.close()
             self._socket = None

@@ -39,7 +39,6 @@ receipt time, and answered again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -104,6 +103,8 @@ _FAULT_PARAMS: Final[dict[OfdFault, frozenset[str]]] = {
 
 # Documents a till sends to the OFD (FN spec §10.3); 7 is the operator's own acknowledgement.
 _FISCAL_DOC_CODES: Final = frozenset(int(code) for code in DocCode) - {int(DocCode.OPERATOR_ACK)}
+log = get_logger(__name__, component="ofd")
+
 _DEFAULT_SLOW_MS: Final = 1000
 _MAX_CODE: Final = 0xFF
 _FLAG_FLC_ERROR: Final = 0b10
@@ -194,8 +195,10 @@ class _Archive:
 
     def close(self) -> None:
         if self._conn is not None:
-            with contextlib.suppress(sqlite3.Error):
+            try:
                 self._conn.close()
+            except sqlite3.Error:  # every answer was committed before it was sent: nothing is lost
+                log.warning("ofd_database_close_failed", exc_info=True)
             self._conn = None
 
     def store(self, document: ReceivedDocument, raw: bytes) -> ReceivedDocument | None:
@@ -314,7 +317,7 @@ class OfdServer:
         self._running = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._archive = _Archive()
-        self._log = get_logger(component="ofd")
+        self._log = log
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -12,6 +12,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from kkt_emulator.errors import ConfigError, TransportError
+from kkt_emulator.logging import get_logger
 from kkt_emulator.transport.base import BytePipe, Manipulator, PipeBase, StreamPipe, TraceHook
 from kkt_emulator.transport.registry import PipeAddress, PipeKind, PipePair, register_pipe_kind
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
 __all__ = ["TCP", "tcp_connect", "tcp_serve"]
+
+log = get_logger(__name__)
 
 _ACCEPT_TIMEOUT_S = 10.0
 """How long a test pair waits for its own loopback connection to be accepted."""
@@ -72,8 +75,9 @@ async def tcp_serve(
         )
         try:
             await handler(pipe)
-        except TransportError:
-            pass  # the peer went away: the normal end of a connection
+        except TransportError as exc:
+            # The peer went away: the normal end of a connection, worth a line only when debugging.
+            log.debug("tcp_peer_left", peer=pipe.name, reason=str(exc))
         finally:
             await pipe.close()
 
