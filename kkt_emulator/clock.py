@@ -32,11 +32,14 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import ClassVar
 
 from kkt_emulator.errors import ConfigError
 
 __all__ = [
     "Clock",
+    "ClockMode",
     "ManualClock",
     "RealClock",
     "ScaledClock",
@@ -55,10 +58,22 @@ class _Sleeper:
     future: asyncio.Future[None] = field(compare=False)
 
 
-class Clock(ABC):
-    """The clock contract shared by every mode."""
+class ClockMode(StrEnum):
+    """How a clock's business time moves; the value is what reports and ``--clock`` say."""
 
-    mode: str = "abstract"
+    REAL = "real"
+    SCALED = "scaled"
+    MANUAL = "manual"
+
+
+class Clock(ABC):
+    """The clock contract shared by every mode.
+
+    Attributes:
+        mode: which kind of clock this is (reported in the ready-file and till state).
+    """
+
+    mode: ClassVar[ClockMode]
 
     def __init__(self) -> None:
         self._sleepers: list[_Sleeper] = []
@@ -182,7 +197,7 @@ class Clock(ABC):
 class RealClock(Clock):
     """System time. ``advance`` adds a permanent offset (for demos of long waits)."""
 
-    mode = "real"
+    mode = ClockMode.REAL
 
     def __init__(self) -> None:
         super().__init__()
@@ -202,7 +217,7 @@ class RealClock(Clock):
 class ScaledClock(Clock):
     """Business time runs ``factor`` times faster than real time, starting at ``start``."""
 
-    mode = "scaled"
+    mode = ClockMode.SCALED
 
     def __init__(self, factor: float, start: datetime | None = None) -> None:
         if not math.isfinite(factor) or factor <= 0:
@@ -230,7 +245,7 @@ class ScaledClock(Clock):
 class ManualClock(Clock):
     """Business time that moves only when ``advance`` (or ``set``) is called."""
 
-    mode = "manual"
+    mode = ClockMode.MANUAL
 
     def __init__(self, start: datetime | None = None) -> None:
         super().__init__()
@@ -292,11 +307,11 @@ def make_clock(spec: str, start: datetime | None = None) -> Clock:
     Raises:
         ConfigError: the spec names no known mode.
     """
-    if spec == "real":
+    if spec == ClockMode.REAL:
         return RealClock()
-    if spec == "manual":
+    if spec == ClockMode.MANUAL:
         return ManualClock(start)
-    if spec.startswith("scaled:"):
+    if spec.startswith(f"{ClockMode.SCALED}:"):
         try:
             factor = float(spec.split(":", 1)[1])
         except ValueError as exc:

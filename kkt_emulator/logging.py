@@ -1,8 +1,9 @@
 """structlog setup: a readable console for people at a TTY, JSON lines for machines.
 
-Bind ``device_id`` and ``fn_serial`` once per till and ``doc_id`` per document::
+Each module takes its logger by name; bind ``device_id`` and ``fn_serial`` once per till and
+``doc_id`` per document::
 
-    log = get_logger().bind(device_id=device_id, fn_serial=serial)
+    log = get_logger(__name__).bind(device_id=device_id, fn_serial=serial)
     log.info("receipt_fiscalized", doc_id=doc_id, fd=42)
 """
 
@@ -108,7 +109,25 @@ class _CurrentStderr:
         return sys.stderr.isatty()
 
 
-def get_logger(**initial: object) -> structlog.typing.FilteringBoundLogger:
-    """Return a bound logger with ``initial`` context."""
+def get_logger(
+    name: str | None = None, /, **initial: object
+) -> structlog.typing.FilteringBoundLogger:
+    """Return a logger with ``initial`` context.
+
+    Args:
+        name: the module asking (``get_logger(__name__)``), bound as ``module`` so every line says
+            where it came from (``logger`` cannot be an initial value of structlog's lazy proxy:
+            it is the name of ``wrap_logger``'s first parameter).
+        initial: context bound once (``device_id=…``, ``fn_serial=…``, ``component=…``).
+
+    A named logger stays lazy until it is bound: hot paths bind it once at run time
+    (``log.bind(device_id=…)``) and log through the result.
+    """
+    if name is not None:
+        # A module's logger is made at import, before configure_logging runs: structlog's lazy
+        # proxy assembles it from the configuration of each call's moment. Unnamed loggers are
+        # made at run time, so they are bound now, which makes a filtered-out call ~30× cheaper.
+        lazy: structlog.typing.FilteringBoundLogger = structlog.get_logger(module=name, **initial)
+        return lazy
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger().bind(**initial)
     return logger

@@ -6,7 +6,12 @@ import socket
 
 from kkt_emulator.errors import ConfigError
 
-__all__ = ["listen_socket"]
+__all__ = ["host_port", "listen_socket"]
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as URLs and till settings write it: an IPv6 literal goes in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def listen_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:

@@ -7,6 +7,7 @@ scaled clocks only ever wait a few milliseconds; long business-time waits go thr
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -15,6 +16,7 @@ import pytest
 
 from kkt_emulator.clock import (
     Clock,
+    ClockMode,
     ManualClock,
     RealClock,
     ScaledClock,
@@ -387,3 +389,10 @@ def test_make_clock_scaled() -> None:
 def test_make_clock_rejects_bad_specs(spec: str) -> None:
     with pytest.raises(ConfigError):
         make_clock(spec)
+
+
+def test_modes_are_a_str_enum_that_reads_as_the_spec() -> None:
+    clocks = [make_clock("real"), make_clock("manual"), make_clock("scaled:10")]
+    assert [clock.mode for clock in clocks] == [ClockMode.REAL, ClockMode.MANUAL, ClockMode.SCALED]
+    assert [f"{clock.mode}" for clock in clocks] == ["real", "manual", "scaled"]
+    assert json.dumps([clock.mode for clock in clocks]) == '["real", "manual", "scaled"]'

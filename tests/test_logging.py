@@ -167,3 +167,27 @@ def test_bad_format_is_a_config_error(fmt: str) -> None:
 def test_bad_level_is_a_config_error(level: str) -> None:
     with pytest.raises(ConfigError, match="log level"):
         configure_logging("json", level=level, stream=io.StringIO())
+
+
+def test_a_named_logger_says_which_module_wrote_the_line() -> None:
+    stream = io.StringIO()
+    configure_logging("json", stream=stream)
+    get_logger(__name__, device_id="till-1").info("till_started")
+    get_logger().info("unnamed")
+    first, second = json_lines(stream)
+    assert first["module"] == __name__
+    assert first["device_id"] == "till-1"
+    assert "module" not in second
+
+
+def test_a_logger_made_before_configuration_follows_it() -> None:
+    early = get_logger("made.at.import", component="ofd")
+    stream = io.StringIO()
+    configure_logging("json", stream=stream)
+    early.info("first_line")
+    early.bind(fn_serial="9999078900012345").info("second_line")
+    first, second = json_lines(stream)
+    assert first["event"] == "first_line"
+    assert first["module"] == "made.at.import"
+    assert first["component"] == "ofd"
+    assert second["fn_serial"] == "9999078900012345"

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kkt_emulator.errors import ConfigError
-from kkt_emulator.profiles import BUILTIN_DIR, list_profiles, load_profile, profile_dirs
+from kkt_emulator.profiles import (
+    BUILTIN_DIR,
+    DEFAULT_PROFILE,
+    list_profiles,
+    load_profile,
+    profile_dirs,
+)
+from kkt_emulator.taxes import PROFILE_KEYS, TaxSystem
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -293,3 +300,16 @@ def test_load_by_path(tmp_path: Path) -> None:
     profile = load_profile(str(path))
     assert profile.source == path
     assert profile.ffd_version == "1.2"
+
+
+def test_the_default_profile_is_shipped() -> None:
+    assert DEFAULT_PROFILE in SHIPPED
+    assert DEFAULT_PROFILE in list_profiles()
+    assert load_profile(DEFAULT_PROFILE).name == DEFAULT_PROFILE
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_tax_systems_are_known_to_the_shared_list(name: str) -> None:
+    keys = {system.profile_key for system in TaxSystem}
+    assert set(load_profile(name).registration.tax_systems) <= keys
+    assert keys <= set(PROFILE_KEYS)

@@ -8,12 +8,13 @@ the archive committed), and ``line_rate_ratio`` compares it with how many such e
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kkt_emulator.app.drivebench import DriveBench, Item, item_tlv
 from kkt_emulator.clock import RealClock
@@ -22,6 +23,12 @@ from kkt_emulator.fn.codes import Command
 from kkt_emulator.fn.frame import encode_frame
 from kkt_emulator.fn.state import DriveStore, MemoryStore
 from kkt_emulator.fnio.archive import SqliteStore
+from kkt_emulator.profiles import DEFAULT_PROFILE
+
+if TYPE_CHECKING:
+    import httpx
+
+    from kkt_emulator.app.stack import PointAccess, Stack
 
 __all__ = ["BAUD", "bench_fleet", "bench_fn", "line_rate"]
 
@@ -52,7 +59,7 @@ class _Timer:
 
 def _bench(store: DriveStore) -> DriveBench:
     bench = DriveBench(
-        "modulkassa-ffd12", store=store, start=_START, ofd_storage_bytes=1 << 40, capacity=10**9
+        DEFAULT_PROFILE, store=store, start=_START, ofd_storage_bytes=1 << 40, capacity=10**9
     )
     bench.register()
     bench.open_shift()
@@ -156,14 +163,13 @@ def bench_fn(seconds: float = 1.0, store_kind: str = "memory") -> dict[str, Any]
     finally:
         workdir.cleanup()
 
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "benchmark": "fn",
         "store": store_kind,
         "baud": BAUD,
         "results": results,
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "cpu_seconds": round(_cpu_seconds(), 2),
+        "peak_rss_mib": _peak_rss_mib(),
     }
 
 
@@ -172,7 +178,7 @@ async def bench_e2e(
     docs: int = 100,
     points: int = 1,
     concurrency: int = 20,
-    profile: str = "modulkassa-ffd12",
+    profile: str = DEFAULT_PROFILE,
 ) -> dict[str, Any]:
     """Post ``docs`` sales over real HTTP and wait until every one is COMPLETED.
 
@@ -184,20 +190,14 @@ async def bench_e2e(
     """
     import asyncio  # noqa: PLC0415 - only the async benchmark needs it
 
-    import httpx  # noqa: PLC0415
     import uvicorn  # noqa: PLC0415
     from starlette.applications import Starlette  # noqa: PLC0415
     from starlette.requests import Request  # noqa: PLC0415
     from starlette.responses import PlainTextResponse  # noqa: PLC0415
     from starlette.routing import Route  # noqa: PLC0415
 
-    from kkt_emulator.app.stack import (  # noqa: PLC0415
-        Stack,
-        StackOptions,
-        sale_document,
-    )
+    from kkt_emulator.app.stack import sale_document  # noqa: PLC0415 - it imports the world
     from kkt_emulator.net import listen_socket  # noqa: PLC0415
-    from kkt_emulator.profiles import load_profile  # noqa: PLC0415
 
     clock = RealClock()
     started: dict[str, float] = {}
@@ -223,17 +223,15 @@ async def bench_e2e(
     )
     shop_task = asyncio.create_task(shop.serve(sockets=[shop_socket]))
     shop_url = f"http://127.0.0.1:{shop_socket.getsockname()[1]}/cb"
-    workdir = tempfile.TemporaryDirectory(prefix="kkt-bench-e2e-")
-    options = StackOptions(
-        profile=load_profile(profile),
-        state_dir=Path(workdir.name),
-        tills=tills,
-        points=points,
-        till_settings={"poll_interval": 0.0, "long_poll": 5.0},
-    )
     try:
-        async with Stack(options, clock) as stack, httpx.AsyncClient(timeout=60.0) as http:
-            store = stack.ready_info()["store_api"]
+        async with _bench_stack(
+            "e2e",
+            clock,
+            profile=profile,
+            tills=tills,
+            points=points,
+            till_settings={"poll_interval": 0.0, "long_poll": 5.0},
+        ) as (stack, http, store):
             limit = asyncio.Semaphore(concurrency)
             posted: list[tuple[str, tuple[str, str]]] = []
 
@@ -247,12 +245,12 @@ async def bench_e2e(
                     (await http.post(f"{store}/v2/doc", json=doc, auth=auth)).raise_for_status()
                 posted.append((doc["id"], auth))
 
-            before = resource.getrusage(resource.RUSAGE_SELF)
+            before = _cpu_seconds()
             began = clock.monotonic()
             await asyncio.gather(*(post(n) for n in range(docs)))
             await asyncio.wait_for(all_done.wait(), timeout=max(60.0, docs * 0.5))
             elapsed = max(finished.values()) - began
-            after = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = _cpu_seconds() - before
             statuses: dict[str, int] = {}
             for doc_id, auth in posted:
                 async with limit:
@@ -264,9 +262,7 @@ async def bench_e2e(
         shop.should_exit = True
         await shop_task
         shop_socket.close()
-        workdir.cleanup()
     latencies = sorted(finished[d] - started[d] for d in finished)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
     def pct(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1)
@@ -281,13 +277,47 @@ async def bench_e2e(
         "receipts_per_second": round(docs / elapsed, 1),
         "latency_ms": {"p50": pct(0.50), "p99": pct(0.99), "max": round(latencies[-1] * 1000, 1)},
         "cpu_seconds_per_receipt": round(cpu / docs, 4),
-        "peak_rss_mib": round(after.ru_maxrss / 1024, 1),
+        "peak_rss_mib": _peak_rss_mib(),
     }
 
 
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _peak_rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+@contextlib.asynccontextmanager
+async def _bench_stack(
+    name: str,
+    clock: RealClock,
+    *,
+    profile: str,
+    tills: int,
+    points: int,
+    till_settings: dict[str, Any],
+    mqtt: str | None = None,
+) -> AsyncIterator[tuple[Stack, httpx.AsyncClient, str]]:
+    """An installation in a throw-away state directory, an HTTP client, and its store API URL."""
+    import httpx  # noqa: PLC0415 - only the async benchmarks need it
+
+    from kkt_emulator.app.stack import Stack, StackOptions  # noqa: PLC0415 - it imports the world
+    from kkt_emulator.profiles import load_profile  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix=f"kkt-bench-{name}-") as workdir:
+        options = StackOptions(
+            profile=load_profile(profile),
+            state_dir=Path(workdir),
+            tills=tills,
+            points=points,
+            till_settings=till_settings,
+            mqtt=mqtt,
+        )
+        async with Stack(options, clock) as stack, httpx.AsyncClient(timeout=60.0) as http:
+            yield stack, http, stack.ready().store_api
 
 
 def _open_fds() -> int | None:
@@ -305,7 +335,7 @@ async def bench_fleet(
     poll_interval: float = 5.0,
     idle_seconds: float = 5.0,
     mqtt: str | None = "spawn",
-    profile: str = "modulkassa-ffd12",
+    profile: str = DEFAULT_PROFILE,
     timeout: float = 600.0,  # noqa: ASYNC109 - a budget for the whole benchmark, not one call
 ) -> dict[str, Any]:
     """A fleet as ``kkt-emulator up --tills N --points M`` runs it: start-up, idle cost, throughput.
@@ -321,80 +351,65 @@ async def bench_fleet(
     """
     import asyncio  # noqa: PLC0415 - only the async benchmarks need it
 
-    import httpx  # noqa: PLC0415
-
-    from kkt_emulator.app.stack import (  # noqa: PLC0415
-        Stack,
-        StackOptions,
-        sale_document,
-    )
-    from kkt_emulator.profiles import load_profile  # noqa: PLC0415
+    from kkt_emulator.app.stack import sale_document  # noqa: PLC0415 - it imports the world
 
     clock = RealClock()
-    workdir = tempfile.TemporaryDirectory(prefix="kkt-bench-fleet-")
-    options = StackOptions(
-        profile=load_profile(profile),
-        state_dir=Path(workdir.name),
+    cpu_start = _cpu_seconds()
+    began = clock.monotonic()
+    async with _bench_stack(
+        "fleet",
+        clock,
+        profile=profile,
         tills=tills,
         points=points,
         till_settings={"poll_interval": poll_interval},
         mqtt=mqtt,
-    )
-    cpu_start = _cpu_seconds()
-    began = clock.monotonic()
-    try:
-        async with Stack(options, clock) as stack, httpx.AsyncClient(timeout=60.0) as http:
-            startup = clock.monotonic() - began
-            startup_cpu = _cpu_seconds() - cpu_start
-            fds = _open_fds()
+    ) as (stack, http, store):
+        startup = clock.monotonic() - began
+        startup_cpu = _cpu_seconds() - cpu_start
+        fds = _open_fds()
 
-            idle_cpu = _cpu_seconds()
-            await clock.pace(idle_seconds)
-            idle_cpu = _cpu_seconds() - idle_cpu
+        idle_cpu = _cpu_seconds()
+        await clock.pace(idle_seconds)
+        idle_cpu = _cpu_seconds() - idle_cpu
 
-            store = stack.ready_info()["store_api"]
-            limit = asyncio.Semaphore(20)
-            pending: dict[str, tuple[str, str]] = {}
+        limit = asyncio.Semaphore(20)
+        pending: dict[str, tuple[str, str]] = {}
 
-            async def post(point: dict[str, Any], n: int) -> None:
-                auth = (point["login"], point["password"])
-                doc = sale_document(10.0 + n)
-                async with limit:
-                    (await http.post(f"{store}/v2/doc", json=doc, auth=auth)).raise_for_status()
-                pending[doc["id"]] = auth
+        async def post(point: PointAccess, n: int) -> None:
+            auth = (point["login"], point["password"])
+            doc = sale_document(10.0 + n)
+            async with limit:
+                (await http.post(f"{store}/v2/doc", json=doc, auth=auth)).raise_for_status()
+            pending[doc["id"]] = auth
 
-            run_cpu = _cpu_seconds()
-            run_began = clock.monotonic()
-            await asyncio.gather(*(post(p, n) for p in stack.points for n in range(docs_per_point)))
-            posted = len(pending)
-            statuses: dict[str, int] = {}
+        run_cpu = _cpu_seconds()
+        run_began = clock.monotonic()
+        await asyncio.gather(*(post(p, n) for p in stack.points for n in range(docs_per_point)))
+        posted = len(pending)
+        statuses: dict[str, int] = {}
 
-            async def check(doc_id: str, auth: tuple[str, str]) -> None:
-                async with limit:
-                    answer = await http.get(f"{store}/v1/doc/{doc_id}/status", auth=auth)
-                status = answer.raise_for_status().json()["status"]
-                if status in ("COMPLETED", "FAILED"):
-                    statuses[status] = statuses.get(status, 0) + 1
-                    pending.pop(doc_id, None)
+        async def check(doc_id: str, auth: tuple[str, str]) -> None:
+            async with limit:
+                answer = await http.get(f"{store}/v1/doc/{doc_id}/status", auth=auth)
+            status = answer.raise_for_status().json()["status"]
+            if status in ("COMPLETED", "FAILED"):
+                statuses[status] = statuses.get(status, 0) + 1
+                pending.pop(doc_id, None)
 
-            deadline = clock.monotonic() + timeout
-            while pending:
-                if clock.monotonic() > deadline:
-                    raise TimeoutError(f"{len(pending)} of {posted} documents still not final")
-                await asyncio.gather(*(check(d, a) for d, a in list(pending.items())))
-                if pending:
-                    await clock.pace(0.25)
-            elapsed = clock.monotonic() - run_began
-            run_cpu = _cpu_seconds() - run_cpu
-            broker_pid = (
-                stack.control.broker.pid if stack.control and stack.control.broker else None
-            )
-            broker_rss = _rss_mib(broker_pid)
-            stop_began = clock.monotonic()
-    finally:
-        workdir.cleanup()
+        deadline = clock.monotonic() + timeout
+        while pending:
+            if clock.monotonic() > deadline:
+                raise TimeoutError(f"{len(pending)} of {posted} documents still not final")
+            await asyncio.gather(*(check(d, a) for d, a in list(pending.items())))
+            if pending:
+                await clock.pace(0.25)
+        elapsed = clock.monotonic() - run_began
+        run_cpu = _cpu_seconds() - run_cpu
+        broker_pid = stack.control.broker.pid if stack.control and stack.control.broker else None
+        broker_rss = _rss_mib(broker_pid)
+        stop_began = clock.monotonic()
     stopped = clock.monotonic() - stop_began
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "benchmark": "fleet",
         "tills": tills,
@@ -411,8 +426,8 @@ async def bench_fleet(
         "receipts_per_second": round(posted / elapsed, 1),
         "run_cpu_seconds": round(run_cpu, 2),
         "stop_seconds": round(stopped, 2),
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "cpu_seconds": round(_cpu_seconds(), 2),
+        "peak_rss_mib": _peak_rss_mib(),
         "broker_rss_mib": broker_rss,
     }
 

@@ -27,13 +27,16 @@ from kkt_emulator.fn.frame import Frame
 from kkt_emulator.fn.state import DriveStore
 from kkt_emulator.fn.tlv import tlv_byte, tlv_fvln, tlv_stlv, tlv_string, tlv_vln
 from kkt_emulator.ofd.ack import build_ack
-from kkt_emulator.profiles import FirmwareProfile, load_profile
+from kkt_emulator.profiles import DEFAULT_PROFILE, FirmwareProfile, load_profile
+from kkt_emulator.taxes import TaxSystem
 from kkt_emulator.till.registration import registration_plan
 
 __all__ = ["DEFAULT_START", "DriveBench", "Item", "item_tlv"]
 
 DEFAULT_START = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
 KKT_SERIAL = "000100000001"
+CASHIER = "Интернет-магазин"
+"""The cashier (1021) of every bench document: an internet shop's till has no person at it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,7 @@ class DriveBench:
 
     def __init__(
         self,
-        profile: str | FirmwareProfile = "modulkassa-ffd12",
+        profile: str | FirmwareProfile = DEFAULT_PROFILE,
         store: DriveStore | None = None,
         start: datetime = DEFAULT_START,
         serial: str | None = None,
@@ -155,25 +158,26 @@ class DriveBench:
 
     def open_shift(self) -> Any:
         """11h, 07h (cashier), 12h."""
-        self.call(Command.START_OPEN_SHIFT, when=self.local)
-        self.call(Command.SEND_DOCUMENT_DATA, data=tlv_string(1021, "Интернет-магазин"))
-        return self.call(Command.OPEN_SHIFT)
+        return self._shift_document(Command.START_OPEN_SHIFT, Command.OPEN_SHIFT)
 
     def close_shift(self) -> Any:
         """13h, 07h (cashier), 14h."""
-        self.call(Command.START_CLOSE_SHIFT, when=self.local)
-        self.call(Command.SEND_DOCUMENT_DATA, data=tlv_string(1021, "Интернет-магазин"))
-        return self.call(Command.CLOSE_SHIFT)
+        return self._shift_document(Command.START_CLOSE_SHIFT, Command.CLOSE_SHIFT)
+
+    def _shift_document(self, start: Command, finish: Command) -> Any:
+        self.call(start, when=self.local)
+        self.call(Command.SEND_DOCUMENT_DATA, data=tlv_string(1021, CASHIER))
+        return self.call(finish)
 
     def receipt_tlv(
         self,
         total: int,
         contact: str | None = "buyer@example.com",
-        tax_system: int | None = 0x01,
+        tax_system: int | None = TaxSystem.COMMON.bit,
         extra: bytes = b"",
     ) -> bytes:
         """The receipt-level TLVs a till sends before the items (all paid electronically)."""
-        parts = [tlv_string(1021, "Интернет-магазин")]
+        parts = [tlv_string(1021, CASHIER)]
         if tax_system is not None:
             parts.append(tlv_byte(1055, tax_system))
         if contact is not None:
@@ -193,7 +197,7 @@ class DriveBench:
         *,
         operation: int = 1,
         contact: str | None = "buyer@example.com",
-        tax_system: int | None = 0x01,
+        tax_system: int | None = TaxSystem.COMMON.bit,
         extra: bytes = b"",
         item_extra: list[bytes] | None = None,
         correction: bool = False,

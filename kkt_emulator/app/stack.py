@@ -10,7 +10,6 @@ again continues where it left off.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import json
 import os
@@ -18,28 +17,34 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypedDict
 
 import httpx
 import uvicorn
 
-from kkt_emulator.clock import Clock
+from kkt_emulator.clock import Clock, ClockMode
 from kkt_emulator.cloud.app import Cloud
 from kkt_emulator.cloud.exposure import check_cabinet_exposure
 from kkt_emulator.cloud.settings import CloudSettings
 from kkt_emulator.errors import ConfigError, TransportError
 from kkt_emulator.logging import get_logger
-from kkt_emulator.net import listen_socket
+from kkt_emulator.net import host_port, listen_socket
+from kkt_emulator.ofd.server import OfdServer
 from kkt_emulator.profiles import FirmwareProfile
 from kkt_emulator.till.till import Till, TillConfig
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from kkt_emulator.control.plane import ControlPlane
 
 __all__ = [
     "EXAMPLE_SALE",
+    "PointAccess",
+    "ReadyInfo",
     "Stack",
     "StackOptions",
+    "TillInfo",
     "curl_example",
     "default_state_dir",
     "sale_document",
@@ -111,6 +116,106 @@ def curl_example(store_api: str, login: str, password: str) -> str:
     )
 
 
+class PointAccess(TypedDict):
+    """One retail point and its credentials, as ``points.json`` and the ready-file keep them.
+
+    A ``TypedDict`` rather than a dataclass: it is the JSON on disk, read back on a restart, and
+    the same mapping users of the ready-file and the test kit index by key.
+    """
+
+    retail_point_id: str
+    service_login: str
+    service_password: str
+    login: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class TillInfo:
+    """One running till, as the ready-file lists it."""
+
+    device_id: str
+    fn_serial: str
+    kkt_serial: str
+    rnm: str
+    profile: str
+    state_dir: Path
+
+    def to_json(self) -> dict[str, str]:
+        """The ready-file's entry for this till."""
+        return {
+            "device_id": self.device_id,
+            "fn_serial": self.fn_serial,
+            "kkt_serial": self.kkt_serial,
+            "rnm": self.rnm,
+            "profile": self.profile,
+            "state_dir": str(self.state_dir),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyInfo:
+    """What a running installation offers: URLs, the first point's credentials, every till.
+
+    Attributes:
+        base_url: the cloud's HTTP root; the APIs hang below it.
+        point: the first retail point, whose credentials the banner and the test kit use.
+        points: every retail point.
+        tills: every till.
+        ofd: the OFD stand-in's ``host:port``, or ``None`` when it is off.
+        mqtt: the control plane's broker URL, or ``None``.
+        clock: the clock mode.
+        state_dir: where everything is kept.
+        pid: the process serving it all.
+    """
+
+    base_url: str
+    point: PointAccess
+    points: tuple[PointAccess, ...]
+    tills: tuple[TillInfo, ...]
+    ofd: str | None
+    mqtt: str | None
+    clock: ClockMode
+    state_dir: Path
+    pid: int
+
+    @property
+    def store_api(self) -> str:
+        """The shop API (``store-api.md``)."""
+        return f"{self.base_url}/api/fn"
+
+    @property
+    def cabinet_api(self) -> str:
+        """The cabinet API."""
+        return f"{self.base_url}/api/cabinet/v1"
+
+    @property
+    def device_api(self) -> str:
+        """The API tills talk to (``till-protocol.md``)."""
+        return f"{self.base_url}/api/device/v1"
+
+    def to_json(self) -> dict[str, Any]:
+        """The ready-file's content: the first point's credentials flat, then every part."""
+        return {
+            "store_api": self.store_api,
+            "cabinet_api": self.cabinet_api,
+            "device_api": self.device_api,
+            "base_url": self.base_url,
+            "retail_point_id": self.point["retail_point_id"],
+            "service_login": self.point["service_login"],
+            "service_password": self.point["service_password"],
+            "login": self.point["login"],
+            "password": self.point["password"],
+            "points": list(self.points),
+            "tills": [till.to_json() for till in self.tills],
+            "ofd": self.ofd,
+            "mqtt": self.mqtt,
+            "clock": str(self.clock),
+            "state_dir": str(self.state_dir),
+            "pid": self.pid,
+        }
+
+
 @dataclass(slots=True)
 class StackOptions:
     """What ``kkt-emulator up`` starts."""
@@ -143,9 +248,9 @@ class Stack:
         self.clock = clock
         self.state_dir = options.state_dir
         self.cloud: Cloud | None = None
-        self.ofd: Any = None
+        self.ofd: OfdServer | None = None
         self.tills: list[Till] = []
-        self.points: list[dict[str, Any]] = []
+        self.points: list[PointAccess] = []
         self.base_url = ""
         self._server: uvicorn.Server | None = None
         self._server_task: asyncio.Task[None] | None = None
@@ -187,8 +292,7 @@ class Stack:
         await self.cloud.__aenter__()
         self._socket = listen_socket(self.options.host, self.options.port)
         port = self._socket.getsockname()[1]
-        host = f"[{self.options.host}]" if ":" in self.options.host else self.options.host
-        self.base_url = f"http://{host}:{port}"
+        self.base_url = f"http://{host_port(self.options.host, port)}"
         # Tills keep their connection between polls; uvicorn's default 5 s keep-alive equals the
         # default poll interval, so the server closed connections just as tills reused them
         # (ReadError, a failed poll and a back-off, a few times a minute in a fleet).
@@ -210,14 +314,9 @@ class Stack:
             await self.clock.pace(0.01)
 
     async def _start_ofd(self) -> None:
-        try:
-            from kkt_emulator.ofd.server import OfdServer  # noqa: PLC0415 - optional until built
-        except ImportError:  # pragma: no cover - during development only
-            self.log.warning("ofd_stand_in_missing")
-            return
         inn = self.options.profile.registration.ofd_inn
         db = self.state_dir / "ofd.sqlite3"
-        self.ofd = OfdServer(
+        ofd = OfdServer(
             self.clock,
             host=self.options.host,
             port=self.options.ofd_port,
@@ -225,7 +324,8 @@ class Stack:
             db_path=db,
             signing_seed=self.options.profile.drive.seed,
         )
-        await self.ofd.__aenter__()
+        await ofd.__aenter__()
+        self.ofd = ofd
 
     async def _ensure_points(self) -> None:
         saved = self.state_dir / "points.json"
@@ -304,82 +404,91 @@ class Stack:
         self.mqtt_url = self.control.url
 
     async def close(self) -> None:
-        """Stop the control plane, tills, the OFD and the cloud, in that order."""
+        """Stop the control plane, tills, the OFD and the cloud, in that order.
+
+        Raises nothing but cancellation (it runs on every way out of :meth:`start`): a part that
+        fails to stop is logged with its traceback and the rest are still stopped.
+        """
         if self.control is not None:
-            with contextlib.suppress(Exception):
-                await self.control.close()
+            await self._stop_part("control_plane", self.control.close())
             self.control = None
         for till in reversed(self.tills):
-            with contextlib.suppress(Exception):
-                await till.close()
+            await self._stop_part(
+                "till", till.close(), device_id=till.device_id, fn_serial=till.fn_serial
+            )
         self.tills = []
         if self.ofd is not None:
-            with contextlib.suppress(Exception):
-                await self.ofd.__aexit__(None, None, None)
+            await self._stop_part("ofd", self.ofd.__aexit__(None, None, None))
             self.ofd = None
         if self._server is not None:
             self._server.should_exit = True
         if self._server_task is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await self._server_task
+            await self._stop_part("cloud_http", self._server_task)
             self._server_task = None
         if self.cloud is not None and self.cloud.running:
-            await self.cloud.__aexit__(None, None, None)
+            await self._stop_part("cloud", self.cloud.__aexit__(None, None, None))
         if self._socket is not None:
             self._socket.close()
             self._socket = None
 
+    async def _stop_part(self, part: str, stopping: Awaitable[object], **context: str) -> None:
+        try:
+            await stopping
+        except asyncio.CancelledError:
+            # The uvicorn task ends cancelled when its serve() was interrupted: stopped all the same.
+            if part != "cloud_http":
+                raise
+        except Exception:  # shutdown goes on whatever one part raised; logged with its traceback
+            self.log.exception("stack_stop_failed", part=part, **context)
+
     # ------------------------------------------------------------------ what users see
 
-    def ready_info(self) -> dict[str, Any]:
-        """The ready-file's content."""
-        first = self.points[0]
-        return {
-            "store_api": f"{self.base_url}/api/fn",
-            "cabinet_api": f"{self.base_url}/api/cabinet/v1",
-            "device_api": f"{self.base_url}/api/device/v1",
-            "base_url": self.base_url,
-            "retail_point_id": first["retail_point_id"],
-            "service_login": first["service_login"],
-            "service_password": first["service_password"],
-            "login": first["login"],
-            "password": first["password"],
-            "points": self.points,
-            "tills": [
-                {
-                    "device_id": t.device_id,
-                    "fn_serial": t.fn_serial,
-                    "kkt_serial": t.kkt_serial,
-                    "rnm": t.rnm,
-                    "profile": t.profile.name,
-                    "state_dir": str(t.state_dir),
-                }
+    def ready(self) -> ReadyInfo:
+        """What is running and how to reach it (the ready-file, the banner, the test kit)."""
+        return ReadyInfo(
+            base_url=self.base_url,
+            point=self.points[0],
+            points=tuple(self.points),
+            tills=tuple(
+                TillInfo(
+                    device_id=t.device_id,
+                    fn_serial=t.fn_serial,
+                    kkt_serial=t.kkt_serial,
+                    rnm=t.rnm,
+                    profile=t.profile.name,
+                    state_dir=t.state_dir,
+                )
                 for t in self.tills
-            ],
-            "ofd": self.ofd.address if self.ofd is not None else None,
-            "mqtt": self.mqtt_url,
-            "clock": self.clock.mode,
-            "state_dir": str(self.state_dir),
-            "pid": os.getpid(),
-        }
+            ),
+            ofd=self.ofd.address if self.ofd is not None else None,
+            mqtt=self.mqtt_url,
+            clock=self.clock.mode,
+            state_dir=self.state_dir,
+            pid=os.getpid(),
+        )
+
+    def ready_info(self) -> dict[str, Any]:
+        """The ready-file's content (:meth:`ready` as JSON)."""
+        return self.ready().to_json()
 
     def banner(self) -> str:
         """What a newcomer needs to act: URLs, ids, credentials, a curl that posts a sale."""
-        info = self.ready_info()
+        info = self.ready()
+        point = info.point
         lines = [
             "kkt-emulator is up",
-            f"  store API        {info['store_api']}    (the vendor's shop API: /v2/doc, /v1/doc/ID/status …)",
-            f"  cabinet API      {info['cabinet_api']}",
-            f"  OFD stand-in     {info['ofd'] or 'off'}",
-            f"  MQTT broker      {info['mqtt'] or 'off'}    (kkt-emulator status, fault, clock …)",
-            f"  retail point id  {info['retail_point_id']}",
-            f"  login/password   {info['login']} / {info['password']}    (association, for shops and plugins)",
-            f"  service creds    {info['service_login']} / {info['service_password']}    (for /v1/associate)",
-            f"  tills            {len(self.tills)} × {self.options.profile.name}, clock {self.clock.mode}",
-            f"  state dir        {info['state_dir']}",
+            f"  store API        {info.store_api}    (the vendor's shop API: /v2/doc, /v1/doc/ID/status …)",
+            f"  cabinet API      {info.cabinet_api}",
+            f"  OFD stand-in     {info.ofd or 'off'}",
+            f"  MQTT broker      {info.mqtt or 'off'}    (kkt-emulator status, fault, clock …)",
+            f"  retail point id  {point['retail_point_id']}",
+            f"  login/password   {point['login']} / {point['password']}    (association, for shops and plugins)",
+            f"  service creds    {point['service_login']} / {point['service_password']}    (for /v1/associate)",
+            f"  tills            {len(self.tills)} × {self.options.profile.name}, clock {info.clock}",
+            f"  state dir        {info.state_dir}",
             "",
             "post a sale:",
-            "  " + curl_example(info["store_api"], info["login"], info["password"]),
+            "  " + curl_example(info.store_api, point["login"], point["password"]),
             "then: kkt-emulator doc status <id>   (or GET /api/fn/v1/doc/<id>/status)",
         ]
         return "\n".join(lines)

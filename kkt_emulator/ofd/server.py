@@ -29,8 +29,9 @@ Faults (``till-protocol.md`` §4), each a real effect at the OFD layer:
   ФЛК-error flag).
 * ``ofd.slow`` (``delay_ms``): the answer is paced (real time) after the document was stored.
 
-Storage: always in memory; with ``db_path`` also in an SQLite table (WAL mode, one explicit
-transaction per document, committed before the answer is sent), reloaded on the next start.
+Storage: always in memory; with ``db_path`` also in an SQLite table (opened through
+:func:`kkt_emulator.sqlite.open_database`: WAL mode, one ``BEGIN IMMEDIATE`` transaction per
+document, committed before the answer is sent), reloaded on the next start.
 A document received again (the till lost the first answer) is stored once, keeping its first
 receipt time, and answered again.
 """
@@ -38,11 +39,12 @@ receipt time, and answered again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Self
 
@@ -73,19 +75,18 @@ from kkt_emulator.fn.signing import (
     verify_document,
 )
 from kkt_emulator.logging import get_logger
+from kkt_emulator.net import host_port
 from kkt_emulator.ofd.ack import OFD_ACCEPTED, OFD_FLC_FAILED, OFD_NOT_RECOGNISED, build_ack
 from kkt_emulator.sqlite import immediate, open_database
 from kkt_emulator.transport.tcp import tcp_serve
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     import structlog
 
     from kkt_emulator.clock import Clock
     from kkt_emulator.transport.base import BytePipe
 
-__all__ = ["FAULT_NAMES", "FFD_BY_A_VERSION", "OfdServer", "ReceivedDocument"]
+__all__ = ["FAULT_NAMES", "FFD_BY_A_VERSION", "OfdFault", "OfdServer", "ReceivedDocument"]
 
 FFD_BY_A_VERSION: Final[dict[bytes, str]] = {
     bytes.fromhex("0001"): "1.05",
@@ -97,11 +98,28 @@ FFD_BY_A_VERSION: Final[dict[bytes, str]] = {
 }
 """The FFD version of the acknowledgement, by the A-protocol version of the till's header."""
 
-FAULT_NAMES: Final = ("ofd.down", "ofd.reject", "ofd.slow")
-"""The faults :meth:`OfdServer.set_fault` knows (``till-protocol.md`` §4)."""
+
+class OfdFault(StrEnum):
+    """The faults :meth:`OfdServer.set_fault` knows (``till-protocol.md`` §4)."""
+
+    DOWN = "ofd.down"
+    REJECT = "ofd.reject"
+    SLOW = "ofd.slow"
+
+
+FAULT_NAMES: Final = tuple(OfdFault)
+"""Every :class:`OfdFault`, in the order help texts list them."""
+
+_FAULT_PARAMS: Final[dict[OfdFault, frozenset[str]]] = {
+    OfdFault.DOWN: frozenset(),
+    OfdFault.REJECT: frozenset({"code"}),
+    OfdFault.SLOW: frozenset({"delay_ms"}),
+}
 
 # Documents a till sends to the OFD (FN spec §10.3); 7 is the operator's own acknowledgement.
 _FISCAL_DOC_CODES: Final = frozenset(int(code) for code in DocCode) - {int(DocCode.OPERATOR_ACK)}
+log = get_logger(__name__, component="ofd")
+
 _DEFAULT_SLOW_MS: Final = 1000
 _MAX_CODE: Final = 0xFF
 _FLAG_FLC_ERROR: Final = 0b10
@@ -155,6 +173,13 @@ class _BadInputError(Exception):
         self.empty = empty
 
 
+@dataclass(slots=True)
+class _Peer:
+    """One connection's logger, re-bound with ``fn_serial`` and ``fd`` as soon as they are read."""
+
+    log: structlog.typing.FilteringBoundLogger
+
+
 class _Archive:
     """What the stand-in received: a dict in memory, mirrored to SQLite when a path is given."""
 
@@ -164,8 +189,12 @@ class _Archive:
         self._conn: sqlite3.Connection | None = None
 
     def open(self, path: Path) -> None:
+        # NORMAL: after a crash WAL keeps every committed answer; a lost last one is only resent.
         try:
             conn = open_database(path, schema=_SCHEMA, synchronous="NORMAL")
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(f"cannot open the OFD database {path}: {exc}") from exc
+        try:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(received)")}
             if "verified" not in columns:  # a database from before signs were checked
                 conn.execute("ALTER TABLE received ADD COLUMN verified INTEGER NOT NULL DEFAULT 0")
@@ -173,8 +202,9 @@ class _Archive:
                 "SELECT fn_serial, fd_number, doc_code, received_at, size, ofd_code, raw, verified"
                 " FROM received ORDER BY seq"
             ).fetchall()
-        except (sqlite3.Error, OSError) as exc:
-            raise ConfigError(f"cannot open the OFD database {path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            conn.close()
+            raise ConfigError(f"cannot read the OFD database {path}: {exc}") from exc
         self.documents.clear()
         self.raw.clear()
         for serial, fd, code, at, size, ofd_code, raw, verified in rows:
@@ -193,8 +223,10 @@ class _Archive:
 
     def close(self) -> None:
         if self._conn is not None:
-            with contextlib.suppress(sqlite3.Error):  # closing: nothing is left to save
+            try:
                 self._conn.close()
+            except sqlite3.Error:  # every answer was committed before it was sent: nothing is lost
+                log.warning("ofd_database_close_failed", exc_info=True)
             self._conn = None
 
     def store(self, document: ReceivedDocument, raw: bytes) -> ReceivedDocument | None:
@@ -324,7 +356,7 @@ class OfdServer:
         self._running = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._archive = _Archive()
-        self._log = get_logger(component="ofd")
+        self._log = log
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -374,8 +406,7 @@ class OfdServer:
     @property
     def address(self) -> str:
         """``host:port`` for a till's settings (IPv6 hosts in brackets)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self._port}"
+        return host_port(self.host, self._port)
 
     # ------------------------------------------------------------------ faults
 
@@ -410,15 +441,16 @@ class OfdServer:
         Raises:
             ConfigError: an unknown fault or parameter, or a value out of range.
         """
-        allowed = {"ofd.down": set(), "ofd.reject": {"code"}, "ofd.slow": {"delay_ms"}}
-        if name not in allowed:
-            raise ConfigError(f"unknown OFD fault {name!r}: use {', '.join(FAULT_NAMES)}")
-        unknown = set(params) - allowed[name]
+        try:
+            fault = OfdFault(name)
+        except ValueError:
+            raise ConfigError(f"unknown OFD fault {name!r}: use {', '.join(FAULT_NAMES)}") from None
+        unknown = set(params) - _FAULT_PARAMS[fault]
         if unknown:
             raise ConfigError(f"fault {name} takes no parameter {', '.join(sorted(unknown))}")
-        if name == "ofd.down":
+        if fault is OfdFault.DOWN:
             await self.set_down(True)
-        elif name == "ofd.reject":
+        elif fault is OfdFault.REJECT:
             code = _int_param(name, "code", params.get("code", OFD_FLC_FAILED))
             if not 1 <= code <= _MAX_CODE:
                 raise ConfigError(f"{name}: code must be 1..255, got {code}")
@@ -444,11 +476,11 @@ class OfdServer:
         """The faults that are on, with their parameters (for state reports)."""
         faults: dict[str, dict[str, Any]] = {}
         if self._down:
-            faults["ofd.down"] = {}
+            faults[OfdFault.DOWN] = {}
         if self.reject_code is not None:
-            faults["ofd.reject"] = {"code": self.reject_code}
+            faults[OfdFault.REJECT] = {"code": self.reject_code}
         if self.ack_delay_s > 0:
-            faults["ofd.slow"] = {"delay_ms": self.ack_delay_s * 1000}
+            faults[OfdFault.SLOW] = {"delay_ms": self.ack_delay_s * 1000}
         return faults
 
     # ------------------------------------------------------------------ queries
@@ -472,27 +504,28 @@ class OfdServer:
         if task is not None:
             self._tasks.add(task)
         self.connections += 1
-        log = self._log.bind(peer=getattr(pipe, "name", ""))
+        peer = _Peer(self._log.bind(peer=getattr(pipe, "name", "")))
         try:
             if self._running:
-                await self._exchange(pipe, log)
+                await self._exchange(pipe, peer)
         except _BadInputError as exc:
             if exc.empty:
-                log.debug("ofd_connection_empty")
+                peer.log.debug("ofd_connection_empty")
             else:
                 self.malformed += 1
-                log.warning("ofd_input_malformed", reason=exc.reason)
+                peer.log.warning("ofd_input_malformed", reason=exc.reason)
         except TransportError as exc:
-            log.warning("ofd_peer_left", reason=str(exc))
+            peer.log.warning("ofd_peer_left", reason=str(exc))
         except Exception as exc:
-            # The stand-in must outlive any bug or storage failure: log it, count it, go on.
+            # The stand-in must outlive any bug or storage failure: log it with the traceback and
+            # the drive and document it was about (bound as soon as they were read), count it, go on.
             self.errors += 1
-            log.exception("ofd_connection_failed", reason=str(exc))
+            peer.log.exception("ofd_connection_failed", reason=str(exc))
         finally:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _exchange(self, pipe: BytePipe, log: structlog.typing.FilteringBoundLogger) -> None:
+    async def _exchange(self, pipe: BytePipe, peer: _Peer) -> None:
         try:
             async with asyncio.timeout(self.read_timeout):
                 head = await _read_exactly(pipe, SESSION_HEADER_SIZE, "session header")
@@ -501,7 +534,7 @@ class OfdServer:
         except TimeoutError:
             raise _BadInputError(f"nothing complete within {self.read_timeout:g} s") from None
         ffd = FFD_BY_A_VERSION[header.a_version]
-        log = log.bind(fn_serial=header.fn_serial)
+        log = peer.log = peer.log.bind(fn_serial=header.fn_serial)
         try:
             container = _parse_document(body)
         except FramingError as exc:
@@ -510,7 +543,7 @@ class OfdServer:
                 pipe, header, body=body, ffd=ffd, reason=str(exc), log=log
             )
             return
-        log = log.bind(fn_serial=container.fn_serial, fd=container.fd_number)
+        log = peer.log = peer.log.bind(fn_serial=container.fn_serial, fd=container.fd_number)
         verified = self._signed_by_its_drive(body, container)
         if not verified:
             self.unverified += 1

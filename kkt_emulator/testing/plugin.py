@@ -30,7 +30,7 @@ import contextlib
 import copy
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,9 +38,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+from kkt_emulator.logging import get_logger
+from kkt_emulator.profiles import DEFAULT_PROFILE
+
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
+    from kkt_emulator.app.stack import PointAccess
     from kkt_emulator.clock import ManualClock
     from kkt_emulator.control.broker import MosquittoBroker
     from kkt_emulator.testing.stack import StackHarness
@@ -55,8 +59,8 @@ except ImportError:  # pragma: no cover - the fixtures then explain what is miss
 
 __all__ = ["Documents", "KktStack", "MqttBroker"]
 
-DEFAULT_PROFILE = "modulkassa-ffd12"
 _T = TypeVar("_T")
+log = get_logger(__name__)
 _FAULT_OPTIONS = ("count", "probability", "seed")
 
 
@@ -180,7 +184,7 @@ class KktStack:
         self.login = harness.login
         self.password = harness.password
         self.retail_point_id = harness.retail_point_id
-        self.points: list[dict[str, Any]] = list(harness.stack.points)
+        self.points: list[PointAccess] = list(harness.stack.points)
         self.mqtt_url: str | None = harness.stack.mqtt_url
 
     @property
@@ -249,9 +253,7 @@ class KktStack:
         ofd = self.harness.stack.ofd
         if fault.startswith("ofd.") and ofd is not None:
             # The till hands OFD faults to the stand-in in a task: be sure it is on before returning.
-            deadline = self.clock.monotonic() + 5.0
-            while fault not in ofd.active_faults() and self.clock.monotonic() < deadline:
-                await self.clock.pace(0.005)
+            await self._settle(lambda: fault in ofd.active_faults())
         return injected
 
     async def clear_faults(self, name: str | None = None) -> list[str]:
@@ -261,10 +263,14 @@ class KktStack:
             cleared += [n for n in till.clear_faults(name) if n not in cleared]
         ofd = self.harness.stack.ofd
         if ofd is not None and (name is None or name.startswith("ofd.")):
-            deadline = self.clock.monotonic() + 5.0
-            while ofd.active_faults() and self.clock.monotonic() < deadline:
-                await self.clock.pace(0.005)
+            await self._settle(lambda: not ofd.active_faults())
         return cleared
+
+    async def _settle(self, done: Callable[[], bool], within_s: float = 5.0) -> None:
+        """Wait (real time) until ``done()``, at most ``within_s``: the OFD applies faults in a task."""
+        deadline = self.clock.monotonic() + within_s
+        while not done() and self.clock.monotonic() < deadline:
+            await self.clock.pace(0.005)
 
     async def set_till(self, **settings: Any) -> dict[str, Any]:
         """Change every till's settings (``power_saving``, ``online``, ``poll_interval`` …).
@@ -441,8 +447,10 @@ class MqttBroker:
     def stop(self) -> None:
         """Stop mosquitto and the loop thread."""
         if self._thread.is_alive():
-            with contextlib.suppress(Exception):
+            try:
                 self._run(self._broker.stop())
+            except Exception:  # the session ends whatever the broker did; say what it did
+                log.exception("mqtt_broker_stop_failed", url=self.url)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10.0)
         if not self._loop.is_running():

@@ -23,7 +23,7 @@ import httpx
 from kkt_emulator.app.stack import Stack, StackOptions, sale_document
 from kkt_emulator.clock import Clock, ManualClock, parse_duration
 from kkt_emulator.errors import CloudError
-from kkt_emulator.profiles import load_profile
+from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
 from kkt_emulator.till.till import Till
 
 __all__ = ["StackHarness", "sale_document"]
@@ -37,13 +37,13 @@ class StackHarness:
     def __init__(self, stack: Stack, clock: Clock) -> None:
         self.stack = stack
         self.clock = clock
-        info = stack.ready_info()
-        self.info = info
-        self.store_url: str = info["store_api"]
-        self.cabinet_url: str = info["cabinet_api"]
-        self.retail_point_id: str = info["retail_point_id"]
-        self.login: str = info["login"]
-        self.password: str = info["password"]
+        ready = stack.ready()
+        self.info = ready.to_json()
+        self.store_url = ready.store_api
+        self.cabinet_url = ready.cabinet_api
+        self.retail_point_id = ready.point["retail_point_id"]
+        self.login = ready.point["login"]
+        self.password = ready.point["password"]
         self.http = httpx.AsyncClient(timeout=30.0)
 
     @classmethod
@@ -52,7 +52,7 @@ class StackHarness:
         cls,
         state_dir: Path,
         *,
-        profile: str = "modulkassa-ffd12",
+        profile: str = DEFAULT_PROFILE,
         tills: int = 1,
         points: int = 1,
         clock: Clock | None = None,
@@ -93,20 +93,14 @@ class StackHarness:
         response = await self.http.post(
             f"{self.store_url}/v2/doc", json=doc, auth=auth or (self.login, self.password)
         )
-        if response.status_code >= 400:
-            raise CloudError(response.status_code, response.json().get("message", ""))
-        data: dict[str, Any] = response.json()
-        return data
+        return _store_answer(response)
 
     async def status(self, doc_id: str) -> dict[str, Any]:
         """GET /v1/doc/{id}/status."""
         response = await self.http.get(
             f"{self.store_url}/v1/doc/{doc_id}/status", auth=(self.login, self.password)
         )
-        if response.status_code >= 400:
-            raise CloudError(response.status_code, response.json().get("message", ""))
-        data: dict[str, Any] = response.json()
-        return data
+        return _store_answer(response)
 
     async def wait_for_status(
         self,
@@ -151,3 +145,11 @@ class StackHarness:
             raise TypeError("advance needs the manual clock")
         step = parse_duration(delta) if isinstance(delta, str) else delta
         return await self.clock.advance(step)
+
+
+def _store_answer(response: httpx.Response) -> dict[str, Any]:
+    """The store API's JSON answer; its error body's ``message`` in a CloudError for 4xx/5xx."""
+    if response.status_code >= httpx.codes.BAD_REQUEST:
+        raise CloudError(response.status_code, response.json().get("message", ""))
+    data: dict[str, Any] = response.json()
+    return data

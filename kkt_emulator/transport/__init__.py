@@ -1,7 +1,10 @@
 """Byte pipes between the till and its fiscal drive: in-memory pair, pty/serial, TCP.
 
 Every transport implements :class:`~kkt_emulator.transport.base.BytePipe` and accepts a
-manipulator (delay, split, drop, corrupt) and trace hooks. This package knows nothing above it.
+manipulator (delay, split, drop, corrupt) and trace hooks. Each kind registers itself in
+:mod:`~kkt_emulator.transport.registry` (how to pair two ends, how to open one from a URL), so
+code above this package asks the registry instead of listing kinds. This package knows nothing
+above it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,15 @@ from kkt_emulator.transport.base import (
 )
 from kkt_emulator.transport.memory import MemoryPipe, memory_pipe_pair
 from kkt_emulator.transport.pty import PtyServer, open_serial
+from kkt_emulator.transport.registry import (
+    PipeAddress,
+    PipeKind,
+    PipePair,
+    open_pipe,
+    pipe_kind,
+    pipe_kinds,
+    register_pipe_kind,
+)
 from kkt_emulator.transport.tcp import tcp_connect, tcp_serve
 
 __all__ = [
@@ -29,12 +41,19 @@ __all__ = [
     "Deliver",
     "Manipulator",
     "MemoryPipe",
+    "PipeAddress",
     "PipeBase",
+    "PipeKind",
+    "PipePair",
     "PtyServer",
     "StreamPipe",
     "TraceHook",
     "memory_pipe_pair",
+    "open_pipe",
     "open_serial",
+    "pipe_kind",
+    "pipe_kinds",
+    "register_pipe_kind",
     "tcp_connect",
     "tcp_serve",
 ]

@@ -12,15 +12,19 @@ nobody is reading (they wait in the peer's buffer).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 from kkt_emulator.errors import TransportError
 from kkt_emulator.transport.base import ByteManipulator, Manipulator, PipeBase, TraceHook
+from kkt_emulator.transport.registry import PipeKind, PipePair, register_pipe_kind
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from kkt_emulator.clock import Clock
 
-__all__ = ["MemoryPipe", "memory_pipe_pair"]
+__all__ = ["MEMORY", "MemoryPipe", "memory_pipe_pair"]
 
 
 class MemoryPipe(PipeBase):
@@ -101,3 +105,19 @@ def memory_pipe_pair(
     a._connect(b)  # noqa: SLF001 - wiring the pair is this factory's job
     b._connect(a)  # noqa: SLF001 - wiring the pair is this factory's job
     return a, b
+
+
+@contextlib.asynccontextmanager
+async def _pair() -> AsyncIterator[PipePair]:
+    a, b = memory_pipe_pair()
+    try:
+        yield PipePair("memory", a, b)
+    finally:
+        await a.close()
+        await b.close()
+
+
+MEMORY = register_pipe_kind(
+    PipeKind("memory", "an in-process pair: what one end writes, the other reads", _pair)
+)
+"""The in-memory kind: pairs only (there is nothing to open by URL outside one process)."""

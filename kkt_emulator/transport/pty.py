@@ -23,14 +23,21 @@ import contextlib
 import os
 import tty
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import serial_asyncio_fast
 
 from kkt_emulator.errors import TransportError
 from kkt_emulator.transport.base import Manipulator, PipeBase, StreamPipe, TraceHook
+from kkt_emulator.transport.registry import PipeAddress, PipeKind, PipePair, register_pipe_kind
 
-__all__ = ["PtyServer", "open_serial"]
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+__all__ = ["DEFAULT_BAUDRATE", "PTY", "PtyServer", "open_serial"]
+
+DEFAULT_BAUDRATE = 115200
+"""What the till opens its drive port at unless told otherwise (a pty ignores it anyway)."""
 
 
 class PtyServer(PipeBase):
@@ -155,10 +162,10 @@ class PtyServer(PipeBase):
             if not future.done():
                 future.set_result(None)
         for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # EBADF: already closed; a close never fails a close
                 os.close(fd)
         if self._link is not None and self._link.is_symlink():
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # gone already, or its folder was removed with it
                 self._link.unlink()
 
 
@@ -175,7 +182,7 @@ def _publish(link: Path, target: str) -> None:
 
 async def open_serial(
     path: str,
-    baudrate: int = 115200,
+    baudrate: int = DEFAULT_BAUDRATE,
     *,
     manipulator: Manipulator | None = None,
     trace: TraceHook | None = None,
@@ -193,3 +200,48 @@ async def open_serial(
     except OSError as exc:  # includes serial.SerialException
         raise TransportError(f"cannot open serial port {path}: {exc}") from exc
     return StreamPipe(reader, writer, manipulator=manipulator, trace=trace, name=name or path)
+
+
+@contextlib.asynccontextmanager
+async def _pair() -> AsyncIterator[PipePair]:
+    server = PtyServer()
+    try:
+        client = await open_serial(server.path)
+    except BaseException:
+        await server.close()
+        raise
+    try:
+        yield PipePair("pty", server, client)
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def _open(
+    address: PipeAddress,
+    *,
+    manipulator: Manipulator | None = None,
+    trace: TraceHook | None = None,
+    name: str = "",
+) -> PipeBase:
+    return await open_serial(
+        address.target,
+        address.option("baudrate", DEFAULT_BAUDRATE),
+        manipulator=manipulator,
+        trace=trace,
+        name=name,
+    )
+
+
+PTY = register_pipe_kind(
+    PipeKind(
+        "pty",
+        "a virtual serial port (pty) served by the drive, opened by the till with pyserial",
+        _pair,
+        schemes=("serial", "pty"),
+        open=_open,
+        hang_up_reaches_server=False,
+        close_keeps_unread=False,
+    )
+)
+"""The serial kind: ``serial:/dev/ttyUSB0?baudrate=9600``, ``pty:/tmp/kkt/ttyFN0`` or a bare path."""

@@ -18,7 +18,7 @@ import structlog
 
 from kkt_emulator.cli.main import main
 from kkt_emulator.clock import ManualClock
-from kkt_emulator.errors import ConfigError, TransportError
+from kkt_emulator.errors import ConfigError, EmulatorError, TransportError
 from kkt_emulator.fn.container import Container, SessionHeader, build_container
 from kkt_emulator.fn.tlv import encode_tlv, parse_tlvs, tlv_string
 from kkt_emulator.ofd.server import OfdServer, ReceivedDocument
@@ -369,3 +369,22 @@ async def test_cli_serves_until_sigterm_and_keeps_its_database(tmp_path: Path) -
         raise
     async with OfdServer(ManualClock(T0), db_path=db) as ofd:
         assert ofd.acknowledged_fds(SERIAL) == {1}
+
+
+async def test_a_failure_inside_the_stand_in_is_logged_with_the_drive_and_document(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with OfdServer(ManualClock(T0)) as ofd:
+
+        def broken_store(document: ReceivedDocument, _raw: bytes) -> None:
+            raise EmulatorError(f"cannot store document {document.fd_number}: disk I/O error")
+
+        monkeypatch.setattr(ofd._archive, "store", broken_store)
+        with structlog.testing.capture_logs() as logs:
+            assert await talk(ofd.port, framed(receipt_container(5))) == b""
+        assert (ofd.connections, ofd.malformed, ofd.errors) == (1, 0, 1)
+        assert ofd.received() == []
+    failed = [entry for entry in logs if entry["event"] == "ofd_connection_failed"]
+    assert len(failed) == 1
+    assert (failed[0]["fn_serial"], failed[0]["fd"]) == (SERIAL, 5)
+    assert failed[0]["exc_info"] is True

@@ -20,6 +20,8 @@ from kkt_emulator.transport import (
     PtyServer,
     memory_pipe_pair,
     open_serial,
+    pipe_kind,
+    pipe_kinds,
     tcp_connect,
     tcp_serve,
 )
@@ -41,42 +43,26 @@ class Pair:
     b: PipeBase
     # A serial line has no hang-up: the drive side never learns that the till closed the port.
     b_close_visible_to_a: bool = True
+    # Closing a pty discards what the till has not read yet, as a cut cable does.
+    close_keeps_unread: bool = True
 
 
-@pytest.fixture(params=["memory", "pty", "tcp"])
-async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Pair]:
-    kind: str = request.param
-    if kind == "memory":
-        a, b = memory_pipe_pair()
-        yield Pair(kind, a, b)
-        await a.close()
-        await b.close()
-    elif kind == "pty":
-        server = PtyServer(tmp_path / "ttyFN")
-        client = await open_serial(server.path)
-        yield Pair(kind, server, client, b_close_visible_to_a=False)
-        await client.close()
-        await server.close()
-    else:
-        accepted: asyncio.Queue[BytePipe] = asyncio.Queue()
-        done = asyncio.Event()
+# Every registered kind runs the contract: registering a new kind is what puts it under test.
+@pytest.fixture(params=[kind.name for kind in pipe_kinds()])
+async def pair(request: pytest.FixtureRequest) -> AsyncIterator[Pair]:
+    kind = pipe_kind(request.param)
+    async with kind.pair() as pipes:
+        yield Pair(
+            kind.name,
+            pipes.serving,
+            pipes.dialing,
+            b_close_visible_to_a=kind.hang_up_reaches_server,
+            close_keeps_unread=kind.close_keeps_unread,
+        )
 
-        async def handler(pipe: BytePipe) -> None:
-            accepted.put_nowait(pipe)
-            await done.wait()
 
-        listener = await tcp_serve("127.0.0.1", 0, handler)
-        port = listener.sockets[0].getsockname()[1]
-        dialer = await tcp_connect("127.0.0.1", port)
-        async with asyncio.timeout(GUARD_S):
-            served = await accepted.get()
-        assert isinstance(served, PipeBase)
-        yield Pair(kind, served, dialer)
-        await dialer.close()
-        done.set()
-        listener.close()
-        await listener.wait_closed()
-        await served.close()
+def test_the_shipped_kinds_are_registered() -> None:
+    assert {"memory", "pty", "tcp"} <= {kind.name for kind in pipe_kinds()}
 
 
 async def read_exactly(pipe: BytePipe, count: int) -> bytes:
@@ -206,7 +192,7 @@ async def test_close_makes_the_peers_later_reads_raise(pair: Pair) -> None:
 
 
 async def test_data_written_before_close_is_delivered(pair: Pair) -> None:
-    if pair.kind == "pty":
+    if not pair.close_keeps_unread:
         pytest.skip("closing a pty discards what the till has not read yet, as a cut cable does")
     await pair.a.write(b"last words")
     await pair.a.close()
