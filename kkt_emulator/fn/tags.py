@@ -12,7 +12,7 @@ version; a till that sends one of them gets answer 0Bh.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 from kkt_emulator.errors import ValidationError
 
@@ -24,6 +24,7 @@ __all__ = [
     "DRIVE_FORMED_FFD_105",
     "FFD_VERSIONS",
     "TAGS",
+    "Tag",
     "TagInfo",
     "TagType",
     "is_drive_formed",
@@ -57,6 +58,63 @@ class TagType(StrEnum):
     STLV = "stlv"
     BYTES = "bytes"
     FLAGS = "flags"
+
+
+class Tag(IntEnum):
+    """The tags the drive reads or writes by number (FN spec §10.5), by what they mean."""
+
+    AUTOMATIC = 1001
+    AUTONOMOUS = 1002
+    BUYER_CONTACT = 1008
+    DATETIME = 1012
+    OFD_INN = 1017
+    USER_INN = 1018
+    TOTAL = 1020
+    OFD_CODE = 1022
+    CASH = 1031
+    RNM = 1037
+    SHIFT = 1038
+    FD = 1040
+    FN = 1041
+    RECEIPT_NO = 1042
+    RESOURCE = 1050
+    URGENT = 1051
+    MEMORY = 1052
+    OFD_TIMEOUT = 1053
+    OPERATION = 1054
+    TAX_SYSTEM = 1055
+    ENCRYPTION = 1056
+    AGENT = 1057
+    ITEM = 1059
+    TAX_SYSTEMS = 1062
+    OFD_MESSAGE = 1068
+    FPD = 1077
+    OPERATOR_SIGN = 1078
+    CARD = 1081
+    UNSENT_COUNT = 1097
+    UNSENT_DATE = 1098
+    REREG_REASON = 1101
+    INTERNET = 1108
+    SERVICES = 1109
+    BSO = 1110
+    FDS_IN_SHIFT = 1111
+    FIRST_UNSENT = 1116
+    RECEIPTS_IN_SHIFT = 1118
+    FFD_FN = 1190
+    REASON_CODES = 1205
+    OPERATOR_FLAGS = 1206
+    EXCISE_FLAG = 1207
+    FFD = 1209
+    SUBJECT = 1212
+    KEY_RESOURCE = 1213
+    PREPAID = 1215
+    POSTPAID = 1216
+    COUNTER = 1217
+    ITEM_AGENT = 1222
+    AGENT_DATA = 1223
+    SUPPLIER_DATA = 1224
+    SUPPLIER_INN = 1226
+    CONDITIONS = 1290
 
 
 @dataclass(frozen=True, slots=True)
