@@ -41,7 +41,7 @@ from kkt_emulator.fn.ofd import OfdCommands
 from kkt_emulator.fn.reads import ReadCommands
 from kkt_emulator.fn.registration import RegistrationCommands
 from kkt_emulator.fn.rules import PHASES, check_phase
-from kkt_emulator.fn.state import DriveStore
+from kkt_emulator.fn.state import DriveState, DriveStore
 
 __all__ = ["DriveConfig", "FiscalDrive"]
 
@@ -136,7 +136,13 @@ class FiscalDrive(RegistrationCommands, DocumentCommands, OfdCommands, ReadComma
         except DriveError as exc:
             self._pending = Pending()
             raise self._remember(exc) from None
-        if self._pending.changed or self._pending.documents or self._pending.acks:
-            self.store.commit(self.state, tuple(self._pending.documents), tuple(self._pending.acks))
-        self._pending = Pending()
+        pending, self._pending = self._pending, Pending()
+        if pending.changed or pending.documents or pending.acks:
+            try:
+                self.store.commit(self.state, tuple(pending.documents), tuple(pending.acks))
+            except DriveError as exc:
+                # The write failed (03h): the drive is what its memory holds, as before the command.
+                self.state = self.store.load_state() or DriveState()
+                self._message = None
+                raise self._remember(exc) from None
         return answer
