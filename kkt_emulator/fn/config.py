@@ -17,7 +17,7 @@ from kkt_emulator.fn.codes import ResultCode
 
 __all__ = ["TLV_LIMITS", "DriveConfig", "DriveModelLike", "DriveProfile"]
 
-# TLV volume per document kind sent through 07h (FN spec §9), by drive protocol generation.
+# TLV volume per document kind sent through 07h (fn-protocol.md §9), by drive protocol generation.
 TLV_LIMITS: dict[str, dict[str, int]] = {
     "fn-2016": {
         "registration": 2048,

@@ -181,7 +181,7 @@ class DriveCore:
             )
 
     def _check_can_form(self, local: datetime, closing_shift: bool = False) -> None:
-        """Resource rules for every command that starts a fiscal document (FN spec §7, §9).
+        """Resource rules for every command that starts a fiscal document (fn-protocol.md §7, §9).
 
         An expired drive still closes its shift, since closing the drive needs a closed shift.
         """

@@ -14,7 +14,7 @@ archive reads (:mod:`~kkt_emulator.fn.reads`), over the shared core (:mod:`~kkt_
 Which commands each phase admits is one table (:data:`kkt_emulator.fn.rules.PHASES`), checked here
 for every command.
 
-Rules enforced here (FN spec §4–§9, §14): phases 1 → 3 → 7 → 15 and the command table of §4.2; one
+Rules enforced here (fn-protocol.md §4–§9, §14): phases 1 → 3 → 7 → 15 and the command table of §4.2; one
 open document; registration and re-registration (tax-system mask, mode byte with the internet
 flag, agent and excise flags); shifts; receipts and corrections; the settlement report; closing
 the drive; counters; time never backwards (07h); receipts only within 24 h of the shift opening

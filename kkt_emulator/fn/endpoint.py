@@ -4,7 +4,7 @@
 answers one framer item; ``receive(data, now)`` takes raw bytes from a link (any split, any
 garbage) and returns the answer frames to write back. ENQ (05h) repeats the last answer; a frame
 with a bad CRC is answered with 01h. The answer byte carries the warning bit (80h) whenever a
-warning flag is set (FN spec §2.2).
+warning flag is set (fn-protocol.md §2.2).
 
 A bug inside the drive (any exception other than :class:`~kkt_emulator.errors.DriveError`) is
 answered 03h «Отказ ФН», as a real drive that fails internally answers, and recorded where it can

@@ -1,4 +1,4 @@
-"""The OFD exchange (FN spec §11): 20h–26h.
+"""The OFD exchange (fn-protocol.md §6.6, §11): 20h–26h.
 
 The drive keeps unsent documents in its 30-day storage; the till sets the transport state (21h),
 reads the head document's container (22h/23h/25h) and hands back the OFD's acknowledgement
@@ -160,11 +160,11 @@ class OfdCommands(DriveCore):
             ofd_code = inner.get(Tag.OFD_CODE, b"\x00")[0] if inner.get(Tag.OFD_CODE) else 0
         if body.get(Tag.OPERATOR_FLAGS):
             flags = body[Tag.OPERATOR_FLAGS][0]
-            # FFD 1.2 operator message flags → warning bits 4..6 (FN spec §5).
+            # FFD 1.2 operator message flags → warning bits 4..6 (fn-protocol.md §5).
             s.ofd_flags = (
                 ((flags >> 1) & 1) << 4 | ((flags >> 2) & 1) << 5 | ((flags >> 3) & 1) << 6
             )
-        # 41h keeps the operator's time, which 1012 carries in UTC (FN spec §11.4); without it the
+        # 41h keeps the operator's time, which 1012 carries in UTC (fn-protocol.md §11.4); without it the
         # drive's own time, converted to UTC, so the archive holds one time base.
         ack_time = self.business_time(local).replace(tzinfo=None)
         if Tag.DATETIME in body and len(body[Tag.DATETIME]) == 4:

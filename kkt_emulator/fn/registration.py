@@ -1,4 +1,4 @@
-"""Registration, re-registration and closing the drive (FN spec §6, §7): 02h–05h, A2h/A3h.
+"""Registration, re-registration and closing the drive (fn-protocol.md §6.3): 02h–05h, A2h/A3h.
 
 The registration report fixes what the drive will accept later: the tax-system mask, the mode byte
 (with the internet and autonomous flags), the agent and excise flags and the FFD version. Closing

@@ -1,6 +1,6 @@
 """The drive's rule data: which commands each life phase admits, and the constants of its rules.
 
-:data:`PHASES` is the command table of FN spec §4.2 as data: for every command the phases in which
+:data:`PHASES` is the command table of fn-protocol.md §4.2 as data: for every command the phases in which
 the drive accepts it. :func:`check_phase` is the one place it is checked (``FiscalDrive.execute``
 calls it for every command after its payload has parsed). The start of a registration (02h/A2h)
 is admitted in phase 1h or 3h by the table and then narrowed by its report type
@@ -59,7 +59,7 @@ SHIFT_LENGTH = timedelta(hours=24)
 TIMER_TOLERANCE = timedelta(minutes=5)
 OPEN_SHIFT_ALLOWANCE = timedelta(hours=1)
 
-# Mode byte bits (FN spec §6.3) and the tags the drive forms from them in FFD 1.05.
+# Mode byte bits (fn-protocol.md §6.3) and the tags the drive forms from them in FFD 1.05.
 MODE_TAGS_105 = (
     (0, Tag.ENCRYPTION),
     (1, Tag.AUTONOMOUS),
@@ -68,7 +68,7 @@ MODE_TAGS_105 = (
     (4, Tag.BSO),
     (5, Tag.INTERNET),
 )
-# FFD 1.2: mode bits 3..7 and extended-flag bits 0..7 map to bits of tag 1290 (FN spec §6.3).
+# FFD 1.2: mode bits 3..7 and extended-flag bits 0..7 map to bits of tag 1290 (fn-protocol.md §6.3).
 MODE_TO_1290 = {3: 9, 4: 2, 5: 5, 6: 15, 7: 16}
 EXT_TO_1290 = {0: 6, 1: 10, 2: 11, 3: 1, 4: 8, 5: 12, 6: 13, 7: 14}
 
@@ -91,17 +91,17 @@ FISCAL_PHASES: frozenset[int] = frozenset({Phase.FISCAL, Phase.POST_FISCAL})
 _REGISTERING: frozenset[int] = frozenset({Phase.READY, Phase.FISCAL})
 
 PHASES: Mapping[int, frozenset[int]] = {
-    # Registration and closing the drive (FN spec §6, §7).
+    # Registration and closing the drive (fn-protocol.md §6.3).
     Command.START_REGISTRATION: _REGISTERING,
     Command.FINISH_REGISTRATION: _REGISTERING,
     Command.START_REGISTRATION_12: _REGISTERING,
     Command.FINISH_REGISTRATION_12: _REGISTERING,
     Command.START_CLOSE_FN: FISCAL,
     Command.CLOSE_FN: FISCAL,
-    # Documents in general (FN spec §4.2).
+    # Documents in general (fn-protocol.md §6.5).
     Command.CANCEL_DOCUMENT: ANY_PHASE,
     Command.SEND_DOCUMENT_DATA: _REGISTERING,
-    # Shifts, receipts, the settlement report (FN spec §8).
+    # Shifts, receipts, the settlement report (fn-protocol.md §6.4).
     Command.SHIFT_PARAMS: FISCAL_PHASES,
     Command.START_OPEN_SHIFT: FISCAL,
     Command.OPEN_SHIFT: FISCAL,
@@ -112,7 +112,7 @@ PHASES: Mapping[int, frozenset[int]] = {
     Command.FINISH_RECEIPT: FISCAL,
     Command.START_SETTLEMENT_REPORT: FISCAL,
     Command.FINISH_SETTLEMENT_REPORT: FISCAL,
-    # OFD exchange (FN spec §11).
+    # OFD exchange (fn-protocol.md §6.6).
     Command.OFD_STATUS: ANY_PHASE,
     Command.OFD_TRANSPORT: FISCAL_PHASES,
     Command.OFD_START_READ: FISCAL_PHASES,
@@ -120,7 +120,7 @@ PHASES: Mapping[int, frozenset[int]] = {
     Command.OFD_CANCEL_READ: ANY_PHASE,
     Command.OFD_FINISH_READ: FISCAL_PHASES,
     Command.OFD_RECEIPT: FISCAL_PHASES,
-    # Status (FN spec §5) and archive reads (FN spec §12): always.
+    # Status (fn-protocol.md §5) and archive reads (fn-protocol.md §6.7): always.
     Command.STATUS: ANY_PHASE,
     Command.SERIAL: ANY_PHASE,
     Command.EXPIRY: ANY_PHASE,
@@ -140,14 +140,14 @@ PHASES: Mapping[int, frozenset[int]] = {
     # Debug firmware (МГМ) reset: in any phase, on debug drives only.
     Command.RESET: ANY_PHASE,
 }
-"""Command → the phases that admit it (FN spec §4.2)."""
+"""Command → the phases that admit it (fn-protocol.md §4.2)."""
 
 REGISTRATION_PHASES: Mapping[int, frozenset[int]] = {
     0: frozenset({Phase.READY}),  # registration
     1: frozenset({Phase.READY}),  # re-registration with a change of drive
     2: FISCAL,  # re-registration
 }
-"""Report type of 02h/A2h → the phases that admit it (FN spec §6.1)."""
+"""Report type of 02h/A2h → the phases that admit it (fn-protocol.md §6.3)."""
 
 
 def check_phase(phase: int, admitted: Iterable[int]) -> None:

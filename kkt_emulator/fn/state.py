@@ -106,7 +106,7 @@ class RegistrationRecord:
 
     @property
     def internet(self) -> bool:
-        """Mode bit 5: the till is registered for settlements on the Internet (FN spec §6.3)."""
+        """Mode bit 5: the till is registered for settlements on the Internet (fn-protocol.md §6.3)."""
         return bool(self.mode & 0x20)
 
     @property

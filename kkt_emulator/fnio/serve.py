@@ -152,6 +152,8 @@ class SerialDrive:
                 )
                 if reading not in done:
                     reading.cancel()
+                    # The read was cancelled just above (or the port closed meanwhile): either is
+                    # the expected end of that read, not an error.
                     with contextlib.suppress(asyncio.CancelledError, TransportError):
                         await reading
                     # Silence: a half-received frame will never be finished.
@@ -160,7 +162,7 @@ class SerialDrive:
                 await self._answer(reading.result())
         finally:
             stopping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError):  # cancelled just above, on purpose
                 await stopping
 
     async def _answer(self, data: bytes) -> None:

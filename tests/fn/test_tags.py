@@ -24,7 +24,7 @@ def _numbers(text: str) -> list[int]:
     return [int(word) for word in text.split()]
 
 
-# Every tag FN spec §10 names (§10.3–§10.8), the tags of the captures (§15.9, §15.10), the OFD
+# Every tag fn-protocol.md §10 names (§10.3–§10.8), the tags of the captures (§15.9, §15.10), the OFD
 # ack, correction and the other tags the catalogue must know.
 SPEC_TAGS = _numbers(
     """
@@ -39,7 +39,7 @@ SPEC_TAGS = _numbers(
 """
 )
 
-# FN spec §10.7, copied by hand.
+# fn-protocol.md §10.7, copied by hand.
 FFD_11_LIST = _numbers(
     """
     1001 1002 1012 1017 1018 1020 1037 1038 1040 1041 1042 1050 1051 1052 1053 1054 1056
