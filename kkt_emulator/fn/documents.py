@@ -1,4 +1,4 @@
-"""Documents, shifts, receipts and the settlement report (fn-protocol.md §6.4, §6.5, §9): 06h, 07h, 10h–19h.
+"""Documents, shifts, receipts, the settlement report: 06h, 07h, 10h–19h (fn-protocol.md §6.4, §6.5).
 
 07h checks every TLV the till sends: whole objects, the volume limit per document kind (10h),
 tags the drive forms itself (0Bh), duplicates (0Ch), malformed values (18h), the item count

@@ -14,13 +14,13 @@ archive reads (:mod:`~kkt_emulator.fn.reads`), over the shared core (:mod:`~kkt_
 Which commands each phase admits is one table (:data:`kkt_emulator.fn.rules.PHASES`), checked here
 for every command.
 
-Rules enforced here (fn-protocol.md §4–§9, §14): phases 1 → 3 → 7 → 15 and the command table of §4.2; one
-open document; registration and re-registration (tax-system mask, mode byte with the internet
-flag, agent and excise flags); shifts; receipts and corrections; the settlement report; closing
-the drive; counters; time never backwards (07h); receipts only within 24 h of the shift opening
-(16h); the drive timer (17h); the 30-day OFD rule (14h + warning bit 3, or 15h, per profile);
-expiry (12h) with the 3-day/30-day warnings; archive capacity and the memory warning; the 30-day
-OFD storage; TLV volume (10h); item count (0Eh); tags the drive forms itself (0Bh + tag);
+Rules enforced by the drive (fn-protocol.md §4–§9, §14): phases 1 → 3 → 7 → 15 and the command
+table of §4.2; one open document; registration and re-registration (tax-system mask, mode byte with
+the internet flag, agent and excise flags); shifts; receipts and corrections; the settlement
+report; closing the drive; counters; time never backwards (07h); receipts only within 24 h of the
+shift opening (16h); the drive timer (17h); the 30-day OFD rule (14h + warning bit 3, or 15h, per
+profile); expiry (12h) with the 3-day/30-day warnings; archive capacity and the memory warning; the
+30-day OFD storage; TLV volume (10h); item count (0Eh); tags the drive forms itself (0Bh + tag);
 duplicates (0Ch + tag); malformed values (18h + tag); a tax system not registered, agent data
 without the agent flag, excise goods without the excise flag (19h + tag); missing mandatory tags
 such as 1008 in internet mode (3Ch + tag); the OFD queue (20h–26h) and the archive (40h–47h).

@@ -164,8 +164,8 @@ class OfdCommands(DriveCore):
             s.ofd_flags = (
                 ((flags >> 1) & 1) << 4 | ((flags >> 2) & 1) << 5 | ((flags >> 3) & 1) << 6
             )
-        # 41h keeps the operator's time, which 1012 carries in UTC (fn-protocol.md §11.4); without it the
-        # drive's own time, converted to UTC, so the archive holds one time base.
+        # 41h keeps the operator's time, which 1012 carries in UTC (fn-protocol.md §11.4); without
+        # it the drive's own time, converted to UTC, so the archive holds one time base.
         ack_time = self.business_time(local).replace(tzinfo=None)
         if Tag.DATETIME in body and len(body[Tag.DATETIME]) == 4:
             ack_time = datetime.fromtimestamp(

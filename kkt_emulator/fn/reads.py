@@ -1,4 +1,4 @@
-"""Status and archive reads (fn-protocol.md §5, §6.7, §6.8): 30h–3Fh, 40h–47h, and the debug reset 60h.
+"""Status and archive reads, 30h–3Fh and 40h–47h, and the debug reset 60h (fn-protocol.md §5–§6.8).
 
 None of these forms a document; the archive reads keep their cursors (45h/46h, 44h/47h) in the
 drive state. A read past the end answers 08h and leaves the cursor where it was, so a refused

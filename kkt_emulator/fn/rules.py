@@ -1,7 +1,7 @@
 """The drive's rule data: which commands each life phase admits, and the constants of its rules.
 
-:data:`PHASES` is the command table of fn-protocol.md §4.2 as data: for every command the phases in which
-the drive accepts it. :func:`check_phase` is the one place it is checked (``FiscalDrive.execute``
+:data:`PHASES` is the command table of fn-protocol.md §4.2 as data: for every command the phases
+in which the drive accepts it. :func:`check_phase` is the one place it is checked (``FiscalDrive.execute``
 calls it for every command after its payload has parsed). The start of a registration (02h/A2h)
 is admitted in phase 1h or 3h by the table and then narrowed by its report type
 (:data:`REGISTRATION_PHASES`: a registration or a change of drive in phase 1h, a re-registration in

@@ -13,8 +13,8 @@ What the allowed dependencies pull in was checked when this test was written: ne
 ``kkt_emulator.errors`` nor ``construct`` nor ``crcmod`` imports any of the four, so the subprocess
 check covers all of them. ``kkt_emulator.clock`` does import ``asyncio`` (its pacing is async), so
 if the core ever imports the clock module the subprocess check will fail and must then leave out
-``asyncio`` (and what ``asyncio`` brings: ``socket``, ``threading``) — a reason to pass time into the
-core as an argument, as it does today, rather than importing the clock.
+``asyncio`` (and what it brings: ``socket``, ``threading``) — a reason to pass time into the core
+as an argument, as it does today, rather than importing the clock.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Golden vectors of fn-protocol.md §15.5 (TLV values), §15.6 (item STLV) and §15.7 (session headers).
+"""Golden vectors: TLV values, item STLV, session headers (fn-protocol.md §15.5, §15.6, §15.7).
 
 Every expected byte string is copied from the spec, never computed by the code under test.
 """
