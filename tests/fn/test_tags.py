@@ -191,5 +191,5 @@ def test_every_tag_the_drive_names_is_in_the_catalogue() -> None:
     assert len(Tag) == 52
     missing = [tag for tag in Tag if tag not in TAGS]
     assert missing == []
-    assert Tag.BUYER_CONTACT == 1008
+    assert int(Tag.BUYER_CONTACT) == 1008
     assert TAGS[Tag.FPD].name == tag_name(1077)
