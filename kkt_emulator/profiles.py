@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kkt_emulator.errors import ConfigError
+from kkt_emulator.fn.config import (
+    TLV_LIMITS,  # the TLV-volume table lives with the drive (FN spec §9)
+)
 from kkt_emulator.fn.signing import DEFAULT_SIGNING_SEED
 from kkt_emulator.taxes import PROFILE_KEYS
 
@@ -54,28 +57,6 @@ BUILTIN_DIR = _builtin_dir()
 # [errors] keys: a hex result code, optionally refined by a tag ("3C", "19/1055"), matched without
 # regard to case; any other key ("disconnected") names a firmware text and is kept as written.
 _ERROR_CODE_KEY = re.compile(r"[0-9a-fA-F]{2}(/[0-9]+)?")
-
-# TLV volume per document kind sent through 07h (FN spec §9), by drive protocol generation.
-TLV_LIMITS: dict[str, dict[str, int]] = {
-    "fn-2016": {
-        "registration": 2048,
-        "close_fn": 2048,
-        "open_shift": 1024,
-        "close_shift": 1024,
-        "receipt": 30720,
-        "correction": 30720,
-        "report": 2048,
-    },
-    "fn-1.2": {
-        "registration": 6144,
-        "close_fn": 4096,
-        "open_shift": 4096,
-        "close_shift": 1024,
-        "receipt": 30720,
-        "correction": 30720,
-        "report": 2048,
-    },
-}
 
 
 @dataclass(frozen=True, slots=True)

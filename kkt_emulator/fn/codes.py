@@ -1,7 +1,7 @@
 """Wire codes of the drive protocol: commands, result codes, phases, document codes, warning flags.
 
 Official Russian texts are kept byte-for-byte: ``ResultCode.text_2016`` (ФН-2016) and
-``ResultCode.text_12`` (ФН-1.2.06) where the two spec versions differ (FN spec §7).
+``ResultCode.text_12`` (ФН-1.2.06) where the two spec versions differ (fn-protocol.md §7).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ __all__ = [
 
 
 class Command(IntEnum):
-    """Drive command codes (FN spec §6.1); ``title`` gives the official name."""
+    """Drive command codes (fn-protocol.md §6.1); ``title`` gives the official name."""
 
     START_REGISTRATION = 0x02
     FINISH_REGISTRATION = 0x03
@@ -118,7 +118,7 @@ _COMMAND_TITLES: dict[int, str] = {
 
 
 class ResultCode(IntEnum):
-    """Drive answer codes (FN spec §7); ``text()`` gives the official text of either spec version."""
+    """Drive answer codes (fn-protocol.md §7); ``text()`` gives the official text of either spec version."""
 
     OK = 0x00
     UNKNOWN_COMMAND = 0x01
@@ -174,7 +174,7 @@ class ResultCode(IntEnum):
         return first or second
 
 
-# Official texts: (ФН-2016, ФН-1.2.06), byte for byte (FN spec §7).
+# Official texts: (ФН-2016, ФН-1.2.06), byte for byte (fn-protocol.md §7).
 _RESULT_TEXTS: dict[int, tuple[str, str]] = {
     0x00: (
         "Успешное выполнение",
@@ -320,7 +320,7 @@ _RESULT_TEXTS: dict[int, tuple[str, str]] = {
 
 
 class Phase(IntEnum):
-    """Drive life phase, the first byte of the 30h answer (FN spec §4.1)."""
+    """Drive life phase, the first byte of the 30h answer (fn-protocol.md §4.1)."""
 
     SETUP = 0x00
     READY = 0x01
@@ -330,7 +330,7 @@ class Phase(IntEnum):
 
 
 class CurrentDocument(IntEnum):
-    """The open-document status code of the 30h answer (byte 1), not an FFD code (FN spec §5)."""
+    """The open-document status code of the 30h answer (byte 1), not an FFD code (fn-protocol.md §5)."""
 
     NONE = 0x00
     REGISTRATION = 0x01
@@ -347,7 +347,7 @@ class CurrentDocument(IntEnum):
 
 
 class DocCode(IntEnum):
-    """FFD document codes: the root STLV tag and the 40h type byte (FN spec §10.3)."""
+    """FFD document codes: the root STLV tag and the 40h type byte (fn-protocol.md §10.3)."""
 
     REGISTRATION = 1
     REREGISTRATION = 11
@@ -363,7 +363,7 @@ class DocCode(IntEnum):
 
 
 class WarningFlag(IntFlag):
-    """Warning flags, byte 4 of the 30h answer (FN spec §5)."""
+    """Warning flags, byte 4 of the 30h answer (fn-protocol.md §5)."""
 
     URGENT_REPLACEMENT = 0x01
     RESOURCE_EXHAUSTION = 0x02
@@ -376,7 +376,7 @@ class WarningFlag(IntFlag):
 
 
 class OfdRejectReason(IntEnum):
-    """Reject reasons of 26h, the data byte after answer 20h (FN spec §6.6)."""
+    """Reject reasons of 26h, the data byte after answer 20h (fn-protocol.md §6.6)."""
 
     BAD_FISCAL_SIGN = 1
     BAD_FORMAT = 2

@@ -1,11 +1,11 @@
-"""Payload schemas of every drive command a till uses (FN spec §5, §6), as construct structs.
+"""Payload schemas of every drive command a till uses (fn-protocol.md §5, §6), as construct structs.
 
 Each command has a request schema (what the till sends after the command byte) and an answer
 schema (what the drive returns after a 00h result). construct only ever sees complete, CRC-checked
 payloads (the framer guarantees that); trailing bytes are refused so a malformed request is never
 half-understood.
 
-Primitive types (FN spec §3): DATE_TIME is five binary bytes YY MM DD hh mm (not BCD) read as a
+Primitive types (fn-protocol.md §3): DATE_TIME is five binary bytes YY MM DD hh mm (not BCD) read as a
 naive local datetime; DATE is three; ASCII fields are CP866, space-padded on the right; money is
 Uint40 LE kopecks; counters are Uint48 LE.
 """
@@ -43,7 +43,7 @@ class DateFieldError(cs.AdaptationError):  # type: ignore[misc]  # construct is 
 
 
 def encode_datetime(value: datetime) -> bytes:
-    """Encode DATE_TIME: YY MM DD hh mm as binary bytes (FN spec §3)."""
+    """Encode DATE_TIME: YY MM DD hh mm as binary bytes (fn-protocol.md §3)."""
     if not 2000 <= value.year <= 2255:
         raise DateFieldError(f"year {value.year} does not fit DATE_TIME")
     return bytes((value.year - 2000, value.month, value.day, value.hour, value.minute))
@@ -268,7 +268,7 @@ ANSWERS: dict[int, cs.Construct] = {
     Command.FINISH_REGISTRATION_12: _s("fd" / cs.Int32ul, "fpd" / cs.Int32ul),
 }
 
-# 40h type-specific details, by FFD document code (FN spec §6.7).
+# 40h type-specific details, by FFD document code (fn-protocol.md §6.7).
 _DOC_HEAD = ("when" / DateTime, "fd" / cs.Int32ul, "fpd" / cs.Int32ul)
 FIND_DOCUMENT_DETAILS: dict[int, cs.Construct] = {
     1: cs.Struct(
@@ -298,7 +298,7 @@ FIND_DOCUMENT_DETAILS: dict[int, cs.Construct] = {
 }
 
 # KassArray reports high-bit document types on FFD 1.1/1.2 drives; decoders map exactly these by
-# their low 6 bits and keep the raw byte (FN spec §6.7 project decision).
+# their low 6 bits and keep the raw byte (fn-protocol.md §6.7 project decision).
 KASSARRAY_DOC_TYPES = frozenset({0x41, 0x4B, 0x83, 0xC3, 0x9F, 0xDF, 0x84, 0xC4, 0xA9, 0xE9})
 
 

@@ -1,4 +1,4 @@
-"""OFD transport: the till's session header (FN spec §11.1) and the drive's container (§11.2).
+"""OFD transport: the till's session header (fn-protocol.md §11.1) and the drive's container (§11.2).
 
 Session header, 30 bytes::
 
@@ -12,7 +12,7 @@ Container, 32-byte header then the document::
     | document STLV | trailer
 
 The container CRC is CRC-16/CCITT-FALSE over everything except the CRC field. The trailer written
-by the emulator is the Project decision of FN spec §11.2: ``81 06`` + a 6-byte message sign (ФПС)
+by the emulator is the Project decision of fn-protocol.md §11.2: ``81 06`` + a 6-byte message sign (ФПС)
 + ``00 00``.
 """
 
@@ -53,7 +53,7 @@ __all__ = [
 SESSION_SIGNATURE = bytes.fromhex("2A08410A")
 """Signature of an OFD session header («сигнатура»)."""
 S_VERSION = bytes.fromhex("81A2")
-"""The only session-protocol version the emulator speaks (FN spec §11.1, Project decision)."""
+"""The only session-protocol version the emulator speaks (fn-protocol.md §11.1, Project decision)."""
 A_VERSION_FFD_105 = bytes.fromhex("0105")
 """A-protocol version bytes for FFD 1.0/1.05."""
 A_VERSION_FFD_11 = bytes.fromhex("0110")
@@ -116,7 +116,7 @@ def decode_bcd_serial(raw: bytes) -> str:
 
 @dataclass(frozen=True)
 class SessionHeader:
-    """The 30-byte session header a till puts before a container (FN spec §11.1).
+    """The 30-byte session header a till puts before a container (fn-protocol.md §11.1).
 
     Attributes:
         signature: ``2A 08 41 0A``.
@@ -221,7 +221,7 @@ def container_crc(raw: bytes) -> int:
 
 @dataclass(frozen=True)
 class Container:
-    """A drive-built container (FN spec §11.2), as read by :meth:`parse`.
+    """A drive-built container (fn-protocol.md §11.2), as read by :meth:`parse`.
 
     Attributes:
         length: the length field (the whole container, header included).
@@ -320,7 +320,7 @@ def build_container(
     svc1: bytes = b"\x10\x09",
     svc2: bytes = bytes(12),
 ) -> bytes:
-    """Build the container the drive returns through 22h/23h (FN spec §11.2, Project decision).
+    """Build the container the drive returns through 22h/23h (fn-protocol.md §11.2, Project decision).
 
     The trailer is ``81 06`` + the first 6 bytes of HMAC-SHA256(``secret``, the container bytes
     before the trailer, with the final length already set and the CRC field ``00 00``) + ``00 00``;

@@ -1,4 +1,4 @@
-"""CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, xorout 0): FN spec §2.3.
+"""CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, xorout 0): fn-protocol.md §2.3.
 
 Used for drive frames (over LEN+CMD+DATA), OFD containers and RNM check digits. The check value
 for ``b"123456789"`` is ``0x29B1``.

@@ -4,7 +4,14 @@
 answers one framer item; ``receive(data, now)`` takes raw bytes from a link (any split, any
 garbage) and returns the answer frames to write back. ENQ (05h) repeats the last answer; a frame
 with a bad CRC is answered with 01h. The answer byte carries the warning bit (80h) whenever a
-warning flag is set (FN spec §2.2).
+warning flag is set (fn-protocol.md §2.2).
+
+A bug inside the drive (any exception other than :class:`~kkt_emulator.errors.DriveError`) is
+answered 03h «Отказ ФН», as a real drive that fails internally answers, and recorded where it can
+be seen: :attr:`DriveEndpoint.crash_count`, :attr:`DriveEndpoint.last_crash` (a
+:class:`~kkt_emulator.fn.crash.DriveCrash` with the traceback, also kept on the drive) and the
+optional ``on_crash`` hook, through which the I/O pumps (``fnio/server.py``, ``fnio/serve.py``) log
+it with its traceback.
 """
 
 from __future__ import annotations
@@ -14,13 +21,17 @@ from datetime import datetime
 
 from kkt_emulator.errors import DriveError
 from kkt_emulator.fn.codes import ResultCode
+from kkt_emulator.fn.crash import DriveCrash
 from kkt_emulator.fn.drive import FiscalDrive
 from kkt_emulator.fn.frame import WARNING_BIT, BadFrame, Enq, Frame, Framer, encode_frame
 
-__all__ = ["DriveEndpoint", "FrameTrace"]
+__all__ = ["CrashHook", "DriveCrash", "DriveEndpoint", "FrameTrace"]
 
 FrameTrace = Callable[[Frame, Frame, datetime], None]
 """Called with (request, answer, business time) for every command answered."""
+
+CrashHook = Callable[[DriveCrash, BaseException], None]
+"""Called with the recorded crash and the exception itself (for a logger's ``exc_info``)."""
 
 
 class DriveEndpoint:
@@ -29,11 +40,24 @@ class DriveEndpoint:
     Args:
         drive: the state machine.
         trace: optional hook called with each (request, answer) pair — ``fn serve --trace`` uses it.
+        on_crash: optional hook called for every bug inside the drive (answered 03h).
+
+    Attributes:
+        crash_count: how many commands crashed inside the drive since the endpoint was made.
+        last_crash: the latest of them, or ``None``.
     """
 
-    def __init__(self, drive: FiscalDrive, trace: FrameTrace | None = None) -> None:
+    def __init__(
+        self,
+        drive: FiscalDrive,
+        trace: FrameTrace | None = None,
+        on_crash: CrashHook | None = None,
+    ) -> None:
         self.drive = drive
         self.trace = trace
+        self.on_crash = on_crash
+        self.crash_count = 0
+        self.last_crash: DriveCrash | None = None
         self.framer = Framer(max_data=drive.config.max_data, accept_enq=True)
         self._buffer = bytearray()
         self._last_answer = encode_frame(ResultCode.WRONG_STATE)
@@ -55,13 +79,21 @@ class DriveEndpoint:
             answer = self._answer(ResultCode.OK, data, now)
         except DriveError as exc:
             answer = self._answer(exc.code, exc.data, now)
-        except Exception as exc:  # noqa: BLE001 - a drive never crashes: a bug becomes 03h «Отказ ФН»
-            self.drive.last_crash = exc
+        except Exception as exc:  # noqa: BLE001 - a drive never crashes: a bug becomes 03h «Отказ ФН», recorded below
+            self._crashed(exc, item.code, now)
             answer = self._answer(ResultCode.FN_FAILURE, b"", now)
         if self.trace is not None:
             self.trace(item, answer, now)
         self._last_answer = answer.encode()
         return self._last_answer
+
+    def _crashed(self, exc: Exception, code: int, now: datetime) -> None:
+        crash = DriveCrash.from_exception(exc, code, now)
+        self.crash_count += 1
+        self.last_crash = crash
+        self.drive.last_crash = crash
+        if self.on_crash is not None:
+            self.on_crash(crash, exc)
 
     def _answer(self, code: int, data: bytes, now: datetime) -> Frame:
         warning = self.drive.warnings(now) != 0

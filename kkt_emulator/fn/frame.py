@@ -1,4 +1,4 @@
-"""Drive frames and the framer (FN spec §2.2).
+"""Drive frames and the framer (fn-protocol.md §2.2).
 
 A frame is ``04h | LEN Uint16 LE | CMD/ANSWER | DATA | CRC16 LE`` with LEN = 1 + len(DATA) and the
 CRC-16/CCITT-FALSE over LEN+CMD+DATA. The same layout carries requests (CMD) and answers (ANSWER,

@@ -1,7 +1,7 @@
 """Signs and check digits: fiscal sign (ФПД), message sign, receipt QR, РНМ and ИНН check digits.
 
 The real fiscal drive computes its signs in a crypto coprocessor with keys that are not public, so
-the fake drive uses the project's deterministic stand-ins (FN spec §12.1, §14.1):
+the fake drive uses the project's deterministic stand-ins (fn-protocol.md §12.1, §14.1):
 
 * **Drive secret** — ``HMAC-SHA256(key=seed, msg=fn_serial)``: one secret per drive, derived from
   its serial and a per-installation seed, shared by the fake drive and the ``verify`` tool.
@@ -15,8 +15,8 @@ These values are NOT verifiable by the tax service (ФНС); only this module ca
 
 Public algorithms implemented exactly:
 
-* the receipt QR string (FN spec §12.2, ФФД §14–15);
-* the registration number check digits (РНМ, FN spec §12.3, ФФД §16): CRC-16/CCITT-FALSE;
+* the receipt QR string (fn-protocol.md §12.2, ФФД §14–15);
+* the registration number check digits (РНМ, fn-protocol.md §12.3, ФФД §16): CRC-16/CCITT-FALSE;
 * the taxpayer number check digits (ИНН) of the ФНС for 10- and 12-digit numbers.
 """
 
@@ -56,7 +56,7 @@ DEFAULT_SIGNING_SEED = "kkt-emulator"
 """The per-installation seed of :func:`drive_secret` when a profile names none (§12.1)."""
 """Tag 1077 «фискальный признак документа» (ФПД)."""
 
-# FN spec §12.1 / §14.1, Project decision: the meaning of the first two bytes of 1077 is unknown;
+# fn-protocol.md §12.1 / §14.1, Project decision: the meaning of the first two bytes of 1077 is unknown;
 # both captures carry 21 04, so the emulator writes them as a constant prefix.
 _FPD_PREFIX = b"\x21\x04"
 _FN_SERIAL_LEN = 16
@@ -68,7 +68,7 @@ _INN10_WEIGHTS = (2, 4, 10, 3, 5, 9, 4, 6, 8)
 _INN11_WEIGHTS = (7, 2, 4, 10, 3, 5, 9, 4, 6, 8)
 _INN12_WEIGHTS = (3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8)
 
-# FN spec §12.2: the six QR fields, in the order of the official example.
+# fn-protocol.md §12.2: the six QR fields, in the order of the official example.
 _QR_FIELDS = ("t", "s", "fn", "i", "fp", "n")
 _QR_TIME = re.compile(r"(\d{8})T(\d{4})(\d{2})?", re.ASCII)
 _QR_SUM = re.compile(r"(\d+)(?:\.(\d{1,2}))?", re.ASCII)
@@ -120,7 +120,7 @@ def tag1077_value(fpd: int) -> bytes:
 def fpd_from_1077(value: bytes) -> int:
     """Read the printed fiscal sign from a 1077 value: bytes 2–5 as Uint32 big endian.
 
-    The first two bytes are not checked: their meaning is unknown (FN spec §12.1).
+    The first two bytes are not checked: their meaning is unknown (fn-protocol.md §12.1).
 
     Raises:
         ValidationError: the value is not 6 bytes long.
@@ -192,7 +192,7 @@ def verify_document(secret: bytes, fn_serial: str, fd_number: int, document_tlv:
 
 
 def rnm_check_digits(sequence: str, inn: str, kkt_serial: str) -> str:
-    """The 6-digit check number of a registration number (FN spec §12.3).
+    """The 6-digit check number of a registration number (fn-protocol.md §12.3).
 
     CRC-16/CCITT-FALSE over the ASCII string sequence (zero-padded to 10) + ИНН (zero-padded to 12)
     + ККТ serial (zero-padded to 20), printed in decimal and zero-padded to 6 digits.
@@ -294,7 +294,7 @@ def receipt_qr(  # noqa: PLR0917 - positional signature shared with the drive an
     seconds: bool = False,
     fd_digits: int = 0,
 ) -> str:
-    """Build the receipt QR text (FN spec §12.2).
+    """Build the receipt QR text (fn-protocol.md §12.2).
 
     ``t=YYYYMMDDTHHMM[SS]&s=<rubles.kopecks>&fn=<ФН>&i=<ФД>&fp=<ФПД>&n=<1054>``.
 

@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from kkt_emulator.errors import DriveError
+from kkt_emulator.fn.codes import ResultCode
+
 __all__ = [
     "ArchivedDocument",
     "DriveState",
@@ -103,7 +106,7 @@ class RegistrationRecord:
 
     @property
     def internet(self) -> bool:
-        """Mode bit 5: the till is registered for settlements on the Internet (FN spec §6.3)."""
+        """Mode bit 5: the till is registered for settlements on the Internet (fn-protocol.md §6.3)."""
         return bool(self.mode & 0x20)
 
     @property
@@ -316,7 +319,13 @@ class DriveStore(Protocol):
         documents: tuple[ArchivedDocument, ...] = (),
         acks: tuple[OfdAck, ...] = (),
     ) -> None:
-        """Save the state with new documents and acknowledgements, all or nothing."""
+        """Save the state with new documents and acknowledgements, all or nothing.
+
+        Raises:
+            DriveError: 03h (drive failure) if the write is refused — a document number already
+                archived, an acknowledgement of a document not archived, storage failure — in which
+                case nothing of it is saved.
+        """
 
     def wipe(self) -> None:
         """Erase everything (the debug-firmware reset 60h)."""
@@ -353,7 +362,24 @@ class MemoryStore:
         documents: tuple[ArchivedDocument, ...] = (),
         acks: tuple[OfdAck, ...] = (),
     ) -> None:
-        """Keep a JSON copy of the state (so later mutations do not leak in) and the new rows."""
+        """Keep a JSON copy of the state (so later mutations do not leak in) and the new rows.
+
+        Raises:
+            DriveError: 03h for a document number already archived or an acknowledgement of a
+                document not archived (what the SQLite archive's keys refuse); nothing is saved.
+        """
+        fds = [doc.fd for doc in documents]
+        clash = sorted(fd for fd in fds if fd in self.documents)
+        if clash or len(set(fds)) != len(fds):
+            raise DriveError(
+                ResultCode.FN_FAILURE, detail=f"archive write failed: documents {fds} exist"
+            )
+        orphans = sorted(a.fd for a in acks if a.fd not in self.documents and a.fd not in fds)
+        if orphans:
+            raise DriveError(
+                ResultCode.FN_FAILURE,
+                detail=f"archive write failed: acknowledgements of unknown documents {orphans}",
+            )
         self.state = state.to_json()
         for doc in documents:
             self.documents[doc.fd] = doc

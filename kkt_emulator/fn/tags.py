@@ -1,18 +1,18 @@
 """The FFD tag catalogue («реквизиты» of ФФД 1.05/1.1/1.2): number, official name, type, lengths.
 
-Tag numbers, types and lengths follow FN spec §10.5 (itself from ФФД table 4). Where the spec
+Tag numbers, types and lengths follow fn-protocol.md §10.5 (itself from ФФД table 4). Where the spec
 gives no name or type, the value comes from the ФФД tag tables and is marked ``# ФФД, not in the
 spec`` in a comment beside the entry. Lengths are value lengths in bytes: for strings that is the
 CP866 length.
 
-The drive-formed sets (FN spec §10.7) say which tags the fiscal drive (ФН) writes itself in each FFD
+The drive-formed sets (fn-protocol.md §10.7) say which tags the fiscal drive (ФН) writes itself in each FFD
 version; a till that sends one of them gets answer 0Bh.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 from kkt_emulator.errors import ValidationError
 
@@ -24,6 +24,7 @@ __all__ = [
     "DRIVE_FORMED_FFD_105",
     "FFD_VERSIONS",
     "TAGS",
+    "Tag",
     "TagInfo",
     "TagType",
     "is_drive_formed",
@@ -39,12 +40,12 @@ _UP_TO_11 = frozenset({"1.05", "1.1"})
 _FROM_11 = frozenset({"1.1", "1.2"})
 _ONLY_12 = frozenset({"1.2"})
 _ONLY_105 = frozenset({"1.05"})
-# FFD 1.0 tags that still turn up in old captures (FN spec §15.10); none of our versions has them.
+# FFD 1.0 tags that still turn up in old captures (fn-protocol.md §15.10); none of our versions has them.
 _ONLY_10 = frozenset({"1.0"})
 
 
 class TagType(StrEnum):
-    """The value type of a tag (FN spec §10.2, ФФД table 1)."""
+    """The value type of a tag (fn-protocol.md §10.2, ФФД table 1)."""
 
     BYTE = "byte"
     UINT16 = "uint16"
@@ -59,6 +60,63 @@ class TagType(StrEnum):
     FLAGS = "flags"
 
 
+class Tag(IntEnum):
+    """The tags the drive reads or writes by number (fn-protocol.md §10.5), by what they mean."""
+
+    AUTOMATIC = 1001
+    AUTONOMOUS = 1002
+    BUYER_CONTACT = 1008
+    DATETIME = 1012
+    OFD_INN = 1017
+    USER_INN = 1018
+    TOTAL = 1020
+    OFD_CODE = 1022
+    CASH = 1031
+    RNM = 1037
+    SHIFT = 1038
+    FD = 1040
+    FN = 1041
+    RECEIPT_NO = 1042
+    RESOURCE = 1050
+    URGENT = 1051
+    MEMORY = 1052
+    OFD_TIMEOUT = 1053
+    OPERATION = 1054
+    TAX_SYSTEM = 1055
+    ENCRYPTION = 1056
+    AGENT = 1057
+    ITEM = 1059
+    TAX_SYSTEMS = 1062
+    OFD_MESSAGE = 1068
+    FPD = 1077
+    OPERATOR_SIGN = 1078
+    CARD = 1081
+    UNSENT_COUNT = 1097
+    UNSENT_DATE = 1098
+    REREG_REASON = 1101
+    INTERNET = 1108
+    SERVICES = 1109
+    BSO = 1110
+    FDS_IN_SHIFT = 1111
+    FIRST_UNSENT = 1116
+    RECEIPTS_IN_SHIFT = 1118
+    FFD_FN = 1190
+    REASON_CODES = 1205
+    OPERATOR_FLAGS = 1206
+    EXCISE_FLAG = 1207
+    FFD = 1209
+    SUBJECT = 1212
+    KEY_RESOURCE = 1213
+    PREPAID = 1215
+    POSTPAID = 1216
+    COUNTER = 1217
+    ITEM_AGENT = 1222
+    AGENT_DATA = 1223
+    SUPPLIER_DATA = 1224
+    SUPPLIER_INN = 1226
+    CONDITIONS = 1290
+
+
 @dataclass(frozen=True, slots=True)
 class TagInfo:
     """One catalogue entry: a tag («реквизит») of the FFD.
@@ -70,7 +128,7 @@ class TagInfo:
         max_len: the largest value length in bytes.
         fixed_len: the exact length of fixed-length values (space-padded strings, byte arrays).
         drive_formed: the FFD versions in which the drive writes this tag itself, so that a till
-            must not send it (FN spec §10.7).
+            must not send it (fn-protocol.md §10.7).
         ffd: the FFD versions in which the tag exists.
     """
 
@@ -87,7 +145,7 @@ def _span(first: int, last: int) -> set[int]:
     return set(range(first, last + 1))
 
 
-# FN spec §10.7, FFD 1.1 list [ФН-1.2.06 §5.3], copied as written.
+# fn-protocol.md §10.7, FFD 1.1 list [ФН-1.2.06 §5.3], copied as written.
 DRIVE_FORMED_FFD_11: frozenset[int] = frozenset(
     {1001, 1002, 1012, 1017, 1018, 1020, 1037, 1038, 1040, 1041, 1042}
     | _span(1050, 1054)
@@ -98,20 +156,20 @@ DRIVE_FORMED_FFD_11: frozenset[int] = frozenset(
     | _span(1218, 1221)
     | {1232, 1233}
 )
-"""Tags the drive forms itself in FFD 1.1 mode (FN spec §10.7)."""
+"""Tags the drive forms itself in FFD 1.1 mode (fn-protocol.md §10.7)."""
 
-# FN spec §10.7, FFD 1.2 [ФН-1.2.06 §5.4]: the 1.1 list minus the flags that moved into 1290,
+# fn-protocol.md §10.7, FFD 1.2 [ФН-1.2.06 §5.4]: the 1.1 list minus the flags that moved into 1290,
 # plus the marking counters and 1290 itself.
 DRIVE_FORMED_FFD_12: frozenset[int] = (
     DRIVE_FORMED_FFD_11 - {1109, 1110, 1126, 1193, 1207, 1221}
 ) | {2106, 1290, 2116, 2104}
-"""Tags the drive forms itself in FFD 1.2 mode (FN spec §10.7)."""
+"""Tags the drive forms itself in FFD 1.2 mode (fn-protocol.md §10.7)."""
 
-# FFD 1.05 (ФН-1 protocol): ФН-1.2.06 gives no list. The capture of FN spec §11.3 shows the block
+# FFD 1.05 (ФН-1 protocol): ФН-1.2.06 gives no list. The capture of fn-protocol.md §11.3 shows the block
 # the drive writes before the till's TLVs: 1041, 1037, 1018, 1040, 1012, 1077, 1056, 1002, 1001,
 # 1109, 1110, 1108, 1062, 1101. All of them are drive-formed: 1041/1040/1012/1077 are the
 # drive's own data; 1018, 1037 and 1062 come from the ИНН, РНМ and tax-system fields of 03h;
-# 1056, 1002, 1001, 1109, 1110 and 1108 from its mode byte (FN spec §6.3 table); and 1101 from
+# 1056, 1002, 1001, 1109, 1110 and 1108 from its mode byte (fn-protocol.md §6.3 table); and 1101 from
 # its «код причины перерегистрации» byte, so the till cannot send 1101 either. 1017, 1209 and
 # 1189 come from the till in that capture and stay out. Added: the tags the drive derives from
 # other command parameters or its own counters (16h total and type, shift and receipt numbers,
@@ -146,7 +204,7 @@ _FLAGS = TagType.FLAGS
 
 # (number, name, type, max_len, fixed_len, ffd). Money tags are VLN ≤ 6 bytes in kopecks.
 _ENTRIES: list[tuple[int, str, TagType, int, int | None, frozenset[str]]] = [
-    # Document codes: the root STLV of every fiscal document (FN spec §10.3). The size limits are
+    # Document codes: the root STLV of every fiscal document (fn-protocol.md §10.3). The size limits are
     # the ФФД table 11 maxima (ФФД, not in the spec).
     (1, "Отчет о регистрации", _STLV, 6144, None, _ALL),
     (2, "Отчет об открытии смены", _STLV, 4096, None, _ALL),
@@ -204,7 +262,7 @@ _ENTRIES: list[tuple[int, str, TagType, int, int | None, frozenset[str]]] = [
     (1062, "системы налогообложения", _FLAGS, 1, None, _ALL),
     (1068, "сообщение оператора для ФН", _STLV, 9, None, _ALL),
     (1077, "ФПД", _BYTES, 6, 6, _ALL),
-    # ФФД says ≤ 16, the drive archives of ФН-2016/ФН-1.2.06 keep 18 (FN spec §10.5): accept 18.
+    # ФФД says ≤ 16, the drive archives of ФН-2016/ФН-1.2.06 keep 18 (fn-protocol.md §10.5): accept 18.
     (1078, "ФПО", _BYTES, 18, None, _ALL),
     (1079, "цена за единицу предмета расчета с учетом скидок и наценок", _VLN, 6, None, _ALL),
     (1081, "сумма по чеку (БСО) безналичными", _VLN, 6, None, _ALL),
@@ -346,7 +404,7 @@ TAGS: dict[int, TagInfo] = _build()
 """The catalogue, by tag number."""
 
 DOCUMENT_TAGS: frozenset[int] = frozenset({1, 11, 2, 21, 3, 31, 4, 41, 5, 6, 7, 81, 82, 83, 84})
-"""Document codes, which are also the root STLV tags of documents (FN spec §10.3)."""
+"""Document codes, which are also the root STLV tags of documents (fn-protocol.md §10.3)."""
 
 
 def tag_info(tag: int) -> TagInfo | None:

@@ -1,4 +1,4 @@
-"""FFD TLV and STLV codec (FN spec §10.1–§10.2).
+"""FFD TLV and STLV codec (fn-protocol.md §10.1–§10.2).
 
 A TLV is ``tag Uint16 LE | length Uint16 LE | value``; an STLV is a TLV whose value is a list of
 TLVs. Repeated tags are simply repeated. Value types (ФФД table 1):

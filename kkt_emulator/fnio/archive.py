@@ -1,4 +1,7 @@
-"""The drive's archive on disk: one SQLite database (WAL) per drive.
+"""The drive's archive on disk: one SQLite database (WAL, ``synchronous=FULL``) per drive.
+
+The file is opened and written through :mod:`kkt_emulator.sqlite` (``open_database``,
+``immediate``), like every other store.
 
 It holds the drive's state row, every signed document (TLV bytes), the OFD acknowledgements and a
 metadata row naming the drive (serial, profile), so reopening the file restores the exact drive.
@@ -17,6 +20,7 @@ from typing import Any
 from kkt_emulator.errors import ConfigError, DriveError
 from kkt_emulator.fn.codes import ResultCode
 from kkt_emulator.fn.state import ArchivedDocument, DriveState, OfdAck
+from kkt_emulator.sqlite import immediate, open_database
 
 __all__ = ["SqliteStore"]
 
@@ -59,14 +63,11 @@ class SqliteStore:
     ) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
+            self._db = open_database(
+                self.path, schema=_SCHEMA, synchronous="FULL", foreign_keys=True
+            )
             meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"{self.path}: cannot open the drive archive: {exc}") from exc
         if meta.get("serial") and serial and meta["serial"] != serial:
             self._db.close()
@@ -90,11 +91,8 @@ class SqliteStore:
             raise ConfigError(f"{path}: not a drive archive: {exc}") from exc
 
     def _set_meta(self, values: dict[str, str]) -> None:
-        with self._transaction() as db:
+        with immediate(self._db) as db:
             db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", values.items())
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
 
     def close(self) -> None:
         """Close the database."""
@@ -160,7 +158,7 @@ class SqliteStore:
             DriveError: 03h (drive failure) if the database refuses the write.
         """
         try:
-            with self._transaction() as db:
+            with immediate(self._db) as db:
                 db.execute(
                     "INSERT OR REPLACE INTO drive_state (id, state) VALUES (1, ?)",
                     (json.dumps(state.to_json(), ensure_ascii=False),),
@@ -177,30 +175,20 @@ class SqliteStore:
             raise DriveError(ResultCode.FN_FAILURE, detail=f"archive write failed: {exc}") from exc
 
     def wipe(self) -> None:
-        """Erase state, documents and acknowledgements (the debug reset 60h)."""
-        with self._transaction() as db:
-            db.execute("DELETE FROM ofd_acks")
-            db.execute("DELETE FROM documents")
-            db.execute("DELETE FROM drive_state")
+        """Erase state, documents and acknowledgements (the debug reset 60h).
+
+        Raises:
+            DriveError: 03h (drive failure) if the database refuses the write.
+        """
+        try:
+            with immediate(self._db) as db:
+                db.execute("DELETE FROM ofd_acks")
+                db.execute("DELETE FROM documents")
+                db.execute("DELETE FROM drive_state")
+        except sqlite3.Error as exc:
+            raise DriveError(ResultCode.FN_FAILURE, detail=f"archive wipe failed: {exc}") from exc
 
 
 def _doc_row(doc: ArchivedDocument) -> tuple[Any, ...]:
     fd, code, when, fpd, tlv, details = doc.to_row()
     return (fd, code, when, fpd, tlv, json.dumps(details, ensure_ascii=False))
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any exception."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.db.execute("COMMIT")
-        else:
-            self.db.execute("ROLLBACK")

@@ -9,7 +9,8 @@ under a stable symlink, and answers frames on it until stopped::
 As a real drive on a UART it never sees the port being opened or closed (``transport/pty.py``), so
 clients come and go freely; bytes that are not frames are skipped by the framer, and a frame left
 half-sent by a client that went away is dropped after :data:`INTER_BYTE_TIMEOUT` of silence, as a
-real drive's receiver does, so the next client's first frame is read cleanly.
+real drive's receiver does, so the next client's first frame is read cleanly. A bug inside the
+drive (answered 03h) is logged with its traceback and the drive's serial number.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Self
 from kkt_emulator.clock import Clock
 from kkt_emulator.errors import ConfigError, TransportError
 from kkt_emulator.fn.drive import DriveConfig, FiscalDrive
-from kkt_emulator.fn.endpoint import DriveEndpoint
+from kkt_emulator.fn.endpoint import DriveCrash, DriveEndpoint
 from kkt_emulator.fn.frame import BadFrame, Enq, Frame
 from kkt_emulator.fnio.archive import SqliteStore
 from kkt_emulator.logging import get_logger
@@ -91,7 +92,9 @@ class SerialDrive:
             raise ConfigError(f"{path} names no drive serial")
         self.serial = serial
         self.drive = FiscalDrive(DriveConfig.from_profile(profile, serial), self.store)
-        self.endpoint = DriveEndpoint(self.drive, trace=self._trace_command if trace else None)
+        self.endpoint = DriveEndpoint(
+            self.drive, trace=self._trace_command if trace else None, on_crash=self._log_crash
+        )
         try:
             self.port = PtyServer(link=link, name=f"fn-{serial}")
         except BaseException:
@@ -111,9 +114,23 @@ class SerialDrive:
 
     async def close(self) -> None:
         """Close the port (removing the symlink) and the archive."""
-        with contextlib.suppress(Exception):
+        try:
             await self.port.close()
-        self.store.close()
+        except (TransportError, OSError):
+            # The archive must be closed all the same; the port's failure is only worth a warning.
+            self.log.warning("fn_serve_port_close_failed", fn_serial=self.serial, exc_info=True)
+        finally:
+            self.store.close()
+
+    def _log_crash(self, crash: DriveCrash, exc: BaseException) -> None:
+        self.log.error(
+            "drive_crashed",
+            fn_serial=self.serial,
+            command=f"{crash.command:02X}h",
+            exc_type=crash.exc_type,
+            crash_count=self.endpoint.crash_count,
+            exc_info=exc,
+        )
 
     def _trace_command(self, request: Frame, answer: Frame, now: datetime) -> None:
         if self.trace is not None:
@@ -135,6 +152,8 @@ class SerialDrive:
                 )
                 if reading not in done:
                     reading.cancel()
+                    # The read was cancelled just above (or the port closed meanwhile): either is
+                    # the expected end of that read, not an error.
                     with contextlib.suppress(asyncio.CancelledError, TransportError):
                         await reading
                     # Silence: a half-received frame will never be finished.
@@ -143,7 +162,7 @@ class SerialDrive:
                 await self._answer(reading.result())
         finally:
             stopping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError):  # cancelled just above, on purpose
                 await stopping
 
     async def _answer(self, data: bytes) -> None:

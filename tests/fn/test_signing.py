@@ -1,4 +1,4 @@
-"""Fiscal sign, message sign, РНМ, ИНН and QR: FN spec §15.11–§15.13 golden vectors, properties."""
+"""Fiscal sign, message sign, РНМ, ИНН and QR: golden vectors (fn-protocol.md §15.11–§15.13)."""
 
 from __future__ import annotations
 

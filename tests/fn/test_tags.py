@@ -12,6 +12,7 @@ from kkt_emulator.fn.tags import (
     DRIVE_FORMED,
     FFD_VERSIONS,
     TAGS,
+    Tag,
     TagInfo,
     TagType,
     is_drive_formed,
@@ -24,8 +25,8 @@ def _numbers(text: str) -> list[int]:
     return [int(word) for word in text.split()]
 
 
-# Every tag FN spec §10 names (§10.3–§10.8), the tags of the captures (§15.9, §15.10), the OFD
-# ack, correction and the other tags the catalogue must know.
+# Every tag fn-protocol.md §10 names (§10.3–§10.8), the tags of the captures (§15.9, §15.10), the
+# OFD ack, correction and the other tags the catalogue must know.
 SPEC_TAGS = _numbers(
     """
     1000 1001 1002 1008 1009 1012 1013 1017 1018 1020 1021 1022 1023 1030 1031 1036 1037
@@ -39,7 +40,7 @@ SPEC_TAGS = _numbers(
 """
 )
 
-# FN spec §10.7, copied by hand.
+# fn-protocol.md §10.7, copied by hand.
 FFD_11_LIST = _numbers(
     """
     1001 1002 1012 1017 1018 1020 1037 1038 1040 1041 1042 1050 1051 1052 1053 1054 1056
@@ -184,3 +185,11 @@ def test_tag_info_is_frozen() -> None:
 def test_tag_type_values_are_strings() -> None:
     assert str(TagType.FVLN) == "fvln"
     assert TagType("stlv") is TagType.STLV
+
+
+def test_every_tag_the_drive_names_is_in_the_catalogue() -> None:
+    assert len(Tag) == 52
+    missing = [tag for tag in Tag if tag not in TAGS]
+    assert missing == []
+    assert int(Tag.BUYER_CONTACT) == 1008
+    assert TAGS[Tag.FPD].name == tag_name(1077)

@@ -1,4 +1,4 @@
-"""Golden captures of FN spec §15.9 and §15.10, parsed tag by tag; §15.1 C03/C04; §15.8 H/R.
+"""Golden captures of fn-protocol.md §15.9 and §15.10, parsed tag by tag; §15.1 C03/C04; §15.8 H/R.
 
 The expected values are copied from the spec's tables; the hex dumps are copied from the spec too.
 """
@@ -22,7 +22,7 @@ def _dump(text: str) -> bytes:
     return bytes.fromhex("".join(line[6:] for line in text.strip().splitlines()))
 
 
-# FN spec §15.9 (captured, yandex/ofd tests/example_test.py).
+# fn-protocol.md §15.9 (captured, yandex/ofd tests/example_test.py).
 DUMP_15_9 = _dump(
     """
 0000  2A 08 41 0A 81 A2 00 01 39 39 39 39 30 37 38 39
@@ -58,7 +58,7 @@ DUMP_15_9 = _dump(
 """
 )
 
-# FN spec §15.10 (captured, yandex/ofd tests/ofd_test.py).
+# fn-protocol.md §15.10 (captured, yandex/ofd tests/ofd_test.py).
 DUMP_15_10 = _dump(
     """
 0000  31 01 03 EC A5 01 01 10 09 99 99 07 89 12 34 56
@@ -84,7 +84,7 @@ DUMP_15_10 = _dump(
 """
 )
 
-# FN spec §15.9 body table: tag, length, decoded value, in order.
+# fn-protocol.md §15.9 body table: tag, length, decoded value, in order.
 EXPECTED_15_9: list[tuple[int, int, object]] = [
     (1041, 16, "9999078900005488"),
     (1037, 20, "0000000005008570    "),
@@ -117,7 +117,7 @@ EXPECTED_15_9: list[tuple[int, int, object]] = [
     (1207, 1, 1),
 ]
 
-# FN spec §15.10 body list, in order (lengths read off the dump).
+# fn-protocol.md §15.10 body list, in order (lengths read off the dump).
 EXPECTED_15_10: list[tuple[int, int, object]] = [
     (1041, 16, "999907891234567 "),
     (1037, 20, "120000130000        "),

@@ -1,4 +1,4 @@
-"""Golden vectors of FN spec §15.5 (TLV values), §15.6 (item STLV) and §15.7 (session headers).
+"""Golden vectors: TLV values, item STLV, session headers (fn-protocol.md §15.5, §15.6, §15.7).
 
 Every expected byte string is copied from the spec, never computed by the code under test.
 """
@@ -74,7 +74,7 @@ def test_fvln(vector: str, raw: str, value: str) -> None:
 
 
 def test_fvln_8_byte_form_t04() -> None:
-    # yandex/ofd's padded form decodes; the emulator writes the minimal form (FN spec §10.2).
+    # yandex/ofd's padded form decodes; the emulator writes the minimal form (fn-protocol.md §10.2).
     assert decode_fvln(_hex("02 D7 37 02 00 00 00 00")) == Decimal("1453.67")
     assert str(decode_fvln(_hex("02 D7 37 02 00 00 00 00"))) == "1453.67"
     validate_value(1023, _hex("02 D7 37 02 00 00 00 00"))
