@@ -17,6 +17,7 @@ from kkt_emulator.errors import DriveError, TransportError
 from kkt_emulator.fn.codes import Command, DocCode, ResultCode
 from kkt_emulator.fn.signing import fpd_from_1077, receipt_qr
 from kkt_emulator.fn.tlv import decode_uint, decode_unixtime, decode_vln, parse_tlvs
+from kkt_emulator.fnio.client import LocalRefusalError, ReceiptAnswer
 from kkt_emulator.till.context import TillContext
 from kkt_emulator.till.failures import Failure, drive_failure, link_failure, till_failure
 from kkt_emulator.till.fault_control import FaultControl
@@ -197,12 +198,14 @@ class Fiscaliser:
                 ctx.state.journal(doc_id, lease_id, expected, document, ctx.clock.now().isoformat())
                 self.faults.crash_point(CrashPoint.BEFORE_COMMIT)
                 answer = await self._run_receipt(local, plan)
-            except DriveError as exc:
+            except (DriveError, LocalRefusalError) as exc:
+                # A local refusal is reported in the drive's terms, as the drive would answer.
+                refusal = exc.as_drive_error() if isinstance(exc, LocalRefusalError) else exc
                 ctx.state.drop_journal(doc_id)
                 return self._record_failure(
                     doc_id,
                     lease_id,
-                    drive_failure(exc, ctx.profile, self._explain(exc, plan)),
+                    drive_failure(refusal, ctx.profile, self._explain(refusal, plan)),
                     log,
                 )
             except TransportError as exc:
@@ -250,7 +253,7 @@ class Fiscaliser:
         ctx.wake_all()
         return result
 
-    async def _run_receipt(self, local: datetime, plan: ReceiptPlan) -> Any:
+    async def _run_receipt(self, local: datetime, plan: ReceiptPlan) -> ReceiptAnswer:
         fn = self.ctx.fn
         try:
             return await fn.receipt(local, plan.operation, plan.total, plan.all_tlv)

@@ -46,7 +46,7 @@ DOC_TYPES = {"SALE": 1, "RETURN": 2, "BUY": 3, "BUY_RETURN": 4}
 CHECK_TYPES = {1: "SALE", 2: "RETURN", 3: "PURCHASE", 4: "RETURN_PURCHASE"}
 # store-api.md taxMode → its bit in tag 1055 (one list for every layer: kkt_emulator.taxes).
 TAX_MODES = {str(system): system.bit for system in TaxSystem}
-# store-api.md §6.4 vatTag → tag 1199 rate code (FN spec §10.6) and the receipt VAT-sum tag.
+# store-api.md §6.4 vatTag → tag 1199 rate code (fn-protocol.md §10.6) and the receipt VAT-sum tag.
 VAT_TAGS = {1102: 1, 1103: 2, 1104: 5, 1105: 6, 1106: 3, 1107: 4}
 _VAT_SHARE = {
     1102: Decimal(20) / 120,

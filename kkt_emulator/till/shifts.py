@@ -15,6 +15,7 @@ from typing import Any
 from kkt_emulator.errors import DriveError, TransportError
 from kkt_emulator.fn.codes import Command
 from kkt_emulator.fn.tlv import tlv_string
+from kkt_emulator.fnio.client import ShiftAnswer
 from kkt_emulator.profiles import Address
 from kkt_emulator.till.context import TillContext
 from kkt_emulator.till.receipts import correction_receipt_tlv, counter_receipt_tlv
@@ -42,22 +43,22 @@ class Shifts:
         The caller holds ``fn.exclusive``.
         """
         ctx = self.ctx
-        shift = await ctx.fn.call(Command.SHIFT_PARAMS)
+        is_open = bool((await ctx.fn.call(Command.SHIFT_PARAMS)).shift_open)
         opened = ctx.state.get("shift_opened_at")
-        if shift.shift_open and opened is not None:
+        if is_open and opened is not None:
             if local >= datetime.fromisoformat(opened) + SHIFT_LENGTH:
                 await self.close_drive_shift(local)
-                shift.shift_open = 0
-        elif shift.shift_open and opened is None:
+                is_open = False
+        elif is_open and opened is None:
             ctx.state.put(shift_opened_at=local.isoformat())
-        if not shift.shift_open:
+        if not is_open:
             answer = await ctx.fn.open_shift(
                 local, tlv_string(1021, ctx.profile.registration.cashier)
             )
             ctx.state.put(shift_opened_at=local.isoformat())
             ctx.emit("shift.opened", {"shiftNumber": answer.shift_number, "fnDocNumber": answer.fd})
 
-    async def close_drive_shift(self, local: datetime) -> Any:
+    async def close_drive_shift(self, local: datetime) -> ShiftAnswer:
         """Close the drive's open shift (13h…14h); the caller holds ``fn.exclusive``."""
         ctx = self.ctx
         answer = await ctx.fn.close_shift(local, tlv_string(1021, ctx.profile.registration.cashier))
