@@ -21,6 +21,7 @@ from kkt_emulator.till.context import TillContext
 from kkt_emulator.till.drive_slot import DriveSlot
 from kkt_emulator.till.fiscal import Fiscaliser
 from kkt_emulator.till.registration import registration_plan
+from kkt_emulator.till.results import DriveReplaced, SnapshotInfo
 from kkt_emulator.till.shifts import Shifts
 
 __all__ = ["DriveKeeper", "random_digits"]
@@ -81,7 +82,7 @@ class DriveKeeper:
 
     # ------------------------------------------------------------------ replacement
 
-    async def replace(self, ofd_wait: float = 30.0) -> dict[str, Any]:
+    async def replace(self, ofd_wait: float = 30.0) -> DriveReplaced:
         """Close the drive's fiscal mode, put in a new drive and re-register (``fn.replace``).
 
         As on a real till: close the shift, let the OFD take every document, close the drive
@@ -124,7 +125,7 @@ class DriveKeeper:
         async with ctx.fn.exclusive:
             fd = await self._register(report_type=1, reason=1)
         ctx.emit("state.changed", {"reason": "fn.replace"})
-        return {"oldFnSerial": old_serial, "fnSerial": ctx.fn_serial, "registrationFd": fd}
+        return DriveReplaced(old_serial, ctx.fn_serial, fd)
 
     async def _wait_ofd_empty(self, seconds: float) -> None:
         ctx = self.ctx
@@ -139,7 +140,7 @@ class DriveKeeper:
 
     # ------------------------------------------------------------------ snapshots
 
-    async def save_snapshot(self, path: Path) -> dict[str, Any]:
+    async def save_snapshot(self, path: Path) -> SnapshotInfo:
         """Save the till's whole state (till and drive databases) into directory ``path``."""
         ctx = self.ctx
         path.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a few local state files, not worth a thread
@@ -159,9 +160,9 @@ class DriveKeeper:
         (path / "snapshot.json").write_text(
             json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8"
         )
-        return {"path": str(path), **manifest}
+        return SnapshotInfo(str(path), manifest)
 
-    async def load_snapshot(self, path: Path) -> dict[str, Any]:
+    async def load_snapshot(self, path: Path) -> SnapshotInfo:
         """Replace the till's state with a snapshot taken by :meth:`save_snapshot` and restart.
 
         Raises:
@@ -192,4 +193,4 @@ class DriveKeeper:
         await self.slot.start()
         await self.fiscaliser.reconcile()
         ctx.emit("state.changed", {"reason": "restore"})
-        return {"path": str(path), **manifest}
+        return SnapshotInfo(str(path), manifest)

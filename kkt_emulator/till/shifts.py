@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from kkt_emulator.errors import DriveError, TransportError
 from kkt_emulator.fn.codes import Command
@@ -19,6 +18,7 @@ from kkt_emulator.fnio.client import ShiftAnswer
 from kkt_emulator.profiles import Address
 from kkt_emulator.till.context import TillContext
 from kkt_emulator.till.receipts import correction_receipt_tlv, counter_receipt_tlv
+from kkt_emulator.till.results import CorrectionResult, CounterShift, SaleResult, ShiftClosed
 
 __all__ = ["SHIFT_LENGTH", "Shifts"]
 
@@ -66,7 +66,7 @@ class Shifts:
         ctx.emit("shift.closed", {"shiftNumber": answer.shift_number, "fnDocNumber": answer.fd})
         return answer
 
-    async def close(self) -> dict[str, Any] | None:
+    async def close(self) -> ShiftClosed | None:
         """Close the open shift (``shift.close``); ``None`` if none is open.
 
         ``appShiftNumber`` is the number the till app's Z-report shows (see :meth:`counter_shift`).
@@ -79,17 +79,13 @@ class Shifts:
             answer = await self.close_drive_shift(ctx.local_now())
         app_shift = answer.shift_number
         if ctx.settings.shift_mode == "separate":
-            app_shift = self.counter_shift()["number"]
+            app_shift = self.counter_shift().number
             ctx.state.put(counter_shift_open=False)
-        return {
-            "shiftNumber": answer.shift_number,
-            "appShiftNumber": app_shift,
-            "fnDocNumber": answer.fd,
-        }
+        return ShiftClosed(answer.shift_number, app_shift, answer.fd)
 
     # ------------------------------------------------------------------ the app's counter shift
 
-    def counter_shift(self) -> dict[str, Any]:
+    def counter_shift(self) -> CounterShift:
         """The till app's own shift of counter sales (``shift_mode = separate``).
 
         In ``separate`` mode the till app numbers the counter's shifts itself («программная»
@@ -97,18 +93,17 @@ class Shifts:
         shows, advance for the internet shop's automatic shifts too. In ``shared`` mode the app
         shows the drive's numbers and this counter stays unused.
         """
-        return {
-            "number": int(self.ctx.state.get("counter_shift") or 0),
-            "open": bool(self.ctx.state.get("counter_shift_open")),
-        }
+        return CounterShift(
+            number=int(self.ctx.state.get("counter_shift") or 0),
+            open=bool(self.ctx.state.get("counter_shift_open")),
+        )
 
     def _open_counter_shift(self) -> int:
         counter = self.counter_shift()
-        if not counter["open"]:
-            counter["number"] += 1
-            self.ctx.state.put(counter_shift=counter["number"], counter_shift_open=True)
-        number: int = counter["number"]
-        return number
+        if counter.open:
+            return counter.number
+        self.ctx.state.put(counter_shift=counter.number + 1, counter_shift_open=True)
+        return counter.number + 1
 
     async def close_shop_shift(self) -> None:
         """``separate`` mode: the shop's shift closes by itself after its documents.
@@ -116,7 +111,7 @@ class Shifts:
         Its reports exist only at the OFD (no Z-report at the till); when the counter's shift is
         open, the shop's documents went into it and it stays open.
         """
-        if self.counter_shift()["open"]:
+        if self.counter_shift().open:
             return
         ctx = self.ctx
         async with ctx.fn.exclusive:
@@ -144,7 +139,7 @@ class Shifts:
 
     # ------------------------------------------------------------------ counter documents
 
-    async def sell(self, total: int, cashier: str = "Кассир") -> dict[str, Any]:
+    async def sell(self, total: int, cashier: str = "Кассир") -> SaleResult:
         """A counter sale entered at the till (cash, one item); returns its fiscal data.
 
         ``shiftNumber`` is the drive's (the OFD's) shift; ``appShiftNumber`` the one the till app
@@ -164,17 +159,13 @@ class Shifts:
             if ctx.settings.shift_mode == "separate"
             else shift.shift_number
         )
-        return {
-            "shiftNumber": shift.shift_number,
-            "appShiftNumber": app_shift,
-            "checkNumber": answer.receipt_number,
-            "fnDocNumber": answer.fd,
-            "fnDocMark": answer.fpd,
-        }
+        return SaleResult(
+            shift.shift_number, app_shift, answer.receipt_number, answer.fd, answer.fpd
+        )
 
     async def correction(
         self, total: int, cashier: str = "Кассир", operation: int = 1
-    ) -> dict[str, Any]:
+    ) -> CorrectionResult:
         """A correction receipt (чек коррекции, 17h) for a settlement that was not registered.
 
         One of the ways out of a shop document in error (support-cases.md §5): register the sale
@@ -193,11 +184,6 @@ class Shifts:
             shift = await ctx.fn.call(Command.SHIFT_PARAMS)
         ctx.ofd_wake.set()
         ctx.emit("state.changed", {"reason": "correction", "fnDocNumber": answer.fd})
-        return {
-            "shiftNumber": shift.shift_number,
-            "checkNumber": answer.receipt_number,
-            "fnDocNumber": answer.fd,
-            "fnDocMark": answer.fpd,
-            "total": total,
-            "operation": operation,
-        }
+        return CorrectionResult(
+            shift.shift_number, answer.receipt_number, answer.fd, answer.fpd, total, operation
+        )

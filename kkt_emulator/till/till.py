@@ -41,6 +41,7 @@ from kkt_emulator.till.context import (
     TillContext,
     TillSettings,
 )
+from kkt_emulator.till.control_api import TillControl
 from kkt_emulator.till.drive_keeper import DriveKeeper, random_digits
 from kkt_emulator.till.drive_slot import DriveSlot
 from kkt_emulator.till.fault_control import CRASH_ENV, FaultControl
@@ -107,6 +108,8 @@ class Till:
             restart=self._restart_after_crash,
         )
         self.keeper = DriveKeeper(ctx, self.drive_slot, self.shifts, self.fiscaliser)
+        self.control = TillControl(self)
+        """What the control plane drives (typed answers)."""
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ what others read
@@ -366,21 +369,22 @@ class Till:
 
     def counter_shift(self) -> dict[str, Any]:
         """The till app's own shift of counter sales (``shift_mode = separate``)."""
-        return self.shifts.counter_shift()
+        return self.shifts.counter_shift().to_json()
 
     async def sell(self, total: int, cashier: str = "Кассир") -> dict[str, Any]:
         """A counter sale entered at the till (cash, one item); returns its fiscal data."""
-        return await self.shifts.sell(total, cashier)
+        return (await self.shifts.sell(total, cashier)).to_json()
 
     async def correction(
         self, total: int, cashier: str = "Кассир", operation: int = 1
     ) -> dict[str, Any]:
         """A correction receipt (чек коррекции, 17h) for a settlement that was not registered."""
-        return await self.shifts.correction(total, cashier, operation)
+        return (await self.shifts.correction(total, cashier, operation)).to_json()
 
     async def close_shift(self) -> dict[str, Any] | None:
         """Close the open shift (``shift.close``); ``None`` if none is open."""
-        return await self.shifts.close()
+        closed = await self.shifts.close()
+        return closed.to_json() if closed is not None else None
 
     async def set_settings(self, **values: Any) -> TillSettings:
         """Change settings (validated), persist them and wake the poll loop."""
@@ -392,15 +396,15 @@ class Till:
 
     async def replace_drive(self, ofd_wait: float = 30.0) -> dict[str, Any]:
         """Close the drive's fiscal mode, put in a new drive and re-register (``fn.replace``)."""
-        return await self.keeper.replace(ofd_wait)
+        return (await self.keeper.replace(ofd_wait)).to_json()
 
     async def save_snapshot(self, path: Path) -> dict[str, Any]:
         """Save the till's whole state (till and drive databases) into directory ``path``."""
-        return await self.keeper.save_snapshot(path)
+        return (await self.keeper.save_snapshot(path)).to_json()
 
     async def load_snapshot(self, path: Path) -> dict[str, Any]:
         """Replace the till's state with a snapshot taken by :meth:`save_snapshot` and restart."""
-        return await self.keeper.load_snapshot(path)
+        return (await self.keeper.load_snapshot(path)).to_json()
 
     # ------------------------------------------------------------------ faults
 
@@ -451,4 +455,4 @@ class Till:
 
     async def snapshot_state(self) -> dict[str, Any]:
         """The till's whole state as the control plane publishes it (``kkt/<id>/state``)."""
-        return self.views.snapshot()
+        return self.views.snapshot().to_json()

@@ -15,9 +15,10 @@ from typing import Any
 from kkt_emulator.errors import DriveError, TransportError
 from kkt_emulator.fn.codes import Command, Phase, WarningFlag
 from kkt_emulator.till.cloud_link import CloudLink
-from kkt_emulator.till.context import TillContext
+from kkt_emulator.till.context import TillContext, TillSettings
 from kkt_emulator.till.fault_control import FaultControl
 from kkt_emulator.till.faults import FaultName
+from kkt_emulator.till.results import OfdBacklog, QueueState, TillState
 from kkt_emulator.till.shifts import Shifts
 
 __all__ = ["DEADLINE_NAMES", "DriveCrashes", "StateViews", "warning_names"]
@@ -171,7 +172,7 @@ class StateViews:
             return dict.fromkeys(DEADLINE_NAMES)
         return self.ctx.drive.deadlines()
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> TillState:
         """The till's whole state as the control plane publishes it (``kkt/<id>/state``).
 
         The drive is read in-process, not over the till's link: watching the till must neither
@@ -181,33 +182,33 @@ class StateViews:
         started = ctx.store is not None
         drive = self.drive_view()
         quirks = ctx.profile.quirks
-        return {
-            "deviceId": ctx.device_id,
-            "kktSerial": ctx.kkt_serial,
-            "profile": ctx.profile.name,
-            "settings": ctx.settings.to_json(),
-            "polling": ctx.polling_allowed(),
-            "lastError": ctx.last_error,
-            "drive": {
+        return TillState(
+            device_id=ctx.device_id,
+            kkt_serial=ctx.kkt_serial,
+            profile=ctx.profile.name,
+            settings=TillSettings(**ctx.settings.to_json()),
+            polling=ctx.polling_allowed(),
+            last_error=ctx.last_error,
+            drive={
                 **drive,
                 "rnm": ctx.rnm,
                 "warningNames": warning_names(drive.get("warnings", 0)),
                 "crashes": self.drive_crashes().to_json(),
             },
-            "shift": drive.get("shift"),
-            "counterShift": self.shifts.counter_shift() if started else None,
-            "ofdBacklog": {
-                "unsent": drive.get("unsent"),
-                "threshold": quirks.ofd_backlog_threshold,
-                "slowdownSeconds": quirks.ofd_backlog_slowdown_s,
-                "slowed": ctx.backlog_slowed,
-            },
-            "queue": {
-                "inFlight": len(ctx.state.journal_entries()) if started else 0,
-                "outbox": ctx.state.outbox_size() if started else 0,
-            },
-            "counters": dict(ctx.counters),
-            "faults": [f.to_json() for f in self.faults.active()],
-            "deadlines": {k: v.isoformat() if v else None for k, v in self.deadlines().items()},
-            "clock": {"now": ctx.clock.now().isoformat(), "mode": ctx.clock.mode},
-        }
+            counter_shift=self.shifts.counter_shift() if started else None,
+            ofd_backlog=OfdBacklog(
+                unsent=drive.get("unsent"),
+                threshold=quirks.ofd_backlog_threshold,
+                slowdown_seconds=quirks.ofd_backlog_slowdown_s,
+                slowed=ctx.backlog_slowed,
+            ),
+            queue=QueueState(
+                in_flight=len(ctx.state.journal_entries()) if started else 0,
+                outbox=ctx.state.outbox_size() if started else 0,
+            ),
+            counters=dict(ctx.counters),
+            faults=tuple(self.faults.active()),
+            deadlines=self.deadlines(),
+            now=ctx.clock.now(),
+            clock_mode=ctx.clock.mode,
+        )
