@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kkt_emulator.errors import CloudError, DriveError, TransportError
 from kkt_emulator.fn.codes import Command
@@ -22,6 +22,9 @@ from kkt_emulator.till.faults import FaultName
 from kkt_emulator.till.fiscal import Fiscaliser
 from kkt_emulator.till.shifts import Shifts
 from kkt_emulator.till.views import StateViews
+
+if TYPE_CHECKING:
+    from kkt_emulator.till.ofd_sender import OfdSender
 
 __all__ = ["OFD_IDLE_CHECK", "Loops"]
 
@@ -59,7 +62,7 @@ class Loops:
         self.views = views
         self.faults = faults
         self.restart = restart
-        self.ofd_sender: Any = None
+        self.ofd_sender: OfdSender | None = None
         self._withheld: set[str] = set()
         self._flush_lock = asyncio.Lock()
 

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from kkt_emulator.fn.endpoint import DriveEndpoint
     from kkt_emulator.fnio.client import FnClient
     from kkt_emulator.profiles import FirmwareProfile
+    from kkt_emulator.till.ofd_sender import OfdSender
     from kkt_emulator.till.ports import OfdFaults
     from kkt_emulator.till.store import TillStore
 
@@ -170,7 +171,7 @@ class Till:
         return self.fault_control.ofd
 
     @property
-    def ofd_sender(self) -> Any:
+    def ofd_sender(self) -> OfdSender | None:
         """The OFD loop's current sender, if the loop has started one."""
         return self.loops.ofd_sender
 

@@ -13,6 +13,7 @@ from kkt_emulator.errors import DriveError, TransportError
 from kkt_emulator.fn.codes import Command, Phase, ResultCode
 from kkt_emulator.fnio.client import FnClient, result_text
 from kkt_emulator.fnio.server import DriveServer
+from kkt_emulator.profiles import DEFAULT_PROFILE
 from kkt_emulator.testing.drive import DEFAULT_START, DriveBench, Item, item_tlv
 from kkt_emulator.transport.base import ByteManipulator
 from kkt_emulator.transport.memory import memory_pipe_pair
@@ -40,7 +41,7 @@ async def served(
 
 
 def registered() -> DriveBench:
-    bench = DriveBench("modulkassa-ffd12", start=DEFAULT_START)
+    bench = DriveBench(DEFAULT_PROFILE, start=DEFAULT_START)
     bench.register()
     return bench
 
