@@ -18,6 +18,7 @@ from kkt_emulator.fn.codes import Command, DocCode, ResultCode
 from kkt_emulator.fn.signing import fpd_from_1077, receipt_qr
 from kkt_emulator.fn.tlv import decode_uint, decode_unixtime, decode_vln, parse_tlvs
 from kkt_emulator.fnio.client import LocalRefusalError, ReceiptAnswer
+from kkt_emulator.till.cloud_link import Lease
 from kkt_emulator.till.context import TillContext
 from kkt_emulator.till.failures import Failure, drive_failure, link_failure, till_failure
 from kkt_emulator.till.fault_control import FaultControl
@@ -65,9 +66,7 @@ class Fiscaliser:
                 ctx.log.info("reconciled_retry", doc_id=entry.doc_id)
         for entry in ctx.state.journal_entries():
             # Leased (or rolled back above) but not on the drive: process it now.
-            await self.fiscalise(
-                {"docId": entry.doc_id, "leaseId": entry.lease_id, "document": entry.document}
-            )
+            await self.fiscalise(Lease(entry.doc_id, entry.lease_id, entry.document))
             handled.append(entry.doc_id)
         return handled
 
@@ -166,12 +165,12 @@ class Fiscaliser:
             "ecrRegistrationNumber": ctx.rnm,
         }
 
-    async def fiscalise(self, item: dict[str, Any]) -> dict[str, Any]:
+    async def fiscalise(self, item: Lease) -> dict[str, Any]:
         """Fiscalise one leased document and record its outcome; returns the result report."""
         ctx = self.ctx
-        doc_id = str(item["docId"])
-        lease_id = item.get("leaseId")
-        document: dict[str, Any] = item["document"]
+        doc_id = item.doc_id
+        lease_id = item.lease_id
+        document = item.document
         log = ctx.log.bind(doc_id=doc_id)
         done = ctx.state.processed(doc_id)
         if done is not None and done["outcome"] == "fiscalized":

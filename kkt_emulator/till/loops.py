@@ -78,8 +78,7 @@ class Loops:
         ctx.counters["polls"] += 1
         if items:
             ctx.state.journal_leased(
-                [(str(i["docId"]), i.get("leaseId"), i["document"]) for i in items],
-                ctx.clock.now().isoformat(),
+                [(i.doc_id, i.lease_id, i.document) for i in items], ctx.clock.now().isoformat()
             )
         for item in items:
             await self._pace_ofd_backlog()

@@ -33,7 +33,7 @@ import httpx
 
 from kkt_emulator.errors import ConfigError
 from kkt_emulator.logging import get_logger
-from kkt_emulator.till.cloud_link import CloudLink
+from kkt_emulator.till.cloud_link import CloudLink, Lease
 from kkt_emulator.till.context import (
     Listener,
     SimulatedCrash,
@@ -318,10 +318,10 @@ class Till:
             profile=ctx.profile.name,
             retail_point_id=ctx.config.retail_point_id,
         )
-        ctx.device_id = answer["deviceId"]
-        ctx.state.put(token=answer["token"], device_id=ctx.device_id, server=ctx.config.server)
+        ctx.device_id = answer.device_id
+        ctx.state.put(token=answer.token, device_id=ctx.device_id, server=ctx.config.server)
         ctx.log = ctx.log.bind(device_id=ctx.device_id)
-        ctx.log.info("till_bound", retail_point_id=answer.get("retailPointId"))
+        ctx.log.info("till_bound", retail_point_id=answer.retail_point_id)
 
     async def _restart_after_crash(self, reason: str) -> None:
         """The process state is gone: reopen everything from disk and reconcile, as after a reboot."""
@@ -352,7 +352,7 @@ class Till:
 
     async def fiscalise(self, item: dict[str, Any]) -> dict[str, Any]:
         """Fiscalise one leased document and record its outcome; returns the result report."""
-        return await self.fiscaliser.fiscalise(item)
+        return await self.fiscaliser.fiscalise(Lease.parse(item))
 
     async def poll_once(self) -> int:
         """One poll cycle: reconcile, heartbeat, lease, fiscalise, report. Returns documents handled."""
@@ -448,7 +448,7 @@ class Till:
 
     async def heartbeat(self) -> dict[str, Any]:
         """Send the till's state to the cloud; keeps the retail point's settings it answers."""
-        return await self.views.heartbeat()
+        return (await self.views.heartbeat()).raw
 
     def deadlines(self) -> dict[str, datetime | None]:
         """Business times of the drive's next refusals (shift.expires, ofd.block, fn.expires, fn.warning)."""

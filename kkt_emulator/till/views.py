@@ -14,7 +14,7 @@ from typing import Any
 
 from kkt_emulator.errors import DriveError, TransportError
 from kkt_emulator.fn.codes import Command, Phase, WarningFlag
-from kkt_emulator.till.cloud_link import CloudLink
+from kkt_emulator.till.cloud_link import CloudLink, Heartbeat
 from kkt_emulator.till.context import TillContext, TillSettings
 from kkt_emulator.till.fault_control import FaultControl
 from kkt_emulator.till.faults import FaultName
@@ -150,7 +150,7 @@ class StateViews:
             last=None if last is None else f"{type(last).__name__}: {last}",
         )
 
-    async def heartbeat(self) -> dict[str, Any]:
+    async def heartbeat(self) -> Heartbeat:
         """Send the till's state to the cloud; keeps the retail point's settings it answers."""
         ctx = self.ctx
         drive = await self.drive_state()
@@ -163,7 +163,7 @@ class StateViews:
             "appVersion": ctx.profile.app_version,
         }
         answer = await self.link.heartbeat(body)
-        ctx.point_settings = answer.get("settings", {})
+        ctx.point_settings = answer.settings
         return answer
 
     def deadlines(self) -> dict[str, datetime | None]:
