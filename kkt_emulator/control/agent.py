@@ -40,6 +40,7 @@ from kkt_emulator.errors import (
     ValidationError,
 )
 from kkt_emulator.logging import get_logger
+from kkt_emulator.till.faults import FAULTS, FaultName
 
 __all__ = ["ControlSource", "ControlledTill", "JsonView", "TillAgent", "agent_link", "clock_id"]
 
@@ -159,7 +160,7 @@ def agent_link(url: str, device_id: str, *, clock: Clock | None = None) -> MqttL
     return MqttLink(url, client_id=f"kkt-till-{device_id}", will=will, clock=clock)
 
 
-Handler = Callable[[Args], Awaitable[Any]]
+Handler = Callable[[Args], Awaitable[dict[str, Any]]]
 
 
 class TillAgent:
@@ -405,7 +406,7 @@ class TillAgent:
         self.log.info("agent_command", command=command)
         return topics.ok_answer(result)
 
-    async def _run(self, request: CommandRequest) -> Any:
+    async def _run(self, request: CommandRequest) -> dict[str, Any]:
         entry = self.commands.get(request.command)
         if entry is None:
             raise CommandError(
@@ -423,7 +424,7 @@ class TillAgent:
                     await self.publish_state()
         return result
 
-    async def _status(self, args: Args) -> Any:
+    async def _status(self, args: Args) -> dict[str, Any]:
         args.done()
         try:
             async with asyncio.timeout(self.answer_budget):
@@ -438,7 +439,7 @@ class TillAgent:
             age = self.till.clock.monotonic() - self._last_state_at
             return {**self.last_state, "stale": True, "staleSeconds": round(age, 1)}
 
-    async def _set(self, args: Args) -> Any:
+    async def _set(self, args: Args) -> dict[str, Any]:
         values = args.rest()
         if not values:
             raise CommandError(
@@ -448,9 +449,14 @@ class TillAgent:
         settings = await self.till.set_settings(**values)
         return {"settings": settings.to_json()}
 
-    async def _fault_inject(self, args: Args) -> Any:
+    async def _fault_inject(self, args: Args) -> dict[str, Any]:
         name = args.text("name", required=True)
         assert name is not None
+        if name not in FAULTS:
+            raise CommandError(
+                ErrorCode.BAD_ARGS,
+                f"fault.inject: unknown fault {name!r} (known: {', '.join(FaultName)})",
+            )
         count = args.integer("count")
         probability = args.number("probability")
         seed = args.integer("seed")
@@ -468,12 +474,14 @@ class TillAgent:
             params=params,
         ).to_json()
 
-    async def _fault_clear(self, args: Args) -> Any:
+    async def _fault_clear(self, args: Args) -> dict[str, Any]:
         name = args.text("name")
         args.done()
+        if name is not None and name not in FAULTS:
+            raise CommandError(ErrorCode.BAD_ARGS, f"fault.clear: unknown fault {name!r}")
         return {"cleared": self.till.clear_faults(name)}
 
-    async def _fault_list(self, args: Args) -> Any:
+    async def _fault_list(self, args: Args) -> dict[str, Any]:
         args.done()
         return {"faults": [fault.to_json() for fault in self.till.list_faults()]}
 
@@ -481,11 +489,11 @@ class TillAgent:
         clock = self.till.clock
         return {"now": clock.now(), "mode": clock.mode, "clockId": clock_id(clock)}
 
-    async def _clock_show(self, args: Args) -> Any:
+    async def _clock_show(self, args: Args) -> dict[str, Any]:
         args.done()
         return {**self._clock_facts(), "deadlines": self.till.deadlines()}
 
-    async def _clock_advance(self, args: Args) -> Any:
+    async def _clock_advance(self, args: Args) -> dict[str, Any]:
         delta_text = args.text("delta")
         target_name = args.text("to")
         args.done()
@@ -527,12 +535,12 @@ class TillAgent:
             "target": target,
         }
 
-    async def _shift_close(self, args: Args) -> Any:
+    async def _shift_close(self, args: Args) -> dict[str, Any]:
         args.done()
         closed = await self.till.close_shift()
         return {"closed": closed is not None, **(closed.to_json() if closed is not None else {})}
 
-    async def _sell(self, args: Args) -> Any:
+    async def _sell(self, args: Args) -> dict[str, Any]:
         total = args.integer("total_kopecks", required=True)
         cashier = args.text("cashier")
         args.done()
@@ -543,7 +551,7 @@ class TillAgent:
             return (await self.till.sell(total)).to_json()
         return (await self.till.sell(total, cashier)).to_json()
 
-    async def _correction(self, args: Args) -> Any:
+    async def _correction(self, args: Args) -> dict[str, Any]:
         total = args.integer("total_kopecks", required=True)
         operation = args.integer("operation")
         args.done()
@@ -554,7 +562,7 @@ class TillAgent:
             raise CommandError(ErrorCode.BAD_ARGS, "correction: operation must be 1..4 (tag 1054)")
         return (await self.till.correction(total, "Кассир", operation or 1)).to_json()
 
-    async def _fn_replace(self, args: Args) -> Any:
+    async def _fn_replace(self, args: Args) -> dict[str, Any]:
         args.done()
         return (await self.till.replace_drive()).to_json()
 
@@ -564,8 +572,8 @@ class TillAgent:
         assert path is not None
         return Path(path).expanduser()
 
-    async def _snapshot(self, args: Args) -> Any:
+    async def _snapshot(self, args: Args) -> dict[str, Any]:
         return (await self.till.save_snapshot(self._path(args))).to_json()
 
-    async def _restore(self, args: Args) -> Any:
+    async def _restore(self, args: Args) -> dict[str, Any]:
         return (await self.till.load_snapshot(self._path(args))).to_json()
