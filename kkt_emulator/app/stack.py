@@ -387,9 +387,9 @@ class Stack:
                 timing=self.options.timing,
                 settings=dict(self.options.till_settings),
                 drive_timeout=self.options.drive_timeout,
+                ofd=self.ofd,
             )
             till = Till(config, self.clock)
-            till.ofd_server = self.ofd
             await till.start()
             self.tills.append(till)
 

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, Self
@@ -41,8 +40,9 @@ from kkt_emulator.errors import (
     ValidationError,
 )
 from kkt_emulator.logging import get_logger
+from kkt_emulator.till.faults import FAULTS, FaultName
 
-__all__ = ["ControlledTill", "TillAgent", "agent_link", "clock_id"]
+__all__ = ["ControlSource", "ControlledTill", "JsonView", "TillAgent", "agent_link", "clock_id"]
 
 #: How far past a named deadline ``clock.advance --to`` moves the clock.
 PAST_DEADLINE = timedelta(minutes=1)
@@ -54,8 +54,19 @@ class _Named(Protocol):
     def name(self) -> str: ...
 
 
+class JsonView(Protocol):
+    """A typed value the agent sends: it turns itself into JSON-ready data at the edge."""
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready data (``datetime`` values are encoded by :mod:`.topics`)."""
+        ...
+
+
 class ControlledTill(Protocol):
-    """The till's public control API the agent drives (``kkt_emulator.till.till.Till``)."""
+    """The till's control API the agent drives (``Till.control``, a ``TillControl``).
+
+    Every answer is a typed value with a ``to_json()``; the agent turns it into the payload.
+    """
 
     @property
     def device_id(self) -> str:
@@ -81,11 +92,11 @@ class ControlledTill(Protocol):
     def listeners(self) -> list[Callable[[str, dict[str, Any]], None]]:
         """Called as ``listener(event, data)`` for every event of the till."""
 
-    async def snapshot_state(self) -> dict[str, Any]:
-        """Settings, drive, shift, queue, faults and clock, as JSON-ready data."""
+    async def snapshot_state(self) -> JsonView:
+        """Settings, drive, shift, queue, faults and clock."""
 
-    async def set_settings(self, **values: Any) -> object:
-        """Change settings; raises ConfigError on a bad name or value."""
+    async def set_settings(self, **values: Any) -> JsonView:
+        """Change settings (returns them all); raises ConfigError on a bad name or value."""
 
     def inject_fault(
         self,
@@ -95,37 +106,43 @@ class ControlledTill(Protocol):
         probability: float = 1.0,
         seed: int | None = None,
         params: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> JsonView:
         """Arm a fault of the catalogue; raises ConfigError for an unknown one or a bad parameter."""
 
     def clear_faults(self, name: str | None = None) -> list[str]:
         """Clear one fault or all; returns the names cleared."""
 
-    def list_faults(self) -> list[dict[str, Any]]:
+    def list_faults(self) -> Sequence[JsonView]:
         """The armed faults with their parameters and counters."""
 
     def deadlines(self) -> dict[str, datetime | None]:
         """Business-time deadlines: shift.expires, ofd.block, fn.expires, fn.warning."""
 
-    async def close_shift(self) -> dict[str, Any] | None:
+    async def close_shift(self) -> JsonView | None:
         """Close the open shift; ``None`` when none is open."""
 
-    async def sell(self, total_kopecks: int, cashier: str = ..., /) -> dict[str, Any]:
+    async def sell(self, total_kopecks: int, cashier: str = ..., /) -> JsonView:
         """A counter sale entered at the till; returns its fiscal data."""
 
-    async def correction(
-        self, total: int, cashier: str = ..., operation: int = ..., /
-    ) -> dict[str, Any]:
+    async def correction(self, total: int, cashier: str = ..., operation: int = ..., /) -> JsonView:
         """A correction receipt (17h) for a settlement that was not registered."""
 
-    async def replace_drive(self) -> dict[str, Any]:
+    async def replace_drive(self) -> JsonView:
         """Put in a new drive and register it."""
 
-    async def save_snapshot(self, path: Path, /) -> dict[str, Any]:
+    async def save_snapshot(self, path: Path, /) -> JsonView:
         """Save the till's whole state to ``path``."""
 
-    async def load_snapshot(self, path: Path, /) -> dict[str, Any]:
+    async def load_snapshot(self, path: Path, /) -> JsonView:
         """Load the till's whole state from ``path``."""
+
+
+class ControlSource(Protocol):
+    """Something with a control face: a ``Till`` (its ``control``)."""
+
+    @property
+    def control(self) -> ControlledTill:
+        """The till's control API."""
 
 
 def clock_id(clock: Clock) -> str:
@@ -143,7 +160,7 @@ def agent_link(url: str, device_id: str, *, clock: Clock | None = None) -> MqttL
     return MqttLink(url, client_id=f"kkt-till-{device_id}", will=will, clock=clock)
 
 
-Handler = Callable[[Args], Awaitable[Any]]
+Handler = Callable[[Args], Awaitable[dict[str, Any]]]
 
 
 class TillAgent:
@@ -299,7 +316,7 @@ class TillAgent:
 
     async def state(self) -> dict[str, Any]:
         """The snapshot published on ``kkt/<id>/state`` (taken now, not published)."""
-        snapshot = await self.till.snapshot_state()
+        snapshot = (await self.till.snapshot_state()).to_json()
         return {
             "deviceId": self.device_id,
             "kktSerial": self.till.kkt_serial,
@@ -333,8 +350,10 @@ class TillAgent:
                 # Shielded: a caller that stops waiting must not cancel the others' snapshot.
                 return await asyncio.shield(task)
             if task is not None and not task.done():
-                with contextlib.suppress(Exception):
+                try:
                     await asyncio.shield(task)
+                except Exception:
+                    self.log.info("agent_older_snapshot_failed", exc_info=True)
                 continue
             self._snapshot_generation = self._generation
             self._snapshot_task = asyncio.create_task(
@@ -387,7 +406,7 @@ class TillAgent:
         self.log.info("agent_command", command=command)
         return topics.ok_answer(result)
 
-    async def _run(self, request: CommandRequest) -> Any:
+    async def _run(self, request: CommandRequest) -> dict[str, Any]:
         entry = self.commands.get(request.command)
         if entry is None:
             raise CommandError(
@@ -405,7 +424,7 @@ class TillAgent:
                     await self.publish_state()
         return result
 
-    async def _status(self, args: Args) -> Any:
+    async def _status(self, args: Args) -> dict[str, Any]:
         args.done()
         try:
             async with asyncio.timeout(self.answer_budget):
@@ -420,7 +439,7 @@ class TillAgent:
             age = self.till.clock.monotonic() - self._last_state_at
             return {**self.last_state, "stale": True, "staleSeconds": round(age, 1)}
 
-    async def _set(self, args: Args) -> Any:
+    async def _set(self, args: Args) -> dict[str, Any]:
         values = args.rest()
         if not values:
             raise CommandError(
@@ -428,13 +447,16 @@ class TillAgent:
                 "set: name at least one of power_saving, online, poll_interval, long_poll, shift_mode",
             )
         settings = await self.till.set_settings(**values)
-        if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
-            return {"settings": dataclasses.asdict(settings)}
-        return {"settings": settings if isinstance(settings, dict) else values}
+        return {"settings": settings.to_json()}
 
-    async def _fault_inject(self, args: Args) -> Any:
+    async def _fault_inject(self, args: Args) -> dict[str, Any]:
         name = args.text("name", required=True)
         assert name is not None
+        if name not in FAULTS:
+            raise CommandError(
+                ErrorCode.BAD_ARGS,
+                f"fault.inject: unknown fault {name!r} (known: {', '.join(FaultName)})",
+            )
         count = args.integer("count")
         probability = args.number("probability")
         seed = args.integer("seed")
@@ -450,26 +472,28 @@ class TillAgent:
             probability=1.0 if probability is None else probability,
             seed=seed,
             params=params,
-        )
+        ).to_json()
 
-    async def _fault_clear(self, args: Args) -> Any:
+    async def _fault_clear(self, args: Args) -> dict[str, Any]:
         name = args.text("name")
         args.done()
+        if name is not None and name not in FAULTS:
+            raise CommandError(ErrorCode.BAD_ARGS, f"fault.clear: unknown fault {name!r}")
         return {"cleared": self.till.clear_faults(name)}
 
-    async def _fault_list(self, args: Args) -> Any:
+    async def _fault_list(self, args: Args) -> dict[str, Any]:
         args.done()
-        return {"faults": self.till.list_faults()}
+        return {"faults": [fault.to_json() for fault in self.till.list_faults()]}
 
     def _clock_facts(self) -> dict[str, Any]:
         clock = self.till.clock
         return {"now": clock.now(), "mode": clock.mode, "clockId": clock_id(clock)}
 
-    async def _clock_show(self, args: Args) -> Any:
+    async def _clock_show(self, args: Args) -> dict[str, Any]:
         args.done()
         return {**self._clock_facts(), "deadlines": self.till.deadlines()}
 
-    async def _clock_advance(self, args: Args) -> Any:
+    async def _clock_advance(self, args: Args) -> dict[str, Any]:
         delta_text = args.text("delta")
         target_name = args.text("to")
         args.done()
@@ -511,12 +535,12 @@ class TillAgent:
             "target": target,
         }
 
-    async def _shift_close(self, args: Args) -> Any:
+    async def _shift_close(self, args: Args) -> dict[str, Any]:
         args.done()
         closed = await self.till.close_shift()
-        return {"closed": closed is not None, **(closed or {})}
+        return {"closed": closed is not None, **(closed.to_json() if closed is not None else {})}
 
-    async def _sell(self, args: Args) -> Any:
+    async def _sell(self, args: Args) -> dict[str, Any]:
         total = args.integer("total_kopecks", required=True)
         cashier = args.text("cashier")
         args.done()
@@ -524,10 +548,10 @@ class TillAgent:
         if total <= 0:
             raise CommandError(ErrorCode.BAD_ARGS, "sell: total_kopecks must be positive")
         if cashier is None:
-            return await self.till.sell(total)
-        return await self.till.sell(total, cashier)
+            return (await self.till.sell(total)).to_json()
+        return (await self.till.sell(total, cashier)).to_json()
 
-    async def _correction(self, args: Args) -> Any:
+    async def _correction(self, args: Args) -> dict[str, Any]:
         total = args.integer("total_kopecks", required=True)
         operation = args.integer("operation")
         args.done()
@@ -536,11 +560,11 @@ class TillAgent:
             raise CommandError(ErrorCode.BAD_ARGS, "correction: total_kopecks must be positive")
         if operation is not None and operation not in (1, 2, 3, 4):
             raise CommandError(ErrorCode.BAD_ARGS, "correction: operation must be 1..4 (tag 1054)")
-        return await self.till.correction(total, "Кассир", operation or 1)
+        return (await self.till.correction(total, "Кассир", operation or 1)).to_json()
 
-    async def _fn_replace(self, args: Args) -> Any:
+    async def _fn_replace(self, args: Args) -> dict[str, Any]:
         args.done()
-        return await self.till.replace_drive()
+        return (await self.till.replace_drive()).to_json()
 
     def _path(self, args: Args) -> Path:
         path = args.text("path", required=True)
@@ -548,8 +572,8 @@ class TillAgent:
         assert path is not None
         return Path(path).expanduser()
 
-    async def _snapshot(self, args: Args) -> Any:
-        return await self.till.save_snapshot(self._path(args))
+    async def _snapshot(self, args: Args) -> dict[str, Any]:
+        return (await self.till.save_snapshot(self._path(args))).to_json()
 
-    async def _restore(self, args: Args) -> Any:
-        return await self.till.load_snapshot(self._path(args))
+    async def _restore(self, args: Args) -> dict[str, Any]:
+        return (await self.till.load_snapshot(self._path(args))).to_json()

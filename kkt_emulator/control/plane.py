@@ -12,16 +12,18 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 from kkt_emulator.clock import Clock
-from kkt_emulator.control.agent import ControlledTill, TillAgent, agent_link
+from kkt_emulator.control.agent import ControlSource, TillAgent, agent_link
 from kkt_emulator.control.broker import MosquittoBroker, find_mosquitto
 from kkt_emulator.control.link import BrokerAddress, MqttLink
 from kkt_emulator.errors import ConfigError
+from kkt_emulator.logging import get_logger
 
 __all__ = ["SPAWN", "ControlPlane", "resolve_mqtt"]
+
+_log = get_logger(module=__name__)
 
 SPAWN = "spawn"
 
@@ -84,7 +86,7 @@ class ControlPlane:
         self.agents: list[TillAgent] = []
         self.links: list[MqttLink] = []
 
-    async def start(self, tills: Sequence[ControlledTill]) -> None:
+    async def start(self, tills: Sequence[ControlSource]) -> None:
         """Start the broker (if spawned) and one agent per till.
 
         Raises:
@@ -100,13 +102,14 @@ class ControlPlane:
         for till in tills:
             await self.add(till)
 
-    async def add(self, till: ControlledTill) -> TillAgent:
-        """Start an agent for one more till."""
+    async def add(self, till: ControlSource) -> TillAgent:
+        """Start an agent for one more till (driven through its ``control``)."""
         assert self.url is not None
-        link = agent_link(self.url, till.device_id, clock=self.clock)
+        control = till.control
+        link = agent_link(self.url, control.device_id, clock=self.clock)
         self.links.append(link)
         await link.connect(self.connect_timeout)
-        agent = TillAgent(till, link, state_interval=self.state_interval)
+        agent = TillAgent(control, link, state_interval=self.state_interval)
         await agent.start()
         self.agents.append(agent)
         return agent
@@ -114,12 +117,16 @@ class ControlPlane:
     async def close(self) -> None:
         """Stop agents (each publishes ``offline``), links, then the broker."""
         for agent in reversed(self.agents):
-            with contextlib.suppress(Exception):
+            try:
                 await agent.stop()
+            except Exception:  # noqa: BLE001 - one agent must not keep the others running; logged
+                _log.exception("agent_stop_failed", device_id=agent.device_id)
         self.agents = []
         for link in reversed(self.links):
-            with contextlib.suppress(Exception):
+            try:
                 await link.close()
+            except Exception:  # noqa: BLE001 - one link must not keep the others open; logged
+                _log.exception("mqtt_link_close_failed")
         self.links = []
         if self.broker is not None:
             await self.broker.__aexit__(None, None, None)

@@ -1,27 +1,113 @@
 """``FnClient``: the till's typed async API to a fiscal drive over a byte pipe.
 
-Strict request/response (FN spec §2.5): one command at a time, the next only after the previous
+Strict request/response (fn-protocol.md §2.5): one command at a time, the next only after the previous
 answer was read. An answer with a bad CRC is asked for again with ENQ (05h) up to ``retries``
 times; no answer within ``timeout`` seconds (pacing time) raises
 :class:`~kkt_emulator.errors.TransportError`, and the caller reconciles through 30h/40h, because a
 request that may have reached the drive must never be blindly repeated (it could sign twice).
+
+Two kinds of «no»: :class:`~kkt_emulator.errors.DriveError` carries a result code the drive
+answered; :class:`LocalRefusalError` is the client's own decision, taken before anything was sent (a TLV
+that can never fit one frame).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kkt_emulator.errors import DriveError, TransportError
+from kkt_emulator.errors import DriveError, TransportError, ValidationError
 from kkt_emulator.fn import commands as cmd
 from kkt_emulator.fn.codes import Command, ResultCode
 from kkt_emulator.fn.frame import ENQ, BadFrame, Enq, Frame, Framer, encode_frame
 from kkt_emulator.fn.tlv import iter_tlvs
 from kkt_emulator.transport.base import BytePipe
 
-__all__ = ["DriveStatus", "FnClient", "result_text"]
+__all__ = [
+    "Answer",
+    "DriveStatus",
+    "FnClient",
+    "LocalRefusalError",
+    "ReceiptAnswer",
+    "ShiftAnswer",
+    "result_text",
+]
+
+
+class LocalRefusalError(ValidationError):
+    """The client refused a request itself, before sending it (not an answer of the drive).
+
+    Attributes:
+        code: the result code the drive would answer for the same request, so a caller can report
+            it as the drive would (``fn-protocol.md`` result codes).
+    """
+
+    def __init__(self, field: str, reason: str, code: int) -> None:
+        super().__init__(field, reason)
+        self.code = int(code)
+
+    def as_drive_error(self) -> DriveError:
+        """The same refusal in the drive's terms (its result code and this explanation)."""
+        return DriveError(self.code, detail=f"refused by the till: {self}")
+
+
+class Answer(Mapping[str, Any]):
+    """The parsed data of a successful answer: fields by attribute (``answer.fd``) or by key.
+
+    The fields are those of the command's answer schema in ``kkt_emulator.fn.commands``
+    (``fn-protocol.md``); a field that is not there raises ``AttributeError``.
+    """
+
+    __slots__ = ("_fields", "command")
+
+    def __init__(self, command: int, fields: Mapping[str, Any]) -> None:
+        self.command = command
+        self._fields = {k: v for k, v in fields.items() if not k.startswith("_")}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._fields[name]
+        except KeyError:
+            raise AttributeError(f"answer to {self.command:02X}h has no field {name!r}") from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._fields[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __repr__(self) -> str:
+        return f"Answer({self.command:02X}h, {self._fields!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptAnswer:
+    """The 16h answer: the receipt's number in the shift and its fiscal document number and sign."""
+
+    receipt_number: int
+    fd: int
+    fpd: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftAnswer:
+    """The 12h/14h answer: the shift's number, the report's fiscal document number and sign."""
+
+    shift_number: int
+    fd: int
+    fpd: int
+    warnings: int | None = None
+
+    @classmethod
+    def of(cls, answer: Answer) -> ShiftAnswer:
+        """From the parsed 12h/14h answer."""
+        return cls(answer.shift_number, answer.fd, answer.fpd, answer.get("warnings"))
 
 
 def result_text(code: int, protocol: str = "fn-1.2") -> str:
@@ -125,14 +211,19 @@ class FnClient:
                 item = await self._read_item()
             return item
 
-    async def call(self, code: int, /, data: bytes | None = None, **fields: Any) -> Any:
-        """Run a command; returns the parsed answer, raises DriveError for a non-zero result."""
+    async def call(self, code: int, /, data: bytes | None = None, **fields: Any) -> Answer:
+        """Run a command; returns the parsed answer.
+
+        Raises:
+            DriveError: the drive answered a non-zero result code.
+            TransportError: no (uncorrupted) answer.
+        """
         payload = data if data is not None else cmd.build_request(code, **fields)
         answer = await self.request(code, payload)
         self.last_warning = answer.warning
         if answer.result != ResultCode.OK:
             raise DriveError(answer.result, answer.data, detail=result_text(answer.result))
-        return cmd.parse_answer(code, answer.data)
+        return Answer(code, cmd.parse_answer(code, answer.data))
 
     # ------------------------------------------------------------------ typed helpers
 
@@ -156,13 +247,19 @@ class FnClient:
         return str(a.serial)
 
     async def send_tlv(self, data: bytes) -> None:
-        """07h: send document TLVs, cut at whole top-level objects to fit the frame size."""
+        """07h: send document TLVs, cut at whole top-level objects to fit the frame size.
+
+        Raises:
+            LocalRefusalError: one top-level TLV is larger than a frame (nothing of it was sent).
+        """
         chunk = b""
         for tlv in iter_tlvs(data):
             encoded = tlv.encode()
             if len(encoded) > self.max_data:
-                raise DriveError(
-                    ResultCode.TLV_TOO_LARGE, detail=f"tag {tlv.tag} does not fit one frame"
+                raise LocalRefusalError(
+                    f"tag {tlv.tag}",
+                    f"{len(encoded)} bytes do not fit one frame of {self.max_data}",
+                    ResultCode.TLV_TOO_LARGE,
                 )
             if len(chunk) + len(encoded) > self.max_data:
                 await self.call(Command.SEND_DOCUMENT_DATA, data=chunk)
@@ -175,37 +272,44 @@ class FnClient:
         """06h: drop the open document."""
         await self.call(Command.CANCEL_DOCUMENT)
 
-    async def open_shift(self, when: datetime, tlv: bytes = b"") -> Any:
+    async def open_shift(self, when: datetime, tlv: bytes = b"") -> ShiftAnswer:
         """11h, 07h…, 12h: open a shift; returns shift_number, fd, fpd (+ warnings)."""
         await self.call(Command.START_OPEN_SHIFT, when=when)
         if tlv:
             await self.send_tlv(tlv)
-        return await self.call(Command.OPEN_SHIFT)
+        return ShiftAnswer.of(await self.call(Command.OPEN_SHIFT))
 
-    async def close_shift(self, when: datetime, tlv: bytes = b"") -> Any:
+    async def close_shift(self, when: datetime, tlv: bytes = b"") -> ShiftAnswer:
         """13h, 07h…, 14h: close the shift; returns shift_number, fd, fpd (+ warnings)."""
         await self.call(Command.START_CLOSE_SHIFT, when=when)
         if tlv:
             await self.send_tlv(tlv)
-        return await self.call(Command.CLOSE_SHIFT)
+        return ShiftAnswer.of(await self.call(Command.CLOSE_SHIFT))
 
     async def receipt(
         self, when: datetime, operation: int, total: int, tlv: bytes, correction: bool = False
-    ) -> Any:
-        """15h (or 17h), 07h…, 16h: a whole receipt; returns receipt_number, fd, fpd."""
+    ) -> ReceiptAnswer:
+        """15h (or 17h), 07h…, 16h: a whole receipt; returns receipt_number, fd, fpd.
+
+        Raises:
+            DriveError: the drive refused a step (the open document is cancelled, except after
+                03h on 16h).
+            LocalRefusalError: a TLV can never fit a frame (the open document is cancelled).
+        """
         start = Command.START_CORRECTION if correction else Command.START_RECEIPT
         await self.call(start, when=when)
         try:
             await self.send_tlv(tlv)
-        except DriveError:
+        except (DriveError, LocalRefusalError):
             await self.cancel_document()
             raise
         try:
-            return await self.call(
+            done = await self.call(
                 Command.FINISH_RECEIPT, when=when, operation=operation, total=total
             )
         except DriveError as exc:
-            # FN spec §7: after 03h on 16h the document must be neither repeated nor cancelled.
+            # fn-protocol.md §7: after 03h on 16h the document must be neither repeated nor cancelled.
             if exc.code != ResultCode.FN_FAILURE:
                 await self.cancel_document()
             raise
+        return ReceiptAnswer(done.receipt_number, done.fd, done.fpd)

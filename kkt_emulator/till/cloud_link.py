@@ -8,16 +8,116 @@ back-off are pacing (real time); nothing here touches business time. Foreign err
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from kkt_emulator.errors import CloudError, TransportError
 
-__all__ = ["CloudLink"]
+__all__ = ["Binding", "CloudLink", "Heartbeat", "Lease", "ResultAck"]
 
 API = "/api/device/v1"
+
+
+def _text(answer: Mapping[str, Any], key: str, path: str) -> str:
+    value = answer.get(key)
+    if not isinstance(value, str) or not value:
+        raise CloudError(502, f"{path}: the answer has no {key}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """``/bind``: the till's bearer token and its device id at a retail point."""
+
+    token: str
+    device_id: str
+    retail_point_id: str | None
+
+    @classmethod
+    def parse(cls, answer: Mapping[str, Any]) -> Binding:
+        """From the JSON answer.
+
+        Raises:
+            CloudError: the answer lacks the token or the device id.
+        """
+        point = answer.get("retailPointId")
+        return cls(
+            token=_text(answer, "token", "/bind"),
+            device_id=_text(answer, "deviceId", "/bind"),
+            retail_point_id=str(point) if point is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """``/heartbeat``: the server's time and the retail point's settings."""
+
+    server_time: str | None
+    settings: dict[str, Any]
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def parse(cls, answer: Mapping[str, Any]) -> Heartbeat:
+        """From the JSON answer (missing parts are empty)."""
+        settings = answer.get("settings")
+        server_time = answer.get("serverTime")
+        return cls(
+            server_time=str(server_time) if server_time is not None else None,
+            settings=dict(settings) if isinstance(settings, Mapping) else {},
+            raw=dict(answer),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One leased document (``/lease``): the shop's document and the lease that covers it."""
+
+    doc_id: str
+    lease_id: str | None
+    document: dict[str, Any]
+
+    @classmethod
+    def parse(cls, item: Mapping[str, Any]) -> Lease:
+        """From one entry of the answer's ``documents``.
+
+        Raises:
+            CloudError: the entry has no document id or no document.
+        """
+        document = item.get("document")
+        if item.get("docId") is None or not isinstance(document, Mapping):
+            raise CloudError(502, "/lease: an entry without docId or document")
+        lease_id = item.get("leaseId")
+        return cls(
+            doc_id=str(item["docId"]),
+            lease_id=str(lease_id) if lease_id is not None else None,
+            document=dict(document),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as the journal and the fiscaliser take it."""
+        return {"docId": self.doc_id, "leaseId": self.lease_id, "document": self.document}
+
+
+@dataclass(frozen=True, slots=True)
+class ResultAck:
+    """The server's answer to one reported result (``/results``)."""
+
+    doc_id: str
+    outcome: str
+    status: str | None
+
+    @classmethod
+    def parse(cls, item: Mapping[str, Any]) -> ResultAck:
+        """From one entry of the answer's ``results``."""
+        status = item.get("status")
+        return cls(
+            doc_id=str(item.get("docId", "")),
+            outcome=str(item.get("outcome", "")),
+            status=str(status) if status is not None else None,
+        )
 
 
 class CloudLink:
@@ -90,8 +190,13 @@ class CloudLink:
         model: str,
         profile: str,
         retail_point_id: str | None,
-    ) -> dict[str, str]:
-        """Bind to a retail point with its service credentials; keeps the bearer token."""
+    ) -> Binding:
+        """Bind to a retail point with its service credentials; keeps the bearer token.
+
+        Raises:
+            CloudError: an HTTP error, or an answer without a token or device id.
+            TransportError: no answer.
+        """
         body = {
             "tillSerial": till_serial,
             "fnSerial": fn_serial,
@@ -99,18 +204,17 @@ class CloudLink:
             "firmwareProfile": profile,
             "retailPointId": retail_point_id,
         }
-        answer: dict[str, str] = (
-            await self._call("/bind", json=body, auth=(login, password))
-        ).json()
-        self.token = answer["token"]
-        return answer
+        binding = Binding.parse(
+            (await self._call("/bind", json=body, auth=(login, password))).json()
+        )
+        self.token = binding.token
+        return binding
 
-    async def heartbeat(self, state: dict[str, Any]) -> dict[str, Any]:
+    async def heartbeat(self, state: dict[str, Any]) -> Heartbeat:
         """Report the till's state; returns server time and the retail point's settings."""
-        answer: dict[str, Any] = (await self._call("/heartbeat", json=state)).json()
-        return answer
+        return Heartbeat.parse((await self._call("/heartbeat", json=state)).json())
 
-    async def lease(self, max_docs: int = 1, wait: float = 0.0) -> list[dict[str, Any]]:
+    async def lease(self, max_docs: int = 1, wait: float = 0.0) -> list[Lease]:
         """Take up to ``max_docs`` documents; long-polls up to ``wait`` seconds (204 → none)."""
         response = await self._call(
             "/lease", params={"max": max_docs, "wait": wait}, extra_timeout=wait
@@ -118,14 +222,14 @@ class CloudLink:
         if response.status_code == 204 or not response.content:
             return []
         documents: list[dict[str, Any]] = response.json().get("documents", [])
-        return documents
+        return [Lease.parse(item) for item in documents]
 
-    async def results(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def results(self, items: list[dict[str, Any]]) -> list[ResultAck]:
         """Report outcomes; the server answers one entry per item."""
         answer: list[dict[str, Any]] = (
             await self._call("/results", json={"results": items})
         ).json()["results"]
-        return answer
+        return [ResultAck.parse(item) for item in answer]
 
     async def ofd_acks(self, acks: list[dict[str, Any]]) -> dict[str, Any]:
         """Report OFD deliveries by fiscal document number."""

@@ -16,19 +16,66 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, Final
 
 from kkt_emulator.clock import Clock
 from kkt_emulator.errors import ConfigError
 
-__all__ = ["FAULTS", "ActiveFault", "FaultInfo", "FaultyLink", "make_fault"]
+__all__ = [
+    "CRASH_POINTS",
+    "FAULTS",
+    "ActiveFault",
+    "CrashPoint",
+    "FaultInfo",
+    "FaultName",
+    "FaultyLink",
+    "make_fault",
+]
+
+
+class FaultName(StrEnum):
+    """The names of the catalogue (``till-protocol.md`` §4), as the control plane spells them."""
+
+    FN_STORAGE_EXHAUSTED = "fn.storage_exhausted"
+    FN_EXPIRED = "fn.expired"
+    FN_FAILURE = "fn.failure"
+    FN_DISCONNECTED = "fn.disconnected"
+    FN_SLOW = "fn.slow"
+    FN_MEMORY_WARNING = "fn.memory_warning"
+    LINK_CORRUPT = "link.corrupt"
+    TILL_OFFLINE = "till.offline"
+    TILL_POWER_SAVING = "till.power_saving"
+    TILL_CRASH = "till.crash"
+    CLOUD_DROP_RESULT = "cloud.drop_result"
+    CLOUD_LATENCY = "cloud.latency"
+    OFD_DOWN = "ofd.down"
+    OFD_REJECT = "ofd.reject"
+    OFD_SLOW = "ofd.slow"
+
+    @property
+    def at_ofd(self) -> bool:
+        """Whether the fault acts on the OFD stand-in rather than on the till."""
+        return self.value.startswith("ofd.")
+
+
+class CrashPoint(StrEnum):
+    """Where the ``till.crash`` fault (or ``KKT_TILL_CRASH_AT``) drops the till's state."""
+
+    BEFORE_COMMIT = "before_commit"
+    AFTER_COMMIT = "after_commit"
+    AFTER_OUTBOX = "after_outbox"
+
+
+CRASH_POINTS: Final = tuple(str(point) for point in CrashPoint)
+"""The crash points by name, in the order a document passes them."""
 
 
 @dataclass(frozen=True, slots=True)
 class FaultInfo:
     """One entry of the catalogue."""
 
-    name: str
+    name: FaultName
     layer: str
     effect: str
     params: dict[str, type] = field(default_factory=dict)
@@ -38,41 +85,54 @@ FAULTS: dict[str, FaultInfo] = {
     f.name: f
     for f in (
         FaultInfo(
-            "fn.storage_exhausted",
+            FaultName.FN_STORAGE_EXHAUSTED,
             "drive",
             "document commands answer the profile's storage code (14h/15h)",
         ),
-        FaultInfo("fn.expired", "drive", "document commands answer 12h (key resource exhausted)"),
-        FaultInfo("fn.failure", "drive", "document commands answer 03h (drive failure)"),
-        FaultInfo("fn.disconnected", "drive link", "the drive stops answering"),
         FaultInfo(
-            "fn.slow", "drive link", "each drive answer is delayed by delay_ms", {"delay_ms": float}
+            FaultName.FN_EXPIRED, "drive", "document commands answer 12h (key resource exhausted)"
         ),
-        FaultInfo("fn.memory_warning", "drive", "the archive-almost-full warning flag is set"),
+        FaultInfo(FaultName.FN_FAILURE, "drive", "document commands answer 03h (drive failure)"),
+        FaultInfo(FaultName.FN_DISCONNECTED, "drive link", "the drive stops answering"),
         FaultInfo(
-            "link.corrupt", "drive link", "bits flip in answer frames; the till resends with ENQ"
+            FaultName.FN_SLOW,
+            "drive link",
+            "each drive answer is delayed by delay_ms",
+            {"delay_ms": float},
         ),
-        FaultInfo("till.offline", "till", "no network: no polling, no reports, no OFD"),
-        FaultInfo("till.power_saving", "till", "no polling (as the power-saving setting)"),
         FaultInfo(
-            "till.crash",
+            FaultName.FN_MEMORY_WARNING, "drive", "the archive-almost-full warning flag is set"
+        ),
+        FaultInfo(
+            FaultName.LINK_CORRUPT,
+            "drive link",
+            "bits flip in answer frames; the till resends with ENQ",
+        ),
+        FaultInfo(FaultName.TILL_OFFLINE, "till", "no network: no polling, no reports, no OFD"),
+        FaultInfo(FaultName.TILL_POWER_SAVING, "till", "no polling (as the power-saving setting)"),
+        FaultInfo(
+            FaultName.TILL_CRASH,
             "till",
             "the till's process state is dropped at a point and it restarts (reconciliation)",
             {"point": str},
         ),
         FaultInfo(
-            "cloud.drop_result", "till → cloud", "result reports are lost until the fault clears"
+            FaultName.CLOUD_DROP_RESULT,
+            "till → cloud",
+            "result reports are lost until the fault clears",
         ),
         FaultInfo(
-            "cloud.latency",
+            FaultName.CLOUD_LATENCY,
             "till → cloud",
             "every call to the cloud is delayed by delay_ms",
             {"delay_ms": float},
         ),
-        FaultInfo("ofd.down", "OFD", "connections to the OFD are refused"),
-        FaultInfo("ofd.reject", "OFD", "the OFD answers with a rejection code", {"code": int}),
+        FaultInfo(FaultName.OFD_DOWN, "OFD", "connections to the OFD are refused"),
         FaultInfo(
-            "ofd.slow",
+            FaultName.OFD_REJECT, "OFD", "the OFD answers with a rejection code", {"code": int}
+        ),
+        FaultInfo(
+            FaultName.OFD_SLOW,
             "OFD",
             "the OFD delays its acknowledgements by delay_ms",
             {"delay_ms": float},
@@ -80,14 +140,12 @@ FAULTS: dict[str, FaultInfo] = {
     )
 }
 
-CRASH_POINTS = ("before_commit", "after_commit", "after_outbox")
-
 
 @dataclass(slots=True)
 class ActiveFault:
     """A fault in force, with its remaining count and its own random sequence."""
 
-    name: str
+    name: FaultName
     count: int | None = None
     probability: float = 1.0
     seed: int | None = None
@@ -114,7 +172,7 @@ class ActiveFault:
         """As listed in the till's state and by ``fault.list``."""
         info = FAULTS[self.name]
         return {
-            "name": self.name,
+            "name": str(self.name),
             "layer": info.layer,
             "count": self.count,
             "probability": self.probability,
@@ -163,12 +221,12 @@ def make_fault(
             ) from exc
         if kind is float and clean[key] < 0:
             raise ConfigError(f"fault {name}: {key} must not be negative")
-    if name == "till.crash" and clean.get("point") not in CRASH_POINTS:
+    if info.name is FaultName.TILL_CRASH and clean.get("point") not in CRASH_POINTS:
         raise ConfigError(f"till.crash needs point = {' | '.join(CRASH_POINTS)}")
-    if name == "ofd.reject":
+    if info.name is FaultName.OFD_REJECT:
         clean.setdefault("code", 14)
     return ActiveFault(
-        name=name,
+        name=info.name,
         count=count,
         probability=float(probability),
         seed=seed,
@@ -189,7 +247,10 @@ class FaultyLink:
     """
 
     def __init__(
-        self, faults: dict[str, ActiveFault], clock: Clock, on_strike: Callable[[str], None]
+        self,
+        faults: dict[FaultName, ActiveFault],
+        clock: Clock,
+        on_strike: Callable[[FaultName], None],
     ) -> None:
         self.faults = faults
         self.clock = clock
@@ -199,19 +260,19 @@ class FaultyLink:
 
     async def apply(self, data: bytes, deliver: Deliver) -> None:
         """Deliver (or not) one answer of the drive."""
-        disconnected = self.faults.get("fn.disconnected")
+        disconnected = self.faults.get(FaultName.FN_DISCONNECTED)
         if disconnected is not None and disconnected.roll():
             self.dropped += 1
-            self.on_strike("fn.disconnected")
+            self.on_strike(FaultName.FN_DISCONNECTED)
             return
-        slow = self.faults.get("fn.slow")
+        slow = self.faults.get(FaultName.FN_SLOW)
         if slow is not None and slow.roll():
-            self.on_strike("fn.slow")
+            self.on_strike(FaultName.FN_SLOW)
             await self.clock.pace(float(slow.params.get("delay_ms", 1000.0)) / 1000)
-        corrupt = self.faults.get("link.corrupt")
+        corrupt = self.faults.get(FaultName.LINK_CORRUPT)
         if corrupt is not None and data and corrupt.roll():
             self.corrupted += 1
-            self.on_strike("link.corrupt")
+            self.on_strike(FaultName.LINK_CORRUPT)
             bit = corrupt.rng.randrange(len(data) * 8)
             flipped = bytearray(data)
             flipped[bit // 8] ^= 1 << (bit % 8)

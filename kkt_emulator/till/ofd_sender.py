@@ -1,6 +1,6 @@
 """The till's side of the OFD exchange: signed documents from the drive to the operator (ОФД).
 
-The loop of a real till (FN spec §6.6, §11), one document per TCP connection:
+The loop of a real till (fn-protocol.md §6.6, §11), one document per TCP connection:
 
 1. ``20h``: is anything unsent, and which FD heads the queue;
 2. ``21h(1)``, ``22h`` (length), ``23h`` blocks of at most the client's frame data, ``25h``: read
@@ -291,7 +291,7 @@ class OfdSender:
         if exc.code == ResultCode.OFD_MESSAGE_REJECTED and exc.data:
             reason = exc.data[0]
         elif exc.code == ResultCode.LIFETIME:
-            # FN spec §14.1: ФН-2016's 05h from 26h means a bad CRC, like 20h + reason 05.
+            # fn-protocol.md §14.1: ФН-2016's 05h from 26h means a bad CRC, like 20h + reason 05.
             reason = OfdRejectReason.BAD_CRC
         text = ""
         if reason is not None:

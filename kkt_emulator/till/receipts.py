@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from kkt_emulator.errors import ValidationError
 from kkt_emulator.fn.tlv import (
     encode_tlv,
     tlv_byte,
@@ -28,6 +29,7 @@ from kkt_emulator.fn.tlv import (
     tlv_vln,
 )
 from kkt_emulator.profiles import Address, FirmwareProfile
+from kkt_emulator.taxes import TaxSystem
 
 __all__ = [
     "DOC_TYPES",
@@ -42,15 +44,9 @@ __all__ = [
 
 DOC_TYPES = {"SALE": 1, "RETURN": 2, "BUY": 3, "BUY_RETURN": 4}
 CHECK_TYPES = {1: "SALE", 2: "RETURN", 3: "PURCHASE", 4: "RETURN_PURCHASE"}
-TAX_MODES = {
-    "COMMON": 0x01,
-    "SIMPLIFIED": 0x02,
-    "SIMPLIFIED_WITH_EXPENSE": 0x04,
-    "ENVD": 0x08,
-    "COMMON_AGRICULTURAL": 0x10,
-    "PATENT": 0x20,
-}
-# store-api.md §6.4 vatTag → tag 1199 rate code (FN spec §10.6) and the receipt VAT-sum tag.
+# store-api.md taxMode → its bit in tag 1055 (one list for every layer: kkt_emulator.taxes).
+TAX_MODES = {str(system): system.bit for system in TaxSystem}
+# store-api.md §6.4 vatTag → tag 1199 rate code (fn-protocol.md §10.6) and the receipt VAT-sum tag.
 VAT_TAGS = {1102: 1, 1103: 2, 1104: 5, 1105: 6, 1106: 3, 1107: 4}
 _VAT_SHARE = {
     1102: Decimal(20) / 120,
@@ -105,8 +101,11 @@ NEGATIVE = "Negative"
 NO_CONTACT = "Телефон или эл. адрес покупателя"
 
 
-class TillCheckError(Exception):
+class TillCheckError(ValidationError):
     """The till firmware refused the document before the drive saw it (NON_FN_FAILURE).
+
+    A :class:`~kkt_emulator.errors.ValidationError` whose ``field`` is the offending field of the
+    document when the detail names one; its message is the firmware's text alone, as before.
 
     Attributes:
         text: the firmware's text (without the «Сообщение ФН об ошибке: » prefix).
@@ -114,7 +113,8 @@ class TillCheckError(Exception):
     """
 
     def __init__(self, text: str, detail: dict[str, Any]) -> None:
-        super().__init__(text)
+        super().__init__("", text)
+        self.field = str(detail.get("field", ""))
         self.text = text
         self.detail = detail
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kkt_emulator.errors import ConfigError
+from kkt_emulator.sqlite import immediate, open_database
 
 __all__ = ["JournalEntry", "OutboxEntry", "TillStore"]
 
@@ -75,12 +76,9 @@ class TillStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+            # FULL: a lost journal write could let a signed receipt be fiscalised again.
+            self._db = open_database(self.path, schema=_SCHEMA, synchronous="FULL")
+        except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"{self.path}: cannot open the till state: {exc}") from exc
 
     def close(self) -> None:
@@ -88,14 +86,9 @@ class TillStore:
         self._db.close()
 
     def _write(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._db):
             for sql, params in statements:
                 self._db.execute(sql, params)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     # ------------------------------------------------------------------ identity and settings
 

@@ -21,6 +21,7 @@ from kkt_emulator.control.agent import TillAgent, agent_link
 from kkt_emulator.control.link import MqttLink, Received
 from kkt_emulator.errors import ConfigError, DriveError
 from kkt_emulator.logging import configure_logging
+from kkt_emulator.till.faults import FAULTS
 
 PACE = RealClock()
 
@@ -30,8 +31,21 @@ class Profile:
     name: str = "fake-profile"
 
 
+@dataclass(frozen=True)
+class Json:
+    """A fake answer: plain data behind the ``to_json()`` every answer of the contract has."""
+
+    data: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
 class FakeTill:
-    """The till's control API over plain data, recording what the agent asked for."""
+    """The till's control API (``ControlledTill``) over plain data, recording what the agent asked.
+
+    ``tests/control/test_contract.py`` runs the same contract tests against it and a real till.
+    """
 
     def __init__(self, device_id: str, clock: Clock | None = None) -> None:
         self.device_id = device_id
@@ -57,25 +71,33 @@ class FakeTill:
         self.version += 1
         self.emit("state.changed", {"version": self.version})
 
-    async def snapshot_state(self) -> dict[str, Any]:
+    @property
+    def control(self) -> FakeTill:
+        return self
+
+    async def snapshot_state(self) -> Json:
         if self.snapshot_gate is not None:
             await self.snapshot_gate.wait()
-        return {
-            "version": self.version,
-            "settings": dict(self.settings),
-            "faults": list(self.faults.values()),
-            "shift": {"open": self.shift_open, "number": 1, "receipts": 0},
-            "clock": {"now": self.clock.now().isoformat(), "mode": self.clock.mode},
-        }
+        return Json(
+            {
+                "version": self.version,
+                "settings": dict(self.settings),
+                "polling": self.settings["online"] and not self.settings["power_saving"],
+                "faults": list(self.faults.values()),
+                "shift": {"open": self.shift_open, "number": 1, "receipts": 0},
+                "deadlines": {k: v.isoformat() if v else None for k, v in self.deadlines().items()},
+                "clock": {"now": self.clock.now().isoformat(), "mode": self.clock.mode},
+            }
+        )
 
-    async def set_settings(self, **values: Any) -> object:
+    async def set_settings(self, **values: Any) -> Json:
         for key, value in values.items():
             if key not in ("power_saving", "online", "poll_interval"):
                 raise ConfigError(f"unknown setting {key!r}")
             if key in ("power_saving", "online") and not isinstance(value, bool):
                 raise ConfigError(f"{key} must be true or false")
         self.settings.update(values)
-        return self.settings
+        return Json(self.settings)
 
     def inject_fault(
         self,
@@ -85,8 +107,8 @@ class FakeTill:
         probability: float = 1.0,
         seed: int | None = None,
         params: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        if not name.startswith(("fn.", "till.", "ofd.", "cloud.", "link.")):
+    ) -> Json:
+        if name not in FAULTS:
             raise ConfigError(f"unknown fault {name!r}")
         fault = {
             "name": name,
@@ -97,17 +119,19 @@ class FakeTill:
         }
         self.faults[name] = fault
         self.emit("fault.applied", {"name": name})
-        return fault
+        return Json(fault)
 
     def clear_faults(self, name: str | None = None) -> list[str]:
+        if name is not None and name not in FAULTS:
+            raise ConfigError(f"unknown fault {name!r}")
         names = [name] if name else list(self.faults)
         cleared = [n for n in names if self.faults.pop(n, None) is not None]
         for n in cleared:
             self.emit("fault.cleared", {"name": n})
         return cleared
 
-    def list_faults(self) -> list[dict[str, Any]]:
-        return list(self.faults.values())
+    def list_faults(self) -> list[Json]:
+        return [Json(fault) for fault in self.faults.values()]
 
     def deadlines(self) -> dict[str, datetime | None]:
         start = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -118,36 +142,36 @@ class FakeTill:
             "fn.warning": start + timedelta(days=370),
         }
 
-    async def close_shift(self) -> dict[str, Any] | None:
+    async def close_shift(self) -> Json | None:
         if not self.shift_open:
             return None
         self.shift_open = False
-        return {"shiftNumber": 1, "fnDocNumber": 7}
+        return Json({"shiftNumber": 1, "fnDocNumber": 7})
 
-    async def sell(self, total_kopecks: int, cashier: str = "Кассир") -> dict[str, Any]:
+    async def sell(self, total_kopecks: int, cashier: str = "Кассир", /) -> Json:
         if total_kopecks == 13:
             raise DriveError(0x14, detail="unlucky")
         if total_kopecks == 666:
             raise RuntimeError("a bug in the till")
         # Answer out of order, so that only correlation data can match answers to requests.
         await PACE.pace(self.jitter.uniform(0, 0.05))
-        return {"total": total_kopecks, "cashier": cashier}
+        return Json({"total": total_kopecks, "cashier": cashier})
 
     async def correction(
-        self, total_kopecks: int, cashier: str = "Кассир", operation: int = 1
-    ) -> dict[str, Any]:
-        return {"total": total_kopecks, "cashier": cashier, "operation": operation}
+        self, total_kopecks: int, cashier: str = "Кассир", operation: int = 1, /
+    ) -> Json:
+        return Json({"total": total_kopecks, "cashier": cashier, "operation": operation})
 
-    async def replace_drive(self) -> dict[str, Any]:
+    async def replace_drive(self) -> Json:
         self.fn_serial = "9999000000000002"
-        return {"fnSerial": self.fn_serial}
+        return Json({"fnSerial": self.fn_serial})
 
-    async def save_snapshot(self, path: Path, /) -> dict[str, Any]:
+    async def save_snapshot(self, path: Path, /) -> Json:
         self.snapshots.append(path)
-        return {"path": str(path)}
+        return Json({"path": str(path)})
 
-    async def load_snapshot(self, path: Path, /) -> dict[str, Any]:
-        return {"path": str(path)}
+    async def load_snapshot(self, path: Path, /) -> Json:
+        return Json({"path": str(path)})
 
 
 async def wait_for(

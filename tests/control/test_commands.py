@@ -17,7 +17,7 @@ from kkt_emulator.control.client import ControlClient
 from kkt_emulator.control.link import MqttLink
 from kkt_emulator.control.topics import CommandError
 from kkt_emulator.errors import TransportError
-from kkt_emulator.profiles import load_profile
+from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
 from kkt_emulator.testing.stack import StackHarness
 
 
@@ -31,7 +31,7 @@ async def broker() -> AsyncIterator[MosquittoBroker]:
 async def kkt(tmp_path: Path, broker: MosquittoBroker) -> AsyncIterator[StackHarness]:
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     options = StackOptions(
-        profile=load_profile("modulkassa-ffd12"),
+        profile=load_profile(DEFAULT_PROFILE),
         state_dir=tmp_path,
         till_settings={"poll_interval": 0.05},
         mqtt=broker.url,
@@ -191,7 +191,7 @@ async def test_unknown_command_and_bad_args(kkt: StackHarness, control: ControlC
 
 async def test_stack_spawns_and_stops_its_broker(tmp_path: Path) -> None:
     options = StackOptions(
-        profile=load_profile("modulkassa-ffd12"),
+        profile=load_profile(DEFAULT_PROFILE),
         state_dir=tmp_path,
         tills=2,
         till_settings={"poll_interval": 0.05},
@@ -213,7 +213,7 @@ async def test_stack_spawns_and_stops_its_broker(tmp_path: Path) -> None:
 
 async def test_stack_says_offline_when_it_stops(tmp_path: Path, broker: MosquittoBroker) -> None:
     options = StackOptions(
-        profile=load_profile("modulkassa-ffd12"),
+        profile=load_profile(DEFAULT_PROFILE),
         state_dir=tmp_path,
         till_settings={"poll_interval": 0.05},
         mqtt=broker.url,

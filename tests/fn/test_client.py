@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 import pytest
 
 from kkt_emulator.clock import ManualClock
-from kkt_emulator.errors import DriveError, TransportError
+from kkt_emulator.errors import DriveError, TransportError, ValidationError
 from kkt_emulator.fn.codes import Command, Phase, ResultCode
-from kkt_emulator.fnio.client import FnClient, result_text
+from kkt_emulator.fnio.client import FnClient, LocalRefusalError, result_text
 from kkt_emulator.fnio.server import DriveServer
+from kkt_emulator.profiles import DEFAULT_PROFILE
 from kkt_emulator.testing.drive import DEFAULT_START, DriveBench, Item, item_tlv
 from kkt_emulator.transport.base import ByteManipulator
 from kkt_emulator.transport.memory import memory_pipe_pair
@@ -40,7 +41,7 @@ async def served(
 
 
 def registered() -> DriveBench:
-    bench = DriveBench("modulkassa-ffd12", start=DEFAULT_START)
+    bench = DriveBench(DEFAULT_PROFILE, start=DEFAULT_START)
     bench.register()
     return bench
 
@@ -107,3 +108,19 @@ async def test_silent_drive_times_out() -> None:
     async with served(bench, silent, answer_timeout=0.05) as (client, _):
         with pytest.raises(TransportError, match="did not answer"):
             await client.call(Command.STATUS)
+
+
+async def test_a_tlv_larger_than_a_frame_is_a_local_refusal_not_a_drive_answer() -> None:
+    bench = DriveBench(DEFAULT_PROFILE, start=DEFAULT_START)
+    async with served(bench) as (client, local):
+        commands = bench.endpoint.commands
+        size = client.max_data + 10  # one raw TLV (tag, length, value; all little-endian)
+        huge = (1192).to_bytes(2, "little") + size.to_bytes(2, "little") + b"x" * size
+        with pytest.raises(LocalRefusalError) as refused:
+            await client.send_tlv(huge)
+        assert not isinstance(refused.value, DriveError)
+        assert isinstance(refused.value, ValidationError)
+        assert refused.value.code == ResultCode.TLV_TOO_LARGE
+        assert refused.value.as_drive_error().code == ResultCode.TLV_TOO_LARGE
+        assert bench.endpoint.commands == commands  # nothing reached the drive
+        del local

@@ -18,7 +18,7 @@ from kkt_emulator.app.stack import Stack, StackOptions
 from kkt_emulator.clock import RealClock
 from kkt_emulator.fn.codes import DocCode
 from kkt_emulator.fnio.archive import SqliteStore
-from kkt_emulator.profiles import load_profile
+from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
 from kkt_emulator.testing.stack import StackHarness
 
 KKT = [sys.executable, "-m", "kkt_emulator"]
@@ -58,7 +58,7 @@ async def test_sigkill_at_each_crash_point_loses_and_doubles_nothing(
     tmp_path: Path, point: str
 ) -> None:
     options = StackOptions(
-        profile=load_profile("modulkassa-ffd12"), state_dir=tmp_path / "stack", tills=0
+        profile=load_profile(DEFAULT_PROFILE), state_dir=tmp_path / "stack", tills=0
     )
     clock = RealClock()
     async with Stack(options, clock) as stack:

@@ -20,11 +20,12 @@ from kkt_emulator.fn.codes import Command, OfdRejectReason, ResultCode, WarningF
 from kkt_emulator.fnio.client import FnClient
 from kkt_emulator.fnio.server import DriveServer
 from kkt_emulator.ofd.server import OfdServer
+from kkt_emulator.profiles import DEFAULT_PROFILE
 from kkt_emulator.testing.drive import DriveBench, Item, item_tlv
 from kkt_emulator.till.ofd_sender import OfdSender, parse_address
 from kkt_emulator.transport.memory import memory_pipe_pair
 
-PROFILES = ["modulkassa-ffd12", "modulkassa-ffd105"]
+PROFILES = [DEFAULT_PROFILE, "modulkassa-ffd105"]
 # Sberbank's ИНН: valid check digits, but not the operator the drive was registered with.
 OTHER_OFD_INN = "7707083893"
 SAFETY_TIMEOUT = 10.0  # a hang guard, never a timing assertion
@@ -143,7 +144,7 @@ async def test_send_once_acknowledges_every_document(profile: str) -> None:
 
 
 async def test_the_real_till_sequence_per_document() -> None:
-    bench = bench_with_documents("modulkassa-ffd12", sales=0)
+    bench = bench_with_documents(DEFAULT_PROFILE, sales=0)
     async with rig(bench) as r:
         r.client.max_data = 100  # several 23h blocks per container
         await r.sender.send_once()
@@ -163,7 +164,7 @@ async def test_the_real_till_sequence_per_document() -> None:
 
 
 async def test_ofd_down_raises_and_leaves_the_queue_intact_then_run_drains_it() -> None:
-    bench = bench_with_documents("modulkassa-ffd12")
+    bench = bench_with_documents(DEFAULT_PROFILE)
     async with rig(bench) as r:
         await r.ofd.set_fault("ofd.down")
         with pytest.raises(TransportError, match="cannot connect"):
@@ -184,7 +185,7 @@ async def test_ofd_down_raises_and_leaves_the_queue_intact_then_run_drains_it() 
 
 
 async def test_run_backs_off_while_down_and_recovers() -> None:
-    bench = bench_with_documents("modulkassa-ffd12", sales=1)
+    bench = bench_with_documents(DEFAULT_PROFILE, sales=1)
     async with rig(bench) as r:
         await r.ofd.set_fault("ofd.down")
         failures = 0
@@ -215,7 +216,7 @@ async def test_run_backs_off_while_down_and_recovers() -> None:
 
 
 async def test_receipts_signed_while_running_are_sent_on_notify() -> None:
-    bench = bench_with_documents("modulkassa-ffd12", sales=0)
+    bench = bench_with_documents(DEFAULT_PROFILE, sales=0)
     async with rig(bench) as r:
         r.expected = 2
         stop = asyncio.Event()
@@ -238,7 +239,7 @@ async def test_receipts_signed_while_running_are_sent_on_notify() -> None:
 async def test_reject_code_14_is_delivered_and_stored_by_the_drive() -> None:
     # The drive takes an acknowledgement with 1022 = 14 («не прошел ФЛК») as delivery: the
     # document leaves the queue and 41h holds the ack. The OFD lists it as not accepted.
-    bench = bench_with_documents("modulkassa-ffd12", sales=1)
+    bench = bench_with_documents(DEFAULT_PROFILE, sales=1)
     async with rig(bench) as r:
         await r.ofd.set_fault("ofd.reject", code=14)
         assert await r.sender.send_once() == [1, 2, 3]
@@ -257,14 +258,14 @@ async def test_reject_code_14_is_delivered_and_stored_by_the_drive() -> None:
 
 
 async def test_slow_ofd_still_acknowledges() -> None:
-    bench = bench_with_documents("modulkassa-ffd12", sales=0)
+    bench = bench_with_documents(DEFAULT_PROFILE, sales=0)
     async with rig(bench) as r:
         await r.ofd.set_fault("ofd.slow", delay_ms=10)
         assert await r.sender.send_once() == [1, 2]
 
 
 async def test_an_ofd_that_does_not_answer_in_time_is_a_transport_error() -> None:
-    bench = bench_with_documents("modulkassa-ffd12", sales=0)
+    bench = bench_with_documents(DEFAULT_PROFILE, sales=0)
     async with rig(bench, reply_timeout=0.05) as r:
         await r.ofd.set_fault("ofd.slow", delay_ms=5000)
         with pytest.raises(TransportError, match="no answer within"):
@@ -277,7 +278,7 @@ async def test_an_ofd_that_does_not_answer_in_time_is_a_transport_error() -> Non
 
 
 async def test_a_drive_refusal_of_the_ack_stops_the_round_with_the_reason() -> None:
-    bench = bench_with_documents("modulkassa-ffd12", sales=0)
+    bench = bench_with_documents(DEFAULT_PROFILE, sales=0)
     async with rig(bench, ofd_inn=OTHER_OFD_INN) as r:
         with capture_logs() as logs, pytest.raises(DriveError) as info:
             await r.sender.send_once()
@@ -293,7 +294,7 @@ async def test_a_drive_refusal_of_the_ack_stops_the_round_with_the_reason() -> N
 
 
 async def test_a_read_that_fails_half_way_is_cancelled() -> None:
-    bench = bench_with_documents("modulkassa-ffd12", sales=0)
+    bench = bench_with_documents(DEFAULT_PROFILE, sales=0)
     async with rig(bench) as r:
         r.client.max_data = 100
         recording = r.client.call
@@ -339,7 +340,7 @@ async def test_the_30_day_rule_through_the_real_pieces(profile: str) -> None:
 
 
 def test_bad_settings_are_config_errors() -> None:
-    bench = DriveBench("modulkassa-ffd12")
+    bench = DriveBench(DEFAULT_PROFILE)
     client = FnClient(memory_pipe_pair()[0])
     clock = ManualClock(bench.now)
     for address in ("localhost", "host:0", "host:99999", ":7777", "host:port"):

@@ -1,0 +1,117 @@
+"""The till's drive slot: bring the drive and its link up, take them down, reopen after a crash.
+
+The drive (:class:`~kkt_emulator.fn.drive.FiscalDrive` over its SQLite archive) is served by a
+:class:`~kkt_emulator.fnio.server.DriveServer` on an in-memory pipe, or on a pty when the till
+talks to it through a real serial device (``--serial-link``); the till reaches it only through
+:class:`~kkt_emulator.fnio.client.FnClient`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from kkt_emulator.fn.drive import DriveConfig, FiscalDrive
+from kkt_emulator.fn.endpoint import DriveEndpoint
+from kkt_emulator.fnio.archive import SqliteStore
+from kkt_emulator.fnio.client import FnClient
+from kkt_emulator.fnio.server import DriveServer
+from kkt_emulator.logging import get_logger
+from kkt_emulator.till.context import TillContext
+from kkt_emulator.till.fault_control import FaultControl
+from kkt_emulator.till.store import TillStore
+from kkt_emulator.transport.base import ByteManipulator, BytePipe
+from kkt_emulator.transport.memory import memory_pipe_pair
+
+__all__ = ["DriveSlot"]
+
+_log = get_logger(module=__name__)
+
+
+class DriveSlot:
+    """Starts and stops one till's drive, its server task and the till's client.
+
+    Args:
+        ctx: the till's shared state (``drive``, ``endpoint`` and ``client`` are set here).
+        faults: the till's faults (the drive's forced results and the link's manipulator).
+    """
+
+    def __init__(self, ctx: TillContext, faults: FaultControl) -> None:
+        self.ctx = ctx
+        self.faults = faults
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pipes: list[BytePipe] = []
+
+    async def start(self) -> None:
+        """Open the drive's archive, serve the drive and connect the till's client to it."""
+        ctx = self.ctx
+        archive = SqliteStore(ctx.drive_path, serial=ctx.fn_serial, profile=ctx.profile.name)
+        ctx.drive = FiscalDrive(
+            DriveConfig.from_profile(ctx.profile, ctx.fn_serial, utc_offset=ctx.config.utc_offset),
+            archive,
+        )
+        ctx.drive.forced_result = self.faults.drive_fault
+        self.faults.apply_warning_faults()
+        ctx.endpoint = DriveEndpoint(ctx.drive)
+        delay = ctx.profile.command_delay if ctx.config.timing == "realistic" else None
+        server = DriveServer(ctx.endpoint, ctx.clock, delay)
+        if ctx.config.serial_link is not None:
+            from kkt_emulator.transport.pty import PtyServer, open_serial  # noqa: PLC0415 - only for --serial-link
+
+            pty = PtyServer(link=ctx.config.serial_link, manipulator=self.faults.faulty_link())
+            self._tasks.append(asyncio.create_task(server.serve(pty)))
+            till_end: BytePipe = await open_serial(str(ctx.config.serial_link))
+            self._pipes += [pty, till_end]
+        else:
+            till_end, drive_end = memory_pipe_pair(
+                ctx.clock,
+                manipulators=(ByteManipulator(clock=ctx.clock), self.faults.faulty_link()),
+                names=("till", "drive"),
+            )
+            self._tasks.append(asyncio.create_task(server.serve(drive_end)))
+            self._pipes += [till_end, drive_end]
+        # A noisy UART is normal on cheap tills: ask again with ENQ up to 10 times per answer.
+        ctx.client = FnClient(
+            till_end,
+            timeout=ctx.config.drive_timeout,
+            retries=10,
+            max_data=ctx.profile.drive.max_frame_data,
+        )
+
+    async def stop(self) -> None:
+        """Close the link, stop the drive's server and close the drive's archive."""
+        for pipe in self._pipes:
+            try:
+                await pipe.close()
+            except Exception:  # noqa: BLE001 - closing must go on to the drive; logged
+                # Closing a link that already broke loses nothing, but say so.
+                _log.warning(
+                    "drive_link_close_failed",
+                    device_id=self.ctx.device_id,
+                    fn_serial=self.ctx.fn_serial,
+                    exc_info=True,
+                )
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass  # we cancelled it just now
+            except Exception:  # noqa: BLE001 - the drive server died earlier; logged, close goes on
+                _log.exception(
+                    "drive_server_failed",
+                    device_id=self.ctx.device_id,
+                    fn_serial=self.ctx.fn_serial,
+                )
+        self._pipes = []
+        self._tasks = []
+        if self.ctx.drive is not None:
+            store = self.ctx.drive.store
+            if isinstance(store, SqliteStore):
+                store.close()
+
+    async def reopen_store(self) -> None:
+        """Close and reopen the till's own store (after a crash or a restored snapshot)."""
+        if self.ctx.store is not None:
+            self.ctx.store.close()
+        self.ctx.store = TillStore(self.ctx.db_path)

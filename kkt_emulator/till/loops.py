@@ -1,0 +1,263 @@
+"""The till's three loops and the work of one turn of each.
+
+* **poll** — heartbeat, lease, fiscalise, report; paced by the poll interval (real time), paused by
+  power saving or being offline;
+* **outbox** — results and OFD acknowledgements to the cloud, removed only when acknowledged;
+* **ofd** — signed documents from the drive to the OFD.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from kkt_emulator.errors import CloudError, DriveError, TransportError
+from kkt_emulator.fn.codes import Command
+from kkt_emulator.till.cloud_link import CloudLink
+from kkt_emulator.till.context import SimulatedCrash, TillContext
+from kkt_emulator.till.fault_control import FaultControl
+from kkt_emulator.till.faults import FaultName
+from kkt_emulator.till.fiscal import Fiscaliser
+from kkt_emulator.till.shifts import Shifts
+from kkt_emulator.till.views import StateViews
+
+if TYPE_CHECKING:
+    from kkt_emulator.till.ofd_sender import OfdSender
+
+__all__ = ["OFD_IDLE_CHECK", "Loops"]
+
+OFD_IDLE_CHECK = 5.0  # seconds between OFD queue checks when nothing woke the sender
+
+
+class Loops:
+    """Runs a till's poll, outbox and OFD loops.
+
+    Args:
+        ctx: the till's shared state.
+        link: the cloud link.
+        fiscaliser: fiscalises leased documents and reconciles.
+        shifts: closes the shop's shift in ``separate`` mode.
+        views: heartbeats.
+        faults: the faults in force (``cloud.drop_result``).
+        restart: reopens the till from disk after a simulated crash.
+    """
+
+    def __init__(
+        self,
+        ctx: TillContext,
+        *,
+        link: CloudLink,
+        fiscaliser: Fiscaliser,
+        shifts: Shifts,
+        views: StateViews,
+        faults: FaultControl,
+        restart: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self.ctx = ctx
+        self.link = link
+        self.fiscaliser = fiscaliser
+        self.shifts = shifts
+        self.views = views
+        self.faults = faults
+        self.restart = restart
+        self.ofd_sender: OfdSender | None = None
+        self._withheld: set[str] = set()
+        self._flush_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ poll
+
+    async def poll_once(self) -> int:
+        """One poll cycle: reconcile, heartbeat, lease, fiscalise, report. Returns documents handled."""
+        ctx = self.ctx
+        if ctx.state.journal_entries():
+            await self.fiscaliser.reconcile()
+        await self.views.heartbeat()
+        items = await self.link.lease(ctx.settings.max_docs, wait=ctx.settings.long_poll)
+        ctx.counters["polls"] += 1
+        if items:
+            ctx.state.journal_leased(
+                [(i.doc_id, i.lease_id, i.document) for i in items], ctx.clock.now().isoformat()
+            )
+        for item in items:
+            await self._pace_ofd_backlog()
+            await self.fiscaliser.fiscalise(item)
+        if items and ctx.settings.shift_mode == "separate":
+            await self.shifts.close_shop_shift()
+        await self.flush_outbox()
+        return len(items)
+
+    async def _pace_ofd_backlog(self) -> None:
+        """Slow down while the drive holds more unsent documents than the profile allows.
+
+        support-cases.md §4: an unpaid OFD rarely affects the shop queue, but it does at about
+        700–800 documents waiting. Above ``quirks.ofd_backlog_threshold`` every document waits
+        ``quirks.ofd_backlog_slowdown_s`` (pacing, real time) and one ``warning`` is published each
+        time the backlog crosses the threshold.
+        """
+        ctx = self.ctx
+        quirks = ctx.profile.quirks
+        try:
+            unsent = (await ctx.fn.call(Command.OFD_STATUS)).unsent
+        except (DriveError, TransportError):
+            return  # the document's own drive commands will report the drive's trouble
+        if unsent <= quirks.ofd_backlog_threshold:
+            if ctx.backlog_slowed:
+                ctx.backlog_slowed = False
+                ctx.emit("state.changed", {"reason": "ofd.backlog.cleared", "unsent": unsent})
+            return
+        if not ctx.backlog_slowed:
+            ctx.backlog_slowed = True
+            ctx.log.warning(
+                "ofd_backlog_slowdown", unsent=unsent, threshold=quirks.ofd_backlog_threshold
+            )
+            ctx.emit(
+                "warning",
+                {
+                    "code": "ofd.backlog",
+                    "message": (
+                        f"the drive holds {unsent} documents the OFD has not acknowledged"
+                        f" (more than {quirks.ofd_backlog_threshold}): each document now waits"
+                        f" {quirks.ofd_backlog_slowdown_s:g} s"
+                    ),
+                    "unsent": unsent,
+                    "threshold": quirks.ofd_backlog_threshold,
+                    "slowdownSeconds": quirks.ofd_backlog_slowdown_s,
+                },
+            )
+        ctx.counters["backlogPaced"] += 1
+        await ctx.clock.pace(quirks.ofd_backlog_slowdown_s)
+
+    async def poll_loop(self) -> None:
+        """Poll until the till stops; back off while the cloud or the link fails."""
+        ctx = self.ctx
+        backoff = 0.5
+        while not ctx.stopping.is_set():
+            if not ctx.polling_allowed():
+                await ctx.pause(ctx.settings.poll_interval)
+                continue
+            try:
+                handled = await self.poll_once()
+                backoff = 0.5
+                ctx.last_error = None
+            except SimulatedCrash as exc:
+                await self.restart(str(exc))
+                continue
+            except (TransportError, CloudError) as exc:
+                ctx.last_error = str(exc)
+                ctx.log.warning("poll_failed", error=str(exc))
+                await ctx.pause(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            if handled:
+                continue  # more may be waiting: poll again at once
+            if ctx.settings.long_poll <= 0:
+                await ctx.pause(ctx.settings.poll_interval)
+
+    # ------------------------------------------------------------------ outbox
+
+    async def flush_outbox(self) -> int:
+        """Send waiting results and OFD acknowledgements; returns how many the cloud took."""
+        if not self.ctx.online():
+            return 0
+        async with self._flush_lock:
+            return await self._flush_outbox()
+
+    async def _flush_outbox(self) -> int:
+        state = self.ctx.state
+        sent = 0
+        results = state.outbox("result")
+        dropping = self.ctx.faults.get(FaultName.CLOUD_DROP_RESULT)
+        if dropping is not None and results:
+            # The reports are lost on the way: the server hears nothing until the fault clears.
+            for entry in results:
+                if entry.key not in self._withheld and dropping.roll():
+                    self._withheld.add(entry.key)
+                    self.faults.struck(FaultName.CLOUD_DROP_RESULT)
+            results = [e for e in results if e.key not in self._withheld]
+        elif self._withheld:
+            self._withheld.clear()
+        if results:
+            await self.link.results([e.payload for e in results])
+            state.delivered(results)
+            sent += len(results)
+        acks = state.outbox("ofd")
+        if acks:
+            await self.link.ofd_acks([e.payload for e in acks])
+            state.delivered(acks)
+            sent += len(acks)
+        return sent
+
+    async def outbox_loop(self) -> None:
+        """Flush the outbox every poll interval; back off while the cloud fails."""
+        ctx = self.ctx
+        backoff = 0.5
+        while not ctx.stopping.is_set():
+            try:
+                await self.flush_outbox()
+                backoff = 0.5
+                await ctx.pause(max(ctx.settings.poll_interval, 0.2))
+            except (TransportError, CloudError) as exc:
+                ctx.log.warning("outbox_flush_failed", error=str(exc))
+                await ctx.pause(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    # ------------------------------------------------------------------ OFD
+
+    async def _on_ofd_ack(self, fd: int, when: datetime) -> None:
+        ctx = self.ctx
+        ctx.state.queue_ofd_ack(
+            fd,
+            {
+                "fnDocNumber": fd,
+                "fnNumber": ctx.fn_serial,
+                "state": "acknowledged",
+                "at": when.replace(tzinfo=UTC).isoformat()
+                if when.tzinfo is None
+                else when.isoformat(),
+            },
+        )
+        ctx.emit("ofd.acknowledged", {"fnDocNumber": fd})
+        ctx.wake.set()
+
+    async def _on_ofd_sent(self, fd: int) -> None:
+        # Reported too, so the cabinet can show «sent, not yet acknowledged»; an acknowledgement
+        # queued before the next flush replaces it (same outbox key), and the cloud never
+        # moves the OFD state backwards.
+        ctx = self.ctx
+        ctx.state.queue_ofd_ack(fd, {"fnDocNumber": fd, "fnNumber": ctx.fn_serial, "state": "sent"})
+        ctx.emit("ofd.sent", {"fnDocNumber": fd})
+
+    async def ofd_loop(self) -> None:
+        """Move signed documents to the OFD; offline (setting or fault) pauses it."""
+        from kkt_emulator.till.ofd_sender import OfdSender  # noqa: PLC0415 - optional part
+
+        ctx = self.ctx
+        address = ctx.config.ofd_address
+        assert address is not None
+        backoff = 0.0
+        while not ctx.stopping.is_set():
+            if not ctx.online() or ctx.client is None:
+                await ctx.ofd_pause(1.0)
+                continue
+            sender = OfdSender(
+                ctx.fn,
+                ctx.clock,
+                address,
+                ffd=ctx.profile.ffd_version,
+                fn_serial=ctx.fn_serial,
+                on_sent=self._on_ofd_sent,
+                on_ack=self._on_ofd_ack,
+            )
+            self.ofd_sender = sender
+            try:
+                await sender.send_once()
+                backoff = 0.0
+                # Every new document wakes this loop at once; the timer is only a safety net, and
+                # a long one keeps an idle fleet cheap (200 tills polled the drive 200 times a second).
+                await ctx.ofd_pause(OFD_IDLE_CHECK)
+            except (TransportError, DriveError) as exc:
+                backoff = min(max(backoff * 2, 0.5), 30.0)
+                ctx.log.info("ofd_send_failed", error=str(exc), retry_in=backoff)
+                await ctx.ofd_pause(backoff)

@@ -1,0 +1,214 @@
+"""What a till shows of itself: the drive over its link, the drive in-process, the whole state.
+
+* :meth:`StateViews.drive_state` asks the drive over the till's own link (heartbeats);
+* :meth:`StateViews.drive_view` reads the in-process drive directly (no commands, no link), so
+  watching a till neither waits on a dead link nor uses up a drive-link fault's strikes;
+* :meth:`StateViews.snapshot` is the state the control plane publishes (``kkt/<id>/state``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kkt_emulator.errors import DriveError, TransportError
+from kkt_emulator.fn.codes import Command, Phase, WarningFlag
+from kkt_emulator.till.cloud_link import CloudLink, Heartbeat
+from kkt_emulator.till.context import TillContext, TillSettings
+from kkt_emulator.till.fault_control import FaultControl
+from kkt_emulator.till.faults import FaultName
+from kkt_emulator.till.results import OfdBacklog, QueueState, TillState
+from kkt_emulator.till.shifts import Shifts
+
+__all__ = ["DEADLINE_NAMES", "DriveCrashes", "StateViews", "warning_names"]
+
+DEADLINE_NAMES = ("shift.expires", "ofd.block", "fn.expires", "fn.warning")
+
+
+def warning_names(flags: int) -> list[str]:
+    """The names of the drive's warning flags set in ``flags``."""
+    return [flag.name or "" for flag in WarningFlag if flags & flag]
+
+
+@dataclass(frozen=True, slots=True)
+class DriveCrashes:
+    """Internal errors of the drive's code, each answered as 03h «Отказ ФН» (never hidden).
+
+    Attributes:
+        count: how many commands crashed the drive's code since the drive was put in.
+        last: the last crash as ``Type: message``, or ``None``.
+    """
+
+    count: int
+    last: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """As shown under ``drive.crashes`` in the state."""
+        return {"count": self.count, "last": self.last}
+
+
+class StateViews:
+    """Builds the views of one till's state.
+
+    Args:
+        ctx: the till's shared state.
+        shifts: the counter's shift.
+        faults: the faults in force.
+        link: the cloud link (heartbeats).
+    """
+
+    def __init__(
+        self, ctx: TillContext, shifts: Shifts, faults: FaultControl, link: CloudLink
+    ) -> None:
+        self.ctx = ctx
+        self.shifts = shifts
+        self.faults = faults
+        self.link = link
+
+    async def drive_state(self) -> dict[str, Any]:
+        """What the till knows of its drive now (for heartbeats and the control plane)."""
+        ctx = self.ctx
+        fn = ctx.fn
+        try:
+            status = await fn.status()
+            ofd = await fn.call(Command.OFD_STATUS)
+            shift = (
+                await fn.call(Command.SHIFT_PARAMS)
+                if status.phase in (Phase.FISCAL, Phase.POST_FISCAL)
+                else None
+            )
+            free = await fn.call(Command.FREE_RESOURCES)
+            expiry = await fn.call(Command.EXPIRY) if status.phase != Phase.READY else None
+        except (DriveError, TransportError) as exc:
+            return {"ok": False, "error": str(exc), "serial": ctx.fn_serial}
+        oldest = None
+        if ofd.unsent and any(ofd.first_time):
+            raw = ofd.first_time
+            oldest = datetime(2000 + raw[0], raw[1], raw[2], raw[3], raw[4]).isoformat()  # noqa: DTZ001 - drive wall time
+        return {
+            "ok": status.phase == Phase.FISCAL,
+            "serial": ctx.fn_serial,
+            "phase": status.phase,
+            "warnings": status.warnings,
+            "lastFd": status.last_fd,
+            "unsent": ofd.unsent,
+            "oldestUnsent": oldest,
+            "documentsLeft": free.documents_left,
+            "expiry": expiry.expiry.isoformat() if expiry is not None else None,
+            "shift": {
+                "open": bool(shift.shift_open),
+                "number": shift.shift_number,
+                "receipts": shift.receipt_number,
+                "openedAt": ctx.state.get("shift_opened_at"),
+            }
+            if shift is not None
+            else None,
+        }
+
+    def drive_view(self) -> dict[str, Any]:
+        """The drive's state read directly from the in-process drive (no commands, no link)."""
+        ctx = self.ctx
+        drive = ctx.drive
+        if drive is None:
+            return {"ok": False, "serial": ctx.fn_serial}
+        s = drive.state
+        now = ctx.clock.now()
+        oldest = s.unsent[0].when.isoformat() if s.unsent else None
+        fiscal = s.phase in (Phase.FISCAL, Phase.POST_FISCAL)
+        return {
+            "ok": s.phase == Phase.FISCAL and FaultName.FN_DISCONNECTED not in ctx.faults,
+            "serial": ctx.fn_serial,
+            "phase": s.phase,
+            "warnings": drive.warnings(now),
+            "lastFd": s.last_fd,
+            "unsent": len(s.unsent),
+            "oldestUnsent": oldest,
+            "documentsLeft": max(0, drive.config.capacity - s.last_fd),
+            "expiry": s.expiry.isoformat() if s.expiry else None,
+            "shift": {
+                "open": s.shift_open,
+                "number": s.shift_number,
+                "receipts": s.receipts_in_shift,
+                "openedAt": s.shift_opened_at.isoformat() if s.shift_opened_at else None,
+            }
+            if fiscal
+            else None,
+        }
+
+    def drive_crashes(self) -> DriveCrashes:
+        """The drive's crashes.
+
+        Integration hook: the count belongs to ``DriveEndpoint.crash_count`` (and the last crash
+        to ``DriveEndpoint.last_crash``); until the endpoint counts them, only the drive's last
+        crash is known and the count says whether there was one.
+        """
+        drive = self.ctx.drive
+        last = drive.last_crash if drive is not None else None
+        return DriveCrashes(
+            count=0 if last is None else 1,
+            last=None if last is None else f"{type(last).__name__}: {last}",
+        )
+
+    async def heartbeat(self) -> Heartbeat:
+        """Send the till's state to the cloud; keeps the retail point's settings it answers."""
+        ctx = self.ctx
+        drive = await self.drive_state()
+        body = {
+            "fnState": "READY" if drive.get("ok") else "FAILED",
+            "fnSerial": ctx.fn_serial,
+            "fn": drive,
+            "powerSaving": ctx.settings.power_saving,
+            "firmwareProfile": ctx.profile.name,
+            "appVersion": ctx.profile.app_version,
+        }
+        answer = await self.link.heartbeat(body)
+        ctx.point_settings = answer.settings
+        return answer
+
+    def deadlines(self) -> dict[str, datetime | None]:
+        """Business times of the drive's next refusals (shift.expires, ofd.block, fn.expires, fn.warning)."""
+        if self.ctx.drive is None:
+            return dict.fromkeys(DEADLINE_NAMES)
+        return self.ctx.drive.deadlines()
+
+    def snapshot(self) -> TillState:
+        """The till's whole state as the control plane publishes it (``kkt/<id>/state``).
+
+        The drive is read in-process, not over the till's link: watching the till must neither
+        wait on a dead link nor use up the strikes of a drive-link fault meant for the firmware.
+        """
+        ctx = self.ctx
+        started = ctx.store is not None
+        drive = self.drive_view()
+        quirks = ctx.profile.quirks
+        return TillState(
+            device_id=ctx.device_id,
+            kkt_serial=ctx.kkt_serial,
+            profile=ctx.profile.name,
+            settings=TillSettings(**ctx.settings.to_json()),
+            polling=ctx.polling_allowed(),
+            last_error=ctx.last_error,
+            drive={
+                **drive,
+                "rnm": ctx.rnm,
+                "warningNames": warning_names(drive.get("warnings", 0)),
+                "crashes": self.drive_crashes().to_json(),
+            },
+            counter_shift=self.shifts.counter_shift() if started else None,
+            ofd_backlog=OfdBacklog(
+                unsent=drive.get("unsent"),
+                threshold=quirks.ofd_backlog_threshold,
+                slowdown_seconds=quirks.ofd_backlog_slowdown_s,
+                slowed=ctx.backlog_slowed,
+            ),
+            queue=QueueState(
+                in_flight=len(ctx.state.journal_entries()) if started else 0,
+                outbox=ctx.state.outbox_size() if started else 0,
+            ),
+            counters=dict(ctx.counters),
+            faults=tuple(self.faults.active()),
+            deadlines=self.deadlines(),
+            now=ctx.clock.now(),
+            clock_mode=ctx.clock.mode,
+        )
