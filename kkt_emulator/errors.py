@@ -12,14 +12,16 @@ when a name here is no such class::
     ├── FramingError               errors           bytes are not a valid drive frame
     ├── DriveError                 errors           the drive (ФН) refused: code, data
     ├── ValidationError            errors           a document, TLV or argument is bad
-    │   └── TlvError               fn.tlv           bytes are not a TLV list
+    │   ├── TlvError               fn.tlv           bytes are not a TLV list
+    │   ├── LocalRefusalError      fnio.client      the client refused before the drive saw it
+    │   └── TillCheckError         till.receipts    the firmware's own checks failed a document
     ├── CloudError                 errors           the cloud answered an HTTP error
     ├── ConfigError                errors           bad profile, setting or CLI flag
     ├── StorageError               cloud.storage    the cloud database failed
     ├── IllegalTransitionError     cloud.lifecycle  the lifecycle table forbids it
     │   └── AlreadyFiscalisedError cloud.lifecycle  success for a fiscalised doc (D36)
     ├── CommandError               control.topics   a control-plane command refused
-    └── SimulatedCrash             till.till        a ``till.crash`` fault point hit
+    └── SimulatedCrash             till.context     a ``till.crash`` fault point hit
 
 Structured fields: ``DriveError(code, data, detail)``, ``ValidationError(field, reason)`` and
 ``CloudError(status, message)`` are defined below; the others document their own attributes.

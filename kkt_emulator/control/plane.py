@@ -23,7 +23,7 @@ from kkt_emulator.logging import get_logger
 
 __all__ = ["SPAWN", "ControlPlane", "resolve_mqtt"]
 
-_log = get_logger(module=__name__)
+_log = get_logger(__name__)
 
 SPAWN = "spawn"
 

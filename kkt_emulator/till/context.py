@@ -36,7 +36,7 @@ __all__ = ["Listener", "SimulatedCrash", "TillConfig", "TillContext", "TillSetti
 Listener = Callable[[str, dict[str, Any]], None]
 """Called as ``listener(event, data)`` for every event of a till."""
 
-_log = get_logger(module=__name__)
+_log = get_logger(__name__)
 
 
 class SimulatedCrash(EmulatorError):  # noqa: N818 - it is an event, not an error of the caller

@@ -24,7 +24,7 @@ from kkt_emulator.transport.memory import memory_pipe_pair
 
 __all__ = ["DriveSlot"]
 
-_log = get_logger(module=__name__)
+_log = get_logger(__name__)
 
 
 class DriveSlot:

@@ -36,7 +36,7 @@ __all__ = ["CRASH_ENV", "FaultControl"]
 CRASH_ENV = "KKT_TILL_CRASH_AT"
 """``KKT_TILL_CRASH_AT=<point>`` kills the till's process with SIGKILL at that crash point."""
 
-_log = get_logger(module=__name__)
+_log = get_logger(__name__)
 
 _DOCUMENT_STARTS = frozenset(
     {

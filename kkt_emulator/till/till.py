@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CRASH_ENV", "CRASH_POINTS", "SimulatedCrash", "Till", "TillConfig", "TillSettings"]
 
-_log = get_logger(module=__name__)
+_log = get_logger(__name__)
 _SSL_CONTEXT: list[ssl.SSLContext] = []
 
 

@@ -137,17 +137,14 @@ class StateViews:
         }
 
     def drive_crashes(self) -> DriveCrashes:
-        """The drive's crashes.
-
-        Integration hook: the count belongs to ``DriveEndpoint.crash_count`` (and the last crash
-        to ``DriveEndpoint.last_crash``); until the endpoint counts them, only the drive's last
-        crash is known and the count says whether there was one.
-        """
-        drive = self.ctx.drive
-        last = drive.last_crash if drive is not None else None
+        """The drive's crashes, as its endpoint counted them since the drive was put in."""
+        endpoint = self.ctx.endpoint
+        if endpoint is None:
+            return DriveCrashes(count=0, last=None)
+        last = endpoint.last_crash
         return DriveCrashes(
-            count=0 if last is None else 1,
-            last=None if last is None else f"{type(last).__name__}: {last}",
+            count=endpoint.crash_count,
+            last=None if last is None else f"{last.exc_type}: {last.message}",
         )
 
     async def heartbeat(self) -> Heartbeat:
