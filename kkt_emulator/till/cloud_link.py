@@ -136,6 +136,7 @@ class CloudLink:
         self.timeout = timeout
         self.token: str | None = None
         self.before_call: Callable[[], Awaitable[None]] | None = None
+        self._resume = False
         self._client = httpx.AsyncClient(base_url=self.server, timeout=timeout, transport=transport)
 
     async def close(self) -> None:
@@ -214,11 +215,22 @@ class CloudLink:
         """Report the till's state; returns server time and the retail point's settings."""
         return Heartbeat.parse((await self._call("/heartbeat", json=state)).json())
 
+    def resume_leases(self) -> None:
+        """Ask the next lease for what the cloud still holds leased to this till, too.
+
+        Called when the till starts (and restarts after a crash): documents the cloud leased to
+        it that it never journalled (the answer was lost with the process) come back to it, and
+        to no other till (``till-protocol.md`` §1).
+        """
+        self._resume = True
+
     async def lease(self, max_docs: int = 1, wait: float = 0.0) -> list[Lease]:
         """Take up to ``max_docs`` documents; long-polls up to ``wait`` seconds (204 → none)."""
-        response = await self._call(
-            "/lease", params={"max": max_docs, "wait": wait}, extra_timeout=wait
-        )
+        params: dict[str, Any] = {"max": max_docs, "wait": wait}
+        if self._resume:
+            params["resume"] = 1
+        response = await self._call("/lease", params=params, extra_timeout=wait)
+        self._resume = False
         if response.status_code == 204 or not response.content:
             return []
         documents: list[dict[str, Any]] = response.json().get("documents", [])

@@ -179,6 +179,11 @@ class Fiscaliser:
             ctx.state.record_result(doc_id, done["fiscalInfo"]["fnDocNumber"], done)
             log.warning("document_already_fiscalized", fd=done["fiscalInfo"]["fnDocNumber"])
             return done
+        if done is not None and lease_id is not None and done.get("leaseId") == lease_id:
+            # The same lease handed back after a restart (a resumed lease): its outcome stands.
+            ctx.state.record_result(doc_id, None, done)
+            log.info("document_result_repeated", outcome=done["outcome"])
+            return done
         try:
             plan = build_receipt(document, ctx.profile)
         except TillCheckError as exc:

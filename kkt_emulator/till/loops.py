@@ -184,6 +184,10 @@ class Loops:
             sent += len(results)
         acks = state.outbox("ofd")
         if acks:
+            # An acknowledgement never overtakes its document's result (till-protocol.md §2).
+            held = state.unreported_fds()
+            acks = [e for e in acks if e.payload.get("fnDocNumber") not in held]
+        if acks:
             await self.link.ofd_acks([e.payload for e in acks])
             state.delivered(acks)
             sent += len(acks)

@@ -226,6 +226,20 @@ class TillStore:
         ).fetchall()
         return [OutboxEntry(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
+    def unreported_fds(self) -> set[int]:
+        """Fiscal document numbers whose shop result the cloud has not taken yet.
+
+        In flight in the journal (about to be signed, or signed and not yet recorded), or
+        recorded and waiting in the outbox. An OFD acknowledgement of such a number waits, so it
+        never reaches the cloud before the result that tells the cloud which document it is.
+        """
+        rows = self._db.execute(
+            "SELECT expected_fd FROM till_journal WHERE expected_fd > 0"
+            " UNION SELECT json_extract(payload, '$.fiscalInfo.fnDocNumber') FROM till_outbox"
+            " WHERE kind = 'result'"
+        ).fetchall()
+        return {int(row[0]) for row in rows if isinstance(row[0], int)}
+
     def outbox_size(self) -> int:
         """How many reports wait for the cloud."""
         count: int = self._db.execute("SELECT COUNT(*) FROM till_outbox").fetchone()[0]

@@ -265,6 +265,7 @@ class Till:
         await self.drive_slot.start()
         await self.keeper.ensure_registered()
         await self._bind()
+        self.link.resume_leases()
         await self.reconcile()
         self._tasks = [
             asyncio.create_task(self.loops.poll_loop(), name=f"till-poll-{ctx.kkt_serial}"),
@@ -330,6 +331,7 @@ class Till:
         await self.drive_slot.stop()
         await self.drive_slot.reopen_store()
         await self.drive_slot.start()
+        self.link.resume_leases()
         await self.reconcile()
 
     def local_now(self) -> datetime:
