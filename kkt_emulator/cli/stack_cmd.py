@@ -107,6 +107,7 @@ async def _serve(options: StackOptions, clock: Clock) -> None:
         typer.echo(stack.banner())
         await stop.wait()
         typer.echo("stopping …", err=True)
+    # The ready-files announce a running installation: gone already (or never written) is fine.
     if options.ready_file is not None:
         with contextlib.suppress(OSError):
             options.ready_file.unlink()
