@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from kkt_emulator.cli.control import fan_out, finish, fmt, minutes, pick, run
+from kkt_emulator.cli.fanout import fan_out, finish, fmt, minutes, pick, run
 from kkt_emulator.cli.options import ControlOptions, Target, control_command
 from kkt_emulator.cli.output import console
 from kkt_emulator.clock import parse_duration

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from kkt_emulator.cli.control import fan_out, finish, fmt, pick, run, simple
+from kkt_emulator.cli.fanout import fan_out, finish, fmt, pick, run, simple
 from kkt_emulator.cli.options import ControlOptions, control_command
 from kkt_emulator.cli.output import console
 from kkt_emulator.control.client import Outcome

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kkt_emulator.cli.control import fmt, generic, pick, simple
+from kkt_emulator.cli.fanout import fmt, generic, pick, simple
 from kkt_emulator.cli.options import ControlOptions, control_command
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from kkt_emulator.cli.control import fmt, pick, simple
+from kkt_emulator.cli.fanout import fmt, pick, simple
 from kkt_emulator.cli.options import ControlOptions, control_command
 from kkt_emulator.clock import parse_duration
 from kkt_emulator.control.client import Outcome

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kkt_emulator.cli.control import pick, simple
+from kkt_emulator.cli.fanout import pick, simple
 from kkt_emulator.cli.options import ControlOptions, control_command
 from kkt_emulator.control.client import Outcome
 

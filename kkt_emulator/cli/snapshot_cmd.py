@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from kkt_emulator.cli.control import finish, pick, run
+from kkt_emulator.cli.fanout import finish, pick, run
 from kkt_emulator.cli.options import ControlOptions, Target, control_command
 from kkt_emulator.control.client import ControlClient, Outcome
 from kkt_emulator.errors import ConfigError

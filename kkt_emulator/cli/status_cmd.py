@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from kkt_emulator.cli.control import fmt, pick, raise_failures, run
+from kkt_emulator.cli.fanout import fmt, pick, raise_failures, run
 from kkt_emulator.cli.options import ControlOptions, control_command
 from kkt_emulator.cli.output import console, emit
 from kkt_emulator.control.client import ControlClient, Outcome
