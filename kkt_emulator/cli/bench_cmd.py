@@ -8,6 +8,7 @@ from enum import StrEnum
 import typer
 
 from kkt_emulator.app.bench import bench_fn
+from kkt_emulator.profiles import DEFAULT_PROFILE
 
 app = typer.Typer(help="Benchmarks; every one prints a JSON document.", no_args_is_help=True)
 
@@ -40,7 +41,7 @@ def e2e_command(
     concurrency: int = typer.Option(
         20, "--concurrency", min=1, max=1000, help="Requests in flight at once."
     ),
-    profile: str = typer.Option("modulkassa-ffd12", "--profile", help="Firmware profile."),
+    profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="Firmware profile."),
 ) -> None:
     """Shop to COMPLETED over real HTTP: receipts/s, latency p50/p99, CPU per receipt, peak RSS."""
     import asyncio  # noqa: PLC0415 - only this command runs an event loop
@@ -89,7 +90,7 @@ def fleet_command(
     mqtt: str = typer.Option(
         "auto", "--mqtt", help="Control plane: auto, spawn, none or mqtt://host:port (as `up`)."
     ),
-    profile: str = typer.Option("modulkassa-ffd12", "--profile", help="Firmware profile."),
+    profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="Firmware profile."),
 ) -> None:
     """`up --tills N --points M` under load: start-up seconds, idle CPU, receipts/s, CPU, peak RSS."""
     import asyncio  # noqa: PLC0415 - only this command runs an event loop

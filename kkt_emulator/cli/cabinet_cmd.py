@@ -15,6 +15,7 @@ from rich.table import Table
 
 from kkt_emulator.cli.output import JSON_OPTION, console, emit
 from kkt_emulator.cloud.cabinet_client import DEFAULT_SERVER, CabinetClient
+from kkt_emulator.cloud.settings import PickupWindow
 
 __all__ = ["app"]
 
@@ -45,13 +46,6 @@ class OnOff(StrEnum):
 
     ON = "on"
     OFF = "off"
-
-
-class Window(StrEnum):
-    """``pickup_window`` (D37)."""
-
-    THREE_DAYS = "3days"
-    FIVE_MINUTES = "5min"
 
 
 def _flag(value: OnOff | None) -> bool | None:
@@ -133,7 +127,7 @@ def points_create(
         OnOff.ON, "--internet-docs", help="The internet-shop flag."
     ),
     stop_on_errors: OnOff = typer.Option(OnOff.OFF, "--stop-on-errors"),
-    pickup_window: Window = typer.Option(Window.THREE_DAYS, "--pickup-window"),
+    pickup_window: PickupWindow = typer.Option(PickupWindow.THREE_DAYS, "--pickup-window"),
     server: str = SERVER,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
@@ -194,7 +188,7 @@ def points_set(
     *,
     internet_docs: OnOff | None = typer.Option(None, "--internet-docs"),
     stop_on_errors: OnOff | None = typer.Option(None, "--stop-on-errors"),
-    pickup_window: Window | None = typer.Option(None, "--pickup-window"),
+    pickup_window: PickupWindow | None = typer.Option(None, "--pickup-window"),
     tax_mode: str | None = typer.Option(None, "--tax-mode", help="Default taxMode (D21)."),
     duplicate_policy: str | None = typer.Option(None, "--duplicate-policy", help="replay|conflict"),
     name: str | None = typer.Option(None, "--name"),

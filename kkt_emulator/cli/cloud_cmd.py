@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "default_db_path"]
 
+_MAX_PORT = 65535
+
 app = typer.Typer(
     help="The vendor cloud stand-in (store API, till API, cabinet).", no_args_is_help=True
 )
@@ -114,6 +116,10 @@ def serve(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Serve the cloud stand-in until SIGINT or SIGTERM; prints its URL first."""
+    if not 0 <= port <= _MAX_PORT:
+        raise typer.BadParameter(
+            f"{port} is not a TCP port (0 to {_MAX_PORT})", param_hint="'--port'"
+        )
     clock = make_clock(clock_spec)
     settings = CloudSettings(
         callback_method=callback_method,

@@ -18,6 +18,7 @@ from kkt_emulator.fn import commands as cmd
 from kkt_emulator.fn.codes import Command, ResultCode
 from kkt_emulator.fn.crc import crc16_ccitt
 from kkt_emulator.fn.frame import MSG_START, WARNING_BIT
+from kkt_emulator.profiles import DEFAULT_PROFILE
 
 app = typer.Typer(
     help="The fiscal drive's wire protocol: decode frames, serve a drive on a serial port.",
@@ -214,7 +215,7 @@ def serve_command(
         ..., "--serial-link", help="Where to publish the port: a symlink to the pty (/dev/pts/N)."
     ),
     profile: str = typer.Option(
-        "modulkassa-ffd12", "--profile", help="Firmware profile (see `profiles list`)."
+        DEFAULT_PROFILE, "--profile", help="Firmware profile (see `profiles list`)."
     ),
     state_dir: Path | None = typer.Option(
         None,

@@ -24,6 +24,29 @@ if TYPE_CHECKING:
     import typer
 
 
+def _register_control(app: typer.Typer) -> None:
+    """The control-plane commands (MQTT, ``till-protocol.md`` §3), in their ``--help`` order."""
+    from kkt_emulator.cli import (  # noqa: PLC0415 - kept apart from the list above
+        clock_cmd,
+        fault_cmd,
+        fn_replace_cmd,
+        sale_cmd,
+        settings_cmd,
+        shift_cmd,
+        snapshot_cmd,
+        status_cmd,
+    )
+
+    status_cmd.register(app)
+    settings_cmd.register(app)
+    app.add_typer(fault_cmd.app, name="fault")
+    app.add_typer(clock_cmd.app, name="clock")
+    app.add_typer(shift_cmd.app, name="shift")
+    sale_cmd.register(app)
+    snapshot_cmd.register(app)
+    fn_replace_cmd.register(fn_cmd.app)
+
+
 def register(app: typer.Typer) -> None:
     """Add every command group to ``app``."""
     app.add_typer(fn_cmd.app, name="fn")
@@ -39,9 +62,7 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(cloud_cmd.app, name="cloud")
     app.add_typer(cabinet_cmd.app, name="cabinet")
-    from kkt_emulator.cli import control_cmd  # noqa: PLC0415 - kept apart from the list above
-
-    control_cmd.register(app, fn_app=fn_cmd.app)
+    _register_control(app)
     from kkt_emulator.cli import scenario_cmd  # noqa: PLC0415 - kept apart from the list above
 
     app.add_typer(scenario_cmd.app, name="scenario")

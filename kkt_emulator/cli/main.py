@@ -1,8 +1,9 @@
 """Entry point of ``kkt-emulator``.
 
 Every command exits 0 on success and non-zero with a one-line ``error: …`` on failure: 2 for bad
-input, configuration or an unreachable service, 1 for a failed check. Command groups live in
-their own modules and are added in :func:`build_app`.
+input, configuration or an unreachable service, 1 for a failed check. An exception no command
+expected (a bug) is logged with its traceback and ends the command with ``error: internal error …``
+and exit code 1. Command groups live in their own modules and are added in :func:`build_app`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typer._click import exceptions as click_exceptions  # typer vendors click f
 
 from kkt_emulator import __version__
 from kkt_emulator.errors import EmulatorError
-from kkt_emulator.logging import configure_logging
+from kkt_emulator.logging import configure_logging, get_logger
 
 __all__ = ["build_app", "main"]
 
@@ -87,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # Not an error of the input: a bug. Its traceback goes to the log (stderr), then one line.
+        # The logger is made here, after the root callback configured logging for this run.
+        log = get_logger(logger=__name__)
+        log.exception("command_crashed", argv=argv if argv is not None else sys.argv[1:])
+        typer.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+        return 1
     return result if isinstance(result, int) else 0
 
 

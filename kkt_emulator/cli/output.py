@@ -11,11 +11,13 @@ from rich.console import Console
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["JSON_OPTION", "console", "emit", "parse_hex"]
+__all__ = ["JSON_HELP", "JSON_OPTION", "console", "emit", "parse_hex"]
 
 console = Console(highlight=False, soft_wrap=True)
 
-JSON_OPTION: Any = typer.Option(False, "--json", help="Print machine-readable JSON.")  # noqa: FBT003 - typer default
+JSON_HELP = "Print machine-readable JSON."
+
+JSON_OPTION: Any = typer.Option(False, "--json", help=JSON_HELP)  # noqa: FBT003 - typer default
 
 
 def emit(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:

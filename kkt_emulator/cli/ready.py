@@ -12,14 +12,11 @@ import typer
 from kkt_emulator.app.stack import default_state_dir
 from kkt_emulator.errors import ConfigError
 
-__all__ = ["READY_OPTION", "load_ready", "ready_path"]
+__all__ = ["READY_HELP", "READY_OPTION", "load_ready", "ready_path"]
 
-READY_OPTION: Any = typer.Option(
-    None,
-    "--ready-file",
-    envvar="KKT_READY_FILE",
-    help="The ready-file of a running `kkt-emulator up` (default: <state dir>/ready.json).",
-)
+READY_HELP = "The ready-file of a running `kkt-emulator up` (default: <state dir>/ready.json)."
+
+READY_OPTION: Any = typer.Option(None, "--ready-file", envvar="KKT_READY_FILE", help=READY_HELP)
 
 
 def ready_path(ready_file: Path | None) -> Path:

@@ -13,7 +13,7 @@ import typer
 from kkt_emulator.app.stack import Stack, StackOptions, default_state_dir
 from kkt_emulator.clock import Clock, make_clock
 from kkt_emulator.control.plane import resolve_mqtt
-from kkt_emulator.profiles import load_profile
+from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
 
 
 def up(
@@ -28,7 +28,7 @@ def up(
         1, "--points", min=1, max=1000, help="Retail points; tills are spread over them."
     ),
     profile: str = typer.Option(
-        "modulkassa-ffd12", "--profile", help="Firmware profile (see `profiles list`)."
+        DEFAULT_PROFILE, "--profile", help="Firmware profile (see `profiles list`)."
     ),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address the cloud and the OFD listen on."
@@ -107,6 +107,7 @@ async def _serve(options: StackOptions, clock: Clock) -> None:
         typer.echo(stack.banner())
         await stop.wait()
         typer.echo("stopping …", err=True)
+    # The ready-files announce a running installation: gone already (or never written) is fine.
     if options.ready_file is not None:
         with contextlib.suppress(OSError):
             options.ready_file.unlink()

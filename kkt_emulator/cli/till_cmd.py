@@ -10,7 +10,7 @@ import typer
 
 from kkt_emulator.clock import make_clock
 from kkt_emulator.errors import ConfigError
-from kkt_emulator.profiles import load_profile
+from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
 from kkt_emulator.till.till import Till, TillConfig
 
 app = typer.Typer(help="A single virtual till.", no_args_is_help=True)
@@ -38,7 +38,7 @@ def run(
         "--password-file",
         help="Read the service password from this file (its first line).",
     ),
-    profile: str = typer.Option("modulkassa-ffd12", "--profile", help="Firmware profile."),
+    profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="Firmware profile."),
     state_dir: Path = typer.Option(
         ..., "--state-dir", help="The till's state (drive archive, journal, outbox)."
     ),
