@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         # Not an error of the input: a bug. Its traceback goes to the log (stderr), then one line.
         # The logger is made here, after the root callback configured logging for this run.
-        log = get_logger(logger=__name__)
+        log = get_logger(__name__)
         log.exception("command_crashed", argv=argv if argv is not None else sys.argv[1:])
         typer.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
         return 1
