@@ -12,27 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from kkt_emulator.app.scenarios import InProcessInstallation, ScenarioRun, run_on
 from kkt_emulator.app.scenarios.registry import ScenarioBody
-from kkt_emulator.app.scenarios.run import FN, Hook
-from kkt_emulator.app.scenarios.shop_site import ShopSite, shop_site
+from kkt_emulator.app.scenarios.run import Hook
 from kkt_emulator.fn.codes import DocCode
 from kkt_emulator.testing.stack import StackHarness
 
-__all__ = [
-    "FN",
-    "ShopSite",
-    "drive_receipts",
-    "extra_run",
-    "fail_with",
-    "history_statuses",
-    "ofd_state",
-    "run_case",
-    "shop_site",
-    "until",
-]
+__all__ = ["drive_receipts", "extra_run", "run_case", "until"]
 
 #: Seconds a test waits for each status (the harness's own default).
 WAIT = 10.0
@@ -70,19 +57,6 @@ async def until(
         await kkt.clock.pace(0.05)
 
 
-async def ofd_state(kkt: StackHarness, doc_id: str) -> str:
-    """The cabinet's OFD delivery state of a document (not sent / sent / acknowledged)."""
-    detail = await kkt.document_detail(doc_id)
-    state: str = detail["ofd"]["state"]
-    return state
-
-
-async def fail_with(kkt: StackHarness, doc: dict[str, Any]) -> dict[str, Any]:
-    """Post ``doc`` and return its FAILED status (the store API's DocumentStatus)."""
-    await kkt.post_document(doc)
-    return await kkt.wait_for_status(doc["id"], "FAILED")
-
-
 def drive_receipts(kkt: StackHarness) -> list[int]:
     """Fiscal document numbers of every receipt in the first till's drive archive."""
     drive = kkt.till.drive
@@ -92,12 +66,3 @@ def drive_receipts(kkt: StackHarness) -> list[int]:
         for fd in range(1, drive.state.last_fd + 1)
         if (doc := drive.store.get_document(fd)) is not None and doc.doc_code == DocCode.RECEIPT
     ]
-
-
-def history_statuses(detail: dict[str, Any]) -> list[str]:
-    """The statuses a document went through, in order, without repeats."""
-    seen: list[str] = []
-    for entry in detail["history"]:
-        if not seen or seen[-1] != entry["status"]:
-            seen.append(entry["status"])
-    return seen

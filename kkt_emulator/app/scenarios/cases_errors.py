@@ -12,7 +12,7 @@ from typing import Any
 from kkt_emulator.app.scenarios.registry import scenario
 from kkt_emulator.app.scenarios.run import FN, ScenarioRun
 
-__all__ = ["expect_failure", "failure"]
+__all__ = ["expect_failure", "expect_failure_seen", "failure"]
 
 
 def failure(kind: str, text: str) -> dict[str, str]:
@@ -34,21 +34,28 @@ PICKUP = failure("NON_FN_FAILURE", "POS doesn't connect for document within 235 
 SHOP_MESSAGE = "Касса не ответила на запрос в течение 5 минут"
 
 
-async def expect_failure(
+async def expect_failure_seen(
     run: ScenarioRun, doc: dict[str, Any], wanted: dict[str, str]
 ) -> dict[str, Any]:
-    """Post ``doc``, wait for FAILED and check its failure in the store and the cabinet.
+    """Wait for the posted ``doc`` to fail; check its failure in the store and the cabinet.
 
     Returns:
         The cabinet's document detail.
     """
-    await run.post(doc)
     status = await run.wait_for(doc["id"], "FAILED")
     run.expect("failureInfo", status.get("failureInfo"), wanted)
     run.expect("message", status.get("message"), wanted["message"])
     detail = await run.detail(doc["id"])
     run.expect("cabinet failureInfo", detail.get("failureInfo"), wanted)
     return detail
+
+
+async def expect_failure(
+    run: ScenarioRun, doc: dict[str, Any], wanted: dict[str, str]
+) -> dict[str, Any]:
+    """Post ``doc``, then :func:`expect_failure_seen`."""
+    await run.post(doc)
+    return await expect_failure_seen(run, doc, wanted)
 
 
 def _error_detail(detail: dict[str, Any]) -> Any:
@@ -136,18 +143,6 @@ async def error_pickup_window(run: ScenarioRun) -> None:
     done = await run.wait_for(patient["id"], "COMPLETED")
     run.facts["patient_done"] = done
     run.expect("failed document after", (await run.status(doc["id"]))["status"], "FAILED")
-
-
-async def expect_failure_seen(
-    run: ScenarioRun, doc: dict[str, Any], wanted: dict[str, str]
-) -> dict[str, Any]:
-    """Like :func:`expect_failure` for a document already posted."""
-    status = await run.wait_for(doc["id"], "FAILED")
-    run.expect("failureInfo", status.get("failureInfo"), wanted)
-    run.expect("message", status.get("message"), wanted["message"])
-    detail = await run.detail(doc["id"])
-    run.expect("cabinet failureInfo", detail.get("failureInfo"), wanted)
-    return detail
 
 
 @scenario("error_fn_disconnected", "fault fn.disconnected: «Сетевой поток не инициализирован»")

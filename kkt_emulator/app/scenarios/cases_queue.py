@@ -84,7 +84,7 @@ async def completed_is_not_ofd_delivered(run: ScenarioRun) -> None:
         await run.post(doc)
         completed = await run.wait_for(doc["id"], "COMPLETED")
         run.facts["completed"] = completed
-        run.expect("store status keys", set(completed), STORE_STATUS_KEYS)
+        run.expect("store status keys", sorted(completed), sorted(STORE_STATUS_KEYS))
         run.expect("cabinet OFD state", (await run.detail(doc["id"]))["ofd"]["state"], "not_sent")
         state = await run.till_state()
         unsent = state["drive"]["unsent"]
@@ -163,7 +163,7 @@ async def queue_stuck_flag_off(run: ScenarioRun) -> None:
         await run.polled(3)
         statuses = [await run.status(d["id"]) for d in docs]
         run.expect("statuses", [s["status"] for s in statuses], ["QUEUED"] * 3)
-        run.expect("fnState", {s["fnState"] for s in statuses}, {"DISABLED"})
+        run.expect("fnState", sorted({s["fnState"] for s in statuses}), ["DISABLED"])
         answer = await run.installation.http.get(
             f"{run.ready['store_api']}/v1/status", auth=run.shop
         )
