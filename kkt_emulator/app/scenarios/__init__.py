@@ -13,7 +13,7 @@ Layout:
 * ``installation.py`` — the interface a case drives, and its two implementations;
 * ``run.py`` — :class:`ScenarioRun`: the steps a case takes and the checks it records;
 * ``registry.py`` — :data:`SCENARIOS` by name, :func:`run_on` and :func:`run_scenario`;
-* ``cases_queue.py`` — §2–§4: statuses, missing receipts, stuck queues, the OFD backlog;
+* ``cases_documents.py`` — §2–§4: statuses, missing receipts, stuck queues, the OFD backlog;
 * ``cases_errors.py`` — §5: the till's error texts, one case per row;
 * ``cases_shop.py`` — §1 and §6: shift numbering, double integration, receipt addresses;
 * ``shop_site.py`` — a shop's ``responseURL`` site for the cases that watch callbacks.
@@ -24,7 +24,7 @@ one after another on one installation.
 
 from __future__ import annotations
 
-from kkt_emulator.app.scenarios import cases_errors, cases_queue, cases_shop
+from kkt_emulator.app.scenarios import cases_documents, cases_errors, cases_shop
 from kkt_emulator.app.scenarios.installation import (
     InProcessInstallation,
     Installation,
@@ -42,8 +42,8 @@ __all__ = [
     "ScenarioCheckError",
     "ScenarioRun",
     "Step",
+    "cases_documents",
     "cases_errors",
-    "cases_queue",
     "cases_shop",
     "run_on",
     "run_scenario",

@@ -1,6 +1,6 @@
 """Where a scenario runs: an installation seen through its store, cabinet and control interfaces.
 
-A support case (:mod:`kkt_emulator.app.scenarios.cases_queue`, ``cases_errors``) talks to the
+A support case (:mod:`kkt_emulator.app.scenarios.cases_documents`, ``cases_errors``) talks to the
 shop's store API and support's cabinet API over HTTP, and to the first till through the commands of
 ``till-protocol.md`` §3. :class:`Installation` is that view; two implementations give it:
 
