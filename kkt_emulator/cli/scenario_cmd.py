@@ -24,7 +24,7 @@ app = typer.Typer(
 @app.command("list")
 def scenario_list(as_json: bool = JSON_OPTION) -> None:
     """The scenarios, with what each one shows."""
-    data = [{"name": s.name, "summary": s.summary} for s in SCENARIOS.values()]
+    data = [s.to_json() for s in SCENARIOS.values()]
 
     def human(rows: list[dict[str, str]]) -> None:
         width = max(len(r["name"]) for r in rows)
@@ -45,14 +45,16 @@ def scenario_run(
 ) -> None:
     """Run one scenario and print what happened step by step.
 
-    Exits 1 when something was not as the support case says, 0 otherwise. Business-time steps
-    need `up --clock manual`; till steps need the MQTT control plane.
+    The same steps and checks as the case's end-to-end test (tests/scenarios/test_NAME.py).
+    Exits 1 when something was not as the support case says, or could not be checked here;
+    0 otherwise. Business-time steps need `up --clock manual`; till steps need the MQTT control
+    plane.
     """
     if name not in SCENARIOS:
         raise typer.BadParameter(f"unknown scenario {name!r} (see `kkt-emulator scenario list`)")
     ready = load_ready(ready_file)
     run = asyncio.run(run_scenario(name, ready, wait=wait))
-    data = {"scenario": name, "ok": run.expected_ok, "steps": [s.to_json() for s in run.steps]}
+    data = {"scenario": name, "ok": run.expected_ok, "steps": run.explain()}
 
     def human(result: dict[str, Any]) -> None:
         for number, step in enumerate(result["steps"], 1):

@@ -11,42 +11,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scenario_helpers import ofd_state, until
+from scenario_helpers import run_case
 
+from kkt_emulator.app.scenarios import ScenarioRun
 from kkt_emulator.testing.stack import StackHarness
 
 
 async def test_completed_is_not_ofd_delivered(tmp_path: Path) -> None:
     async with StackHarness.running(tmp_path) as kkt:
-        kkt.till.inject_fault("ofd.down")
-        doc = kkt.sale(64.0)
-        await kkt.post_document(doc)
-        completed = await kkt.wait_for_status(doc["id"], "COMPLETED")
-        fd = completed["fiscalInfo"]["fnDocNumber"]
+        ofd = kkt.stack.ofd
+        assert ofd is not None
 
-        # The store API keeps the vendor's six keys only: nothing about the OFD.
-        assert set(completed) == {
-            "status",
-            "fnState",
-            "fiscalInfo",
-            "failureInfo",
-            "message",
-            "timeStatusChanged",
-        }
-        assert await ofd_state(kkt, doc["id"]) == "not_sent"
-        state = await kkt.till.snapshot_state()
-        assert state["drive"]["unsent"] >= 1
-        assert kkt.till.deadlines()["ofd.block"] is not None
-        assert kkt.stack.ofd is not None
-        assert fd not in kkt.stack.ofd.acknowledged_fds(kkt.till.fn_serial)
+        async def ofd_down(run: ScenarioRun) -> None:
+            fd = run.facts["completed"]["fiscalInfo"]["fnDocNumber"]
+            assert kkt.till.deadlines()["ofd.block"] is not None
+            assert fd not in ofd.acknowledged_fds(kkt.till.fn_serial)
 
-        kkt.till.clear_faults("ofd.down")
-
-        async def delivered() -> bool:
-            return await ofd_state(kkt, doc["id"]) == "acknowledged"
-
-        await until(kkt, delivered)
-        assert fd in kkt.stack.ofd.acknowledged_fds(kkt.till.fn_serial)
+        # The case checks the store API's six keys, the cabinet's «not_sent» then «acknowledged»,
+        # the drive's OFD queue, and that the store status did not change.
+        run = await run_case(kkt, "completed_is_not_ofd_delivered", ofd_down=ofd_down)
+        fd = run.facts["completed"]["fiscalInfo"]["fnDocNumber"]
+        assert fd in ofd.acknowledged_fds(kkt.till.fn_serial)
         assert (await kkt.till.snapshot_state())["drive"]["unsent"] == 0
-        after = await kkt.status(doc["id"])
-        assert after == completed

@@ -9,28 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scenario_helpers import FN, drive_receipts, fail_with
+from scenario_helpers import drive_receipts, run_case
 
 from kkt_emulator.testing.stack import StackHarness
-
-FAILURE = {"type": "FN_GENERIC_FAILURE", "message": FN + "Сетевой поток не инициализирован"}
 
 
 async def test_error_fn_disconnected(tmp_path: Path) -> None:
     async with StackHarness.running(tmp_path, drive_timeout=0.3) as kkt:
-        kkt.till.inject_fault("fn.disconnected")
-        doc = kkt.sale(10.0)
-        failed = await fail_with(kkt, doc)
-        assert failed["failureInfo"] == FAILURE
-        assert failed["message"] == FAILURE["message"]
-        assert (await kkt.document_detail(doc["id"]))["failureInfo"] == FAILURE
-        state = await kkt.till.snapshot_state()
-        assert state["drive"]["ok"] is False
-        assert drive_receipts(kkt) == []
-
-        kkt.till.clear_faults("fn.disconnected")
-        await kkt.cabinet(
-            "POST", f"/retail-points/{kkt.retail_point_id}/documents/{doc['id']}/redrive"
-        )
-        done = await kkt.wait_for_status(doc["id"], "COMPLETED")
-        assert drive_receipts(kkt) == [done["fiscalInfo"]["fnDocNumber"]]
+        # The case checks the failure (store and cabinet), the till's drive state, no receipt,
+        # then one receipt after the re-drive.
+        await run_case(kkt, "error_fn_disconnected")
+        assert len(drive_receipts(kkt)) == 1
+        assert kkt.till.list_faults() == []

@@ -7,33 +7,29 @@ with «Исчерпан ресурс КС» (FN_EXPIRED); the till's state shows
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-from scenario_helpers import FN, fail_with
+from scenario_helpers import extra_run, run_case
 
+from kkt_emulator.app.scenarios.cases_errors import EXPIRED, expect_failure
 from kkt_emulator.testing.stack import StackHarness
-
-FAILURE = {"type": "FN_EXPIRED", "message": FN + "Исчерпан ресурс КС"}
 
 
 async def test_error_fn_expired(tmp_path: Path) -> None:
     async with StackHarness.running(tmp_path) as kkt:
-        kkt.till.inject_fault("fn.expired", count=1)
-        assert (await fail_with(kkt, kkt.sale(10.0)))["failureInfo"] == FAILURE
+        # The fault: one document fails with the text, the next completes.
+        await run_case(kkt, "error_fn_expired")
 
-        first = kkt.sale(10.0)
-        await kkt.post_document(first)
-        await kkt.wait_for_status(first["id"], "COMPLETED")
-        expires = kkt.till.deadlines()["fn.expires"]
-        assert expires is not None
-        await kkt.advance(expires - kkt.clock.now() + timedelta(minutes=1))
+        # The real thing: one minute past the drive's expiry every document fails the same way.
+        async with extra_run(kkt) as run:
 
-        doc = kkt.sale(12.0)
-        failed = await fail_with(kkt, doc)
-        assert failed["failureInfo"] == FAILURE
-        assert failed["message"] == FAILURE["message"]
-        detail = await kkt.document_detail(doc["id"])
-        assert detail["failureInfo"] == FAILURE
+            async def delivered() -> bool:  # else a year's jump blocks the drive for the OFD
+                unsent: int = (await run.till_state())["drive"]["unsent"]
+                return unsent == 0
+
+            await run.until("the OFD has every document", delivered)
+            await run.advance_past("fn.expires")
+            await expect_failure(run, run.sale(12.0), EXPIRED)
         state = await kkt.till.snapshot_state()
         assert datetime.fromisoformat(state["drive"]["expiry"]) <= kkt.till.local_now()

@@ -8,43 +8,18 @@ OFD takes the backlog, «Провести повторно» fiscalises the docu
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
-from scenario_helpers import FN, fail_with, until
+from scenario_helpers import run_case
 
 from kkt_emulator.testing.stack import StackHarness
-
-FAILURE = {"type": "FN_MEMORY_OVERFLOW", "message": FN + "Исчерпан ресурс хранения ФН"}
 
 
 async def test_error_storage_exhausted(tmp_path: Path) -> None:
     async with StackHarness.running(tmp_path) as kkt:
-        kkt.till.inject_fault("ofd.down")
-        first = kkt.sale(10.0)
-        await kkt.post_document(first)
-        await kkt.wait_for_status(first["id"], "COMPLETED")
-        block = kkt.till.deadlines()["ofd.block"]
-        assert block is not None
-        await kkt.advance(block - kkt.clock.now() + timedelta(minutes=1))
-
-        doc = kkt.sale(11.0)
-        failed = await fail_with(kkt, doc)
-        assert failed["failureInfo"] == FAILURE
-        assert failed["message"] == FAILURE["message"]
-        detail = await kkt.document_detail(doc["id"])
-        assert detail["failureInfo"] == FAILURE
-        assert detail["ofd"]["state"] == "not_sent"
-        assert (await kkt.till.snapshot_state())["drive"]["unsent"] >= 1
-
-        kkt.till.clear_faults("ofd.down")
-
-        async def drained() -> bool:
-            return kkt.till.deadlines()["ofd.block"] is None
-
-        await until(kkt, drained)
-        await kkt.cabinet(
-            "POST", f"/retail-points/{kkt.retail_point_id}/documents/{doc['id']}/redrive"
-        )
-        done = await kkt.wait_for_status(doc["id"], "COMPLETED")
+        # The case checks the failure one minute past ofd.block (store, cabinet, OFD state, the
+        # drive's queue), then the re-drive once the OFD took the backlog.
+        run = await run_case(kkt, "error_storage_exhausted")
+        done = await kkt.status(run.facts["doc"]["id"])
+        assert done["status"] == "COMPLETED"
         assert done["failureInfo"] is None

@@ -11,48 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scenario_helpers import FN, drive_receipts, fail_with
+from scenario_helpers import drive_receipts, run_case
 
 from kkt_emulator.testing.stack import StackHarness
-
-FAILURE = {"type": "FN_GENERIC_FAILURE", "message": FN + "Неправильный аргумент"}
 
 
 async def test_error_wrong_argument(tmp_path: Path) -> None:
     async with StackHarness.running(tmp_path) as kkt:
         assert not kkt.till.profile.registration.agent
-        agent = kkt.sale(10.0)
-        agent["inventPositions"].insert(
-            0,
-            {
-                "name": "Билет (агентский)",
-                "price": 5.0,
-                "quantity": 1,
-                "vatTag": 1105,
-                "agentInfo": {"types": ["commission_agent"]},
-                "supplierInfo": {"name": "ООО Поставщик", "inn": "7707083893"},
-            },
-        )
-        agent["moneyPositions"][0]["sum"] = 15.0
-        failed = await fail_with(kkt, agent)
-        assert failed["failureInfo"] == FAILURE
-        assert failed["message"] == FAILURE["message"]
-        detail = await kkt.document_detail(agent["id"])
-        assert detail["failureInfo"] == FAILURE
-        assert detail["errorDetail"]["detail"] == {
-            "resultCode": "19h",
-            "tag": 1222,
-            "missingRegistrationFlag": "agent",
-            "positions": [0],
-        }
-
-        excise = kkt.sale(10.0)
-        excise["inventPositions"][0]["paymentObject"] = "excise"
-        assert (await fail_with(kkt, excise))["failureInfo"] == FAILURE
-        assert (await kkt.document_detail(excise["id"]))["errorDetail"]["detail"] == {
-            "resultCode": "19h",
-            "tag": 1212,
-            "missingRegistrationFlag": "excise",
-            "positions": [0],
-        }
+        # The case checks both refusals (agent, excise) and their error details.
+        await run_case(kkt, "error_wrong_argument")
         assert drive_receipts(kkt) == []

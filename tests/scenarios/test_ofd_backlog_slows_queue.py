@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from scenario_helpers import until
+from scenario_helpers import run_case
 
 from kkt_emulator.profiles import BUILTIN_DIR
 from kkt_emulator.testing.stack import StackHarness
@@ -38,16 +38,10 @@ async def test_ofd_backlog_slows_queue(tmp_path: Path) -> None:
         events: list[tuple[str, dict[str, Any]]] = []
         kkt.till.listeners.append(lambda event, data: events.append((event, data)))
 
-        async def drained() -> bool:
-            unsent: int = (await kkt.till.snapshot_state())["drive"]["unsent"]
-            return unsent == 0
-
-        await until(kkt, drained)  # the registration report reached the OFD
-        kkt.till.inject_fault("ofd.down")
-        docs = [kkt.sale(10.0 + n) for n in range(6)]
-        for doc in docs:
-            await kkt.post_document(doc)
-            await kkt.wait_for_status(doc["id"], "COMPLETED")
+        # The case waits for the registration report to reach the OFD, posts threshold + 3
+        # documents with the OFD down, checks the backlog state and the paced documents, then
+        # that the till stops pacing once the OFD took the backlog.
+        run = await run_case(kkt, "ofd_backlog_slows_queue")
 
         warnings = [data for event, data in events if event == "warning"]
         assert len(warnings) == 1  # once per crossing, not once per document
@@ -56,18 +50,7 @@ async def test_ofd_backlog_slows_queue(tmp_path: Path) -> None:
         assert warning["threshold"] == THRESHOLD
         assert warning["unsent"] > THRESHOLD
         assert warning["slowdownSeconds"] == 0.1
-        state = await kkt.till.snapshot_state()
-        assert state["drive"]["unsent"] > THRESHOLD
-        assert state["ofdBacklog"]["slowed"] is True
-        paced = kkt.till.counters["backlogPaced"]
         # Before the k-th receipt the drive holds the shift opening and k - 1 receipts, k in all:
         # the 4th, 5th and 6th found more than 3 waiting and were paced.
-        assert paced == len(docs) - THRESHOLD
-
-        kkt.till.clear_faults("ofd.down")
-        await until(kkt, drained)
-        after = kkt.sale(99.0)
-        await kkt.post_document(after)
-        await kkt.wait_for_status(after["id"], "COMPLETED")
-        assert kkt.till.counters["backlogPaced"] == paced
-        assert (await kkt.till.snapshot_state())["ofdBacklog"]["slowed"] is False
+        assert run.facts["paced"] == 3
+        assert kkt.till.counters["backlogPaced"] == 3

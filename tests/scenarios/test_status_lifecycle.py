@@ -11,40 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scenario_helpers import history_statuses, shop_site
+from scenario_helpers import run_case
 
 from kkt_emulator.testing.stack import StackHarness
 
 
 async def test_status_lifecycle(tmp_path: Path) -> None:
-    async with shop_site(status_code=503) as site, StackHarness.running(tmp_path) as kkt:
-        await kkt.till.set_settings(power_saving=True)
-        doc = kkt.sale(120.0, responseURL=site.url)
-        accepted = await kkt.post_document(doc)
-        assert accepted["status"] == "QUEUED"
-        assert accepted["fiscalInfo"] is None
-        assert (await kkt.status(doc["id"]))["status"] == "QUEUED"
-
-        await kkt.till.set_settings(power_saving=False)
-        waiting = await kkt.wait_for_status(doc["id"], "WAIT_FOR_CALLBACK")
-        # Fiscalised already: the fiscal sign is there while the site has not said 200.
-        assert waiting["fiscalInfo"]["fnDocMark"] > 0
-        assert waiting["failureInfo"] is None
-        assert site.received
-        assert site.received[0]["query"]["status"] == "SUCCESS"
-
-        site.status_code = 200
-        await kkt.advance("1m")
-        done = await kkt.wait_for_status(doc["id"], "COMPLETED")
-        assert done["message"] == "Document successfully completed with callback"
-        assert done["fiscalInfo"] == waiting["fiscalInfo"]
-
-        detail = await kkt.document_detail(doc["id"])
-        assert history_statuses(detail) == [
-            "QUEUED",
-            "PENDING",
-            "PRINTED",
-            "WAIT_FOR_CALLBACK",
-            "COMPLETED",
-        ]
-        assert detail["callback"]["attempts"] >= 2
+    async with StackHarness.running(tmp_path) as kkt:
+        # The case checks QUEUED while the till sleeps, WAIT_FOR_CALLBACK with its fiscal sign
+        # while the site answers 503, COMPLETED a minute later, and the cabinet's history.
+        await run_case(kkt, "status_lifecycle")
