@@ -21,6 +21,7 @@ when a name here is no such class::
     ├── IllegalTransitionError     cloud.lifecycle  the lifecycle table forbids it
     │   └── AlreadyFiscalisedError cloud.lifecycle  success for a fiscalised doc (D36)
     ├── CommandError               control.topics   a control-plane command refused
+    ├── ScenarioCheckError         app.scenarios.run a scenario saw what its case does not say
     └── SimulatedCrash             till.context     a ``till.crash`` fault point hit
 
 Structured fields: ``DriveError(code, data, detail)``, ``ValidationError(field, reason)`` and

@@ -42,6 +42,7 @@ HOME = {
     "kkt_emulator/cloud/": "store-api.md",
     "kkt_emulator/cli/cloud_cmd.py": "store-api.md",
     "kkt_emulator/cli/cabinet_cmd.py": "store-api.md",
+    "kkt_emulator/app/scenarios/": "support-cases.md",
     "kkt_emulator/fn/": "fn-protocol.md",
     "kkt_emulator/fnio/": "fn-protocol.md",
     "kkt_emulator/ofd/": "fn-protocol.md",

@@ -152,7 +152,7 @@ async def _drained(run: ScenarioRun, docs: list[dict[str, Any]], before: list[in
 
 @scenario("queue_stuck_flag_off", "«Использовать для документов ИМ» off: QUEUED, fnState DISABLED")
 async def queue_stuck_flag_off(run: ScenarioRun) -> None:
-    """§4.1: the flag is off; the till polls and is handed nothing until it is on."""
+    """§4, item 1: the flag is off; the till polls and is handed nothing until it is on."""
     before = await run.receipt_fds()
     view = await run.point_settings(internetDocsEnabled=False)
     try:
@@ -201,7 +201,7 @@ async def _quiet(
 
 @scenario("queue_stuck_offline", "the till has no internet: QUEUED, drains when back")
 async def queue_stuck_offline(run: ScenarioRun) -> None:
-    """§4.2: offline, the queue waits; back online it drains oldest first."""
+    """§4, item 2: offline, the queue waits; back online it drains oldest first."""
 
     async def offline() -> None:
         await run.till("set", {"online": False})
@@ -221,7 +221,7 @@ async def queue_stuck_offline(run: ScenarioRun) -> None:
 
 @scenario("queue_stuck_power_saving", "power saving on: the till stops polling")
 async def queue_stuck_power_saving(run: ScenarioRun) -> None:
-    """§4.3: power saving (an Android phone's) stops the till app polling."""
+    """§4, item 3: power saving (an Android phone's) stops the till app polling."""
 
     async def saving() -> None:
         await run.till("set", {"power_saving": True})
@@ -260,7 +260,7 @@ async def _stuck_behind(run: ScenarioRun, total: float) -> tuple[dict[str, Any],
     "stop-on-errors: a FAILED document holds the queue; re-drive, mark done, or correct and mark",
 )
 async def queue_stuck_behind_failed_receipt(run: ScenarioRun) -> None:
-    """§4.4 and the three ways out of §5; the till takes one document per poll meanwhile."""
+    """§4, item 4, and the three ways out of §5; the till takes one document per poll meanwhile."""
     before = await run.receipt_fds()
     max_docs = (await run.till_state())["settings"]["max_docs"]
     view = await run.point_settings(stopOnErrors=True)

@@ -117,7 +117,7 @@ class InProcessInstallation(Installation):
     def __init__(self, stack: Stack, http: httpx.AsyncClient) -> None:
         super().__init__(stack.ready_info(), http)
         till = stack.tills[0]
-        self.agent = TillAgent(till, MqttLink(_NO_BROKER))
+        self.agent = TillAgent(till.control, MqttLink(_NO_BROKER))
         self.device_id = till.device_id
 
     @classmethod
