@@ -24,8 +24,8 @@ from kkt_emulator.cloud.schemas import (
     RetailPointUpdate,
 )
 from kkt_emulator.cloud.security import parse_bearer
-from kkt_emulator.cloud.service import format_time
 from kkt_emulator.cloud.storage import DocumentFilter
+from kkt_emulator.cloud.views import account_view, format_time
 from kkt_emulator.errors import CloudError, ConfigError, ValidationError
 
 if TYPE_CHECKING:
@@ -66,22 +66,15 @@ def cabinet_router(service: CloudService) -> APIRouter:
         account = service.create_account(body.id, body.name)
         if body.login is not None and body.password is not None:
             service.set_account_login(account.id, body.login, body.password)
-        return {
-            "id": account.id,
-            "name": account.name,
-            "createdAt": format_time(account.created_at),
-        }
+        return account_view(account)
 
     @router.get("/accounts", summary="List accounts")
     async def list_accounts() -> list[dict[str, Any]]:
-        return [
-            {"id": a.id, "name": a.name, "createdAt": format_time(a.created_at)}
-            for a in service.storage.list_accounts()
-        ]
+        return service.accounts()
 
     @router.post("/retail-points", summary="Create a retail point (name, address, INN)")
     async def create_point(body: RetailPointCreate) -> dict[str, Any]:
-        return service.point_view(service.create_point(body.model_dump(mode="json")))
+        return service.point_view(service.create_point(body))
 
     @router.get("/retail-points", summary="List retail points with their flags and fnState")
     async def list_points() -> list[dict[str, Any]]:
@@ -96,8 +89,7 @@ def cabinet_router(service: CloudService) -> APIRouter:
         summary="Change flags (internet documents, stop-on-errors, pickup window) and details",
     )
     async def update_point(point_id: str, body: RetailPointUpdate) -> dict[str, Any]:
-        fields = body.model_dump(mode="json", exclude_unset=True)
-        return service.point_view(service.update_point(point_id, fields))
+        return service.point_view(service.update_point(point_id, body))
 
     @router.delete("/retail-points/{point_id}", summary="Delete a retail point")
     async def delete_point(point_id: str) -> Response:
