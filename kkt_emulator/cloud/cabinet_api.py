@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPBearer
 
 from kkt_emulator.clock import parse_duration
+from kkt_emulator.cloud.core import UNAUTHORIZED
 from kkt_emulator.cloud.lifecycle import Status
 from kkt_emulator.cloud.schemas import (
     AccountCreate,
@@ -50,7 +51,7 @@ def cabinet_router(service: CloudService) -> APIRouter:
             return
         token = parse_bearer(request.headers.get("authorization")) or ""
         if not hmac.compare_digest(token.encode(), expected.encode()):
-            raise CloudError(401, "Unauthorized")
+            raise CloudError(401, UNAUTHORIZED)
 
     router = APIRouter(
         prefix="/api/cabinet/v1",
@@ -78,7 +79,7 @@ def cabinet_router(service: CloudService) -> APIRouter:
 
     @router.get("/retail-points", summary="List retail points with their flags and fnState")
     async def list_points() -> list[dict[str, Any]]:
-        return [service.point_view(p) for p in service.storage.list_points() if not p.deleted]
+        return service.point_views()
 
     @router.get("/retail-points/{point_id}", summary="Show a retail point")
     async def get_point(point_id: str) -> dict[str, Any]:
@@ -156,7 +157,7 @@ def cabinet_router(service: CloudService) -> APIRouter:
 
     @router.get("/warnings", summary="Duplicate and double-integration warnings")
     async def warnings() -> list[dict[str, Any]]:
-        return [service.document_summary(r) for r in service.storage.documents_with_warnings()]
+        return service.warning_summaries()
 
     @router.get("/clock", summary="The cloud clock")
     async def clock_show() -> dict[str, Any]:

@@ -191,6 +191,14 @@ class CabinetOperations(ServiceCore):
         state, at = self.fn_state(point)
         return views.point_view(point, state, at)
 
+    def point_views(self) -> list[views.JsonObject]:
+        """Every retail point not deleted, oldest first, for the cabinet's list."""
+        return [self.point_view(p) for p in self.storage.list_points() if not p.deleted]
+
+    def warning_summaries(self) -> list[views.JsonObject]:
+        """Documents with duplicate or double-integration warnings, oldest first."""
+        return [views.document_summary(r) for r in self.storage.documents_with_warnings()]
+
     def accounts(self) -> list[views.JsonObject]:
         """Every account (the cabinet's account list)."""
         return [views.account_view(a) for a in self.storage.list_accounts()]

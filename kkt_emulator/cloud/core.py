@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from kkt_emulator.cloud import lifecycle as lc
 from kkt_emulator.cloud import views
 from kkt_emulator.cloud.lifecycle import Status
 from kkt_emulator.cloud.security import BasicCredentials, PasswordHasher
 from kkt_emulator.cloud.settings import CloudSettings, FnState, PickupWindow
-from kkt_emulator.cloud.storage import Account
+from kkt_emulator.cloud.storage import Account, Association, MasterCredential
 from kkt_emulator.errors import CloudError
 from kkt_emulator.logging import get_logger
 
@@ -29,9 +29,11 @@ if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
     from kkt_emulator.clock import Clock
-    from kkt_emulator.cloud.storage import DocumentRecord, MasterCredential, RetailPoint, Storage
+    from kkt_emulator.cloud.storage import DocumentRecord, RetailPoint, Storage
 
 __all__ = ["DEFAULT_ACCOUNT", "UNAUTHORIZED", "ServiceCore", "is_uuid"]
+
+_Login = TypeVar("_Login", MasterCredential, Association)
 
 DEFAULT_ACCOUNT: Final = "default"
 UNAUTHORIZED: Final = "Unauthorized"
@@ -140,17 +142,20 @@ class ServiceCore:
 
     # -- authentication ----------------------------------------------------------------------------
 
+    def _verified(self, creds: BasicCredentials, stored: _Login | None) -> _Login:
+        """``stored`` if ``creds.password`` matches it, else 401; an unknown login costs the same."""
+        if stored is None:
+            self.hasher.burn(creds.password)
+            raise CloudError(401, UNAUTHORIZED)
+        if not self.hasher.verify(creds.password, stored.salt, stored.hash):
+            raise CloudError(401, UNAUTHORIZED)
+        return stored
+
     def _check_master(self, creds: BasicCredentials | None) -> MasterCredential:
         """Master credentials (D5): service credentials or an ЛК login; 401 if wrong."""
         if creds is None:
             raise CloudError(401, UNAUTHORIZED)
-        cred = self.storage.get_master_credential(creds.login)
-        if cred is None:
-            self.hasher.burn(creds.password)
-            raise CloudError(401, UNAUTHORIZED)
-        if not self.hasher.verify(creds.password, cred.salt, cred.hash):
-            raise CloudError(401, UNAUTHORIZED)
-        return cred
+        return self._verified(creds, self.storage.get_master_credential(creds.login))
 
     # -- fnState and rendering ---------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 from kkt_emulator.cloud.lifecycle import CallbackKind, DocState, FailureInfo, FailureType, Status
 
@@ -21,13 +21,16 @@ __all__ = [
     "STATE_COLUMNS",
     "Account",
     "Association",
+    "CredentialKind",
     "Device",
     "DocumentFilter",
     "DocumentRecord",
     "DueTimer",
     "HistoryEntry",
     "MasterCredential",
+    "OfdState",
     "RetailPoint",
+    "StoreRoute",
     "TimerKind",
     "association_from_row",
     "device_from_row",
@@ -41,6 +44,16 @@ __all__ = [
     "state_values",
     "to_db_time",
 ]
+
+
+StoreRoute = Literal["v1", "v2"]
+"""The store-API route a document came in by (D14)."""
+
+OfdState = Literal["not_sent", "sent", "acknowledged"]
+"""How far the OFD has got a fiscalised document, as the till reports it (``/ofd-acks``)."""
+
+CredentialKind = Literal["account", "service"]
+"""A master login: an ЛК e-mail/password, or «Сгенерировать логин и пароль» service credentials."""
 
 
 def to_db_time(value: datetime) -> str:
@@ -79,7 +92,7 @@ class MasterCredential:
     login: str
     account_id: str
     retail_point_id: str | None
-    kind: str
+    kind: CredentialKind
     salt: bytes
     hash: bytes
 
@@ -141,7 +154,7 @@ class DocumentRecord:
     retail_point_id: str
     doc_id: str
     client_id: str
-    route: str
+    route: StoreRoute
     document: dict[str, Any]
     content_key: str
     doc_num: str
@@ -155,7 +168,7 @@ class DocumentRecord:
     callback_last_error: str | None = None
     fn_number: str | None = None
     fn_doc_number: int | None = None
-    ofd_state: str = "not_sent"
+    ofd_state: OfdState = "not_sent"
     ofd_changed_at: datetime | None = None
     warnings: tuple[str, ...] = ()
     possible_duplicate_of: str | None = None

@@ -23,6 +23,7 @@ from kkt_emulator.errors import CloudError
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from kkt_emulator.cloud.records import StoreRoute
     from kkt_emulator.cloud.storage import RetailPoint
 
 __all__ = ["StoreOperations"]
@@ -36,12 +37,7 @@ class StoreOperations(ServiceCore):
         creds = parse_basic(header)
         if creds is None:
             raise CloudError(401, UNAUTHORIZED)
-        assoc = self.storage.get_association(creds.login)
-        if assoc is None:
-            self.hasher.burn(creds.password)
-            raise CloudError(401, UNAUTHORIZED)
-        if not self.hasher.verify(creds.password, assoc.salt, assoc.hash):
-            raise CloudError(401, UNAUTHORIZED)
+        assoc = self._verified(creds, self.storage.get_association(creds.login))
         point = self.storage.get_point(assoc.retail_point_id)
         if point is None or point.deleted or point.account_id != assoc.account_id:
             raise CloudError(403, f"No rights for retail point {assoc.retail_point_id}")
@@ -97,10 +93,10 @@ class StoreOperations(ServiceCore):
         state, at = self.fn_state(point)
         return fn_status_view(state, at or assoc.created_at)
 
-    def submit(self, header: str | None, body: bytes, route: str) -> JsonObject:
+    def submit(self, header: str | None, body: bytes, route: StoreRoute) -> JsonObject:
         """``POST /v1/doc`` and ``POST /v2/doc`` (§5.4, D14, D15, D23, D32)."""
         assoc, point = self.authenticate_association(header)
-        parsed = parse_document(body, route="v1" if route == "v1" else "v2")
+        parsed = parse_document(body, route=route)
         now = self.clock.now()
         with self.storage.transaction():
             existing = self.storage.get_document(point.id, parsed.doc_id)

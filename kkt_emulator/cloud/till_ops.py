@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from structlog.typing import FilteringBoundLogger
 
+    from kkt_emulator.cloud.records import OfdState, StoreRoute
     from kkt_emulator.cloud.schemas import (
         BindRequest,
         FiscalInfoIn,
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 # The order of the OFD delivery states: an acknowledgement never goes back to "sent".
-_OFD_RANK = {"not_sent": 0, "sent": 1, "acknowledged": 2}
+_OFD_RANK: dict[OfdState, int] = {"not_sent": 0, "sent": 1, "acknowledged": 2}
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class LeasedDocument:
     lease_id: str
     lease_expires_at: datetime
     accepted_at: datetime
-    route: str
+    route: StoreRoute
     document: dict[str, Any]
 
     def to_json(self) -> JsonObject:
