@@ -17,6 +17,7 @@ from kkt_emulator.cloud.lifecycle import Status
 from kkt_emulator.cloud.security import generate_password
 from kkt_emulator.cloud.storage import Account, MasterCredential, RetailPoint
 from kkt_emulator.errors import CloudError, ValidationError
+from kkt_emulator.taxes import TaxSystem
 
 if TYPE_CHECKING:
     from kkt_emulator.cloud.schemas import RetailPointCreate, RetailPointUpdate
@@ -75,9 +76,9 @@ class CabinetOperations(ServiceCore):
             inn=body.inn,
             internet_docs_enabled=body.internetDocsEnabled,
             stop_on_errors=body.stopOnErrors,
-            pickup_window=body.pickupWindow.value,
-            default_tax_mode=body.defaultTaxMode,
-            duplicate_policy=body.duplicatePolicy.value,
+            pickup_window=body.pickupWindow,
+            default_tax_mode=TaxSystem(body.defaultTaxMode),
+            duplicate_policy=body.duplicatePolicy,
             deleted=False,
             created_at=self.clock.now(),
         )
@@ -94,7 +95,9 @@ class CabinetOperations(ServiceCore):
 
     def update_point(self, point_id: str, body: RetailPointUpdate) -> RetailPoint:
         """Change settings of a retail point; switching stop-on-errors off lifts every block."""
-        fields = body.model_dump(mode="json", exclude_unset=True)
+        fields = body.model_dump(exclude_unset=True)  # the enums stay enums
+        if fields.get("defaultTaxMode") is not None:
+            fields["defaultTaxMode"] = TaxSystem(fields["defaultTaxMode"])
         now = self.clock.now()
         with self.storage.transaction():
             point = self._point(point_id)

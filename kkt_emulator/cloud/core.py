@@ -123,7 +123,7 @@ class ServiceCore:
 
     @staticmethod
     def _pickup_window(point: RetailPoint) -> timedelta | None:
-        return lc.PICKUP_WINDOW_5MIN if point.pickup_window == PickupWindow.FIVE_MINUTES else None
+        return lc.PICKUP_WINDOW_5MIN if point.pickup_window is PickupWindow.FIVE_MINUTES else None
 
     def _requeue(self, point: RetailPoint, record: DocumentRecord, origin: str) -> DocumentRecord:
         """Re-queue a FAILED document (D18, D33), from the store API or the cabinet (T11)."""

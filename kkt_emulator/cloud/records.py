@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 from kkt_emulator.cloud.lifecycle import CallbackKind, DocState, FailureInfo, FailureType, Status
+from kkt_emulator.cloud.settings import DuplicatePolicy, PickupWindow
+from kkt_emulator.taxes import TaxSystem
 
 if TYPE_CHECKING:
     import sqlite3
@@ -108,9 +110,9 @@ class RetailPoint:
     inn: str
     internet_docs_enabled: bool
     stop_on_errors: bool
-    pickup_window: str
-    default_tax_mode: str
-    duplicate_policy: str
+    pickup_window: PickupWindow
+    default_tax_mode: TaxSystem
+    duplicate_policy: DuplicatePolicy
     deleted: bool
     created_at: datetime
 
@@ -307,9 +309,9 @@ def point_from_row(row: sqlite3.Row) -> RetailPoint:
         inn=row["inn"],
         internet_docs_enabled=bool(row["internet_docs_enabled"]),
         stop_on_errors=bool(row["stop_on_errors"]),
-        pickup_window=row["pickup_window"],
-        default_tax_mode=row["default_tax_mode"],
-        duplicate_policy=row["duplicate_policy"],
+        pickup_window=PickupWindow(row["pickup_window"]),
+        default_tax_mode=TaxSystem(row["default_tax_mode"]),
+        duplicate_policy=DuplicatePolicy(row["duplicate_policy"]),
         deleted=bool(row["deleted"]),
         created_at=from_db_time(row["created_at"]),
     )

@@ -158,7 +158,7 @@ class StoreOperations(ServiceCore):
     ) -> JsonObject:
         """D32: a re-sent id answers the stored document, whatever the new body says."""
         if existing.content_key != content_key:
-            if point.duplicate_policy == DuplicatePolicy.CONFLICT:
+            if point.duplicate_policy is DuplicatePolicy.CONFLICT:
                 raise CloudError(
                     409, f"Document {existing.doc_id} already exists with different content"
                 )

@@ -216,7 +216,7 @@ class TillOperations(TimerOperations):
     def _lease_item(record: DocumentRecord, point: RetailPoint) -> LeasedDocument:
         document = dict(record.document)
         if "taxMode" not in document:
-            document["taxMode"] = point.default_tax_mode  # D21
+            document["taxMode"] = point.default_tax_mode.value  # D21
         lease_id, expires = record.state.lease_id, record.state.lease_expires_at
         assert lease_id is not None
         assert expires is not None

@@ -212,9 +212,9 @@ def point_view(
         "inn": point.inn,
         "internetDocsEnabled": point.internet_docs_enabled,
         "stopOnErrors": point.stop_on_errors,
-        "pickupWindow": point.pickup_window,
-        "defaultTaxMode": point.default_tax_mode,
-        "duplicatePolicy": point.duplicate_policy,
+        "pickupWindow": point.pickup_window.value,
+        "defaultTaxMode": point.default_tax_mode.value,
+        "duplicatePolicy": point.duplicate_policy.value,
         "fnState": fn_state.value,
         "lastHeartbeatAt": opt_format(last_heartbeat),
         "createdAt": format_time(point.created_at),
@@ -226,8 +226,8 @@ def point_settings_view(point: RetailPoint) -> JsonObject:
     return {
         "internetDocsEnabled": point.internet_docs_enabled,
         "stopOnErrors": point.stop_on_errors,
-        "pickupWindow": point.pickup_window,
-        "defaultTaxMode": point.default_tax_mode,
+        "pickupWindow": point.pickup_window.value,
+        "defaultTaxMode": point.default_tax_mode.value,
     }
 
 
