@@ -17,7 +17,7 @@ when a name here is no such class::
     │   └── TillCheckError         till.receipts    the firmware's own checks failed a document
     ├── CloudError                 errors           the cloud answered an HTTP error
     ├── ConfigError                errors           bad profile, setting or CLI flag
-    ├── StorageError               cloud.storage    the cloud database failed
+    ├── StorageError               cloud.db         the cloud database failed
     ├── IllegalTransitionError     cloud.lifecycle  the lifecycle table forbids it
     │   └── AlreadyFiscalisedError cloud.lifecycle  success for a fiscalised doc (D36)
     ├── CommandError               control.topics   a control-plane command refused

@@ -10,7 +10,9 @@ Under uvicorn alone, the app's lifespan enters the cloud itself. The timer task 
 clock until the earliest deadline (15-minute lease, 235-second pickup, D31 dispatch hold, callback
 retry) or until a write moves one; with a :class:`~kkt_emulator.clock.ManualClock`, ``advance``
 wakes it at each deadline in order. Each deadline fires at its own business time, even if the task
-runs late, so history times never depend on scheduling.
+runs late, so history times never depend on scheduling. A pass that fails, for whatever reason, is
+logged with its traceback and the task goes on: the next pass comes with the next write or after
+``timer_retry_seconds`` of pacing time.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from kkt_emulator.logging import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
+    from datetime import datetime
     from pathlib import Path
     from types import TracebackType
 
@@ -216,25 +219,34 @@ class Cloud:
 
     # -- timers ------------------------------------------------------------------------------------
 
+    def _timer_pass(self) -> datetime | None:
+        """One pass: fire due deadlines, run the demo till, start due callbacks; the next wake-up."""
+        now = self.clock.now()
+        self.service.sweep(now)
+        self.service.demo_pump(now)
+        for request in self.service.due_callbacks(now, tuple(self._in_flight)):
+            self._in_flight[request.seq] = asyncio.create_task(
+                self._attempt(request), name=f"callback-{request.seq}"
+            )
+        return self.service.next_deadline(tuple(self._in_flight))
+
     async def _timer_loop(self) -> None:
         while True:
             self._wake.clear()
+            failed = False
             try:
-                now = self.clock.now()
-                self.service.sweep(now)
-                self.service.demo_pump(now)
-                for request in self.service.due_callbacks(now, tuple(self._in_flight)):
-                    self._in_flight[request.seq] = asyncio.create_task(
-                        self._attempt(request), name=f"callback-{request.seq}"
-                    )
-                deadline = self.service.next_deadline(tuple(self._in_flight))
-            except StorageError as exc:  # pragma: no cover - the database went away
-                self.log.exception("timer_failed", error=str(exc))
-                deadline = None
+                deadline = self._timer_pass()
+            except Exception:
+                # The HTTP side keeps answering whatever went wrong; without this the 15-minute
+                # and 235-second rules and the callbacks would stop for good.
+                self.log.exception("timer_pass_failed", db=self.storage.path)
+                deadline, failed = None, True
             waiter = asyncio.ensure_future(self._wake.wait())
             waits: set[asyncio.Future[Any]] = {waiter}
             if deadline is not None:
                 waits.add(asyncio.ensure_future(self.clock.sleep_until(deadline)))
+            if failed:  # retry after a pause (pacing time), not in a hot loop
+                waits.add(asyncio.ensure_future(self.clock.pace(self.settings.timer_retry_seconds)))
             try:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -262,6 +274,14 @@ class Cloud:
             error = f"{type(exc).__name__}: {exc}"
         try:
             self.service.callback_finished(request, delivered=delivered, error=error)
+        except Exception:
+            # Logged with its traceback; the attempt's deadline is unchanged, so it is made again.
+            self.log.exception(
+                "callback_result_not_recorded",
+                doc_id=request.doc_id,
+                kind=request.kind.value,
+                delivered=delivered,
+            )
         finally:
             self._in_flight.pop(request.seq, None)
             self._wake.set()
@@ -310,7 +330,7 @@ class Cloud:
 
         @app.exception_handler(StorageError)
         async def storage_error(_: Request, exc: StorageError) -> JsonResponse:
-            cloud.log.error("storage_error", error=str(exc))
+            cloud.log.error("storage_error", error=str(exc), exc_info=exc)
             return _message(500, "Internal storage error")
 
         store = store_router(self.service)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPBearer
 
 from kkt_emulator.clock import parse_duration
+from kkt_emulator.cloud.core import UNAUTHORIZED
 from kkt_emulator.cloud.lifecycle import Status
 from kkt_emulator.cloud.schemas import (
     AccountCreate,
@@ -24,8 +25,8 @@ from kkt_emulator.cloud.schemas import (
     RetailPointUpdate,
 )
 from kkt_emulator.cloud.security import parse_bearer
-from kkt_emulator.cloud.service import format_time
 from kkt_emulator.cloud.storage import DocumentFilter
+from kkt_emulator.cloud.views import account_view, format_time
 from kkt_emulator.errors import CloudError, ConfigError, ValidationError
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def cabinet_router(service: CloudService) -> APIRouter:
             return
         token = parse_bearer(request.headers.get("authorization")) or ""
         if not hmac.compare_digest(token.encode(), expected.encode()):
-            raise CloudError(401, "Unauthorized")
+            raise CloudError(401, UNAUTHORIZED)
 
     router = APIRouter(
         prefix="/api/cabinet/v1",
@@ -66,26 +67,19 @@ def cabinet_router(service: CloudService) -> APIRouter:
         account = service.create_account(body.id, body.name)
         if body.login is not None and body.password is not None:
             service.set_account_login(account.id, body.login, body.password)
-        return {
-            "id": account.id,
-            "name": account.name,
-            "createdAt": format_time(account.created_at),
-        }
+        return account_view(account)
 
     @router.get("/accounts", summary="List accounts")
     async def list_accounts() -> list[dict[str, Any]]:
-        return [
-            {"id": a.id, "name": a.name, "createdAt": format_time(a.created_at)}
-            for a in service.storage.list_accounts()
-        ]
+        return service.accounts()
 
     @router.post("/retail-points", summary="Create a retail point (name, address, INN)")
     async def create_point(body: RetailPointCreate) -> dict[str, Any]:
-        return service.point_view(service.create_point(body.model_dump(mode="json")))
+        return service.point_view(service.create_point(body))
 
     @router.get("/retail-points", summary="List retail points with their flags and fnState")
     async def list_points() -> list[dict[str, Any]]:
-        return [service.point_view(p) for p in service.storage.list_points() if not p.deleted]
+        return service.point_views()
 
     @router.get("/retail-points/{point_id}", summary="Show a retail point")
     async def get_point(point_id: str) -> dict[str, Any]:
@@ -96,8 +90,7 @@ def cabinet_router(service: CloudService) -> APIRouter:
         summary="Change flags (internet documents, stop-on-errors, pickup window) and details",
     )
     async def update_point(point_id: str, body: RetailPointUpdate) -> dict[str, Any]:
-        fields = body.model_dump(mode="json", exclude_unset=True)
-        return service.point_view(service.update_point(point_id, fields))
+        return service.point_view(service.update_point(point_id, body))
 
     @router.delete("/retail-points/{point_id}", summary="Delete a retail point")
     async def delete_point(point_id: str) -> Response:
@@ -164,7 +157,7 @@ def cabinet_router(service: CloudService) -> APIRouter:
 
     @router.get("/warnings", summary="Duplicate and double-integration warnings")
     async def warnings() -> list[dict[str, Any]]:
-        return [service.document_summary(r) for r in service.storage.documents_with_warnings()]
+        return service.warning_summaries()
 
     @router.get("/clock", summary="The cloud clock")
     async def clock_show() -> dict[str, Any]:

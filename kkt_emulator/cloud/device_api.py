@@ -72,7 +72,7 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
         summary="Bind a till to a retail point; returns deviceId and a bearer token",
     )
     async def bind(request: Request, body: BindRequest) -> dict[str, str]:
-        return service.bind(request.headers.get("authorization"), body.model_dump())
+        return service.bind(request.headers.get("authorization"), body)
 
     @router.post(
         "/heartbeat",
@@ -82,7 +82,7 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
     )
     async def heartbeat(request: Request, body: HeartbeatRequest) -> dict[str, Any]:
         device, point = service.authenticate_device(request.headers.get("authorization"))
-        return service.heartbeat(device, point, body.model_dump(mode="json"))
+        return service.heartbeat(device, point, body)
 
     @router.post(
         "/lease",
@@ -102,7 +102,7 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
                 return Response(status_code=204)
             documents = service.lease(device, point, max_docs)  # no await until answered
             if documents:
-                return {"documents": documents}
+                return {"documents": [d.to_json() for d in documents]}
             remaining = deadline - clock.monotonic()
             if remaining <= 0:
                 return Response(status_code=204)
@@ -116,8 +116,8 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
     )
     async def results(request: Request, body: ResultsRequest) -> dict[str, Any]:
         device, point = service.authenticate_device(request.headers.get("authorization"))
-        items = [item.model_dump(mode="json") for item in body.results]
-        return {"results": service.results(device, point, items)}
+        answers = service.results(device, point, body.results)
+        return {"results": [a.to_json() for a in answers]}
 
     @router.post(
         "/ofd-acks",
@@ -127,7 +127,6 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
     )
     async def ofd_acks(request: Request, body: OfdAcksRequest) -> dict[str, Any]:
         device, _ = service.authenticate_device(request.headers.get("authorization"))
-        items = [ack.model_dump() for ack in body.acks]
-        return service.ofd_acks(device, items)
+        return service.ofd_acks(device, body.acks).to_json()
 
     return router

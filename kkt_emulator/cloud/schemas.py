@@ -31,8 +31,11 @@ __all__ = [
     "RetailPointAssociationSchema",
     "RetailPointCreate",
     "RetailPointUpdate",
+    "TaxMode",
 ]
 
+# The tax systems of kkt_emulator.taxes.TAX_SYSTEMS, spelled out as a Literal so that
+# /openapi.json lists them as a plain string enum; tests/cloud/test_schemas.py keeps the two equal.
 TaxMode = Literal[
     "COMMON", "SIMPLIFIED", "SIMPLIFIED_WITH_EXPENSE", "ENVD", "COMMON_AGRICULTURAL", "PATENT"
 ]

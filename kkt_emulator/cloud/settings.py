@@ -76,6 +76,8 @@ class CloudSettings:
         max_lease_wait: upper bound of a till's long poll, seconds (``till-protocol.md`` §1).
         demo_mode: D4; an internal virtual till fiscalises every document, ``fnState`` is READY.
         demo_latency: D4; how long after acceptance the virtual till fiscalises a document.
+        timer_retry_seconds: after a timer pass failed (logged with its traceback), how long
+            (pacing time) the timer task waits before the next pass, unless a write wakes it.
     """
 
     callback_method: CallbackMethod = CallbackMethod.GET
@@ -90,3 +92,4 @@ class CloudSettings:
     max_lease_wait: float = 30.0
     demo_mode: bool = False
     demo_latency: timedelta = timedelta(0)
+    timer_retry_seconds: float = 1.0

@@ -16,6 +16,7 @@ from kkt_emulator.cloud.schemas import (
 )
 
 if TYPE_CHECKING:
+    from kkt_emulator.cloud.records import StoreRoute
     from kkt_emulator.cloud.service import CloudService
 
 __all__ = ["store_router"]
@@ -77,7 +78,7 @@ def store_router(service: CloudService) -> APIRouter:
     async def status(request: Request) -> dict[str, Any]:
         return service.service_status(request.headers.get("authorization"))
 
-    def _post_doc(route: str) -> Any:
+    def _post_doc(route: StoreRoute) -> Any:
         async def post_doc(request: Request) -> dict[str, Any]:
             # The service authenticates before it parses (D23).
             body = await request.body()
@@ -85,7 +86,8 @@ def store_router(service: CloudService) -> APIRouter:
 
         return post_doc
 
-    for route in ("v1", "v2"):
+    routes: tuple[StoreRoute, ...] = ("v1", "v2")
+    for route in routes:
         router.add_api_route(
             f"/{route}/doc",
             _post_doc(route),

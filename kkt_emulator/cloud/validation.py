@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from kkt_emulator.errors import ValidationError
+from kkt_emulator.taxes import TAX_SYSTEMS
 
 __all__ = [
     "DOC_TYPES",
@@ -32,14 +33,7 @@ __all__ = [
 ]
 
 DOC_TYPES: Final = ("SALE", "RETURN", "BUY", "BUY_RETURN")  # D20
-TAX_MODES: Final = (
-    "COMMON",
-    "SIMPLIFIED",
-    "SIMPLIFIED_WITH_EXPENSE",
-    "ENVD",
-    "COMMON_AGRICULTURAL",
-    "PATENT",
-)
+TAX_MODES: Final = TAX_SYSTEMS  # the store API's taxMode names (kkt_emulator.taxes)
 PAYMENT_TYPES: Final = ("CARD", "CASH", "PREPAID", "POSTPAY", "OTHER")
 PAYMENT_OBJECTS: Final = (
     "commodity",

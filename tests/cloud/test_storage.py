@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kkt_emulator.cloud import lifecycle as lc
+from kkt_emulator.cloud.settings import DuplicatePolicy, PickupWindow
 from kkt_emulator.cloud.storage import (
     Account,
     DocumentFilter,
@@ -19,6 +20,7 @@ from kkt_emulator.cloud.storage import (
     StorageError,
 )
 from kkt_emulator.errors import EmulatorError
+from kkt_emulator.taxes import TaxSystem
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -35,9 +37,9 @@ def point(point_id: str = "3769574b-d082-4fe2-8cf0-dee21f9a7e0f") -> RetailPoint
         inn="7727401209",
         internet_docs_enabled=True,
         stop_on_errors=False,
-        pickup_window="3days",
-        default_tax_mode="COMMON",
-        duplicate_policy="replay",
+        pickup_window=PickupWindow.THREE_DAYS,
+        default_tax_mode=TaxSystem.COMMON,
+        duplicate_policy=DuplicatePolicy.REPLAY,
         deleted=False,
         created_at=T0,
     )

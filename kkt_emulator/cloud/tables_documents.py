@@ -1,0 +1,283 @@
+"""The cloud database's document tables: documents, their history, and the timer queries."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kkt_emulator.cloud.db import Database
+from kkt_emulator.cloud.lifecycle import Status
+from kkt_emulator.cloud.records import (
+    STATE_COLUMNS,
+    DocumentFilter,
+    DocumentRecord,
+    DueTimer,
+    HistoryEntry,
+    TimerKind,
+    document_from_row,
+    dumps,
+    from_db_time,
+    loads,
+    opt_db_time,
+    state_values,
+    to_db_time,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+__all__ = ["DocumentTables"]
+
+
+class DocumentTables(Database):
+    """The documents with their lifecycle state, history and deadlines."""
+
+    # -- documents ---------------------------------------------------------------------------------
+
+    def insert_document(self, record: DocumentRecord) -> int:
+        """Store a new document; returns its queue position (``seq``)."""
+        columns = (
+            "retail_point_id",
+            "doc_id",
+            "client_id",
+            "route",
+            "document",
+            "content_key",
+            "doc_num",
+            "total",
+            "response_url",
+            "created_at",
+            "warnings",
+            "possible_duplicate_of",
+            *STATE_COLUMNS,
+        )
+        values = (
+            record.retail_point_id,
+            record.doc_id,
+            record.client_id,
+            record.route,
+            dumps(record.document),
+            record.content_key,
+            record.doc_num,
+            record.total,
+            record.response_url,
+            to_db_time(record.created_at),
+            dumps(list(record.warnings)),
+            record.possible_duplicate_of,
+            *state_values(record.state),
+        )
+        marks = ", ".join("?" for _ in columns)
+        cursor = self._execute(
+            f"INSERT INTO documents ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608 - column names are constants
+            values,
+        )
+        seq = cursor.lastrowid
+        assert seq is not None
+        return seq
+
+    def update_document(self, record: DocumentRecord) -> None:
+        """Write a document's state and cabinet facts back."""
+        assignments = ", ".join(
+            f"{c} = ?"
+            for c in (
+                *STATE_COLUMNS,
+                "fiscal_info",
+                "failure_detail",
+                "lease_device_id",
+                "callback_last_error",
+                "fn_number",
+                "fn_doc_number",
+                "ofd_state",
+                "ofd_changed_at",
+                "warnings",
+                "possible_duplicate_of",
+            )
+        )
+        self._execute(
+            f"UPDATE documents SET {assignments} WHERE seq = ?",  # noqa: S608 - column names are constants
+            (
+                *state_values(record.state),
+                None if record.fiscal_info is None else dumps(record.fiscal_info),
+                None if record.failure_detail is None else dumps(record.failure_detail),
+                record.lease_device_id,
+                record.callback_last_error,
+                record.fn_number,
+                record.fn_doc_number,
+                record.ofd_state,
+                opt_db_time(record.ofd_changed_at),
+                dumps(list(record.warnings)),
+                record.possible_duplicate_of,
+                record.seq,
+            ),
+        )
+
+    def get_document(self, point_id: str, doc_id: str) -> DocumentRecord | None:
+        """The document ``doc_id`` of a retail point, if any."""
+        row = self._one(
+            "SELECT * FROM documents WHERE retail_point_id = ? AND doc_id = ?", (point_id, doc_id)
+        )
+        return None if row is None else document_from_row(row)
+
+    def get_document_by_seq(self, seq: int) -> DocumentRecord | None:
+        """The document at queue position ``seq``, if any."""
+        row = self._one("SELECT * FROM documents WHERE seq = ?", (seq,))
+        return None if row is None else document_from_row(row)
+
+    def find_by_fiscal_number(self, fn_number: str, fn_doc_number: int) -> DocumentRecord | None:
+        """The document fiscalised as ФД ``fn_doc_number`` on drive ``fn_number``, if any."""
+        row = self._one(
+            "SELECT * FROM documents WHERE fn_number = ? AND fn_doc_number = ?",
+            (fn_number, fn_doc_number),
+        )
+        return None if row is None else document_from_row(row)
+
+    def eligible_for_lease(self, point_id: str, limit: int) -> list[DocumentRecord]:
+        """The oldest documents a till of the point may lease now (D39, D47, D48)."""
+        rows = self._all(
+            "SELECT d.* FROM documents d JOIN retail_points p ON p.id = d.retail_point_id"
+            " WHERE d.retail_point_id = ? AND d.status IN ('QUEUED', 'REQUEUED')"
+            " AND p.internet_docs_enabled = 1 AND p.deleted = 0"
+            " AND NOT (p.stop_on_errors = 1 AND EXISTS (SELECT 1 FROM documents b"
+            "   WHERE b.retail_point_id = d.retail_point_id AND b.blocking = 1 AND b.seq < d.seq))"
+            " ORDER BY d.seq LIMIT ?",
+            (point_id, limit),
+        )
+        return [document_from_row(r) for r in rows]
+
+    def queued_before(self, moment: datetime, limit: int = 500) -> list[DocumentRecord]:
+        """QUEUED or REQUEUED documents of any point accepted at or before ``moment``, oldest first."""
+        rows = self._all(
+            "SELECT * FROM documents WHERE status IN ('QUEUED', 'REQUEUED') AND created_at <= ?"
+            " ORDER BY seq LIMIT ?",
+            (to_db_time(moment), limit),
+        )
+        return [document_from_row(r) for r in rows]
+
+    def oldest_queued_at(self) -> datetime | None:
+        """Acceptance time of the oldest QUEUED or REQUEUED document, if any."""
+        row = self._one(
+            "SELECT MIN(created_at) AS t FROM documents WHERE status IN ('QUEUED', 'REQUEUED')"
+        )
+        return None if row is None or row["t"] is None else from_db_time(row["t"])
+
+    def blocking_documents(self, point_id: str) -> list[DocumentRecord]:
+        """The point's documents that block the queue (stop-on-errors)."""
+        rows = self._all(
+            "SELECT * FROM documents WHERE retail_point_id = ? AND blocking = 1 ORDER BY seq",
+            (point_id,),
+        )
+        return [document_from_row(r) for r in rows]
+
+    def due_timers(self, now: datetime, limit: int = 500) -> list[DueTimer]:
+        """Lifecycle deadlines due at ``now``, earliest first (see :class:`TimerKind`)."""
+        at = to_db_time(now)
+        rows = self._all(
+            "SELECT lease_expires_at AS t, 'lease' AS k, seq FROM documents"
+            " WHERE status = 'PENDING' AND lease_expires_at <= ?"
+            " UNION ALL SELECT pickup_deadline, 'pickup', seq FROM documents"
+            " WHERE pickup_deadline IS NOT NULL AND pickup_deadline <= ?"
+            " UNION ALL SELECT dispatch_at, 'dispatch', seq FROM documents"
+            " WHERE dispatch_at IS NOT NULL AND dispatch_at <= ? AND status = 'PRINTED'"
+            " ORDER BY t, seq LIMIT ?",
+            (at, at, at, limit),
+        )
+        return [DueTimer(from_db_time(r["t"]), TimerKind(r["k"]), r["seq"]) for r in rows]
+
+    def due_callbacks(
+        self, now: datetime, exclude: Sequence[int] = (), limit: int = 100
+    ) -> list[DocumentRecord]:
+        """Documents whose next callback attempt is due, earliest first."""
+        marks = ", ".join("?" for _ in exclude) or "-1"  # NOT IN (NULL) would match nothing
+        rows = self._all(
+            "SELECT * FROM documents WHERE callback_next_at IS NOT NULL AND callback_next_at <= ?"  # noqa: S608 - placeholders only
+            f" AND seq NOT IN ({marks}) ORDER BY callback_next_at, seq LIMIT ?",
+            (to_db_time(now), *exclude, limit),
+        )
+        return [document_from_row(r) for r in rows]
+
+    def next_deadline(self, exclude_callbacks: Sequence[int] = ()) -> datetime | None:
+        """The earliest pending deadline of any timer (lifecycle or callback)."""
+        marks = ", ".join("?" for _ in exclude_callbacks) or "-1"
+        row = self._one(
+            "SELECT MIN(t) AS t FROM ("  # noqa: S608 - placeholders only
+            " SELECT MIN(lease_expires_at) AS t FROM documents WHERE status = 'PENDING'"
+            " UNION ALL SELECT MIN(pickup_deadline) FROM documents"
+            " WHERE pickup_deadline IS NOT NULL"
+            " UNION ALL SELECT MIN(dispatch_at) FROM documents"
+            " WHERE dispatch_at IS NOT NULL AND status = 'PRINTED'"
+            " UNION ALL SELECT MIN(callback_next_at) FROM documents"
+            f" WHERE callback_next_at IS NOT NULL AND seq NOT IN ({marks}))",
+            tuple(exclude_callbacks),
+        )
+        if row is None or row["t"] is None:
+            return None
+        return from_db_time(row["t"])
+
+    def list_documents(self, flt: DocumentFilter) -> list[DocumentRecord]:
+        """Documents matching the cabinet's filters, oldest first."""
+        where: list[str] = []
+        params: list[object] = []
+        if flt.retail_point_id is not None:
+            where.append("retail_point_id = ?")
+            params.append(flt.retail_point_id)
+        if flt.statuses:
+            where.append(f"status IN ({', '.join('?' for _ in flt.statuses)})")
+            params.extend(flt.statuses)
+        if flt.doc_id is not None:
+            where.append("doc_id = ?")
+            params.append(flt.doc_id)
+        if flt.since is not None:
+            where.append("created_at >= ?")
+            params.append(to_db_time(flt.since))
+        if flt.until is not None:
+            where.append("created_at < ?")
+            params.append(to_db_time(flt.until))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._all(
+            f"SELECT * FROM documents{clause} ORDER BY seq LIMIT ? OFFSET ?",  # noqa: S608 - clauses are constants
+            (*params, flt.limit, flt.offset),
+        )
+        return [document_from_row(r) for r in rows]
+
+    def recent_with_doc_num(
+        self, point_id: str, doc_num: str, total: str, since: datetime, client_id: str
+    ) -> DocumentRecord | None:
+        """The latest document of another integration with the same ``docNum`` and total."""
+        row = self._one(
+            "SELECT * FROM documents WHERE retail_point_id = ? AND doc_num = ? AND total = ?"
+            " AND client_id != ? AND created_at >= ? ORDER BY seq DESC LIMIT 1",
+            (point_id, doc_num, total, client_id, to_db_time(since)),
+        )
+        return None if row is None else document_from_row(row)
+
+    def documents_with_warnings(self) -> list[DocumentRecord]:
+        """Documents that carry cabinet warnings, oldest first."""
+        rows = self._all("SELECT * FROM documents WHERE warnings != '[]' ORDER BY seq")
+        return [document_from_row(r) for r in rows]
+
+    def add_history(
+        self,
+        seq: int,
+        at: datetime,
+        status: Status,
+        event: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Append a line to a document's history."""
+        self._execute(
+            "INSERT INTO history (seq, at, status, event, detail) VALUES (?, ?, ?, ?, ?)",
+            (seq, to_db_time(at), status.value, event, None if detail is None else dumps(detail)),
+        )
+
+    def history(self, seq: int) -> list[HistoryEntry]:
+        """A document's history, in the order it happened."""
+        rows = self._all("SELECT * FROM history WHERE seq = ? ORDER BY id", (seq,))
+        return [
+            HistoryEntry(from_db_time(r["at"]), Status(r["status"]), r["event"], loads(r["detail"]))
+            for r in rows
+        ]
+
+    def count_documents(self) -> int:
+        """How many documents are stored."""
+        row = self._one("SELECT COUNT(*) AS n FROM documents")
+        return 0 if row is None else int(row["n"])

@@ -1,0 +1,81 @@
+"""The cloud's lifecycle deadlines: the 15-minute rule, the 235-second rule, the dispatch hold.
+
+The 15-minute rule fails a lease without a result (D35), the 235-second rule a «За 5 минут»
+document nobody picked up (D37), and the D31 hold keeps a fiscalised document in PRINTED.
+
+:meth:`TimerOperations.sweep` fires every deadline due at a moment, earliest first, each at its
+own business time; the timer task of :mod:`kkt_emulator.cloud.app` calls it (and every lease and
+result report calls it first, so a till never sees a document a deadline has already moved).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from kkt_emulator.cloud import lifecycle as lc
+from kkt_emulator.cloud.core import ServiceCore
+from kkt_emulator.cloud.lifecycle import IllegalTransitionError
+from kkt_emulator.cloud.storage import DueTimer, TimerKind
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+__all__ = ["TimerOperations"]
+
+
+class TimerOperations(ServiceCore):
+    """Sweeping due deadlines and telling the timer task when the next one falls."""
+
+    def sweep(self, now: datetime) -> int:
+        """Fire every lifecycle deadline due at ``now``, earliest first, each at its own time.
+
+        Returns the number of deadlines processed. Callbacks are not sent here (they need I/O).
+        """
+        done = 0
+        while True:
+            due = self.storage.due_timers(now)
+            if not due:
+                return done
+            for timer in due:
+                with self.storage.transaction():
+                    self._fire(timer)
+                done += 1
+            self.on_change()
+
+    def _fire(self, timer: DueTimer) -> None:
+        record = self.storage.get_document_by_seq(timer.seq)
+        if record is None:  # pragma: no cover - documents are never deleted
+            return
+        point = self.storage.get_point(record.retail_point_id)
+        block = bool(point is not None and point.stop_on_errors)
+        event: lc.Event
+        if timer.kind is TimerKind.LEASE:
+            event = lc.PendingTimeout(stop_on_errors=block)
+        elif timer.kind is TimerKind.PICKUP:
+            event = lc.PickupTimeout(stop_on_errors=block)
+        else:
+            event = lc.Dispatch()
+        try:
+            self._apply(record, event, timer.deadline)
+        except IllegalTransitionError as exc:
+            # A stale deadline: log it and drop it so it cannot fire again.
+            self.log.warning("stale_timer_dropped", doc_id=record.doc_id, reason=str(exc))
+            if timer.kind is TimerKind.LEASE:
+                state = dataclasses.replace(record.state, lease_expires_at=None)
+            elif timer.kind is TimerKind.PICKUP:
+                state = dataclasses.replace(record.state, pickup_deadline=None)
+            else:
+                state = dataclasses.replace(record.state, dispatch_at=None)
+            self.storage.update_document(dataclasses.replace(record, state=state))
+
+    def next_deadline(self, in_flight: Sequence[int] = ()) -> datetime | None:
+        """The earliest deadline of any timer, ignoring callbacks already in flight."""
+        deadline = self.storage.next_deadline(in_flight)
+        if self.settings.demo_mode:
+            oldest = self.storage.oldest_queued_at()
+            if oldest is not None:
+                due = oldest + self.settings.demo_latency
+                deadline = due if deadline is None else min(deadline, due)
+        return deadline
