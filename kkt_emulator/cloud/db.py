@@ -145,6 +145,15 @@ CREATE TABLE IF NOT EXISTS history (
     detail TEXT
 );
 CREATE INDEX IF NOT EXISTS history_seq ON history (seq, id);
+CREATE INDEX IF NOT EXISTS documents_leased_to ON documents (lease_device_id, seq)
+    WHERE status = 'PENDING';
+CREATE TABLE IF NOT EXISTS ofd_parked (
+    fn_number TEXT NOT NULL,
+    fn_doc_number INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    at TEXT,
+    PRIMARY KEY (fn_number, fn_doc_number)
+);
 """
 
 

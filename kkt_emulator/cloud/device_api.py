@@ -88,19 +88,22 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
         "/lease",
         dependencies=[Depends(_bearer)],
         responses={**_ERRORS, 204: {"description": "Nothing to lease within the wait"}},
-        summary="Lease up to max documents, oldest first; long-polls up to wait seconds",
+        summary="Lease up to max documents, oldest first; long-polls up to wait seconds;"
+        " resume=1 (a till that has just started) hands back its own pending leases first",
     )
     async def lease(
         request: Request,
         max_docs: Annotated[int, Query(alias="max", ge=1, le=100)] = 1,
         wait: Annotated[float, Query(ge=0.0, le=30.0)] = 0.0,
+        resume: Annotated[bool, Query()] = False,
     ) -> Any:
         device, point = service.authenticate_device(request.headers.get("authorization"))
         deadline = clock.monotonic() + min(wait, service.settings.max_lease_wait)
         while True:
             if await request.is_disconnected():
                 return Response(status_code=204)
-            documents = service.lease(device, point, max_docs)  # no await until answered
+            # no await until answered; ``resume`` hands back this till's own pending leases
+            documents = service.lease(device, point, max_docs, resume=resume)
             if documents:
                 return {"documents": [d.to_json() for d in documents]}
             remaining = deadline - clock.monotonic()

@@ -12,6 +12,7 @@ from kkt_emulator.cloud.records import (
     DocumentRecord,
     DueTimer,
     HistoryEntry,
+    OfdState,
     TimerKind,
     document_from_row,
     dumps,
@@ -143,6 +144,40 @@ class DocumentTables(Database):
             (point_id, limit),
         )
         return [document_from_row(r) for r in rows]
+
+    def leased_to(self, device_id: str, point_id: str, limit: int) -> list[DocumentRecord]:
+        """The point's documents still PENDING under a lease of this till, oldest first."""
+        rows = self._all(
+            "SELECT * FROM documents WHERE status = 'PENDING' AND lease_device_id = ?"
+            " AND retail_point_id = ? ORDER BY seq LIMIT ?",
+            (device_id, point_id, limit),
+        )
+        return [document_from_row(r) for r in rows]
+
+    def park_ofd_ack(self, fn_number: str, fd: int, state: str, at: datetime | None) -> None:
+        """Keep an OFD report for a fiscal number no document has yet; the furthest state wins."""
+        self._execute(
+            "INSERT INTO ofd_parked (fn_number, fn_doc_number, state, at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (fn_number, fn_doc_number) DO UPDATE SET state = excluded.state,"
+            " at = excluded.at WHERE excluded.state = 'acknowledged' OR ofd_parked.state = 'sent'",
+            (fn_number, fd, state, None if at is None else to_db_time(at)),
+        )
+
+    def take_parked_ofd_ack(
+        self, fn_number: str, fd: int
+    ) -> tuple[OfdState, datetime | None] | None:
+        """The parked OFD report of a fiscal number, removed; ``None`` if there is none."""
+        row = self._one(
+            "SELECT state, at FROM ofd_parked WHERE fn_number = ? AND fn_doc_number = ?",
+            (fn_number, fd),
+        )
+        if row is None:
+            return None
+        self._execute(
+            "DELETE FROM ofd_parked WHERE fn_number = ? AND fn_doc_number = ?", (fn_number, fd)
+        )
+        state: OfdState = "acknowledged" if row["state"] == "acknowledged" else "sent"
+        return state, None if row["at"] is None else from_db_time(row["at"])
 
     def queued_before(self, moment: datetime, limit: int = 500) -> list[DocumentRecord]:
         """QUEUED or REQUEUED documents of any point accepted at or before ``moment``, oldest first."""

@@ -108,14 +108,18 @@ class ResultAnswer:
 
 @dataclass(frozen=True)
 class OfdAckSummary:
-    """The answer to ``/ofd-acks``: how many documents moved, which numbers were unknown."""
+    """The answer to ``/ofd-acks``: how many documents moved, which numbers no document has yet.
+
+    An unknown number is kept (parked) and applied when the result that names it arrives, so an
+    acknowledgement that overtook its result is never lost (till-protocol.md §1).
+    """
 
     updated: int
     unknown: tuple[int, ...]
 
     def to_json(self) -> JsonObject:
         """The ``/ofd-acks`` answer."""
-        return {"updated": self.updated, "unknown": list(self.unknown)}
+        return {"updated": self.updated, "unknown": list(self.unknown), "parked": len(self.unknown)}
 
 
 class TillOperations(TimerOperations):
@@ -191,13 +195,30 @@ class TillOperations(TimerOperations):
         """Whether a till of the point would get a document now."""
         return bool(self.storage.eligible_for_lease(point_id, 1))
 
-    def lease(self, device: Device, point: RetailPoint, limit: int) -> list[LeasedDocument]:
-        """Lease up to ``limit`` documents, oldest first (D39, T2); each to exactly one till."""
+    def lease(
+        self, device: Device, point: RetailPoint, limit: int, *, resume: bool = False
+    ) -> list[LeasedDocument]:
+        """Lease up to ``limit`` documents, oldest first (D39, T2); each to exactly one till.
+
+        With ``resume`` (a till that has just started) the documents still PENDING under this
+        till's own leases come first, with their lease unchanged: the till may have lost the
+        answer that gave them to it. No other till ever gets them (till-protocol.md §1).
+        """
         self.sweep(self.clock.now())
         now = self.clock.now()
         items = []
         with self.storage.transaction():
-            for record in self.storage.eligible_for_lease(point.id, limit):
+            if resume:
+                for record in self.storage.leased_to(device.device_id, point.id, limit):
+                    self.storage.add_history(
+                        record.seq,
+                        now,
+                        record.state.status,
+                        "lease_resumed",
+                        {"deviceId": device.device_id, "leaseId": record.state.lease_id},
+                    )
+                    items.append(self._lease_item(record, point))
+            for record in self.storage.eligible_for_lease(point.id, limit - len(items)):
                 lease_id = uuid.uuid4().hex
                 leased = self._apply(
                     record,
@@ -305,6 +326,7 @@ class TillOperations(TimerOperations):
             return ResultAnswer(doc_id, ResultOutcome.IGNORED, record.state.status)
         if late:
             log.warning("late_result", previous_status=record.state.status.value)
+        updated = self._apply_parked_ofd_ack(updated, now)
         updated = self._dispatch_if_due(updated, now)
         outcome = ResultOutcome.LATE_ACCEPTED if late else ResultOutcome.ACCEPTED
         return ResultAnswer(doc_id, outcome, updated.state.status)
@@ -350,6 +372,25 @@ class TillOperations(TimerOperations):
             return ResultAnswer(record.doc_id, ResultOutcome.IGNORED, record.state.status)
         return ResultAnswer(record.doc_id, ResultOutcome.ACCEPTED, updated.state.status)
 
+    def _apply_parked_ofd_ack(self, record: DocumentRecord, now: datetime) -> DocumentRecord:
+        """An OFD report that came before this result: apply it now."""
+        assert record.fn_number is not None
+        assert record.fn_doc_number is not None
+        parked = self.storage.take_parked_ofd_ack(record.fn_number, record.fn_doc_number)
+        if parked is None:
+            return record
+        state, at = parked
+        updated = dataclasses.replace(record, ofd_state=state, ofd_changed_at=at or now)
+        self.storage.update_document(updated)
+        self.storage.add_history(
+            record.seq,
+            now,
+            record.state.status,
+            f"ofd_{state}",
+            {"fnDocNumber": record.fn_doc_number, "parked": True},
+        )
+        return updated
+
     def ofd_acks(self, device: Device, items: Sequence[OfdAck]) -> OfdAckSummary:
         """``POST /ofd-acks``: OFD delivery per fiscal document, kept apart from COMPLETED."""
         now = self.clock.now()
@@ -361,6 +402,8 @@ class TillOperations(TimerOperations):
                 fd = item.fnDocNumber
                 record = self.storage.find_by_fiscal_number(fn_number, fd)
                 if record is None:
+                    # Its result has not arrived yet (or it is no shop document): keep it.
+                    self.storage.park_ofd_ack(fn_number, fd, item.state, item.at)
                     unknown.append(fd)
                     continue
                 state = item.state

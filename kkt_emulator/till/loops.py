@@ -150,6 +150,12 @@ class Loops:
                 await ctx.pause(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
+            except Exception as exc:  # a bug must not stop the till for good: logged
+                ctx.last_error = f"{type(exc).__name__}: {exc}"
+                ctx.log.exception("poll_crashed")
+                await ctx.pause(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
             if handled:
                 continue  # more may be waiting: poll again at once
             if ctx.settings.long_poll <= 0:
@@ -204,6 +210,10 @@ class Loops:
                 await ctx.pause(max(ctx.settings.poll_interval, 0.2))
             except (TransportError, CloudError) as exc:
                 ctx.log.warning("outbox_flush_failed", error=str(exc))
+                await ctx.pause(backoff)
+                backoff = min(backoff * 2, 30.0)
+            except Exception:  # e.g. the store reopened under a flush: logged, retried
+                ctx.log.exception("outbox_flush_crashed")
                 await ctx.pause(backoff)
                 backoff = min(backoff * 2, 30.0)
 
@@ -264,4 +274,8 @@ class Loops:
             except (TransportError, DriveError) as exc:
                 backoff = min(max(backoff * 2, 0.5), 30.0)
                 ctx.log.info("ofd_send_failed", error=str(exc), retry_in=backoff)
+                await ctx.ofd_pause(backoff)
+            except Exception:  # a bug must not stop OFD delivery for good: logged
+                backoff = min(max(backoff * 2, 0.5), 30.0)
+                ctx.log.exception("ofd_send_crashed", retry_in=backoff)
                 await ctx.ofd_pause(backoff)

@@ -176,12 +176,13 @@ class FakeTill:
         result: dict[str, Any] = response.json()
         return result
 
-    async def lease(self, max_docs: int = 10, wait: float = 0) -> list[dict[str, Any]]:
-        response = await self.http.post(
-            "/api/device/v1/lease",
-            headers=self.headers,
-            params={"max": max_docs, "wait": wait},
-        )
+    async def lease(
+        self, max_docs: int = 10, wait: float = 0, *, resume: bool = False
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"max": max_docs, "wait": wait}
+        if resume:
+            params["resume"] = 1
+        response = await self.http.post("/api/device/v1/lease", headers=self.headers, params=params)
         if response.status_code == 204:
             return []
         assert response.status_code == 200, response.text
