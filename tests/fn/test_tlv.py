@@ -553,6 +553,31 @@ def test_string_round_trip(text: str) -> None:
     assert decode_string(raw) == text
 
 
+# Any text at all, lone surrogates and strings far beyond a tag's limit included (issue 11).
+_any_text = (
+    st.text(max_size=50)
+    | st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3)
+    | st.integers(min_value=1, max_value=100_000).map(lambda n: "Т" * n)
+)
+
+
+@given(_any_text, st.one_of(st.none(), st.integers(min_value=0, max_value=256)))
+def test_any_text_encodes_or_is_refused_with_a_validation_error(
+    text: str, max_len: int | None
+) -> None:
+    refused: ValidationError | None = None
+    try:
+        raw = encode_string(text, max_len)
+    except ValidationError as exc:
+        refused = exc
+    if refused is not None:
+        assert refused.field == "string"
+        assert "CP866" in refused.reason or "maximum" in refused.reason
+        return
+    assert decode_string(raw) == text
+    assert max_len is None or len(raw) <= max_len
+
+
 @given(st.binary(max_size=300))
 def test_every_byte_string_decodes_as_cp866(raw: bytes) -> None:
     assert encode_string(decode_string(raw)) == raw
