@@ -80,3 +80,38 @@ def test_the_test_kit_keeps_its_public_names(module: str, names: list[str]) -> N
     assert set(names) <= set(loaded.__all__)
     for name in names:
         assert getattr(loaded, name) is not None
+
+
+# The layers of docs/architecture.md §2: which project layers each may import (the base modules
+# ``clock``, ``errors``, ``logging``, ``net``, ``profiles``, ``sqlite``, ``taxes`` are open to all
+# but the drive core, which has its own, stricter test in tests/fn/test_core_is_pure.py).
+BASE = {"clock", "errors", "logging", "net", "profiles", "sqlite", "taxes"}
+LAYERS: dict[str, set[str]] = {
+    "fnio": {"fn", "transport"},
+    "transport": set(),
+    "cloud": set(),
+    "ofd": {"fn", "transport"},
+    "till": {"fn", "fnio", "transport"},
+    "control": {"till", "fn"},
+    "app": {"fn", "fnio", "transport", "cloud", "ofd", "till", "control"},
+    "cli": {"fn", "fnio", "transport", "cloud", "ofd", "till", "control", "app"},
+}
+
+
+def test_each_layer_imports_only_the_layers_below_it() -> None:
+    breaches: list[str] = []
+    for path in _production_modules():
+        module = _module_name(path)
+        parts = module.split(".")
+        layer = parts[1] if len(parts) > 1 else ""
+        if layer not in LAYERS:
+            continue
+        allowed = LAYERS[layer] | BASE | {layer, ""}
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for name in sorted(_imported(tree, module, is_package=path.name == "__init__.py")):
+            if not name.startswith("kkt_emulator."):
+                continue
+            target = name.split(".")[1]
+            if target not in allowed and not target.startswith("_"):  # __version__
+                breaches.append(f"{module} imports {name}")
+    assert not breaches, "layering broken (docs/architecture.md §2):\n" + "\n".join(breaches)
