@@ -110,7 +110,7 @@ class ResultAnswer:
 class OfdAckSummary:
     """The answer to ``/ofd-acks``: how many documents moved, which numbers no document has yet.
 
-    An unknown number is kept (parked) and applied when the result that names it arrives, so an
+    An unknown number is kept and applied when the result that names it arrives, so an
     acknowledgement that overtook its result is never lost (till-protocol.md §1).
     """
 
@@ -119,7 +119,7 @@ class OfdAckSummary:
 
     def to_json(self) -> JsonObject:
         """The ``/ofd-acks`` answer."""
-        return {"updated": self.updated, "unknown": list(self.unknown), "parked": len(self.unknown)}
+        return {"updated": self.updated, "unknown": list(self.unknown)}
 
 
 class TillOperations(TimerOperations):

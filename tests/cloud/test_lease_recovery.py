@@ -75,7 +75,7 @@ async def test_an_acknowledgement_before_its_result_is_kept_and_applied(
         json={"acks": [{"fnDocNumber": info["fnDocNumber"], "state": "acknowledged"}]},
     )
     assert early.status_code == 200
-    assert early.json() == {"updated": 0, "unknown": [info["fnDocNumber"]], "parked": 1}
+    assert early.json() == {"updated": 0, "unknown": [info["fnDocNumber"]]}  # kept, not lost
     assert (await till.succeed(leased, info))["outcome"] == "accepted"
     detail = await document_detail(http, point, doc["id"])
     ofd = detail["ofd"]
