@@ -1,0 +1,572 @@
+"""``kkt-emulator bench chaos``: cloud, OFD and tills as processes, killed under load, then checked.
+
+The run (issue 11): start the cloud, the OFD stand-in and N tills from the installed CLI, each on
+its own state in the work directory; set up a retail point through the cabinet API; post sales
+through the store API at a fixed rate; SIGKILL the processes at seeded random moments and at two
+precise points seen by the proxies (after the cloud committed a document, before its 200 reached
+the shop; after the cloud committed a lease, before the till could journal it); restart each on
+the same state and ports. When the load stops, everything is brought up and drained, then the
+store API, the cabinet and the drives' archives are read and compared (:mod:`.checks`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from kkt_emulator.app.chaos.checks import DriveReceipt, Findings, StoredDocument, check
+from kkt_emulator.app.chaos.load import Load
+from kkt_emulator.app.chaos.procs import ChaosStartError, Kind, Managed, cli_command, free_port
+from kkt_emulator.app.chaos.proxy import Answer, KillProxy
+from kkt_emulator.errors import ConfigError
+from kkt_emulator.logging import get_logger
+from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
+
+__all__ = ["KILL_KINDS", "ChaosOptions", "ChaosResult", "run_chaos"]
+
+log = get_logger(component="chaos")
+
+CLOUD_AFTER_COMMIT = "cloud_after_commit"
+TILL_AFTER_LEASE = "till_after_lease"
+KILL_KINDS = (
+    Kind.TILL.value,
+    Kind.CLOUD.value,
+    Kind.OFD.value,
+    CLOUD_AFTER_COMMIT,
+    TILL_AFTER_LEASE,
+)
+_STORE_POSTS = frozenset({"/api/fn/v1/doc", "/api/fn/v2/doc"})
+_LEASE = "/api/device/v1/lease"
+_BOUND = re.compile(r"with drive (\S+) bound as")
+_PAGE = 10000
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosOptions:
+    """What one chaos run does.
+
+    Attributes:
+        duration: seconds of load (and of kills).
+        rate: documents per second.
+        seed: makes the kill moments and kill-point choices reproducible.
+        tills: tills to run (one retail point).
+        kills: stop killing after this many kill points (0: no limit within ``duration``).
+        targets: which processes are SIGKILLed at random moments (``till``, ``cloud``, ``ofd``).
+        kill_delay: a random kill comes uniformly this many seconds (min, max) after each start.
+        commit_kill_chance: chance that a store-API 200 is dropped and the cloud killed.
+        lease_kill_chance: chance that a lease answer is dropped and its till killed.
+        drain_timeout: seconds to wait for the documents to settle after the load.
+        settle: seconds without any change that count as settled.
+        work_dir: state and logs; a temporary directory (removed afterwards) when ``None``.
+        profile: the tills' firmware profile.
+    """
+
+    duration: float = 60.0
+    rate: float = 15.0
+    seed: int = 1
+    tills: int = 1
+    kills: int = 0
+    targets: tuple[Kind, ...] = (Kind.TILL, Kind.CLOUD, Kind.OFD)
+    kill_delay: tuple[float, float] = (0.05, 2.0)
+    commit_kill_chance: float = 0.02
+    lease_kill_chance: float = 0.1
+    drain_timeout: float = 120.0
+    settle: float = 5.0
+    work_dir: Path | None = None
+    profile: str = DEFAULT_PROFILE
+
+    def validate(self) -> None:
+        """Raise :class:`~kkt_emulator.errors.ConfigError` on a contradictory option."""
+        low, high = self.kill_delay
+        problems = [
+            (self.duration <= 0, "--duration must be positive"),
+            (self.rate <= 0, "--rate must be positive"),
+            (self.tills < 1, "--tills must be at least 1"),
+            (self.kills < 0, "--kills cannot be negative"),
+            (not 0 < low <= high, "--kill-delay needs 0 < MIN <= MAX"),
+            (not 0 <= self.commit_kill_chance <= 1, "--commit-kill-chance must be 0..1"),
+            (not 0 <= self.lease_kill_chance <= 1, "--lease-kill-chance must be 0..1"),
+            (self.drain_timeout <= 0, "--drain-timeout must be positive"),
+        ]
+        for bad, message in problems:
+            if bad:
+                raise ConfigError(message)
+
+
+@dataclass(slots=True)
+class ChaosResult:
+    """A run's outcome; :meth:`to_json` is what ``bench chaos`` prints."""
+
+    options: ChaosOptions
+    kill_points: dict[str, int]
+    posted: int
+    answered_200: int
+    answered_other: dict[str, int]
+    never_answered: list[str]
+    retries: int
+    findings: Findings
+    unexpected_exits: dict[str, int]
+    seconds: float
+    drain_seconds: float
+    work_dir: str | None
+    documents_in_cloud: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every check passed and every answered document was accounted for."""
+        return self.findings.ok and not self.never_answered and not self.answered_other
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        found = self.findings
+        return {
+            "benchmark": "chaos",
+            "seed": self.options.seed,
+            "duration": self.options.duration,
+            "rate": self.options.rate,
+            "tills": self.options.tills,
+            "targets": [t.value for t in self.options.targets],
+            "kill_points": {**self.kill_points, "total": sum(self.kill_points.values())},
+            "documents": {
+                "posted": self.posted,
+                "answered_200": self.answered_200,
+                "answered_other": self.answered_other,
+                "never_answered": len(self.never_answered),
+                "retries": self.retries,
+                "in_cloud": self.documents_in_cloud,
+            },
+            "completed": found.completed,
+            "failed": found.failed,
+            "lost": len(found.lost),
+            "lost_ids": found.lost,
+            "doubled": len(found.doubled),
+            "doubled_ids": found.doubled,
+            "stuck": found.stuck_count,
+            "stuck_ids": found.stuck,
+            "not_final": found.not_final,
+            "receipts": found.receipts,
+            "completed_without_receipt": found.completed_without_receipt,
+            "receipts_without_document": found.receipts_without_document,
+            "acknowledged_in_drives": found.acknowledged_in_drives,
+            "acks_missing": len(found.acks_missing),
+            "acks_missing_ids": found.acks_missing,
+            "fd_gaps": found.fd_gaps,
+            "unexpected_exits": self.unexpected_exits,
+            "seconds": round(self.seconds, 1),
+            "drain_seconds": round(self.drain_seconds, 1),
+            "work_dir": self.work_dir,
+            "notes": self.notes,
+            "ok": self.ok,
+        }
+
+
+class _Run:
+    """One run's processes, proxies, counters and random streams."""
+
+    def __init__(self, options: ChaosOptions, work: Path, progress: Callable[[str], None]) -> None:
+        self.options = options
+        self.work = work
+        self.progress = progress
+        self.cloud_port = free_port()
+        self.ofd_port = free_port()
+        self.cloud_url = f"http://127.0.0.1:{self.cloud_port}"
+        self.http = httpx.AsyncClient(timeout=10.0)
+        self.kill_points: Counter[str] = Counter(dict.fromkeys(KILL_KINDS, 0))
+        self.chaos = False
+        self.rng_commit = random.Random(f"{options.seed}:commit")  # noqa: S311 - not crypto
+        self.rng_lease = random.Random(f"{options.seed}:lease")  # noqa: S311 - not crypto
+        self.cloud = Managed(
+            "cloud",
+            Kind.CLOUD,
+            cli_command(
+                "cloud",
+                "serve",
+                "--port",
+                str(self.cloud_port),
+                "--db",
+                str(work / "cloud.sqlite3"),
+                "--json",
+            ),
+            work,
+            self._cloud_ready,
+        )
+        self.ofd = Managed(
+            "ofd",
+            Kind.OFD,
+            cli_command(
+                "ofd",
+                "serve",
+                "--port",
+                str(self.ofd_port),
+                "--db",
+                str(work / "ofd.sqlite3"),
+                "--json",
+            ),
+            work,
+            self._ofd_ready,
+        )
+        self.tills: list[Managed] = []
+        self.proxies: list[KillProxy] = []
+        self.store_proxy = KillProxy(self.cloud_port, self._on_store_answer, "store")
+        self.point: dict[str, str] = {}
+
+    # -- readiness ------------------------------------------------------------------------------
+
+    async def _cloud_ready(self, _: Managed) -> bool:
+        try:
+            answer = await self.http.get(f"{self.cloud_url}/api/cabinet/v1/clock", timeout=2.0)
+        except httpx.TransportError:  # not listening yet
+            return False
+        return answer.status_code == httpx.codes.OK
+
+    async def _ofd_ready(self, _: Managed) -> bool:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", self.ofd_port)
+        except OSError:  # not listening yet
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):  # closing a probe connection
+            await writer.wait_closed()
+        return True
+
+    @staticmethod
+    async def _till_ready(till: Managed) -> bool:
+        return _BOUND.search(till.log_text()) is not None
+
+    # -- kill points ----------------------------------------------------------------------------
+
+    def _budget_left(self) -> bool:
+        limit = self.options.kills
+        return self.chaos and (limit == 0 or sum(self.kill_points.values()) < limit)
+
+    def _on_store_answer(self, answer: Answer) -> bool:
+        if (
+            answer.method == "POST"
+            and answer.path in _STORE_POSTS
+            and answer.status == httpx.codes.OK
+            and self._budget_left()
+            and self.cloud.ready.is_set()
+            and self.rng_commit.random() < self.options.commit_kill_chance
+            and self.cloud.kill()
+        ):
+            self.kill_points[CLOUD_AFTER_COMMIT] += 1
+            return True
+        return False
+
+    def _lease_hook(self, till: Managed) -> Callable[[Answer], bool]:
+        def on_answer(answer: Answer) -> bool:
+            if (
+                answer.method == "POST"
+                and answer.path == _LEASE
+                and answer.status == httpx.codes.OK
+                and self._budget_left()
+                and till.ready.is_set()
+                and self.rng_lease.random() < self.options.lease_kill_chance
+                and till.kill()
+            ):
+                self.kill_points[TILL_AFTER_LEASE] += 1
+                return True
+            return False
+
+        return on_answer
+
+    async def _monkey(self, target: Managed) -> None:
+        """SIGKILL ``target`` a random moment after each time it is ready, while chaos lasts."""
+        rng = random.Random(f"{self.options.seed}:{target.name}")  # noqa: S311 - not crypto
+        low, high = self.options.kill_delay
+        while self.chaos:
+            await target.ready.wait()
+            await asyncio.sleep(rng.uniform(low, high))
+            if self._budget_left() and target.ready.is_set() and target.kill():
+                self.kill_points[target.kind.value] += 1
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    async def _cabinet(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        answer = await self.http.request(method, f"{self.cloud_url}{path}", **kwargs)
+        if answer.status_code != httpx.codes.OK:
+            raise ChaosStartError(f"{method} {path}: HTTP {answer.status_code} {answer.text}")
+        result: dict[str, Any] = answer.json()
+        return result
+
+    async def _set_up_point(self) -> None:
+        registration = load_profile(self.options.profile).registration
+        body = {
+            "name": "Chaos shop",
+            "address": registration.addresses[0].address,
+            "inn": registration.inn,
+            "internetDocsEnabled": True,
+            "duplicatePolicy": "replay",
+        }
+        point = await self._cabinet("POST", "/api/cabinet/v1/retail-points", json=body)
+        creds = await self._cabinet(
+            "POST", f"/api/cabinet/v1/retail-points/{point['id']}/credentials"
+        )
+        assoc = await self._cabinet(
+            "POST",
+            f"/api/fn/v1/associate/{point['id']}",
+            auth=(creds["login"], creds["password"]),
+        )
+        self.point = {
+            "id": point["id"],
+            "service_login": creds["login"],
+            "service_password": creds["password"],
+            "login": assoc["userName"],
+            "password": assoc["password"],
+        }
+
+    async def start(self) -> None:
+        """Cloud, OFD, the retail point, the proxies, the tills."""
+        self.progress(f"chaos: work directory {self.work}")
+        await self.cloud.start()
+        await self.ofd.start()
+        await self._set_up_point()
+        await self.store_proxy.start()
+        for n in range(1, self.options.tills + 1):
+            proxy = KillProxy(self.cloud_port, lambda _: False, f"till-{n}")
+            await proxy.start()
+            self.proxies.append(proxy)
+            till = Managed(
+                f"till-{n}",
+                Kind.TILL,
+                cli_command(
+                    "till",
+                    "run",
+                    "--server",
+                    f"http://127.0.0.1:{proxy.port}",
+                    "--retail-point",
+                    self.point["id"],
+                    "--login",
+                    self.point["service_login"],
+                    "--password",
+                    self.point["service_password"],
+                    "--profile",
+                    self.options.profile,
+                    "--state-dir",
+                    str(self.work / f"till-{n}"),
+                    "--ofd",
+                    f"127.0.0.1:{self.ofd_port}",
+                    "--poll-interval",
+                    "0",
+                    "--long-poll",
+                    "2",
+                ),
+                self.work,
+                self._till_ready,
+            )
+            proxy.on_answer = self._lease_hook(till)
+            self.tills.append(till)
+            await till.start()
+        self.progress(f"chaos: {self.options.tills} till(s), cloud and OFD up; load starts")
+
+    @property
+    def processes(self) -> list[Managed]:
+        """Every managed process."""
+        return [self.cloud, self.ofd, *self.tills]
+
+    # -- the run --------------------------------------------------------------------------------
+
+    async def load_and_kill(self) -> Load:
+        """Load for ``duration`` seconds with the kills on; returns the finished load."""
+        load = Load(
+            f"http://127.0.0.1:{self.store_proxy.port}/api/fn",
+            (self.point["login"], self.point["password"]),
+            self.options.rate,
+            f"chaos-{self.options.seed}",
+            give_up_after=max(60.0, self.options.drain_timeout),
+        )
+        self.chaos = True
+        targets = [p for p in self.processes if p.kind in self.options.targets]
+        monkeys = [asyncio.create_task(self._monkey(p)) for p in targets]
+        loading = asyncio.create_task(load.run())
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            while (elapsed := loop.time() - began) < self.options.duration:
+                await asyncio.sleep(min(5.0, self.options.duration - elapsed))
+                self.progress(
+                    f"chaos: {loop.time() - began:.0f}s posted {len(load.tally.posted)}"
+                    f" answered {len(load.tally.answered_200)}"
+                    f" kills {dict(self.kill_points)}"
+                )
+        finally:
+            self.chaos = False
+            load.stop()
+            for monkey in monkeys:
+                monkey.cancel()
+            for monkey in monkeys:
+                with contextlib.suppress(asyncio.CancelledError):  # the cancel we just asked for
+                    await monkey
+        self.progress("chaos: load stopped; waiting for answers and restarts")
+        await loading
+        for process in self.processes:
+            await asyncio.wait_for(process.ready.wait(), 90.0)
+        return load
+
+    async def documents(self) -> list[dict[str, Any]]:
+        """Every document the cabinet lists (all pages)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            page: list[dict[str, Any]] = (
+                (
+                    await self.http.get(
+                        f"{self.cloud_url}/api/cabinet/v1/documents",
+                        params={"limit": _PAGE, "offset": len(found)},
+                        timeout=60.0,
+                    )
+                )
+                .raise_for_status()
+                .json()
+            )
+            found.extend(page)
+            if len(page) < _PAGE:
+                return found
+
+    async def drain(self, ids: set[str]) -> None:
+        """Wait until the answered documents settle (no change for ``settle`` seconds), bounded."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.drain_timeout
+        last: tuple[tuple[str, int], ...] = ()
+        since = loop.time()
+        while loop.time() < deadline:
+            rows = [d for d in await self.documents() if d["id"] in ids]
+            snapshot = tuple(
+                sorted(
+                    Counter(
+                        f"{d['status']}/{(d.get('ofd') or {}).get('state')}" for d in rows
+                    ).items()
+                )
+            )
+            busy = any(d["status"] not in ("COMPLETED", "FAILED") for d in rows)
+            if snapshot != last:
+                last, since = snapshot, loop.time()
+                self.progress(f"chaos: draining {dict(snapshot)}")
+            quiet = loop.time() - since
+            if quiet >= (self.options.settle if not busy else self.options.settle * 3):
+                return
+            await asyncio.sleep(0.5)
+
+    async def store_statuses(self, ids: set[str]) -> dict[str, dict[str, Any]]:
+        """The store API's status of each id (404 → absent)."""
+        limit = asyncio.Semaphore(8)
+        auth = (self.point["login"], self.point["password"])
+        statuses: dict[str, dict[str, Any]] = {}
+
+        async def one(doc_id: str) -> None:
+            async with limit:
+                answer = await self.http.get(
+                    f"{self.cloud_url}/api/fn/v1/doc/{doc_id}/status", auth=auth
+                )
+            if answer.status_code == httpx.codes.OK:
+                statuses[doc_id] = answer.json()
+
+        await asyncio.gather(*(one(i) for i in sorted(ids)))
+        return statuses
+
+    async def archives(self) -> dict[str, list[DriveReceipt]]:
+        """Each till's drive archive through ``kkt-emulator fn archive DIR --json``."""
+        drives: dict[str, list[DriveReceipt]] = {}
+        for till in self.tills:
+            serials = _BOUND.findall(till.log_text(since_start=False))
+            if not serials:
+                continue
+            serial = str(serials[-1])
+            proc = await asyncio.create_subprocess_exec(
+                *cli_command("fn", "archive", str(self.work / till.name), "--json"),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await proc.communicate()
+            if proc.returncode != 0:
+                raise ChaosStartError(f"fn archive {till.name}: {err.decode(errors='replace')}")
+            drives[serial] = [
+                DriveReceipt(
+                    serial, int(row["fd"]), str(row["document"]), bool(row["acknowledged"])
+                )
+                for row in json.loads(out)
+            ]
+        return drives
+
+    async def close(self) -> None:
+        """Stop every process and proxy."""
+        for process in reversed(self.processes):
+            await process.stop()
+        await self.store_proxy.close()
+        for proxy in self.proxies:
+            await proxy.close()
+        await self.http.aclose()
+
+
+async def run_chaos(
+    options: ChaosOptions, progress: Callable[[str], None] = lambda _: None
+) -> ChaosResult:
+    """Run the chaos harness once and check the outcome from outside.
+
+    Args:
+        options: what to run.
+        progress: receives one line now and then (``bench chaos`` writes them to stderr).
+
+    Raises:
+        ConfigError: contradictory options.
+        ChaosStartError: a process could not be started.
+    """
+    options.validate()
+    temporary = None
+    if options.work_dir is None:
+        temporary = tempfile.TemporaryDirectory(prefix="kkt-chaos-")
+        work = Path(temporary.name)
+    else:
+        work = options.work_dir
+        work.mkdir(parents=True, exist_ok=True)
+    run = _Run(options, work, progress)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    try:
+        await run.start()
+        load = await run.load_and_kill()
+        drain_began = loop.time()
+        answered = set(load.tally.answered_200)
+        await run.drain(answered)
+        drain_seconds = loop.time() - drain_began
+        listed = {d["id"]: d for d in await run.documents()}
+        statuses = await run.store_statuses(answered)
+        stored = {
+            i: StoredDocument.from_api(statuses[i], listed[i])
+            for i in answered
+            if i in statuses and i in listed
+        }
+        for till in run.tills:
+            await till.stop()  # the archives are read at rest
+        drives = await run.archives()
+        findings = check(answered, stored, drives)
+        return ChaosResult(
+            options=options,
+            kill_points=dict(run.kill_points),
+            posted=len(load.tally.posted),
+            answered_200=len(answered),
+            answered_other=load.tally.other_by_status(),
+            never_answered=sorted(load.tally.never_answered),
+            retries=load.tally.retries,
+            findings=findings,
+            unexpected_exits={p.name: p.unexpected_exits for p in run.processes},
+            seconds=loop.time() - began,
+            drain_seconds=drain_seconds,
+            work_dir=None if temporary is not None else str(work),
+            documents_in_cloud=len(listed),
+        )
+    finally:
+        await run.close()
+        if temporary is not None:
+            temporary.cleanup()
