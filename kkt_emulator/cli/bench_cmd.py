@@ -140,7 +140,10 @@ def chaos_command(
     seed: int = typer.Option(1, "--seed", help="Seed of the kill moments and kill points."),
     tills: int = typer.Option(1, "--tills", min=1, max=50, help="Till processes to run."),
     kills: int = typer.Option(
-        0, "--kills", min=0, help="Stop killing after this many kill points (0: no limit)."
+        0,
+        "--kills",
+        min=0,
+        help="Kill points to reach, evenly over the kinds; the load then stops (0: until --duration).",
     ),
     targets: str = typer.Option(
         "till,cloud,ofd", "--targets", help="Processes killed at random moments (comma-separated)."

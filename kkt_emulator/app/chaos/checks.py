@@ -141,9 +141,9 @@ def check(
         gaps = _gaps([r.fd for r in archive])
         if gaps:
             found.fd_gaps[serial] = gaps
-        for receipt in archive:
-            if receipt.document == RECEIPT:
-                receipts[serial, receipt.fd] = receipt
+        for entry in archive:
+            if entry.document == RECEIPT:
+                receipts[serial, entry.fd] = entry
     found.receipts = len(receipts)
     for (serial, fd), ids in sorted(by_fiscal.items()):
         if len(ids) > 1:

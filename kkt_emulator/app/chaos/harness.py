@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import re
 import tempfile
@@ -30,6 +29,8 @@ from kkt_emulator.app.chaos.load import Load
 from kkt_emulator.app.chaos.procs import ChaosStartError, Kind, Managed, cli_command, free_port
 from kkt_emulator.app.chaos.proxy import Answer, KillProxy
 from kkt_emulator.errors import ConfigError
+from kkt_emulator.fn.codes import DocCode
+from kkt_emulator.fnio.archive import SqliteStore
 from kkt_emulator.logging import get_logger
 from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
 
@@ -48,7 +49,7 @@ KILL_KINDS = (
 )
 _STORE_POSTS = frozenset({"/api/fn/v1/doc", "/api/fn/v2/doc"})
 _LEASE = "/api/device/v1/lease"
-_BOUND = re.compile(r"with drive (\S+) bound as")
+_BOUND = re.compile(r"with drive \S+ bound as")
 _PAGE = 10000
 
 
@@ -61,7 +62,8 @@ class ChaosOptions:
         rate: documents per second.
         seed: makes the kill moments and kill-point choices reproducible.
         tills: tills to run (one retail point).
-        kills: stop killing after this many kill points (0: no limit within ``duration``).
+        kills: kill points to reach, shared evenly over the enabled kinds; the load stops once
+            every kind had its share, or after ``duration`` (0: kill until ``duration`` ends).
         targets: which processes are SIGKILLed at random moments (``till``, ``cloud``, ``ofd``).
         kill_delay: a random kill comes uniformly this many seconds (min, max) after each start.
         commit_kill_chance: chance that a store-API 200 is dropped and the cloud killed.
@@ -121,6 +123,8 @@ class ChaosResult:
     drain_seconds: float
     work_dir: str | None
     documents_in_cloud: int = 0
+    proxy_answers: dict[str, dict[str, int]] = field(default_factory=dict)
+    startup_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -164,12 +168,25 @@ class ChaosResult:
             "acks_missing_ids": found.acks_missing,
             "fd_gaps": found.fd_gaps,
             "unexpected_exits": self.unexpected_exits,
+            "startup_seconds": self.startup_seconds,
+            "proxy_answers": self.proxy_answers,
             "seconds": round(self.seconds, 1),
             "drain_seconds": round(self.drain_seconds, 1),
             "work_dir": self.work_dir,
             "notes": self.notes,
             "ok": self.ok,
         }
+
+
+def _quotas(options: ChaosOptions) -> dict[str, int]:
+    """Kill points each enabled kind may have (0: no limit): ``kills`` shared out evenly."""
+    kinds = [t.value for t in options.targets]
+    if options.commit_kill_chance > 0:
+        kinds.append(CLOUD_AFTER_COMMIT)
+    if options.lease_kill_chance > 0:
+        kinds.append(TILL_AFTER_LEASE)
+    share = -(-options.kills // len(kinds)) if kinds and options.kills else 0
+    return dict.fromkeys(kinds, share)
 
 
 class _Run:
@@ -185,6 +202,7 @@ class _Run:
         self.http = httpx.AsyncClient(timeout=10.0)
         self.kill_points: Counter[str] = Counter(dict.fromkeys(KILL_KINDS, 0))
         self.chaos = False
+        self.quotas = _quotas(options)
         self.rng_commit = random.Random(f"{options.seed}:commit")  # noqa: S311 - not crypto
         self.rng_lease = random.Random(f"{options.seed}:lease")  # noqa: S311 - not crypto
         self.cloud = Managed(
@@ -233,7 +251,7 @@ class _Run:
 
     async def _ofd_ready(self, _: Managed) -> bool:
         try:
-            _, writer = await asyncio.open_connection("127.0.0.1", self.ofd_port)
+            _reader, writer = await asyncio.open_connection("127.0.0.1", self.ofd_port)
         except OSError:  # not listening yet
             return False
         writer.close()
@@ -247,16 +265,19 @@ class _Run:
 
     # -- kill points ----------------------------------------------------------------------------
 
-    def _budget_left(self) -> bool:
-        limit = self.options.kills
-        return self.chaos and (limit == 0 or sum(self.kill_points.values()) < limit)
+    def _budget_left(self, kind: str) -> bool:
+        quota = self.quotas.get(kind)
+        return self.chaos and quota is not None and (quota == 0 or self.kill_points[kind] < quota)
+
+    def _quotas_met(self) -> bool:
+        return all(q and self.kill_points[k] >= q for k, q in self.quotas.items())
 
     def _on_store_answer(self, answer: Answer) -> bool:
         if (
             answer.method == "POST"
             and answer.path in _STORE_POSTS
             and answer.status == httpx.codes.OK
-            and self._budget_left()
+            and self._budget_left(CLOUD_AFTER_COMMIT)
             and self.cloud.ready.is_set()
             and self.rng_commit.random() < self.options.commit_kill_chance
             and self.cloud.kill()
@@ -271,7 +292,7 @@ class _Run:
                 answer.method == "POST"
                 and answer.path == _LEASE
                 and answer.status == httpx.codes.OK
-                and self._budget_left()
+                and self._budget_left(TILL_AFTER_LEASE)
                 and till.ready.is_set()
                 and self.rng_lease.random() < self.options.lease_kill_chance
                 and till.kill()
@@ -289,7 +310,7 @@ class _Run:
         while self.chaos:
             await target.ready.wait()
             await asyncio.sleep(rng.uniform(low, high))
-            if self._budget_left() and target.ready.is_set() and target.kill():
+            if self._budget_left(target.kind.value) and target.ready.is_set() and target.kill():
                 self.kill_points[target.kind.value] += 1
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -330,8 +351,7 @@ class _Run:
     async def start(self) -> None:
         """Cloud, OFD, the retail point, the proxies, the tills."""
         self.progress(f"chaos: work directory {self.work}")
-        await self.cloud.start()
-        await self.ofd.start()
+        await asyncio.gather(self.cloud.start(), self.ofd.start())
         await self._set_up_point()
         await self.store_proxy.start()
         for n in range(1, self.options.tills + 1):
@@ -368,7 +388,7 @@ class _Run:
             )
             proxy.on_answer = self._lease_hook(till)
             self.tills.append(till)
-            await till.start()
+        await asyncio.gather(*(till.start() for till in self.tills))
         self.progress(f"chaos: {self.options.tills} till(s), cloud and OFD up; load starts")
 
     @property
@@ -394,8 +414,14 @@ class _Run:
         loop = asyncio.get_running_loop()
         began = loop.time()
         try:
+            shown = began
             while (elapsed := loop.time() - began) < self.options.duration:
-                await asyncio.sleep(min(5.0, self.options.duration - elapsed))
+                if self.quotas and self._quotas_met():
+                    break
+                await asyncio.sleep(min(0.5, self.options.duration - elapsed))
+                if loop.time() - shown < 5.0:
+                    continue
+                shown = loop.time()
                 self.progress(
                     f"chaos: {loop.time() - began:.0f}s posted {len(load.tally.posted)}"
                     f" answered {len(load.tally.answered_200)}"
@@ -475,28 +501,29 @@ class _Run:
         await asyncio.gather(*(one(i) for i in sorted(ids)))
         return statuses
 
-    async def archives(self) -> dict[str, list[DriveReceipt]]:
-        """Each till's drive archive through ``kkt-emulator fn archive DIR --json``."""
+    def archives(self) -> dict[str, list[DriveReceipt]]:
+        """Each till's drive archive, read at rest (the tills are stopped), by drive serial."""
         drives: dict[str, list[DriveReceipt]] = {}
         for till in self.tills:
-            serials = _BOUND.findall(till.log_text(since_start=False))
-            if not serials:
+            path = self.work / till.name / "drive.sqlite3"
+            if not path.is_file():
                 continue
-            serial = str(serials[-1])
-            proc = await asyncio.create_subprocess_exec(
-                *cli_command("fn", "archive", str(self.work / till.name), "--json"),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            out, err = await proc.communicate()
-            if proc.returncode != 0:
-                raise ChaosStartError(f"fn archive {till.name}: {err.decode(errors='replace')}")
-            drives[serial] = [
-                DriveReceipt(
-                    serial, int(row["fd"]), str(row["document"]), bool(row["acknowledged"])
-                )
-                for row in json.loads(out)
-            ]
+            serial = SqliteStore.read_meta(path).get("serial", "")
+            store = SqliteStore(path, serial=serial or None)
+            try:
+                drives[serial] = [
+                    DriveReceipt(
+                        serial,
+                        doc.fd,
+                        DocCode(doc.doc_code).name
+                        if doc.doc_code in DocCode._value2member_map_
+                        else str(doc.doc_code),
+                        store.get_ack(doc.fd) is not None,
+                    )
+                    for doc in store.documents()
+                ]
+            finally:
+                store.close()
         return drives
 
     async def close(self) -> None:
@@ -549,7 +576,7 @@ async def run_chaos(
         }
         for till in run.tills:
             await till.stop()  # the archives are read at rest
-        drives = await run.archives()
+        drives = run.archives()
         findings = check(answered, stored, drives)
         return ChaosResult(
             options=options,
@@ -565,6 +592,8 @@ async def run_chaos(
             drain_seconds=drain_seconds,
             work_dir=None if temporary is not None else str(work),
             documents_in_cloud=len(listed),
+            proxy_answers={p.name: dict(p.answers) for p in (run.store_proxy, *run.proxies)},
+            startup_seconds={p.name: p.startup_seconds() for p in run.processes},
         )
     finally:
         await run.close()

@@ -81,15 +81,31 @@ class Managed:
         self.kills = 0
         self.unexpected_exits = 0
         self.log_offset = 0
+        self.startups: list[float] = []
         self._proc: asyncio.subprocess.Process | None = None
         self._killed_by_us = False
         self._wanted = False
         self._keeper: asyncio.Task[None] | None = None
 
     @property
+    def wanted(self) -> bool:
+        """The harness wants it running (a stop has not been asked for)."""
+        return self._wanted
+
+    @property
     def pid(self) -> int | None:
         """The running child's pid, if any."""
         return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
+    def startup_seconds(self) -> dict[str, float]:
+        """How long starts took until ready: count, mean and max seconds."""
+        if not self.startups:
+            return {"starts": 0}
+        return {
+            "starts": len(self.startups),
+            "mean": round(sum(self.startups) / len(self.startups), 2),
+            "max": round(max(self.startups), 2),
+        }
 
     def log_text(self, *, since_start: bool = True) -> str:
         """The log file (from the current start when ``since_start``)."""
@@ -127,6 +143,7 @@ class Managed:
             if proc is None or proc.returncode is not None:
                 return False
             if await self.ready_check(self):
+                self.startups.append(timeout - (deadline - loop.time()))
                 self.ready.set()
                 return True
             await asyncio.sleep(0.05)
@@ -153,7 +170,7 @@ class Managed:
                 return
             code = await proc.wait()
             self.ready.clear()
-            if not self._wanted:
+            if not self.wanted:
                 return
             if not self._killed_by_us:
                 self.unexpected_exits += 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -99,6 +100,7 @@ class KillProxy:
         self.name = name
         self.port = 0
         self.dropped = 0
+        self.answers: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -126,6 +128,8 @@ class KillProxy:
             self._tasks.add(task)
         try:
             await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            return  # close() cut this connection; asyncio would log a cancelled callback
         finally:
             if task is not None:
                 self._tasks.discard(task)
@@ -156,7 +160,9 @@ class KillProxy:
                         continue  # wait for the whole status line
                     method, path = requests.pending.pop(0)
                     data, head = head, b""
-                    if self.on_answer(Answer(method, path, _status(data))):
+                    answer = Answer(method, path, _status(data))
+                    self.answers[f"{method} {path} {answer.status}"] += 1
+                    if self.on_answer(answer):
                         self.dropped += 1
                         dropped.set()
                         return
