@@ -152,14 +152,14 @@ def chaos_command(
         "0.05:2", "--kill-delay", help="A random kill comes MIN:MAX seconds after each start."
     ),
     commit_kill_chance: float = typer.Option(
-        0.02,
+        0.1,
         "--commit-kill-chance",
         min=0.0,
         max=1.0,
         help="Chance to kill the cloud between a store-API commit and its 200.",
     ),
     lease_kill_chance: float = typer.Option(
-        0.1,
+        0.5,
         "--lease-kill-chance",
         min=0.0,
         max=1.0,

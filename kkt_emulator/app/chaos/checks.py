@@ -33,15 +33,16 @@ class StoredDocument:
 
     @classmethod
     def from_api(cls, store_status: dict[str, Any], summary: dict[str, Any]) -> StoredDocument:
-        """From the store API's status answer and the cabinet's document summary."""
+        """From the store API's status (status, fiscal number) and the cabinet's summary (OFD)."""
         failure = store_status.get("failureInfo") or {}
+        fiscal = store_status.get("fiscalInfo") or {}
         ofd = summary.get("ofd") or {}
-        fd = summary.get("fnDocNumber")
+        fd = fiscal.get("fnDocNumber")
         return cls(
             doc_id=str(summary["id"]),
             status=str(store_status["status"]),
             failure=str(failure["message"]) if failure.get("message") else None,
-            fn_number=str(summary["fnNumber"]) if summary.get("fnNumber") else None,
+            fn_number=str(fiscal["fnNumber"]) if fiscal.get("fnNumber") else None,
             fd=int(fd) if fd is not None else None,
             ofd_state=str(ofd["state"]) if ofd.get("state") else None,
         )

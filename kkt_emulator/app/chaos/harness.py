@@ -51,6 +51,8 @@ _STORE_POSTS = frozenset({"/api/fn/v1/doc", "/api/fn/v2/doc"})
 _LEASE = "/api/device/v1/lease"
 _BOUND = re.compile(r"with drive \S+ bound as")
 _PAGE = 10000
+RESTART_WAIT = 90.0
+ARM_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +68,10 @@ class ChaosOptions:
             every kind had its share, or after ``duration`` (0: kill until ``duration`` ends).
         targets: which processes are SIGKILLed at random moments (``till``, ``cloud``, ``ofd``).
         kill_delay: a random kill comes uniformly this many seconds (min, max) after each start.
-        commit_kill_chance: chance that a store-API 200 is dropped and the cloud killed.
-        lease_kill_chance: chance that a lease answer is dropped and its till killed.
+        commit_kill_chance: while a cloud life is given to ``cloud_after_commit``, the chance
+            that a store-API 200 is dropped and the cloud killed (0: no such kill points).
+        lease_kill_chance: while a till life is given to ``till_after_lease``, the chance that
+            a lease answer is dropped and the till killed (0: no such kill points).
         drain_timeout: seconds to wait for the documents to settle after the load.
         settle: seconds without any change that count as settled.
         work_dir: state and logs; a temporary directory (removed afterwards) when ``None``.
@@ -81,8 +85,8 @@ class ChaosOptions:
     kills: int = 0
     targets: tuple[Kind, ...] = (Kind.TILL, Kind.CLOUD, Kind.OFD)
     kill_delay: tuple[float, float] = (0.05, 2.0)
-    commit_kill_chance: float = 0.02
-    lease_kill_chance: float = 0.1
+    commit_kill_chance: float = 0.1
+    lease_kill_chance: float = 0.5
     drain_timeout: float = 120.0
     settle: float = 5.0
     work_dir: Path | None = None
@@ -239,6 +243,7 @@ class _Run:
         self.proxies: list[KillProxy] = []
         self.store_proxy = KillProxy(self.cloud_port, self._on_store_answer, "store")
         self.point: dict[str, str] = {}
+        self.notes: list[str] = []
 
     # -- readiness ------------------------------------------------------------------------------
 
@@ -278,6 +283,7 @@ class _Run:
             and answer.path in _STORE_POSTS
             and answer.status == httpx.codes.OK
             and self._budget_left(CLOUD_AFTER_COMMIT)
+            and self.cloud.armed
             and self.cloud.ready.is_set()
             and self.rng_commit.random() < self.options.commit_kill_chance
             and self.cloud.kill()
@@ -293,6 +299,7 @@ class _Run:
                 and answer.path == _LEASE
                 and answer.status == httpx.codes.OK
                 and self._budget_left(TILL_AFTER_LEASE)
+                and till.armed
                 and till.ready.is_set()
                 and self.rng_lease.random() < self.options.lease_kill_chance
                 and till.kill()
@@ -303,15 +310,42 @@ class _Run:
 
         return on_answer
 
+    def _kinds_of(self, target: Managed) -> list[str]:
+        """The kill-point kinds that end a life of ``target``."""
+        kinds = [target.kind.value]
+        if target.kind is Kind.CLOUD:
+            kinds.append(CLOUD_AFTER_COMMIT)
+        elif target.kind is Kind.TILL:
+            kinds.append(TILL_AFTER_LEASE)
+        return [k for k in kinds if k in self.quotas]
+
     async def _monkey(self, target: Managed) -> None:
-        """SIGKILL ``target`` a random moment after each time it is ready, while chaos lasts."""
+        """Give each life of ``target`` one kill point, chosen by the seeded random stream.
+
+        A random kill comes ``kill_delay`` seconds after the process is ready; a proxy kill
+        point arms the process, and its proxy kills it at a matching answer (or, after
+        :data:`ARM_SECONDS` without one, the life gets a new choice).
+        """
         rng = random.Random(f"{self.options.seed}:{target.name}")  # noqa: S311 - not crypto
         low, high = self.options.kill_delay
         while self.chaos:
             await target.ready.wait()
-            await asyncio.sleep(rng.uniform(low, high))
-            if self._budget_left(target.kind.value) and target.ready.is_set() and target.kill():
-                self.kill_points[target.kind.value] += 1
+            kinds = [k for k in self._kinds_of(target) if self._budget_left(k)]
+            if not kinds:
+                await asyncio.sleep(0.5)
+                continue
+            kind = rng.choice(kinds)
+            if kind == target.kind.value:
+                await asyncio.sleep(rng.uniform(low, high))
+                if self._budget_left(kind) and target.ready.is_set() and target.kill():
+                    self.kill_points[kind] += 1
+                continue
+            target.armed = True
+            try:
+                with contextlib.suppress(TimeoutError):  # no matching answer: choose again
+                    await asyncio.wait_for(target.down.wait(), ARM_SECONDS)
+            finally:
+                target.armed = False
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -408,8 +442,9 @@ class _Run:
             give_up_after=max(60.0, self.options.drain_timeout),
         )
         self.chaos = True
-        targets = [p for p in self.processes if p.kind in self.options.targets]
-        monkeys = [asyncio.create_task(self._monkey(p)) for p in targets]
+        monkeys = [
+            asyncio.create_task(self._monkey(p)) for p in self.processes if self._kinds_of(p)
+        ]
         loading = asyncio.create_task(load.run())
         loop = asyncio.get_running_loop()
         began = loop.time()
@@ -438,7 +473,13 @@ class _Run:
         self.progress("chaos: load stopped; waiting for answers and restarts")
         await loading
         for process in self.processes:
-            await asyncio.wait_for(process.ready.wait(), 90.0)
+            try:
+                await asyncio.wait_for(process.ready.wait(), RESTART_WAIT)
+            except TimeoutError:
+                self.notes.append(
+                    f"{process.name} was not ready {RESTART_WAIT:.0f} s after the load"
+                )
+                log.warning("chaos_not_ready_after_load", process=process.name)
         return load
 
     async def documents(self) -> list[dict[str, Any]]:
@@ -567,15 +608,15 @@ async def run_chaos(
         answered = set(load.tally.answered_200)
         await run.drain(answered)
         drain_seconds = loop.time() - drain_began
-        listed = {d["id"]: d for d in await run.documents()}
+        for till in run.tills:
+            await till.stop()  # the cloud's view and the archives are read at rest
         statuses = await run.store_statuses(answered)
+        listed = {d["id"]: d for d in await run.documents()}
         stored = {
             i: StoredDocument.from_api(statuses[i], listed[i])
             for i in answered
             if i in statuses and i in listed
         }
-        for till in run.tills:
-            await till.stop()  # the archives are read at rest
         drives = run.archives()
         findings = check(answered, stored, drives)
         return ChaosResult(
@@ -594,6 +635,7 @@ async def run_chaos(
             documents_in_cloud=len(listed),
             proxy_answers={p.name: dict(p.answers) for p in (run.store_proxy, *run.proxies)},
             startup_seconds={p.name: p.startup_seconds() for p in run.processes},
+            notes=run.notes,
         )
     finally:
         await run.close()

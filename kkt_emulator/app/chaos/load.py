@@ -23,6 +23,11 @@ __all__ = ["Load", "LoadTally", "sale"]
 log = get_logger(component="chaos")
 
 RETRY_PAUSE = 0.2
+RETRY_PAUSE_MAX = 2.0
+IN_FLIGHT = 16
+"""Requests open at once: a restarted cloud checks every new connection's password once, and
+hundreds of retries arriving together would keep it busy for many seconds (a shop's client
+pool is bounded the same way)."""
 REQUEST_TIMEOUT = 10.0
 
 _SALE: dict[str, Any] = {
@@ -90,11 +95,12 @@ class Load:
         self._stopping = asyncio.Event()
         self._give_up = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = asyncio.Semaphore(IN_FLIGHT)
 
     async def run(self) -> None:
         """Post until :meth:`stop`; then wait for the documents in flight (bounded)."""
         loop = asyncio.get_running_loop()
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+        limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
         async with httpx.AsyncClient(
             timeout=REQUEST_TIMEOUT, limits=limits, auth=self.auth
         ) as http:
@@ -124,15 +130,18 @@ class Load:
         doc_id = f"{self.prefix}-{n}"
         self.tally.posted.append(doc_id)
         body = sale(doc_id, n)
+        pause = RETRY_PAUSE
         while True:
             try:
-                answer = await http.post(f"{self.store_url}/v2/doc", json=body)
+                async with self._in_flight:
+                    answer = await http.post(f"{self.store_url}/v2/doc", json=body)
             except httpx.TransportError:  # refused, reset, cut by the proxy, timed out
                 if self._give_up.is_set():
                     self.tally.never_answered.add(doc_id)
                     return
                 self.tally.retries += 1
-                await asyncio.sleep(RETRY_PAUSE)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RETRY_PAUSE_MAX)
                 continue
             if answer.status_code == httpx.codes.OK:
                 self.tally.answered_200.add(doc_id)

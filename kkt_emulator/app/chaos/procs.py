@@ -77,11 +77,15 @@ class Managed:
         self.log_path = workdir / f"{name}.log"
         self.ready_check = ready_check
         self.ready = asyncio.Event()
+        self.down = asyncio.Event()
+        """Set from a kill (or an exit) until the next start."""
         self.starts = 0
         self.kills = 0
         self.unexpected_exits = 0
         self.log_offset = 0
         self.startups: list[float] = []
+        self.armed = False
+        """This life is given to a proxy kill point (the proxy may kill it)."""
         self._proc: asyncio.subprocess.Process | None = None
         self._killed_by_us = False
         self._wanted = False
@@ -118,6 +122,8 @@ class Managed:
 
     async def _spawn(self) -> None:
         self.ready.clear()
+        self.down.clear()
+        self.armed = False
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("ab") as out:
@@ -170,6 +176,7 @@ class Managed:
                 return
             code = await proc.wait()
             self.ready.clear()
+            self.down.set()
             if not self.wanted:
                 return
             if not self._killed_by_us:
@@ -187,6 +194,7 @@ class Managed:
             return False
         self._killed_by_us = True
         self.ready.clear()
+        self.down.set()
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:  # it exited just now; the keeper sees that as an exit
