@@ -164,9 +164,12 @@ class Managed:
         self._wanted = True
         await self._spawn()
         if not await self._wait_ready(READY_TIMEOUT):
-            tail = self.log_text(since_start=False)[-2000:]
+            lines = [line for line in self.log_text().splitlines() if line.strip()]
+            last = lines[-1][:300] if lines else "no output"
             await self.stop()
-            raise ChaosStartError(f"{self.name} did not start ({' '.join(self.argv)}): {tail}")
+            raise ChaosStartError(
+                f"{self.name} did not start; its log {self.log_path} ends with: {last}"
+            )
         self._keeper = asyncio.create_task(self._keep(), name=f"keep-{self.name}")
 
     async def _keep(self) -> None:
