@@ -27,12 +27,12 @@ pytestmark = pytest.mark.slow
 
 KILL_POINTS = 30
 OPTIONS = ChaosOptions(
-    duration=150.0,  # a cap: the run ends when every kind had its share of the 30 kill points
+    duration=240.0,  # a cap: the run ends when every kind had its share of the 30 kill points
     rate=3.0,
     seed=11,
     tills=1,
     kills=KILL_POINTS,
-    kill_delay=(0.05, 1.0),
+    kill_delay=(0.05, 2.0),
     commit_kill_chance=0.2,
     lease_kill_chance=0.5,
     drain_timeout=60.0,

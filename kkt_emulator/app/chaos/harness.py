@@ -48,7 +48,7 @@ _LEASE = "/api/device/v1/lease"
 _BOUND = re.compile(r"with drive \S+ bound as")
 _PAGE = 10000
 RESTART_WAIT = 90.0
-ARM_SECONDS = 10.0
+ARM_SECONDS = 20.0
 
 
 def _quotas(options: ChaosOptions) -> dict[str, int]:
@@ -189,7 +189,7 @@ class _Run:
         return [k for k in kinds if k in self.quotas]
 
     async def _monkey(self, target: Managed) -> None:
-        """Give each life of ``target`` one kill point, chosen by the seeded random stream.
+        """Give each life of ``target`` one kill point: the kind it had fewest of (seeded ties).
 
         A random kill comes ``kill_delay`` seconds after the process is ready; a proxy kill
         point arms the process, and its proxy kills it at a matching answer (or, after
@@ -203,7 +203,8 @@ class _Run:
             if not kinds:
                 await asyncio.sleep(0.5)
                 continue
-            kind = rng.choice(kinds)
+            fewest = min(self.kill_points[k] for k in kinds)
+            kind = rng.choice([k for k in kinds if self.kill_points[k] == fewest])
             if kind == target.kind.value:
                 await asyncio.sleep(rng.uniform(low, high))
                 if self._budget_left(kind) and target.ready.is_set() and target.kill():
@@ -370,8 +371,12 @@ class _Run:
             if len(page) < _PAGE:
                 return found
 
-    async def drain(self, ids: set[str]) -> None:
-        """Wait until the answered documents settle (no change for ``settle`` seconds), bounded."""
+    async def drain(self, ids: set[str]) -> bool:
+        """Wait until the answered documents settle (no change for ``settle`` seconds), bounded.
+
+        Returns whether they settled before ``drain_timeout``; when not, documents still on
+        their way (and acknowledgements still in a till's outbox) count as stuck or missing.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.drain_timeout
         last: tuple[tuple[str, int], ...] = ()
@@ -391,8 +396,9 @@ class _Run:
                 self.progress(f"chaos: draining {dict(snapshot)}")
             quiet = loop.time() - since
             if quiet >= (self.options.settle if not busy else self.options.settle * 3):
-                return
+                return True
             await asyncio.sleep(0.5)
+        return False
 
     async def store_statuses(self, ids: set[str]) -> dict[str, dict[str, Any]]:
         """The store API's status of each id (404 → absent)."""
@@ -475,7 +481,12 @@ async def run_chaos(
         load = await run.load_and_kill()
         drain_began = loop.time()
         answered = set(load.tally.answered_200)
-        await run.drain(answered)
+        drained = await run.drain(answered)
+        if not drained:
+            run.notes.append(
+                f"not settled within --drain-timeout {options.drain_timeout:.0f} s: documents"
+                " still moving count as stuck, acknowledgements still queued as missing"
+            )
         drain_seconds = loop.time() - drain_began
         for till in run.tills:
             await till.stop()  # the cloud's view and the archives are read at rest
@@ -500,6 +511,7 @@ async def run_chaos(
             unexpected_exits={p.name: p.unexpected_exits for p in run.processes},
             seconds=loop.time() - began,
             drain_seconds=drain_seconds,
+            drained=drained,
             work_dir=None if temporary is not None else str(work),
             documents_in_cloud=len(listed),
             proxy_answers={p.name: dict(p.answers) for p in (run.store_proxy, *run.proxies)},

@@ -94,6 +94,7 @@ class ChaosResult:
     unexpected_exits: dict[str, int]
     seconds: float
     drain_seconds: float
+    drained: bool
     work_dir: str | None
     documents_in_cloud: int = 0
     proxy_answers: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -145,6 +146,7 @@ class ChaosResult:
             "proxy_answers": self.proxy_answers,
             "seconds": round(self.seconds, 1),
             "drain_seconds": round(self.drain_seconds, 1),
+            "drained": self.drained,
             "work_dir": self.work_dir,
             "notes": self.notes,
             "ok": self.ok,
