@@ -103,6 +103,7 @@ async def test_the_proxy_forwards_and_drops_an_answer_it_is_told_to() -> None:
         ["--kill-delay", "3:1"],
         ["--targets", "till,printer"],
         ["--rate", "0"],
+        ["--profile", "no-such-profile"],
     ],
 )
 def test_bad_arguments_exit_2_with_one_error_line(

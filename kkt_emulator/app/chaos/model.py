@@ -9,7 +9,7 @@ from typing import Any
 from kkt_emulator.app.chaos.checks import Findings
 from kkt_emulator.app.chaos.procs import Kind
 from kkt_emulator.errors import ConfigError
-from kkt_emulator.profiles import DEFAULT_PROFILE
+from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
 
 __all__ = ["CLOUD_AFTER_COMMIT", "KILL_KINDS", "TILL_AFTER_LEASE", "ChaosOptions", "ChaosResult"]
 
@@ -62,7 +62,11 @@ class ChaosOptions:
     profile: str = DEFAULT_PROFILE
 
     def validate(self) -> None:
-        """Raise :class:`~kkt_emulator.errors.ConfigError` on a contradictory option."""
+        """Check the options.
+
+        Raises:
+            ConfigError: a contradictory option, or an unknown firmware profile.
+        """
         low, high = self.kill_delay
         problems = [
             (self.duration <= 0, "--duration must be positive"),
@@ -77,6 +81,7 @@ class ChaosOptions:
         for bad, message in problems:
             if bad:
                 raise ConfigError(message)
+        load_profile(self.profile)  # an unknown profile fails here, before any process starts
 
 
 @dataclass(slots=True)
