@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 KILL_POINTS = 30
 OPTIONS = ChaosOptions(
-    duration=240.0,  # a cap: the run ends when every kind had its share of the 30 kill points
+    duration=420.0,  # a cap: the run ends when every kind had its share of the 30 kill points
     rate=3.0,
     seed=11,
     tills=1,
