@@ -35,7 +35,7 @@ OPTIONS = ChaosOptions(
     kill_delay=(0.05, 2.0),
     commit_kill_chance=0.2,
     lease_kill_chance=0.5,
-    drain_timeout=60.0,
+    drain_timeout=180.0,  # ends after 9 s without change; only a busy till uses the rest
     settle=3.0,
 )
 STRANDED_LEASES = (
