@@ -90,6 +90,7 @@ async def test_the_proxy_forwards_and_drops_an_answer_it_is_told_to() -> None:
                     outcomes.append("dropped")
     finally:
         await proxy.close()
+        await asyncio.sleep(0.2)  # let the upstream handlers see the proxy hang up and return
         server.close()
         await server.wait_closed()
     assert outcomes == ["ok", "dropped", "ok"]
