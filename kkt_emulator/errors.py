@@ -22,6 +22,7 @@ when a name here is no such class::
     │   └── AlreadyFiscalisedError cloud.lifecycle  success for a fiscalised doc (D36)
     ├── CommandError               control.topics   a control-plane command refused
     ├── ScenarioCheckError         app.scenarios.run a scenario saw what its case does not say
+    ├── ChaosStartError            app.chaos.procs  a chaos-run process would not start
     └── SimulatedCrash             till.context     a ``till.crash`` fault point hit
 
 Structured fields: ``DriveError(code, data, detail)``, ``ValidationError(field, reason)`` and

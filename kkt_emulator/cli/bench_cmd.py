@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 
 from kkt_emulator.app.bench import bench_fn
+from kkt_emulator.app.chaos.procs import Kind
 from kkt_emulator.profiles import DEFAULT_PROFILE
 
 app = typer.Typer(help="Benchmarks; every one prints a JSON document.", no_args_is_help=True)
@@ -113,3 +115,88 @@ def fleet_command(
         )
     )
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+def _targets(text: str) -> tuple[Kind, ...]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        return tuple(Kind(n) for n in names)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r}: use till, cloud and ofd, comma-separated") from exc
+
+
+def _delay(text: str) -> tuple[float, float]:
+    low, sep, high = text.partition(":")
+    try:
+        return (float(low), float(high)) if sep else (float(low), float(low))
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r}: use MIN:MAX seconds, e.g. 0.05:2") from exc
+
+
+@app.command("chaos")
+def chaos_command(
+    duration: float = typer.Option(60.0, "--duration", min=1.0, help="Seconds of load and kills."),
+    rate: float = typer.Option(15.0, "--rate", min=0.1, max=1000.0, help="Documents per second."),
+    seed: int = typer.Option(1, "--seed", help="Seed of the kill moments and kill points."),
+    tills: int = typer.Option(1, "--tills", min=1, max=50, help="Till processes to run."),
+    kills: int = typer.Option(
+        0,
+        "--kills",
+        min=0,
+        help="Kill points to reach, evenly over the kinds; the load then stops (0: until --duration).",
+    ),
+    targets: str = typer.Option(
+        "till,cloud,ofd", "--targets", help="Processes killed at random moments (comma-separated)."
+    ),
+    kill_delay: str = typer.Option(
+        "0.05:2", "--kill-delay", help="A random kill comes MIN:MAX seconds after each start."
+    ),
+    commit_kill_chance: float = typer.Option(
+        0.1,
+        "--commit-kill-chance",
+        min=0.0,
+        max=1.0,
+        help="Chance to kill the cloud between a store-API commit and its 200.",
+    ),
+    lease_kill_chance: float = typer.Option(
+        0.5,
+        "--lease-kill-chance",
+        min=0.0,
+        max=1.0,
+        help="Chance to kill a till between the cloud's lease answer and the till.",
+    ),
+    drain_timeout: float = typer.Option(
+        120.0, "--drain-timeout", min=1.0, help="Seconds to wait for documents to settle."
+    ),
+    work_dir: Path | None = typer.Option(
+        None, "--work-dir", help="Keep state and logs here (default: a temporary directory)."
+    ),
+    profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="Firmware profile."),
+) -> None:
+    """Cloud, OFD and tills as processes, SIGKILLed under load; checks lost/doubled/stuck/acks.
+
+    Prints one JSON document; progress goes to stderr. Exits 0 when every check passes, 1 when
+    one fails, 2 on bad arguments or when the processes cannot be started.
+    """
+    import asyncio  # noqa: PLC0415 - only this command runs an event loop
+
+    from kkt_emulator.app.chaos import ChaosOptions, run_chaos  # noqa: PLC0415
+
+    options = ChaosOptions(
+        duration=duration,
+        rate=rate,
+        seed=seed,
+        tills=tills,
+        kills=kills,
+        targets=_targets(targets),
+        kill_delay=_delay(kill_delay),
+        commit_kill_chance=commit_kill_chance,
+        lease_kill_chance=lease_kill_chance,
+        drain_timeout=drain_timeout,
+        work_dir=work_dir,
+        profile=profile,
+    )
+    result = asyncio.run(run_chaos(options, lambda line: typer.echo(line, err=True)))
+    typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+    if not result.ok:
+        raise typer.Exit(1)
