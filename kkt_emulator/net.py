@@ -18,13 +18,16 @@ def listen_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
     """Bind and listen on ``host:port`` (0 picks a free port; read it from ``getsockname()``).
 
     The socket is handed to uvicorn (``server.serve(sockets=[sock])``), which avoids the race of
-    choosing a free port and binding it later.
+    choosing a free port and binding it later. It is made with ``IPPROTO_TCP`` as its protocol:
+    asyncio turns Nagle's algorithm off (``TCP_NODELAY``) only on sockets whose ``proto`` says TCP,
+    and the connections a socket accepts inherit its ``proto``. Made with protocol 0, every answer
+    written in two pieces waited for the peer's delayed ACK, about 40 ms a request.
 
     Raises:
         ConfigError: the address cannot be bound (in use, not local, no permission).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -10,7 +10,6 @@ time is pacing time (the clock's monotonic seconds); business time does not move
 from __future__ import annotations
 
 import asyncio
-import socket
 import tempfile
 import uuid
 from pathlib import Path
@@ -22,6 +21,7 @@ import uvicorn
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.cloud.app import Cloud
 from kkt_emulator.cloud.settings import CloudSettings
+from kkt_emulator.net import listen_socket
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -67,9 +67,7 @@ async def _run(
             async with httpx.AsyncClient(transport=transport, base_url="http://cloud") as http:
                 rates = await _measure(http, clock, documents, reads, concurrency)
         return {"transport": "asgi", **rates}
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
+    sock = listen_socket("127.0.0.1", 0, backlog=1024)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     server = uvicorn.Server(
         uvicorn.Config(cloud.app, lifespan="on", log_level="warning", access_log=False)

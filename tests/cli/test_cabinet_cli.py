@@ -19,6 +19,7 @@ from kkt_emulator.clock import ManualClock
 from kkt_emulator.cloud.app import Cloud
 from kkt_emulator.cloud.settings import CloudSettings
 from kkt_emulator.logging import configure_logging
+from kkt_emulator.net import listen_socket
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -28,9 +29,7 @@ if TYPE_CHECKING:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     configure_logging("console", "warning")  # keep the server's info logs off captured stdout
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
+    sock = listen_socket("127.0.0.1", 0, backlog=64)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     holder: dict[str, uvicorn.Server] = {}
     ready = threading.Event()

@@ -13,6 +13,7 @@ from cloud_helpers import FakeTill, doc_status, make_point, minimal_doc, post_do
 
 from kkt_emulator.cloud.app import Cloud
 from kkt_emulator.cloud.settings import CloudSettings
+from kkt_emulator.net import listen_socket
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -24,10 +25,7 @@ if TYPE_CHECKING:
 
 
 def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    return sock
+    return listen_socket("127.0.0.1", 0, backlog=128)
 
 
 @asynccontextmanager
