@@ -219,6 +219,35 @@ class Loops:
 
     # ------------------------------------------------------------------ OFD
 
+    async def report_missed_acks(self) -> int:
+        """Queue acknowledgements the drive holds but the till never queued; returns how many.
+
+        A till killed after the drive took the OFD's receipt (26h) and before the outbox write
+        has the acknowledgement only in the drive; the OFD will not send it again. On start the
+        drive's OFD status says which documents are acknowledged (all below the first unsent
+        one), and every one above the till's mark is reported now (till-protocol.md §2).
+        """
+        ctx = self.ctx
+        try:
+            ofd = await ctx.fn.call(Command.OFD_STATUS)
+            acked_through = ofd.first_fd - 1 if ofd.unsent else (await ctx.fn.status()).last_fd
+        except (DriveError, TransportError) as exc:
+            # The mark stays where it is, so the next start reports what this one could not.
+            ctx.log.warning("ofd_acks_not_checked", error=str(exc))
+            return 0
+        mark = ctx.state.ofd_acked_mark(ctx.fn_serial)
+        if mark is None:  # first start with this drive, or a state from before the mark
+            ctx.state.set_ofd_acked_mark(ctx.fn_serial, acked_through)
+            return 0
+        missed = range(mark + 1, acked_through + 1)
+        for fd in missed:
+            ctx.state.queue_ofd_ack(
+                fd, {"fnDocNumber": fd, "fnNumber": ctx.fn_serial, "state": "acknowledged"}
+            )
+        if missed:
+            ctx.log.warning("ofd_acks_recovered", first=missed.start, last=missed.stop - 1)
+        return len(missed)
+
     async def _on_ofd_ack(self, fd: int, when: datetime) -> None:
         ctx = self.ctx
         ctx.state.queue_ofd_ack(

@@ -50,6 +50,14 @@ CREATE TABLE IF NOT EXISTS till_outbox (
 """
 
 
+# The reported-acknowledgement mark only ever grows (values are JSON integers).
+_RAISE_MARK = (
+    "INSERT INTO till_meta (key, value) VALUES (?, ?) ON CONFLICT (key)"
+    " DO UPDATE SET value = excluded.value"
+    " WHERE CAST(excluded.value AS INTEGER) > CAST(till_meta.value AS INTEGER)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
     """A document the till was about to fiscalise when it last wrote."""
@@ -208,15 +216,31 @@ class TillStore:
     # ------------------------------------------------------------------ outbox
 
     def queue_ofd_ack(self, fd: int, payload: dict[str, Any]) -> None:
-        """Queue an OFD acknowledgement report."""
-        self._write(
-            [
-                (
-                    "INSERT OR REPLACE INTO till_outbox (kind, key, payload) VALUES ('ofd', ?, ?)",
-                    (str(fd), json.dumps(payload)),
-                )
-            ]
-        )
+        """Queue an OFD report; an acknowledgement also moves the drive's reported mark.
+
+        The OFD acknowledges a drive's documents in order, so the mark (``ofd_acked:<ФН>``) is
+        the highest fiscal number whose acknowledgement is queued; it is written in the same
+        transaction as the report.
+        """
+        statements: list[tuple[str, tuple[Any, ...]]] = [
+            (
+                "INSERT OR REPLACE INTO till_outbox (kind, key, payload) VALUES ('ofd', ?, ?)",
+                (str(fd), json.dumps(payload)),
+            )
+        ]
+        serial = payload.get("fnNumber")
+        if payload.get("state") == "acknowledged" and serial:
+            statements.append((_RAISE_MARK, (f"ofd_acked:{serial}", json.dumps(fd))))
+        self._write(statements)
+
+    def ofd_acked_mark(self, fn_serial: str) -> int | None:
+        """The highest fiscal number of ``fn_serial`` whose acknowledgement was queued, if known."""
+        value = self.get(f"ofd_acked:{fn_serial}")
+        return int(value) if value is not None else None
+
+    def set_ofd_acked_mark(self, fn_serial: str, fd: int) -> None:
+        """Start the mark of a drive the till has not reported acknowledgements for yet."""
+        self.put(**{f"ofd_acked:{fn_serial}": fd})
 
     def outbox(self, kind: str, limit: int = 100) -> list[OutboxEntry]:
         """The oldest waiting reports of ``kind``."""

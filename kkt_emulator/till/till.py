@@ -267,6 +267,7 @@ class Till:
         await self._bind()
         self.link.resume_leases()
         await self.reconcile()
+        await self.loops.report_missed_acks()
         self._tasks = [
             asyncio.create_task(self.loops.poll_loop(), name=f"till-poll-{ctx.kkt_serial}"),
             asyncio.create_task(self.loops.outbox_loop(), name=f"till-outbox-{ctx.kkt_serial}"),
@@ -333,6 +334,7 @@ class Till:
         await self.drive_slot.start()
         self.link.resume_leases()
         await self.reconcile()
+        await self.loops.report_missed_acks()
 
     def local_now(self) -> datetime:
         """The drive's wall-clock time for DATE_TIME fields (minute resolution on the wire)."""

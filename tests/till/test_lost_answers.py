@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from kkt_emulator.fn.codes import Command
 from kkt_emulator.testing.stack import StackHarness
@@ -92,3 +93,31 @@ async def test_the_outbox_loop_survives_a_failing_pass(tmp_path: Path) -> None:
         while calls < 2 and kkt.clock.monotonic() < deadline:
             await kkt.clock.pace(0.05)
         assert calls >= 2  # the loop went on after the failing pass
+
+
+async def test_an_acknowledgement_only_the_drive_holds_is_reported_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the drive took the OFD's receipt (26h), before the outbox write."""
+    async with StackHarness.running(tmp_path) as kkt:
+        kkt.till.inject_fault(FaultName.OFD_DOWN.value)
+        doc = kkt.sale(34.0)
+        await kkt.post_document(doc)
+        await kkt.wait_for_status(doc["id"], "COMPLETED")
+        store = kkt.till.state
+        real = store.queue_ofd_ack
+
+        def dies_before_the_write(fd: int, payload: dict[str, object]) -> None:
+            if payload.get("state") != "acknowledged":
+                real(fd, payload)  # «sent» still goes: only the acknowledgement dies
+
+        monkeypatch.setattr(store, "queue_ofd_ack", dies_before_the_write)
+        kkt.till.clear_faults(FaultName.OFD_DOWN.value)
+        await until(kkt, "ofd_empty")  # the drive holds every acknowledgement
+        await kkt.till.flush_outbox()
+        assert (await kkt.document_detail(doc["id"]))["ofd"]["state"] != "acknowledged"
+
+        await kkt.till._restart_after_crash("killed between 26h and the outbox write")
+        await kkt.till.flush_outbox()
+        assert (await kkt.document_detail(doc["id"]))["ofd"]["state"] == "acknowledged"
+        assert kkt.till.state.outbox("ofd") == []
