@@ -46,11 +46,10 @@ def e2e_command(
     profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="Firmware profile."),
 ) -> None:
     """Shop to COMPLETED over real HTTP: receipts/s, latency p50/p99, CPU per receipt, peak RSS."""
-    import asyncio  # noqa: PLC0415 - only this command runs an event loop
-
+    from kkt_emulator import eventloop  # noqa: PLC0415 - only this command runs an event loop
     from kkt_emulator.app.bench import bench_e2e  # noqa: PLC0415
 
-    result = asyncio.run(bench_e2e(tills, docs, points, concurrency, profile))
+    result = eventloop.run(bench_e2e(tills, docs, points, concurrency, profile))
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
 
 
@@ -95,15 +94,14 @@ def fleet_command(
     profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="Firmware profile."),
 ) -> None:
     """`up --tills N --points M` under load: start-up seconds, idle CPU, receipts/s, CPU, peak RSS."""
-    import asyncio  # noqa: PLC0415 - only this command runs an event loop
-
+    from kkt_emulator import eventloop  # noqa: PLC0415 - only this command runs an event loop
     from kkt_emulator.app.bench import bench_fleet  # noqa: PLC0415
     from kkt_emulator.control.plane import resolve_mqtt  # noqa: PLC0415
 
     mode, notice = resolve_mqtt(mqtt)
     if notice:
         typer.echo(notice, err=True)
-    result = asyncio.run(
+    result = eventloop.run(
         bench_fleet(
             tills,
             points,
@@ -178,8 +176,7 @@ def chaos_command(
     Prints one JSON document; progress goes to stderr. Exits 0 when every check passes, 1 when
     one fails, 2 on bad arguments or when the processes cannot be started.
     """
-    import asyncio  # noqa: PLC0415 - only this command runs an event loop
-
+    from kkt_emulator import eventloop  # noqa: PLC0415 - only this command runs an event loop
     from kkt_emulator.app.chaos import ChaosOptions, run_chaos  # noqa: PLC0415
 
     options = ChaosOptions(
@@ -196,7 +193,7 @@ def chaos_command(
         work_dir=work_dir,
         profile=profile,
     )
-    result = asyncio.run(run_chaos(options, lambda line: typer.echo(line, err=True)))
+    result = eventloop.run(run_chaos(options, lambda line: typer.echo(line, err=True)))
     typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
     if not result.ok:
         raise typer.Exit(1)

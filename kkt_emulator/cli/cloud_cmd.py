@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import signal
@@ -14,6 +13,7 @@ import platformdirs
 import typer
 import uvicorn
 
+from kkt_emulator import eventloop
 from kkt_emulator.cli.output import JSON_OPTION, console
 from kkt_emulator.clock import Clock, make_clock
 from kkt_emulator.cloud.exposure import check_cabinet_exposure
@@ -133,7 +133,7 @@ def serve(
     db_path = db or default_db_path()
     sock = listen_socket(host, port)
     try:
-        stopped_by = asyncio.run(_serve(sock, db_path, clock, settings, as_json=as_json))
+        stopped_by = eventloop.run(_serve(sock, db_path, clock, settings, as_json=as_json))
     finally:
         sock.close()
     reason = ", ".join(signal.Signals(s).name for s in stopped_by) or "shutdown"

@@ -239,6 +239,7 @@ def serve_command(
     import signal  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
+    from kkt_emulator import eventloop  # noqa: PLC0415 - only this command runs an event loop
     from kkt_emulator.app.stack import default_state_dir  # noqa: PLC0415
     from kkt_emulator.clock import make_clock  # noqa: PLC0415
     from kkt_emulator.fnio.serve import SerialDrive  # noqa: PLC0415
@@ -268,7 +269,7 @@ def serve_command(
             await drive.serve(stop)
         typer.echo("stopped", err=True)
 
-    asyncio.run(run())
+    eventloop.run(run())
 
 
 @app.command("archive")

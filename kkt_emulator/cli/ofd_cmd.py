@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from kkt_emulator import eventloop
 from kkt_emulator.cli.output import JSON_OPTION
 from kkt_emulator.clock import RealClock
 from kkt_emulator.errors import ConfigError
@@ -76,4 +77,4 @@ def serve_command(
     """Serve the OFD stand-in; print its address; stop cleanly on SIGINT or SIGTERM."""
     if not inn_is_valid(ofd_inn):
         raise ConfigError(f"--ofd-inn {ofd_inn!r} is not a valid 10- or 12-digit ИНН")
-    asyncio.run(_serve(host, port, db, ofd_inn, signing_seed, as_json=as_json))
+    eventloop.run(_serve(host, port, db, ofd_inn, signing_seed, as_json=as_json))

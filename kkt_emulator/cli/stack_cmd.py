@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from kkt_emulator import eventloop
 from kkt_emulator.app.stack import Stack, StackOptions, default_state_dir
 from kkt_emulator.clock import Clock, make_clock
 from kkt_emulator.control.plane import resolve_mqtt
@@ -94,7 +95,7 @@ def up(
         mqtt=mqtt_mode,
         cabinet_token=cabinet_token,
     )
-    asyncio.run(_serve(options, clock))
+    eventloop.run(_serve(options, clock))
 
 
 async def _serve(options: StackOptions, clock: Clock) -> None:

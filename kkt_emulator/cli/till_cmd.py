@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from kkt_emulator import eventloop
 from kkt_emulator.clock import make_clock
 from kkt_emulator.errors import ConfigError
 from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
@@ -99,7 +100,7 @@ def run(
                 if control is not None:
                     await control.close()
 
-    asyncio.run(main())
+    eventloop.run(main())
 
 
 def read_password(password: str | None, password_file: Path | None) -> str:
