@@ -7,6 +7,7 @@ the drive (04h/05h) needs a closed shift and, unless autonomous, an empty OFD qu
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -226,8 +227,7 @@ class RegistrationCommands(DriveCore):
         fd, fpd = self._sign(
             doc_code, when, head=head, body=doc.tlv, details=details, registration=reg
         )
-        reg.fpd = fpd
-        s.registrations.append(reg)
+        s.registrations.append(replace(reg, fpd=fpd))
         s.ffd_in_use = ffd
         if doc.report_type in (0, 1):
             s.phase = Phase.FISCAL

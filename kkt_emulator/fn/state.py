@@ -2,14 +2,20 @@
 
 :class:`DriveState` is everything a real drive keeps in its non-volatile memory apart from the
 documents themselves: phase, registration, counters, the open document, the OFD queue. It
-serialises to JSON so a store can keep it in one row. Documents are immutable once signed and live
-in the store (:class:`ArchivedDocument`); only their OFD acknowledgement changes later.
+serialises to JSON in three parts, so a store rewrites only what a command changed: the small
+:meth:`DriveState.core_json` (counters, flags, the open document), the registration reports
+(immutable once signed, appended only) and the OFD queue (:class:`UnsentEntry`, immutable, changed
+only at its ends: pushed at the tail when a document is signed, popped at the head when the OFD
+acknowledges it). Documents are immutable once signed and live in the store
+(:class:`ArchivedDocument`); only their OFD acknowledgement changes later.
 """
 
 from __future__ import annotations
 
 import base64
-from dataclasses import asdict, dataclass, field
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
@@ -26,6 +32,7 @@ __all__ = [
     "RegistrationRecord",
     "Totals",
     "UnsentEntry",
+    "queue_change",
 ]
 
 
@@ -85,9 +92,9 @@ class OpenDocument:
         )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class RegistrationRecord:
-    """One registration or re-registration report, as 43h/44h/47h return it."""
+    """One registration or re-registration report, as 43h/44h/47h return it (immutable once signed)."""
 
     fd: int
     fpd: int
@@ -116,10 +123,22 @@ class RegistrationRecord:
 
     def to_json(self) -> dict[str, Any]:
         """Serialise for the store."""
-        data = asdict(self)
-        data["when"] = _dt(self.when)
-        data["tlv"] = _b64(self.tlv)
-        return data
+        return {
+            "fd": self.fd,
+            "fpd": self.fpd,
+            "when": _dt(self.when),
+            "inn": self.inn,
+            "rnm": self.rnm,
+            "tax_systems": self.tax_systems,
+            "mode": self.mode,
+            "ext_flags": self.ext_flags,
+            "ofd_inn": self.ofd_inn,
+            "ffd": self.ffd,
+            "agent": self.agent,
+            "excise": self.excise,
+            "reason": self.reason,
+            "tlv": _b64(self.tlv),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RegistrationRecord:
@@ -130,13 +149,25 @@ class RegistrationRecord:
         return cls(**values)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class UnsentEntry:
     """A document waiting for the OFD's acknowledgement (the drive's 30-day storage)."""
 
     fd: int
     when: datetime
     size: int
+
+    def to_json(self) -> list[Any]:
+        """Serialise for the store: ``[fd, when, size]``."""
+        return [self.fd, _dt(self.when), self.size]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> UnsentEntry:
+        """Deserialise from the store."""
+        fd, when, size = data
+        parsed = _pdt(when)
+        assert parsed is not None
+        return cls(fd, parsed, size)
 
 
 @dataclass(slots=True)
@@ -150,6 +181,10 @@ class Totals:
         """Count one receipt of ``operation`` (1..4) with ``total`` kopecks."""
         self.counts[operation - 1] += 1
         self.sums[operation - 1] += total
+
+    def to_json(self) -> dict[str, list[int]]:
+        """Serialise for the store (copies, so later counting does not leak into a saved state)."""
+        return {"counts": list(self.counts), "sums": list(self.sums)}
 
 
 @dataclass(slots=True)
@@ -206,11 +241,23 @@ class DriveState:
         return self.registrations[-1] if self.registrations else None
 
     def to_json(self) -> dict[str, Any]:
-        """Serialise for the store."""
+        """Serialise the whole state (the core, the registrations and the OFD queue) in one dict."""
+        return {
+            **self.core_json(),
+            "registrations": [r.to_json() for r in self.registrations],
+            "unsent": [u.to_json() for u in self.unsent],
+        }
+
+    def core_json(self) -> dict[str, Any]:
+        """Serialise everything but the registrations and the OFD queue (see the module docstring).
+
+        Its size does not grow with the archive or the queue, so a store can write it on every
+        command. Lists are copies: a later command never changes a saved dict.
+        """
+        open_doc = self.open_doc
         return {
             "phase": self.phase,
             "ffd_in_use": self.ffd_in_use,
-            "registrations": [r.to_json() for r in self.registrations],
             "last_fd": self.last_fd,
             "last_doc_time": _dt(self.last_doc_time),
             "activation": _dt(self.activation),
@@ -220,26 +267,38 @@ class DriveState:
             "shift_opened_at": _dt(self.shift_opened_at),
             "receipts_in_shift": self.receipts_in_shift,
             "fds_in_shift": self.fds_in_shift,
-            "shift_totals": asdict(self.shift_totals),
-            "lifetime_totals": asdict(self.lifetime_totals),
-            "open_doc": self.open_doc.to_json() if self.open_doc else None,
+            "shift_totals": self.shift_totals.to_json(),
+            "lifetime_totals": self.lifetime_totals.to_json(),
+            "open_doc": open_doc.to_json() if open_doc is not None else None,
             "transport": self.transport,
             "reading": self.reading,
             "waiting_ack": self.waiting_ack,
-            "unsent": [[u.fd, _dt(u.when), u.size] for u in self.unsent],
             "ofd_flags": self.ofd_flags,
-            "last_errors": self.last_errors,
-            "doc_cursor": self.doc_cursor,
+            "last_errors": list(self.last_errors),
+            "doc_cursor": list(self.doc_cursor) if self.doc_cursor is not None else None,
             "reg_cursor": self.reg_cursor,
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> DriveState:
-        """Deserialise from the store."""
+    def from_json(
+        cls,
+        data: dict[str, Any],
+        registrations: list[RegistrationRecord] | None = None,
+        unsent: list[UnsentEntry] | None = None,
+    ) -> DriveState:
+        """Deserialise from the store.
+
+        ``data`` is a whole :meth:`to_json` dict, or a :meth:`core_json` dict with the
+        registrations and the OFD queue given apart.
+        """
         state = cls()
         state.phase = data["phase"]
         state.ffd_in_use = data["ffd_in_use"]
-        state.registrations = [RegistrationRecord.from_json(r) for r in data["registrations"]]
+        state.registrations = (
+            list(registrations)
+            if registrations is not None
+            else [RegistrationRecord.from_json(r) for r in data["registrations"]]
+        )
         state.last_fd = data["last_fd"]
         state.last_doc_time = _pdt(data["last_doc_time"])
         state.activation = _pdt(data["activation"])
@@ -255,15 +314,15 @@ class DriveState:
         state.transport = data["transport"]
         state.reading = data["reading"]
         state.waiting_ack = data["waiting_ack"]
-        unsent = []
-        for fd, when, size in data["unsent"]:
-            parsed = _pdt(when)
-            assert parsed is not None
-            unsent.append(UnsentEntry(fd, parsed, size))
-        state.unsent = unsent
+        state.unsent = (
+            list(unsent)
+            if unsent is not None
+            else [UnsentEntry.from_json(u) for u in data["unsent"]]
+        )
         state.ofd_flags = data["ofd_flags"]
         state.last_errors = list(data["last_errors"])
-        state.doc_cursor = data["doc_cursor"]
+        cursor = data["doc_cursor"]
+        state.doc_cursor = list(cursor) if cursor is not None else None
         state.reg_cursor = data["reg_cursor"]
         return state
 
@@ -331,18 +390,66 @@ class DriveStore(Protocol):
         """Erase everything (the debug-firmware reset 60h)."""
 
 
+def queue_change(
+    saved: Sequence[UnsentEntry], current: Sequence[UnsentEntry]
+) -> tuple[int, Sequence[UnsentEntry]] | None:
+    """How the OFD queue changed since a store saved it: ``(popped, pushed)``, or ``None``.
+
+    ``popped`` entries left the head of ``saved`` and ``pushed`` joined the tail: the only ways
+    the drive changes its queue (:meth:`DriveState.push_unsent`, :meth:`DriveState.pop_unsent`),
+    so a store writes only those instead of the whole 30-day queue on every command. Entries are
+    compared by identity (they are immutable); the middle of the queue is taken as unchanged when
+    both ends of what was kept are the same objects. ``None`` means the queue changed otherwise
+    (a restored state, a test that built one) and the store must rewrite it whole. Costs O(popped
+    + pushed), not O(queue).
+    """
+    if not current or not saved:
+        return len(saved), current
+    head = current[0]
+    popped = 0
+    n = len(saved)
+    while popped < n and saved[popped] is not head:
+        popped += 1
+    if popped == n:
+        # Nothing saved is still queued: drop it all, write all that is queued now.
+        return n, current
+    kept = n - popped
+    if kept > len(current) or current[kept - 1] is not saved[-1]:
+        return None
+    return popped, current[kept:]
+
+
 class MemoryStore:
-    """A :class:`DriveStore` in memory, for pure tests and throw-away drives."""
+    """A :class:`DriveStore` in memory, for pure tests and throw-away drives.
+
+    Like the SQLite archive it keeps the state in its three parts (:meth:`DriveState.core_json`,
+    the registrations, the OFD queue), so a command costs the same whatever the archive holds.
+    """
 
     def __init__(self) -> None:
-        self.state: dict[str, Any] | None = None
+        self._core: dict[str, Any] | None = None
+        self._registrations: list[RegistrationRecord] = []
+        self._unsent: deque[UnsentEntry] = deque()
         self.documents: dict[int, ArchivedDocument] = {}
         self.acks: dict[int, OfdAck] = {}
         self.commits = 0
 
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The saved state as one :meth:`DriveState.to_json` dict, or ``None``."""
+        if self._core is None:
+            return None
+        return {
+            **self._core,
+            "registrations": [r.to_json() for r in self._registrations],
+            "unsent": [u.to_json() for u in self._unsent],
+        }
+
     def load_state(self) -> DriveState | None:
         """The saved state, or ``None``."""
-        return DriveState.from_json(self.state) if self.state is not None else None
+        if self._core is None:
+            return None
+        return DriveState.from_json(self._core, list(self._registrations), list(self._unsent))
 
     def get_document(self, fd: int) -> ArchivedDocument | None:
         """One archived document."""
@@ -362,25 +469,39 @@ class MemoryStore:
         documents: tuple[ArchivedDocument, ...] = (),
         acks: tuple[OfdAck, ...] = (),
     ) -> None:
-        """Keep a JSON copy of the state (so later mutations do not leak in) and the new rows.
+        """Keep a copy of the state (so later mutations do not leak in) and the new rows.
 
         Raises:
             DriveError: 03h for a document number already archived or an acknowledgement of a
                 document not archived (what the SQLite archive's keys refuse); nothing is saved.
         """
-        fds = [doc.fd for doc in documents]
-        clash = sorted(fd for fd in fds if fd in self.documents)
-        if clash or len(set(fds)) != len(fds):
-            raise DriveError(
-                ResultCode.FN_FAILURE, detail=f"archive write failed: documents {fds} exist"
-            )
-        orphans = sorted(a.fd for a in acks if a.fd not in self.documents and a.fd not in fds)
-        if orphans:
-            raise DriveError(
-                ResultCode.FN_FAILURE,
-                detail=f"archive write failed: acknowledgements of unknown documents {orphans}",
-            )
-        self.state = state.to_json()
+        if documents:
+            fds = [doc.fd for doc in documents]
+            clash = sorted(fd for fd in fds if fd in self.documents)
+            if clash or len(set(fds)) != len(fds):
+                raise DriveError(
+                    ResultCode.FN_FAILURE, detail=f"archive write failed: documents {fds} exist"
+                )
+        if acks:
+            new = {doc.fd for doc in documents}
+            orphans = sorted(a.fd for a in acks if a.fd not in self.documents and a.fd not in new)
+            if orphans:
+                raise DriveError(
+                    ResultCode.FN_FAILURE,
+                    detail=f"archive write failed: acknowledgements of unknown documents {orphans}",
+                )
+        self._core = state.core_json()
+        if state.registrations[: len(self._registrations)] != self._registrations:
+            self._registrations = []
+        self._registrations.extend(state.registrations[len(self._registrations) :])
+        change = queue_change(self._unsent, state.unsent)
+        if change is None:
+            self._unsent = deque(state.unsent)
+        else:
+            popped, pushed = change
+            for _ in range(popped):
+                self._unsent.popleft()
+            self._unsent.extend(pushed)
         for doc in documents:
             self.documents[doc.fd] = doc
         for ack in acks:
@@ -389,6 +510,8 @@ class MemoryStore:
 
     def wipe(self) -> None:
         """Erase everything."""
-        self.state = None
+        self._core = None
+        self._registrations = []
+        self._unsent.clear()
         self.documents.clear()
         self.acks.clear()

@@ -1,34 +1,61 @@
-"""The drive's archive on disk: one SQLite database (WAL, ``synchronous=FULL``) per drive.
+"""The drive's archive on disk: one SQLite database (WAL) per drive.
 
 The file is opened and written through :mod:`kkt_emulator.sqlite` (``open_database``,
 ``immediate``), like every other store.
 
-It holds the drive's state row, every signed document (TLV bytes), the OFD acknowledgements and a
+It holds the drive's state, every signed document (TLV bytes), the OFD acknowledgements and a
 metadata row naming the drive (serial, profile), so reopening the file restores the exact drive.
 Every :meth:`SqliteStore.commit` is one transaction: a crash at any instruction leaves either the
 state before the command or the state after it, never a document without its counters.
+
+A command writes only what it changed (fn-protocol.md §13, item 11): the small core of the state
+(:meth:`~kkt_emulator.fn.state.DriveState.core_json`) in one row, a registration report only when
+one is signed, and the OFD queue as rows pushed and popped at its ends, never the whole 30-day
+queue. A commit that holds a signed document, an OFD acknowledgement or a new registration is
+written with ``synchronous=FULL`` (the WAL is fsynced before the answer exists, so a power loss
+keeps it and every commit before it); the other steps (15h opening a receipt, its 07h data,
+transport and read flags, cursors) with ``synchronous=NORMAL``, which survives a process crash
+and, after a power loss, at worst rolls the drive back to the last signed document.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
+from collections import deque
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from kkt_emulator.errors import ConfigError, DriveError
 from kkt_emulator.fn.codes import ResultCode
-from kkt_emulator.fn.state import ArchivedDocument, DriveState, OfdAck
-from kkt_emulator.sqlite import immediate, open_database
+from kkt_emulator.fn.state import (
+    ArchivedDocument,
+    DriveState,
+    OfdAck,
+    RegistrationRecord,
+    UnsentEntry,
+    queue_change,
+)
+from kkt_emulator.sqlite import Synchronous, immediate, open_database
 
 __all__ = ["SqliteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: registrations and the OFD queue in their own tables; 1 kept them in the state row (still read)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS drive_state (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS registrations (ordinal INTEGER PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS unsent (
+    seq INTEGER PRIMARY KEY,
+    fd INTEGER NOT NULL,
+    doc_time TEXT NOT NULL,
+    size INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS documents (
     fd INTEGER PRIMARY KEY,
     doc_code INTEGER NOT NULL,
@@ -77,6 +104,19 @@ class SqliteStore:
                 {"schema": str(SCHEMA_VERSION), "serial": serial or "", "profile": profile or ""}
             )
         self.meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        self._sync: Synchronous = "FULL"
+        # What the file holds, as the objects of the state last loaded or committed: a commit
+        # compares the drive's state with these to write only what changed.
+        self._saved_core: str | None = None
+        self._saved_registrations: list[RegistrationRecord] = []
+        self._saved_unsent: deque[UnsentEntry] = deque()
+        self._unsent_head = 1  # the seq of _saved_unsent[0] (or of the next entry if empty)
+        self._rewrite = False  # the file is not in the layout above: rewrite all at the next commit
+        try:
+            self._read()
+        except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+            self._db.close()
+            raise ConfigError(f"{self.path}: the drive state cannot be read: {exc}") from exc
 
     @classmethod
     def read_meta(cls, path: Path | str) -> dict[str, str]:
@@ -100,8 +140,33 @@ class SqliteStore:
 
     def load_state(self) -> DriveState | None:
         """The saved state, or ``None`` for a new drive."""
-        row = self._db.execute("SELECT state FROM drive_state WHERE id = 1").fetchone()
-        return DriveState.from_json(json.loads(row[0])) if row else None
+        return self._read()
+
+    def _read(self) -> DriveState | None:
+        """Read the state from the file and remember it as what the file holds."""
+        db = self._db
+        row = db.execute("SELECT state FROM drive_state WHERE id = 1").fetchone()
+        regs = [
+            RegistrationRecord.from_json(orjson.loads(record))
+            for (record,) in db.execute("SELECT record FROM registrations ORDER BY ordinal")
+        ]
+        rows = db.execute("SELECT seq, fd, doc_time, size FROM unsent ORDER BY seq").fetchall()
+        unsent = [UnsentEntry(fd, datetime.fromisoformat(when), size) for _, fd, when, size in rows]
+        self._saved_core = row[0] if row else None
+        self._saved_registrations = regs
+        self._saved_unsent = deque(unsent)
+        self._unsent_head = rows[0][0] if rows else 1
+        # Entries are addressed by seq = head + position; anything else is rewritten.
+        self._rewrite = bool(rows) and rows[-1][0] - rows[0][0] != len(rows) - 1
+        if row is None:
+            return None
+        data = orjson.loads(row[0])
+        if "unsent" in data:
+            # Schema 1 kept the registrations and the queue in the state row: take them from
+            # there, and let the next commit write the file in the current layout.
+            self._rewrite = True
+            return DriveState.from_json(data)
+        return DriveState.from_json(data, regs, unsent)
 
     def get_document(self, fd: int) -> ArchivedDocument | None:
         """One archived document."""
@@ -116,7 +181,7 @@ class SqliteStore:
             when=datetime.fromisoformat(row[2]),
             fpd=row[3],
             tlv=bytes(row[4]),
-            details=json.loads(row[5]),
+            details=orjson.loads(row[5]),
         )
 
     def get_ack(self, fd: int) -> OfdAck | None:
@@ -154,25 +219,108 @@ class SqliteStore:
     ) -> None:
         """Save the state with new documents and acknowledgements in one transaction.
 
+        Only what changed since the last commit is written (see the module docstring); a commit
+        with a document, an acknowledgement or a new registration is fsynced before it returns
+        (``synchronous=FULL``), any other with ``synchronous=NORMAL``.
+
         Raises:
             DriveError: 03h (drive failure) if the database refuses the write.
         """
+        core = orjson.dumps(state.core_json()).decode()
+        regs = state.registrations
+        saved_regs = self._saved_registrations
+        rewrite = self._rewrite
+        regs_kept = not rewrite and regs[: len(saved_regs)] == saved_regs
+        new_regs = regs[len(saved_regs) :] if regs_kept else regs
+        change = None if rewrite else queue_change(self._saved_unsent, state.unsent)
+        pushed: Sequence[UnsentEntry]
+        if change is None:
+            popped, pushed = len(self._saved_unsent), state.unsent
+        else:
+            popped, pushed = change
+        if (
+            core == self._saved_core
+            and not (documents or acks or new_regs or popped or pushed)
+            and regs_kept
+            and change is not None
+        ):
+            return  # nothing to write: the file already holds this state
         try:
+            self._synchronous(
+                "FULL" if documents or acks or new_regs or not regs_kept else "NORMAL"
+            )
             with immediate(self._db) as db:
-                db.execute(
-                    "INSERT OR REPLACE INTO drive_state (id, state) VALUES (1, ?)",
-                    (json.dumps(state.to_json(), ensure_ascii=False),),
-                )
-                db.executemany(
-                    "INSERT INTO documents (fd, doc_code, doc_time, fpd, tlv, details) VALUES (?, ?, ?, ?, ?, ?)",
-                    [_doc_row(d) for d in documents],
-                )
-                db.executemany(
-                    "INSERT OR REPLACE INTO ofd_acks (fd, ack_time, operator_sign, ofd_code) VALUES (?, ?, ?, ?)",
-                    [(a.fd, a.when.isoformat(), a.operator_sign, a.ofd_code) for a in acks],
-                )
+                if core != self._saved_core:
+                    db.execute(
+                        "INSERT OR REPLACE INTO drive_state (id, state) VALUES (1, ?)", (core,)
+                    )
+                if not regs_kept:
+                    db.execute("DELETE FROM registrations")
+                if new_regs:
+                    first = len(saved_regs) + 1 if regs_kept else 1
+                    db.executemany(
+                        "INSERT INTO registrations (ordinal, record) VALUES (?, ?)",
+                        [
+                            (ordinal, orjson.dumps(r.to_json()).decode())
+                            for ordinal, r in enumerate(new_regs, first)
+                        ],
+                    )
+                head = self._unsent_head
+                if change is None:
+                    db.execute("DELETE FROM unsent")
+                    head = 1
+                    tail = 1
+                else:
+                    if popped:
+                        db.execute("DELETE FROM unsent WHERE seq < ?", (head + popped,))
+                    tail = head + len(self._saved_unsent)
+                    head += popped
+                if pushed:
+                    db.executemany(
+                        "INSERT INTO unsent (seq, fd, doc_time, size) VALUES (?, ?, ?, ?)",
+                        [
+                            (seq, u.fd, u.when.isoformat(), u.size)
+                            for seq, u in enumerate(pushed, tail)
+                        ],
+                    )
+                if documents:
+                    db.executemany(
+                        "INSERT INTO documents (fd, doc_code, doc_time, fpd, tlv, details) VALUES (?, ?, ?, ?, ?, ?)",
+                        [_doc_row(d) for d in documents],
+                    )
+                if acks:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO ofd_acks (fd, ack_time, operator_sign, ofd_code) VALUES (?, ?, ?, ?)",
+                        [(a.fd, a.when.isoformat(), a.operator_sign, a.ofd_code) for a in acks],
+                    )
+                if rewrite:
+                    db.execute(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
         except sqlite3.Error as exc:
             raise DriveError(ResultCode.FN_FAILURE, detail=f"archive write failed: {exc}") from exc
+        # Written: the file now holds this state.
+        self._saved_core = core
+        if regs_kept:
+            saved_regs.extend(new_regs)
+        else:
+            self._saved_registrations = list(regs)
+        if change is None:
+            self._saved_unsent = deque(state.unsent)
+        else:
+            saved = self._saved_unsent
+            for _ in range(popped):
+                saved.popleft()
+            saved.extend(pushed)
+        self._unsent_head = head
+        self._rewrite = False
+
+    def _synchronous(self, mode: Synchronous) -> None:
+        """Set ``PRAGMA synchronous`` for the next transaction (only when it changes)."""
+        if mode != self._sync:
+            self._db.execute(f"PRAGMA synchronous={mode}")
+            self._sync = mode
 
     def wipe(self) -> None:
         """Erase state, documents and acknowledgements (the debug reset 60h).
@@ -181,14 +329,22 @@ class SqliteStore:
             DriveError: 03h (drive failure) if the database refuses the write.
         """
         try:
+            self._synchronous("FULL")
             with immediate(self._db) as db:
                 db.execute("DELETE FROM ofd_acks")
                 db.execute("DELETE FROM documents")
+                db.execute("DELETE FROM unsent")
+                db.execute("DELETE FROM registrations")
                 db.execute("DELETE FROM drive_state")
         except sqlite3.Error as exc:
             raise DriveError(ResultCode.FN_FAILURE, detail=f"archive wipe failed: {exc}") from exc
+        self._saved_core = None
+        self._saved_registrations = []
+        self._saved_unsent = deque()
+        self._unsent_head = 1
+        self._rewrite = False
 
 
 def _doc_row(doc: ArchivedDocument) -> tuple[Any, ...]:
     fd, code, when, fpd, tlv, details = doc.to_row()
-    return (fd, code, when, fpd, tlv, json.dumps(details, ensure_ascii=False))
+    return (fd, code, when, fpd, tlv, orjson.dumps(details).decode())
