@@ -147,12 +147,8 @@ class DocumentCommands(DriveCore):
                         sub.tag.to_bytes(2, "little"),
                         detail="excise goods on a drive registered without the excise flag",
                     )
-                try:
-                    validate_value(sub.tag, sub.value)
-                except ValidationError as exc:
-                    raise DriveError(
-                        R.BAD_TAG, sub.tag.to_bytes(2, "little"), detail=str(exc)
-                    ) from exc
+                # The values of the item's tags were checked with the item (validate_value
+                # checks an STLV's children), before this is called.
             if ffd in ("1.1", "1.2"):
                 for needed in ITEM_MANDATORY:
                     if needed not in inner_tags:
