@@ -79,6 +79,11 @@ class DriveCore:
         self.forced_result: Callable[[int], DriveError | None] | None = None
         self.forced_warnings = 0
         self.last_crash: DriveCrash | None = None  # set by the endpoint (fn/endpoint.py)
+        # The drive's wall-clock time of the last business time asked for: a command asks for it
+        # at least twice (execute, then the warning bit of the answer) with the same object.
+        self._local_of: tuple[datetime, timedelta, datetime] | None = None
+        # The 1041/1037/1018 TLVs that open every document, per (drive, РНМ, ИНН).
+        self._heads: dict[tuple[str, str, str], bytes] = {}
 
     # ------------------------------------------------------------------ entry points
 
@@ -125,7 +130,13 @@ class DriveCore:
     # ------------------------------------------------------------------ helpers
 
     def _local(self, now: datetime) -> datetime:
-        return (now.astimezone(UTC) + self.config.utc_offset).replace(tzinfo=None)
+        offset = self.config.utc_offset
+        cached = self._local_of
+        if cached is not None and cached[0] is now and cached[1] == offset:
+            return cached[2]
+        local = (now.astimezone(UTC) + offset).replace(tzinfo=None)
+        self._local_of = (now, offset, local)
+        return local
 
     def _remember(self, exc: DriveError) -> DriveError:
         self.state.last_errors = ([*self.state.last_errors, exc.code])[-16:]
@@ -248,16 +259,19 @@ class DriveCore:
         reg = registration or s.registration
         assert reg is not None
         fd = s.last_fd + 1
-        prefix = [
-            tlv_fixed_string(Tag.FN, self.config.serial, 16),
-            tlv_fixed_string(Tag.RNM, reg.rnm, 20),
-            tlv_fixed_string(Tag.USER_INN, reg.inn, 12),
-            tlv_u32(Tag.FD, fd),
-            tlv_unixtime(Tag.DATETIME, when.replace(tzinfo=UTC)),
-        ]
-        unsigned = b"".join(prefix) + b"".join(head) + body
-        fpd = fiscal_sign(self.secret, self.config.serial, fd, unsigned)
-        signed = b"".join(prefix) + encode_tlv(Tag.FPD, tag1077_value(fpd)) + b"".join(head) + body
+        key = (self.config.serial, reg.rnm, reg.inn)
+        fixed = self._heads.get(key)
+        if fixed is None:
+            fixed = (
+                tlv_fixed_string(Tag.FN, self.config.serial, 16)
+                + tlv_fixed_string(Tag.RNM, reg.rnm, 20)
+                + tlv_fixed_string(Tag.USER_INN, reg.inn, 12)
+            )
+            self._heads[key] = fixed
+        prefix = fixed + tlv_u32(Tag.FD, fd) + tlv_unixtime(Tag.DATETIME, when.replace(tzinfo=UTC))
+        rest = b"".join(head) + body
+        fpd = fiscal_sign(self.secret, self.config.serial, fd, prefix + rest)
+        signed = prefix + encode_tlv(Tag.FPD, tag1077_value(fpd)) + rest
         doc = ArchivedDocument(
             fd=fd, doc_code=doc_code, when=when, fpd=fpd, tlv=signed, details=details
         )

@@ -43,6 +43,9 @@ from kkt_emulator.fn.tlv import (
 
 __all__ = ["DocumentCommands"]
 
+_REGISTERED_TAGS = frozenset({Tag.TAX_SYSTEM, Tag.ITEM, *AGENT_TAGS})
+"""The top-level tags whose use the registration limits (19h); any other passes at once."""
+
 
 class DocumentCommands(DriveCore):
     """Documents in general, shifts, receipts and corrections, the settlement report."""
@@ -78,18 +81,23 @@ class DocumentCommands(DriveCore):
         items = doc.items
         reg = s.registration
         for tlv in new:
-            tag_bytes = tlv.tag.to_bytes(2, "little")
             if is_drive_formed(tlv.tag, ffd):
                 raise DriveError(
-                    R.FORBIDDEN_TAG, tag_bytes, detail=f"tag {tlv.tag} is formed by the drive"
+                    R.FORBIDDEN_TAG,
+                    tlv.tag.to_bytes(2, "little"),
+                    detail=f"tag {tlv.tag} is formed by the drive",
                 )
             if tlv.tag in seen and tlv.tag not in REPEATABLE_TAGS:
-                raise DriveError(R.DUPLICATE_DATA, tag_bytes, detail=f"tag {tlv.tag} sent twice")
+                raise DriveError(
+                    R.DUPLICATE_DATA,
+                    tlv.tag.to_bytes(2, "little"),
+                    detail=f"tag {tlv.tag} sent twice",
+                )
             seen.add(tlv.tag)
             try:
                 validate_value(tlv.tag, tlv.value)
             except ValidationError as exc:
-                raise DriveError(R.BAD_TAG, tag_bytes, detail=str(exc)) from exc
+                raise DriveError(R.BAD_TAG, tlv.tag.to_bytes(2, "little"), detail=str(exc)) from exc
             if tlv.tag == Tag.ITEM:
                 items += 1
                 if items > self.config.max_items:
@@ -109,6 +117,8 @@ class DocumentCommands(DriveCore):
 
     def _check_registered(self, tlv: Tlv, reg: RegistrationRecord, ffd: str) -> None:
         """19h rules: the document may only use what the registration allows."""
+        if tlv.tag not in _REGISTERED_TAGS:
+            return
         tag_bytes = tlv.tag.to_bytes(2, "little")
         if tlv.tag == Tag.TAX_SYSTEM:
             value = tlv.value[0] if len(tlv.value) == 1 else 0
