@@ -226,13 +226,17 @@ class DriveState:
 
     def push_unsent(self, entry: UnsentEntry) -> None:
         """Queue a signed document for the OFD."""
+        # The total before the entry joins: with no cached total yet, unsent_bytes sums the queue,
+        # and summing after the append counted the new entry twice.
+        total = self.unsent_bytes + entry.size
         self.unsent.append(entry)
-        self._unsent_bytes = self.unsent_bytes + entry.size
+        self._unsent_bytes = total
 
     def pop_unsent(self) -> UnsentEntry:
         """Remove the acknowledged head of the OFD queue."""
+        total = self.unsent_bytes  # before the pop, for the same reason as in push_unsent
         entry = self.unsent.pop(0)
-        self._unsent_bytes = self.unsent_bytes - entry.size
+        self._unsent_bytes = total - entry.size
         return entry
 
     @property

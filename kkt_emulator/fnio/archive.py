@@ -316,6 +316,11 @@ class SqliteStore:
         self._unsent_head = head
         self._rewrite = False
 
+    @property
+    def synchronous(self) -> Synchronous:
+        """The ``synchronous`` mode of the latest write (``FULL`` or ``NORMAL``)."""
+        return self._sync
+
     def _synchronous(self, mode: Synchronous) -> None:
         """Set ``PRAGMA synchronous`` for the next transaction (only when it changes)."""
         if mode != self._sync:
