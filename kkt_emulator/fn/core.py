@@ -47,6 +47,19 @@ from kkt_emulator.fn.tlv import (
 
 __all__ = ["DriveCore", "Handler"]
 
+# The warning bits as plain ints: IntFlag arithmetic costs microseconds, and every answer asks.
+_URGENT = int(W.URGENT_REPLACEMENT)
+_EXHAUSTION = int(W.RESOURCE_EXHAUSTION)
+_MEMORY = int(W.MEMORY_OVERFLOW)
+_OFD_TIMEOUT = int(W.OFD_TIMEOUT)
+_WARNING_TLVS = (
+    (_EXHAUSTION, int(Tag.RESOURCE)),
+    (_URGENT, int(Tag.URGENT)),
+    (_MEMORY, int(Tag.MEMORY)),
+    (_OFD_TIMEOUT, int(Tag.OFD_TIMEOUT)),
+)
+_WARNING_TLV_BITS = _EXHAUSTION | _URGENT | _MEMORY | _OFD_TIMEOUT
+
 Handler = Callable[[datetime, Any], bytes]
 """A command handler: (drive wall-clock time, parsed request) → answer data."""
 
@@ -150,17 +163,17 @@ class DriveCore:
 
     def _warnings(self, local: datetime) -> int:
         s = self.state
-        flags = self.forced_warnings
+        flags = int(self.forced_warnings)
         if s.phase in FISCAL_PHASES and s.expiry is not None:
             days_left = (s.expiry - local.date()).days
             if days_left <= 3:
-                flags |= W.URGENT_REPLACEMENT
+                flags |= _URGENT
             if days_left <= 30:
-                flags |= W.RESOURCE_EXHAUSTION
+                flags |= _EXHAUSTION
         if s.last_fd * 100 >= self.config.capacity * self.config.memory_warning_percent:
-            flags |= W.MEMORY_OVERFLOW
+            flags |= _MEMORY
         if s.unsent and local - s.unsent[0].when > OFD_WAIT:
-            flags |= W.OFD_TIMEOUT
+            flags |= _OFD_TIMEOUT
         return flags | s.ofd_flags
 
     def _require_open(self, *kinds: int) -> OpenDocument:
@@ -226,14 +239,10 @@ class DriveCore:
     def _warning_tlvs(self, local: datetime) -> list[bytes]:
         flags = self._warnings(local)
         out = []
-        for bit, tag in (
-            (W.RESOURCE_EXHAUSTION, Tag.RESOURCE),
-            (W.URGENT_REPLACEMENT, Tag.URGENT),
-            (W.MEMORY_OVERFLOW, Tag.MEMORY),
-            (W.OFD_TIMEOUT, Tag.OFD_TIMEOUT),
-        ):
-            if flags & bit:
-                out.append(tlv_byte(tag, 1))
+        if flags & _WARNING_TLV_BITS:
+            for bit, tag in _WARNING_TLVS:
+                if flags & bit:
+                    out.append(tlv_byte(tag, 1))
         return out
 
     def _unsent_tlvs(self) -> list[bytes]:

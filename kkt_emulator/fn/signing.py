@@ -104,7 +104,7 @@ def fiscal_sign(secret: bytes, fn_serial: str, fd_number: int, document_tlv: byt
     """
     serial = _fn_serial_bytes(fn_serial)
     message = serial + _uint32(fd_number, "fd_number").to_bytes(4, "little") + bytes(document_tlv)
-    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    digest = hmac.digest(secret, message, "sha256")  # the one-shot C HMAC, same bytes
     return int.from_bytes(digest[:4], "big")
 
 
