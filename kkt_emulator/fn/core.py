@@ -12,7 +12,6 @@ and archiving a document). The command families are mix-ins over it
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,13 +63,15 @@ Handler = Callable[[datetime, Any], bytes]
 """A command handler: (drive wall-clock time, parsed request) → answer data."""
 
 
-@dataclass(slots=True)
 class Pending:
-    """What a successful command wants committed."""
+    """What a successful command wants committed (a fresh one per command, so kept cheap)."""
 
-    documents: list[ArchivedDocument] = field(default_factory=list)
-    acks: list[OfdAck] = field(default_factory=list)
-    changed: bool = False
+    __slots__ = ("acks", "changed", "documents")
+
+    def __init__(self) -> None:
+        self.documents: list[ArchivedDocument] = []
+        self.acks: list[OfdAck] = []
+        self.changed = False
 
 
 class DriveCore:

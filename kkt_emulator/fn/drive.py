@@ -134,9 +134,9 @@ class FiscalDrive(RegistrationCommands, DocumentCommands, OfdCommands, ReadComma
             check_phase(self.state.phase, PHASES[code])
             answer = handler(self._local(now), request)
         except DriveError as exc:
-            self._pending = Pending()
             raise self._remember(exc) from None
-        pending, self._pending = self._pending, Pending()
+        # The next command starts with a fresh Pending; this one is done with after the commit.
+        pending = self._pending
         if pending.changed or pending.documents or pending.acks:
             try:
                 self.store.commit(self.state, tuple(pending.documents), tuple(pending.acks))
