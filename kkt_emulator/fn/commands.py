@@ -357,6 +357,103 @@ def _fast_message(data: bytes) -> cs.Container:
     return cs.Container(message=bytes(data))
 
 
+# Fixed layouts, for the commands of the OFD loop and the heartbeats: each field is a struct
+# format ("B", "H", "I"), "dt" (DATE_TIME), a byte count (fixed bytes) or "rest" (GreedyBytes,
+# last). A schema ending in GreedyBytes takes any length from the fixed part on; any other is
+# Terminated, so it takes exactly the fixed length.
+Layout = tuple[tuple[str, str | int], ...]
+
+REQUEST_LAYOUTS: dict[int, Layout] = {
+    Command.OFD_TRANSPORT: (("connected", "B"),),
+    Command.OFD_READ_BLOCK: (("offset", "H"), ("length", "H")),
+    Command.FIND_DOCUMENT: (("fd", "I"),),
+    Command.OFD_ACK_BY_NUMBER: (("fd", "I"),),
+    Command.READ_DOCUMENT_TLV: (("fd", "I"),),
+    Command.REGISTRATION_PARAMETER: (("tag", "H"),),
+    Command.DAYS_LEFT: (("when", "dt"),),
+}
+ANSWER_LAYOUTS: dict[int, Layout] = {
+    Command.OFD_STATUS: (
+        ("status", "B"),
+        ("reading", "B"),
+        ("unsent", "H"),
+        ("first_fd", "I"),
+        ("first_time", 5),
+    ),
+    Command.OFD_START_READ: (("length", "H"),),
+    Command.OFD_READ_BLOCK: (("block", "rest"),),
+    Command.OFD_RECEIPT: (("ofd_code", "B"), ("message", "rest")),
+    Command.OFD_ACK_BY_NUMBER: (("when", "dt"), ("operator_sign", 18), ("fd", "I")),
+    Command.SHIFT_PARAMS: (("shift_open", "B"), ("shift_number", "H"), ("receipt_number", "H")),
+    Command.UNCONFIRMED_COUNT: (("count", "H"),),
+    Command.FIND_DOCUMENT: (("doc_type", "B"), ("acknowledged", "B"), ("details", "rest")),
+    Command.READ_DOCUMENT_TLV: (("doc_type", "H"), ("length", "H")),
+    Command.READ_DOCUMENT_TLV_NEXT: (("tlv", "rest"),),
+}
+_SIZES = {"B": 1, "H": 2, "I": 4, "dt": 5, "rest": 0}
+_LIMITS = {"B": 0xFF, "H": 0xFFFF, "I": 0xFFFFFFFF}
+
+
+def _layout_parser(layout: Layout) -> Callable[[bytes], cs.Container | None]:
+    fixed = sum(kind if isinstance(kind, int) else _SIZES[kind] for _, kind in layout)
+    greedy = bool(layout) and layout[-1][1] == "rest"
+
+    def parse(data: bytes) -> cs.Container | None:
+        if len(data) < fixed or (not greedy and len(data) != fixed):
+            return None
+        out = cs.Container()
+        pos = 0
+        for name, kind in layout:
+            if isinstance(kind, int):
+                out[name] = bytes(data[pos : pos + kind])
+                pos += kind
+            elif kind == "rest":
+                out[name] = bytes(data[pos:])
+            elif kind == "dt":
+                try:
+                    out[name] = decode_datetime(data[pos : pos + 5])
+                except DateFieldError:
+                    return None  # the schema answers 07h with its message
+                pos += 5
+            else:
+                size = _SIZES[kind]
+                out[name] = int.from_bytes(data[pos : pos + size], "little")
+                pos += size
+        return out
+
+    return parse
+
+
+def _layout_builder(layout: Layout) -> Callable[[dict[str, Any]], bytes | None]:
+    names = {name for name, _ in layout}
+
+    def build(fields: dict[str, Any]) -> bytes | None:
+        if len(fields) != len(names) or not names.issuperset(fields):
+            return None
+        parts = []
+        for name, kind in layout:
+            value = fields[name]
+            if isinstance(kind, int):
+                if type(value) is not bytes or len(value) != kind:
+                    return None
+                parts.append(value)
+            elif kind == "rest":
+                if type(value) is not bytes:
+                    return None
+                parts.append(value)
+            elif kind == "dt":
+                if type(value) is not datetime or not 2000 <= value.year <= 2255:
+                    return None
+                parts.append(encode_datetime(value))
+            else:
+                if type(value) is not int or not 0 <= value <= _LIMITS[kind]:
+                    return None
+                parts.append(value.to_bytes(_SIZES[kind], "little"))
+        return b"".join(parts)
+
+    return build
+
+
 _FAST_REQUESTS: dict[int, Callable[[bytes], cs.Container | None]] = {
     **{code: _fast_empty for code, schema in REQUESTS.items() if schema is _EMPTY},
     Command.START_RECEIPT: _fast_when,
@@ -367,6 +464,7 @@ _FAST_REQUESTS: dict[int, Callable[[bytes], cs.Container | None]] = {
     Command.FINISH_RECEIPT: _fast_finish_receipt,
     Command.SEND_DOCUMENT_DATA: _fast_tlv,
     Command.OFD_RECEIPT: _fast_message,
+    **{code: _layout_parser(layout) for code, layout in REQUEST_LAYOUTS.items()},
 }
 
 
@@ -413,6 +511,7 @@ _FAST_BUILD_REQUESTS: dict[int, Callable[[dict[str, Any]], bytes | None]] = {
     Command.START_SETTLEMENT_REPORT: _fast_build_when,
     Command.FINISH_RECEIPT: _fast_build_finish_receipt,
     Command.SEND_DOCUMENT_DATA: _fast_build_tlv,
+    **{code: _layout_builder(layout) for code, layout in REQUEST_LAYOUTS.items()},
 }
 
 
@@ -446,6 +545,7 @@ _FAST_ANSWERS: dict[int, Callable[[bytes], cs.Container | None]] = {
     **{code: _fast_empty for code, schema in ANSWERS.items() if schema is _EMPTY},
     Command.FINISH_RECEIPT: _fast_answer_finish_receipt,
     Command.STATUS: _fast_answer_status,
+    **{code: _layout_parser(layout) for code, layout in ANSWER_LAYOUTS.items()},
 }
 
 
@@ -502,6 +602,7 @@ _FAST_BUILD_ANSWERS: dict[int, Callable[[dict[str, Any]], bytes | None]] = {
     **{code: _fast_build_empty for code, schema in ANSWERS.items() if schema is _EMPTY},
     Command.FINISH_RECEIPT: _fast_build_answer_finish_receipt,
     Command.STATUS: _fast_build_answer_status,
+    **{code: _layout_builder(layout) for code, layout in ANSWER_LAYOUTS.items()},
 }
 
 
