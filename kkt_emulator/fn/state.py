@@ -384,6 +384,11 @@ class DriveStore(Protocol):
     ) -> None:
         """Save the state with new documents and acknowledgements, all or nothing.
 
+        A store may write only what changed since its last commit (:func:`queue_change` finds
+        what changed in the OFD queue), and must make a commit that holds documents or
+        acknowledgements survive a power loss before it returns; a commit of the state alone
+        needs only to survive a process crash (fn-protocol.md §13, item 11).
+
         Raises:
             DriveError: 03h (drive failure) if the write is refused — a document number already
                 archived, an acknowledgement of a document not archived, storage failure — in which
