@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kkt_emulator.clock import Clock, RealClock
 from kkt_emulator.cloud.cabinet_api import cabinet_router
 from kkt_emulator.cloud.device_api import Notifier, device_router
+from kkt_emulator.cloud.responses import JsonResponse
+from kkt_emulator.cloud.responses import message as _message
 from kkt_emulator.cloud.service import CallbackRequest, CloudService
 from kkt_emulator.cloud.settings import MAX_BODY_BYTES, CloudSettings
 from kkt_emulator.cloud.storage import Storage, StorageError
@@ -48,28 +48,6 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["Cloud", "JsonResponse", "create_app"]
-
-
-class JsonResponse(JSONResponse):
-    """JSON with ``Content-Type: application/json; charset=utf-8`` and UTF-8 text (D7)."""
-
-    media_type = "application/json; charset=utf-8"
-
-    def render(self, content: Any) -> bytes:
-        """Serialise ``content`` compactly, keeping Cyrillic as UTF-8.
-
-        Text that is not valid Unicode (a lone surrogate echoed from a refused request) falls back
-        to ASCII escapes, so an answer is always valid UTF-8 JSON.
-        """
-        text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
-        try:
-            return text.encode("utf-8")
-        except UnicodeEncodeError:
-            return json.dumps(content, separators=(",", ":")).encode("ascii")
-
-
-def _message(status: int, message: str, headers: dict[str, str] | None = None) -> JsonResponse:
-    return JsonResponse({"message": message}, status_code=status, headers=headers)
 
 
 class BodyLimit:
@@ -198,6 +176,7 @@ class Cloud:
         self._in_flight.clear()
         if self._http is not None:
             await self._http.aclose()
+        self.service.hasher.close()
         self.storage.close()
         self.running = False
         self.log.info("cloud_stopped")

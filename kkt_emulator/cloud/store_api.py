@@ -1,4 +1,10 @@
-"""The vendor's store API (``store-api.md`` §5), mounted under both ``/api/fn`` and ``/fn`` (D2)."""
+"""The vendor's store API (``store-api.md`` §5), mounted under both ``/api/fn`` and ``/fn`` (D2).
+
+Each route first awaits :meth:`~kkt_emulator.cloud.core.ServiceCore.judge_credentials`, so a
+password that needs deriving is derived off the event loop (D58), then runs its synchronous
+operation and answers a :class:`~kkt_emulator.cloud.app.JsonResponse` itself (D60): FastAPI's
+response validation is skipped, while ``response_model`` keeps ``/openapi.json`` as it was.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPBasic
 
+from kkt_emulator.cloud.responses import JsonResponse
 from kkt_emulator.cloud.schemas import (
     DocumentSchema,
     DocumentStatusSchema,
@@ -52,13 +59,16 @@ def store_router(service: CloudService) -> APIRouter:
             404: {"model": MessageSchema, "description": "Unknown retail point"},
         },
         summary="Create association credentials (master credentials; rotates the password)",
+        response_model=dict[str, str],
     )
     async def associate(
         request: Request,
         retail_point_id: str,
         client_id: Annotated[str | None, Query(alias="clientId")] = None,
-    ) -> dict[str, str]:
-        return service.associate(request.headers.get("authorization"), retail_point_id, client_id)
+    ) -> Response:
+        header = request.headers.get("authorization")
+        await service.judge_credentials(header, master=True)
+        return JsonResponse(service.associate(header, retail_point_id, client_id))
 
     @router.delete(
         "/v1/associate",
@@ -67,22 +77,29 @@ def store_router(service: CloudService) -> APIRouter:
         response_class=Response,
     )
     async def delete_associate(request: Request) -> Response:
-        service.delete_association(request.headers.get("authorization"))
+        header = request.headers.get("authorization")
+        await service.judge_credentials(header)
+        service.delete_association(header)
         return Response(status_code=200)
 
     @router.get(
         "/v1/status",
         responses={200: {"model": FnStatusSchema}, **_ERRORS},
         summary="Readiness of the fiscalisation service (D40)",
+        response_model=dict[str, Any],
     )
-    async def status(request: Request) -> dict[str, Any]:
-        return service.service_status(request.headers.get("authorization"))
+    async def status(request: Request) -> Response:
+        header = request.headers.get("authorization")
+        await service.judge_credentials(header)
+        return JsonResponse(service.service_status(header))
 
     def _post_doc(route: StoreRoute) -> Any:
-        async def post_doc(request: Request) -> dict[str, Any]:
+        async def post_doc(request: Request) -> Response:
             # The service authenticates before it parses (D23).
+            header = request.headers.get("authorization")
             body = await request.body()
-            return service.submit(request.headers.get("authorization"), body, route)
+            await service.judge_credentials(header)
+            return JsonResponse(service.submit(header, body, route))
 
         return post_doc
 
@@ -101,6 +118,7 @@ def store_router(service: CloudService) -> APIRouter:
             },
             openapi_extra=_DOCUMENT_BODY,
             summary=f"Submit a document ({route}; D14)",
+            response_model=dict[str, Any],
             name=f"post_doc_{route}",
         )
 
@@ -108,9 +126,12 @@ def store_router(service: CloudService) -> APIRouter:
         "/v1/doc/{doc_id:path}/status",
         responses={200: {"model": DocumentStatusSchema}, **_DOC_ERRORS},
         summary="Document status by the client's id (D16, D17)",
+        response_model=dict[str, Any],
     )
-    async def doc_status(request: Request, doc_id: str) -> dict[str, Any]:
-        return service.document_status(request.headers.get("authorization"), doc_id)
+    async def doc_status(request: Request, doc_id: str) -> Response:
+        header = request.headers.get("authorization")
+        await service.judge_credentials(header)
+        return JsonResponse(service.document_status(header, doc_id))
 
     @router.put(
         "/v1/doc/{doc_id:path}/re-queue",
@@ -120,8 +141,11 @@ def store_router(service: CloudService) -> APIRouter:
             **_DOC_ERRORS,
         },
         summary="Re-queue a FAILED document (D18, D33)",
+        response_model=dict[str, Any],
     )
-    async def requeue(request: Request, doc_id: str) -> dict[str, Any]:
-        return service.requeue(request.headers.get("authorization"), doc_id)
+    async def requeue(request: Request, doc_id: str) -> Response:
+        header = request.headers.get("authorization")
+        await service.judge_credentials(header)
+        return JsonResponse(service.requeue(header, doc_id))
 
     return router
