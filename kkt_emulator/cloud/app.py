@@ -35,7 +35,7 @@ from kkt_emulator.cloud.responses import message as _message
 from kkt_emulator.cloud.service import CallbackRequest, CloudService
 from kkt_emulator.cloud.settings import MAX_BODY_BYTES, CloudSettings
 from kkt_emulator.cloud.storage import Storage, StorageError
-from kkt_emulator.cloud.store_api import store_router
+from kkt_emulator.cloud.store_api import STORE_SECURITY_SCHEME, store_router
 from kkt_emulator.errors import CloudError, ValidationError
 from kkt_emulator.logging import get_logger
 
@@ -51,21 +51,37 @@ __all__ = ["Cloud", "JsonResponse", "create_app"]
 
 
 class BodyLimit:
-    """ASGI middleware: bodies over ``limit`` bytes get 413 before anything parses them (D8)."""
+    """ASGI middleware: bodies over ``limit`` bytes get 413 before anything parses them (D8).
+
+    A declared ``Content-Length`` is checked against the limit and the request passes straight
+    through (the server delivers no more than it declares); only a body of unknown length
+    (chunked) is buffered up to the limit and replayed.
+    """
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Buffer the body up to the limit, then replay it to the app."""
+        """Check the declared length, or buffer a chunked body up to the limit and replay it."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        lengths: list[bytes] = []
+        chunked = False
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._too_large(scope, receive, send)
-                return
+            if name == b"content-length":
+                lengths.append(value)
+            elif name == b"transfer-encoding":
+                chunked = True
+        if len(lengths) == 1 and lengths[0].isdigit() and int(lengths[0]) > self.limit:
+            await self._too_large(scope, receive, send)
+            return
+        if not chunked and (not lengths or (len(lengths) == 1 and lengths[0].isdigit())):
+            # The server delivers exactly Content-Length bytes (none without the header), and
+            # that is within the limit: nothing to count, so the app reads the body itself.
+            await self.app(scope, receive, send)
+            return
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -317,6 +333,16 @@ class Cloud:
         app.include_router(store, prefix="/fn", include_in_schema=False)  # D2
         app.include_router(device_router(self.service, self.notifier))
         app.include_router(cabinet_router(self.service))
+        generate = app.openapi
+
+        def openapi() -> dict[str, Any]:
+            schema = generate()  # built once, then cached by FastAPI
+            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            for name, scheme in STORE_SECURITY_SCHEME.items():
+                schemes.setdefault(name, scheme)
+            return schema
+
+        app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
         return app
 
 
