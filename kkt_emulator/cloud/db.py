@@ -136,7 +136,9 @@ CREATE INDEX IF NOT EXISTS documents_dispatch ON documents (dispatch_at)
 CREATE INDEX IF NOT EXISTS documents_callback ON documents (callback_next_at)
     WHERE callback_next_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS documents_fiscal ON documents (fn_number, fn_doc_number);
-CREATE INDEX IF NOT EXISTS documents_docnum ON documents (retail_point_id, doc_num);
+DROP INDEX IF EXISTS documents_docnum;
+CREATE INDEX IF NOT EXISTS documents_twin
+    ON documents (retail_point_id, doc_num, total, client_id, created_at);
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     seq INTEGER NOT NULL REFERENCES documents(seq),

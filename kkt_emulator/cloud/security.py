@@ -122,7 +122,7 @@ class PasswordHasher:
     def _tag(self, password: str, stored: bytes) -> bytes:
         secret = password.encode("utf-8")  # length-prefixed: no two pairs give the same input
         message = len(secret).to_bytes(4, "big") + secret + stored
-        return hmac.new(self._key, message, "sha256").digest()
+        return hmac.digest(self._key, message, "sha256")
 
     def _remember_good(self, stored: bytes, tag: bytes) -> None:
         with self._lock:

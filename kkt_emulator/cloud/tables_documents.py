@@ -277,13 +277,20 @@ class DocumentTables(Database):
     def recent_with_doc_num(
         self, point_id: str, doc_num: str, total: str, since: datetime, client_id: str
     ) -> DocumentRecord | None:
-        """The latest document of another integration with the same ``docNum`` and total."""
+        """The latest document of another integration with the same ``docNum`` and total.
+
+        ``client_id != ?`` as two ranges, so the ``documents_twin`` index finds only the other
+        integrations' documents: a shop that reuses one ``docNum`` does not make every later
+        document scan all earlier ones.
+        """
         row = self._one(
-            "SELECT * FROM documents WHERE retail_point_id = ? AND doc_num = ? AND total = ?"
-            " AND client_id != ? AND created_at >= ? ORDER BY seq DESC LIMIT 1",
+            "SELECT seq FROM documents WHERE retail_point_id = ?1 AND doc_num = ?2 AND total = ?3"
+            " AND client_id < ?4 AND created_at >= ?5"
+            " UNION ALL SELECT seq FROM documents WHERE retail_point_id = ?1 AND doc_num = ?2"
+            " AND total = ?3 AND client_id > ?4 AND created_at >= ?5 ORDER BY seq DESC LIMIT 1",
             (point_id, doc_num, total, client_id, to_db_time(since)),
         )
-        return None if row is None else document_from_row(row)
+        return None if row is None else self.get_document_by_seq(row["seq"])
 
     def documents_with_warnings(self) -> list[DocumentRecord]:
         """Documents that carry cabinet warnings, oldest first."""

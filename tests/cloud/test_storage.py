@@ -233,3 +233,23 @@ def test_a_rebound_till_loses_its_old_token(tmp_path: Path) -> None:
         storage.upsert_device(dataclasses.replace(device, token_hash="new"))  # noqa: S106 - a test token
     assert storage.get_device_by_token("old") is None
     assert storage.get_device_by_token("new") is not None
+
+
+def test_the_double_integration_query_finds_the_latest_other_integration(tmp_path: Path) -> None:
+    storage = seeded(tmp_path / "cloud.db")
+    later = T0 + timedelta(minutes=1)
+    with storage.transaction():
+        for doc_id, client_id, at in (("a1", "a", T0), ("c1", "c", T0), ("a2", "a", later)):
+            doc = dataclasses.replace(record(doc_id), client_id=client_id, created_at=at)
+            storage.insert_document(doc)
+
+    def twin(client_id: str, total: str = "100.00", since: datetime = T0) -> str | None:
+        found = storage.recent_with_doc_num(point().id, "1", total, since, client_id)
+        return None if found is None else found.doc_id
+
+    assert twin("b") == "a2"  # both sides of "b": the latest wins
+    assert twin("a") == "c1"  # never the calling integration's own
+    assert twin("c") == "a2"
+    assert twin("") == "a2"
+    assert twin("b", total="99.00") is None
+    assert twin("a", since=later) is None
