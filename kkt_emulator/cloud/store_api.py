@@ -1,9 +1,10 @@
 """The vendor's store API (``store-api.md`` §5), mounted under both ``/api/fn`` and ``/fn`` (D2).
 
-Each route first awaits :meth:`~kkt_emulator.cloud.core.ServiceCore.judge_credentials`, so a
-password that needs deriving is derived off the event loop (D58), then runs its synchronous
-operation and answers a :class:`~kkt_emulator.cloud.app.JsonResponse` itself (D60): FastAPI's
-response validation is skipped, while ``response_model`` keeps ``/openapi.json`` as it was.
+Each route first awaits the login (``login_association``, or ``judge_credentials`` for master
+credentials), so a password that needs deriving is derived off the event loop (D58), then runs its
+synchronous operation and answers a :class:`~kkt_emulator.cloud.responses.JsonResponse` itself
+(D60): FastAPI's response validation is skipped, while ``response_model`` keeps ``/openapi.json``
+as it was.
 """
 
 from __future__ import annotations
@@ -88,9 +89,8 @@ def store_router(service: CloudService) -> APIRouter:
         response_class=Response,
     )
     async def delete_associate(request: Request) -> Response:
-        header = request.headers.get("authorization")
-        await service.judge_credentials(header)
-        service.delete_association(header)
+        assoc, _ = await service.login_association(request.headers.get("authorization"))
+        service.delete_association(assoc)
         return Response(status_code=200)
 
     @router.get(
@@ -101,17 +101,15 @@ def store_router(service: CloudService) -> APIRouter:
         response_model=dict[str, Any],
     )
     async def status(request: Request) -> Response:
-        header = request.headers.get("authorization")
-        await service.judge_credentials(header)
-        return JsonResponse(service.service_status(header))
+        assoc, point = await service.login_association(request.headers.get("authorization"))
+        return JsonResponse(service.service_status(assoc, point))
 
     def _post_doc(route: StoreRoute) -> Any:
         async def post_doc(request: Request) -> Response:
             # The service authenticates before it parses (D23).
-            header = request.headers.get("authorization")
             body = await request.body()
-            await service.judge_credentials(header)
-            return JsonResponse(service.submit(header, body, route))
+            assoc, point = await service.login_association(request.headers.get("authorization"))
+            return JsonResponse(service.submit(assoc, point, body, route))
 
         return post_doc
 
@@ -142,9 +140,8 @@ def store_router(service: CloudService) -> APIRouter:
         response_model=dict[str, Any],
     )
     async def doc_status(request: Request, doc_id: str) -> Response:
-        header = request.headers.get("authorization")
-        await service.judge_credentials(header)
-        return JsonResponse(service.document_status(header, doc_id))
+        _, point = await service.login_association(request.headers.get("authorization"))
+        return JsonResponse(service.document_status(point, doc_id))
 
     @router.put(
         "/v1/doc/{doc_id:path}/re-queue",
@@ -158,8 +155,7 @@ def store_router(service: CloudService) -> APIRouter:
         response_model=dict[str, Any],
     )
     async def requeue(request: Request, doc_id: str) -> Response:
-        header = request.headers.get("authorization")
-        await service.judge_credentials(header)
-        return JsonResponse(service.requeue(header, doc_id))
+        _, point = await service.login_association(request.headers.get("authorization"))
+        return JsonResponse(service.requeue(point, doc_id))
 
     return router
