@@ -215,8 +215,15 @@ class Cloud:
     # -- timers ------------------------------------------------------------------------------------
 
     def _timer_pass(self) -> datetime | None:
-        """One pass: fire due deadlines, run the demo till, start due callbacks; the next wake-up."""
+        """One pass: fire due deadlines, run the demo till, start due callbacks; the next wake-up.
+
+        Every write wakes the timer task, so a pass first asks for the earliest deadline (one
+        query) and does the work only when one is due (D61).
+        """
         now = self.clock.now()
+        deadline = self.service.next_deadline(tuple(self._in_flight))
+        if deadline is None or deadline > now:
+            return deadline
         self.service.sweep(now)
         self.service.demo_pump(now)
         for request in self.service.due_callbacks(now, tuple(self._in_flight)):
@@ -226,26 +233,47 @@ class Cloud:
         return self.service.next_deadline(tuple(self._in_flight))
 
     async def _timer_loop(self) -> None:
-        while True:
-            self._wake.clear()
-            failed = False
-            try:
-                deadline = self._timer_pass()
-            except Exception:
-                # The HTTP side keeps answering whatever went wrong; without this the 15-minute
-                # and 235-second rules and the callbacks would stop for good.
-                self.log.exception("timer_pass_failed", db=self.storage.path)
-                deadline, failed = None, True
-            waiter = asyncio.ensure_future(self._wake.wait())
-            waits: set[asyncio.Future[Any]] = {waiter}
-            if deadline is not None:
-                waits.add(asyncio.ensure_future(self.clock.sleep_until(deadline)))
-            if failed:  # retry after a pause (pacing time), not in a hot loop
-                waits.add(asyncio.ensure_future(self.clock.pace(self.settings.timer_retry_seconds)))
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in waits:
+        # The sleep towards the next deadline is kept while a pass finds the same deadline, so a
+        # write that moves no deadline costs the pass's one query and no new tasks.
+        sleeper: asyncio.Future[None] | None = None
+        sleeping_until: datetime | None = None
+        waiter: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                self._wake.clear()
+                failed = False
+                try:
+                    deadline = self._timer_pass()
+                except Exception:
+                    # The HTTP side keeps answering whatever went wrong; without this the 15-minute
+                    # and 235-second rules and the callbacks would stop for good.
+                    self.log.exception("timer_pass_failed", db=self.storage.path)
+                    deadline, failed = None, True
+                if sleeper is not None and (sleeper.done() or deadline != sleeping_until):
+                    sleeper.cancel()
+                    sleeper = None
+                if deadline is not None and sleeper is None:
+                    sleeper = asyncio.ensure_future(self.clock.sleep_until(deadline))
+                    sleeping_until = deadline
+                if waiter is None or waiter.done():
+                    waiter = asyncio.ensure_future(self._wake.wait())
+                waits: set[asyncio.Future[Any]] = {waiter}
+                if sleeper is not None:
+                    waits.add(sleeper)
+                retry: asyncio.Future[None] | None = None
+                if failed:  # retry after a pause (pacing time), not in a hot loop
+                    retry = asyncio.ensure_future(
+                        self.clock.pace(self.settings.timer_retry_seconds)
+                    )
+                    waits.add(retry)
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if retry is not None:
+                        retry.cancel()
+        finally:
+            for task in (sleeper, waiter):
+                if task is not None:
                     task.cancel()
 
     async def _attempt(self, request: CallbackRequest) -> None:
