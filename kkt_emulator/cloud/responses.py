@@ -5,7 +5,8 @@ writes compact JSON with Cyrillic as UTF-8, exactly what ``json.dumps(ensure_asc
 separators=(",", ":"))`` writes for the values the views produce. What orjson refuses (a lone
 surrogate echoed from a refused request, an integer beyond 64 bits, a non-string key) is written
 by the standard library instead, and text that is not valid Unicode falls back to ASCII escapes,
-so an answer is always valid UTF-8 JSON.
+so an answer is always valid UTF-8 JSON. A non-finite float is written as ``null`` (the standard
+library wrote ``Infinity``, which is not JSON).
 """
 
 from __future__ import annotations
