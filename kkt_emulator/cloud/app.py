@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kkt_emulator.clock import Clock, RealClock
 from kkt_emulator.cloud.cabinet_api import cabinet_router
+from kkt_emulator.cloud.callback_client import CallbackClient, CallbackError
 from kkt_emulator.cloud.device_api import Notifier, device_router
 from kkt_emulator.cloud.responses import JsonResponse
 from kkt_emulator.cloud.responses import message as _message
@@ -154,7 +155,7 @@ class Cloud:
         self.service = CloudService(self.storage, self.clock, self.settings, self._changed)
         self.log = get_logger(component="cloud")
         self._callback_transport = callback_transport
-        self._http: httpx.AsyncClient | None = None
+        self._http: CallbackClient | None = None
         self._timer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
@@ -167,11 +168,10 @@ class Cloud:
         if self.running:
             raise RuntimeError("the cloud is already running")
         self.running = True
-        self._http = httpx.AsyncClient(
-            transport=self._callback_transport,
+        self._http = CallbackClient(  # D43: no redirects, the timeout, TLS as configured
             timeout=self.settings.callback_timeout,
-            follow_redirects=False,  # D43: redirects are not followed
-            verify=self.settings.callback_verify_tls,
+            verify_tls=self.settings.callback_verify_tls,
+            transport=self._callback_transport,
         )
         self._timer = asyncio.create_task(self._timer_loop(), name="cloud-timers")
         self.log.info("cloud_started", db=self.storage.path, clock=self.clock.mode)
@@ -284,16 +284,13 @@ class Cloud:
                 error = "unusable responseURL"  # D43: accepted, but never delivered
             else:
                 assert self._http is not None
-                headers = {}
-                if request.body is not None:
-                    headers["Content-Type"] = "application/json; charset=utf-8"
-                response = await self._http.request(
-                    request.method, request.url, content=request.body, headers=headers
-                )
-                delivered = response.status_code == 200  # D43: only exactly 200 counts
+                status = await self._http.send(request.method, parts, request.body)
+                delivered = status == 200  # D43: only exactly 200 counts
                 if not delivered:
-                    error = f"HTTP {response.status_code}"
-        except (httpx.HTTPError, ValueError) as exc:
+                    error = f"HTTP {status}"
+        except CallbackError as exc:
+            error = str(exc)
+        except ValueError as exc:  # urlsplit: a URL it cannot split
             error = f"{type(exc).__name__}: {exc}"
         try:
             self.service.callback_finished(request, delivered=delivered, error=error)
