@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kkt_emulator.clock import Clock, RealClock
 from kkt_emulator.cloud.cabinet_api import cabinet_router
-from kkt_emulator.cloud.callback_client import CallbackClient, CallbackError
+from kkt_emulator.cloud.callback_client import CallbackClient
 from kkt_emulator.cloud.device_api import Notifier, device_router
 from kkt_emulator.cloud.responses import JsonResponse
 from kkt_emulator.cloud.responses import message as _message
@@ -37,7 +37,7 @@ from kkt_emulator.cloud.service import CallbackRequest, CloudService
 from kkt_emulator.cloud.settings import MAX_BODY_BYTES, CloudSettings
 from kkt_emulator.cloud.storage import Storage, StorageError
 from kkt_emulator.cloud.store_api import STORE_SECURITY_SCHEME, store_fast_path, store_router
-from kkt_emulator.errors import CloudError, ValidationError
+from kkt_emulator.errors import CloudError, TransportError, ValidationError
 from kkt_emulator.logging import get_logger
 
 if TYPE_CHECKING:
@@ -332,7 +332,7 @@ class Cloud:
                 delivered = status == 200  # D43: only exactly 200 counts
                 if not delivered:
                     error = f"HTTP {status}"
-        except CallbackError as exc:
+        except TransportError as exc:  # no HTTP answer; the text names why, as httpx would
             error = str(exc)
         except ValueError as exc:  # urlsplit: a URL it cannot split
             error = f"{type(exc).__name__}: {exc}"

@@ -5,11 +5,9 @@ origin: httpx spent about a millisecond of CPU on each callback, more than the r
 way through the cloud. Everything else (``https://``, a URL with user info or a non-ASCII host,
 and every test that injects an httpx transport) goes through httpx, configured as D43 says. Both
 paths follow no redirects, read and ignore the reply body, and give up after ``timeout`` seconds;
-every failure to get an answer is raised as :class:`CallbackError` with the text the cabinet
-shows (``ConnectError: …``, ``ReadTimeout: …``, ``RemoteProtocolError: …``, as httpx names them)::
-
-    EmulatorError
-    └── CallbackError      a callback request got no HTTP answer
+every failure to get an answer is raised as :class:`~kkt_emulator.errors.TransportError` with
+the text the cabinet shows (``ConnectError: …``, ``ReadTimeout: …``, ``RemoteProtocolError: …``,
+as httpx names them).
 """
 
 from __future__ import annotations
@@ -20,20 +18,16 @@ from typing import TYPE_CHECKING, Final
 
 import httpx
 
-from kkt_emulator.errors import EmulatorError
+from kkt_emulator.errors import TransportError
 
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
 
-__all__ = ["CallbackClient", "CallbackError"]
+__all__ = ["CallbackClient"]
 
 _MAX_HEAD: Final = 64 * 1024  # status line and headers of a reply
 _IDLE_PER_ORIGIN: Final = 16
 _Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-class CallbackError(EmulatorError):
-    """A callback request got no HTTP answer; the message is what the cabinet records."""
 
 
 class _ProtocolError(Exception):
@@ -72,7 +66,7 @@ class CallbackClient:
         """The status code of ``method`` to the URL ``parts`` with ``body`` (JSON, if any).
 
         Raises:
-            CallbackError: no HTTP answer (refused, timed out, not HTTP, a bad URL).
+            TransportError: no HTTP answer (refused, timed out, not HTTP, a bad URL).
         """
         if self._direct and parts.scheme == "http" and _plain(parts):
             return await self._send_plain(method, parts, body)
@@ -82,14 +76,14 @@ class CallbackClient:
                 method, parts.geturl(), content=body, headers=headers
             )
         except (httpx.HTTPError, ValueError) as exc:
-            raise CallbackError(f"{type(exc).__name__}: {exc}") from exc
+            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
         return response.status_code
 
     async def _send_plain(self, method: str, parts: SplitResult, body: bytes | None) -> int:
         try:
             port = parts.port or 80
         except ValueError as exc:
-            raise CallbackError(f"InvalidURL: {exc}") from exc
+            raise TransportError(f"InvalidURL: {exc}") from exc
         host = parts.hostname or ""
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}", "Accept: */*"]
@@ -113,24 +107,24 @@ class CallbackClient:
                         partial = getattr(exc, "partial", b"")
                         if reused and not partial:
                             continue  # the server closed the idle connection: a fresh one
-                        raise CallbackError(f"RemoteProtocolError: {exc}") from exc
+                        raise TransportError(f"RemoteProtocolError: {exc}") from exc
                     except BaseException:
                         connection[1].close()
                         raise
                     self._keep(origin, connection, keep=keep)
                     return status
         except TimeoutError as exc:
-            raise CallbackError(f"ReadTimeout: no answer within {self.timeout} s") from exc
+            raise TransportError(f"ReadTimeout: no answer within {self.timeout} s") from exc
         except (_ProtocolError, asyncio.LimitOverrunError) as exc:
-            raise CallbackError(f"RemoteProtocolError: {exc}") from exc
+            raise TransportError(f"RemoteProtocolError: {exc}") from exc
         except OSError as exc:
-            raise CallbackError(f"ReadError: {exc}") from exc
+            raise TransportError(f"ReadError: {exc}") from exc
 
     async def _connect(self, origin: tuple[str, int]) -> _Connection:
         try:
             return await asyncio.open_connection(*origin, limit=_MAX_HEAD)
         except OSError as exc:
-            raise CallbackError(f"ConnectError: {exc}") from exc
+            raise TransportError(f"ConnectError: {exc}") from exc
 
     def _keep(self, origin: tuple[str, int], connection: _Connection, *, keep: bool) -> None:
         idle = self._idle.setdefault(origin, [])

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from kkt_emulator.cloud.callback_client import CallbackClient, CallbackError
+from kkt_emulator.cloud.callback_client import CallbackClient
+from kkt_emulator.errors import TransportError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -150,13 +151,13 @@ async def test_a_reply_to_the_end_of_the_connection_is_read(
         (b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort CLOSE", "RemoteProtocolError"),
     ],
 )
-async def test_no_http_answer_is_a_callback_error(
+async def test_no_http_answer_is_a_transport_error(
     serve: Callable[..., asyncio.Future[Shop]], reply: bytes, error: str
 ) -> None:
     shop = await serve([reply])
     client = CallbackClient(timeout=0.2, verify_tls=True)
     try:
-        with pytest.raises(CallbackError, match=rf"^{error}: "):
+        with pytest.raises(TransportError, match=rf"^{error}: "):
             await client.send("GET", urlsplit(shop.url()), None)
     finally:
         await client.aclose()
@@ -168,7 +169,7 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
         port = probe.getsockname()[1]
     client = CallbackClient(timeout=5, verify_tls=True)
     try:
-        with pytest.raises(CallbackError, match=r"^ConnectError: "):
+        with pytest.raises(TransportError, match=r"^ConnectError: "):
             await client.send("GET", urlsplit(f"http://127.0.0.1:{port}/cb"), None)
     finally:
         await client.aclose()
