@@ -51,13 +51,6 @@ class StoreOperations(ServiceCore):
             raise CloudError(401, UNAUTHORIZED)
         return self._rights(assoc)
 
-    def authenticate_association(self, header: str | None) -> tuple[Association, RetailPoint]:
-        """:meth:`login_association` for synchronous callers (derives on the calling thread)."""
-        creds = parse_basic(header)
-        if creds is None:
-            raise CloudError(401, UNAUTHORIZED)
-        return self._rights(self._verified(creds, self.storage.get_association(creds.login)))
-
     def _rights(self, assoc: Association) -> tuple[Association, RetailPoint]:
         point = self.storage.get_point(assoc.retail_point_id)
         if point is None or point.deleted or point.account_id != assoc.account_id:
