@@ -286,7 +286,7 @@ class DocumentTables(Database):
 
         ``client_id != ?`` as two ranges, so the ``documents_twin`` index finds only the other
         integrations' documents: a shop that reuses one ``docNum`` does not make every later
-        document scan all earlier ones.
+        document scan all earlier ones (D62).
         """
         row = self._one(
             "SELECT seq FROM documents WHERE retail_point_id = ?1 AND doc_num = ?2 AND total = ?3"
