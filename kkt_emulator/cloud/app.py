@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from structlog.typing import FilteringBoundLogger
 
     from kkt_emulator.cloud.store_api import Answer
 
@@ -120,7 +121,9 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-def _error_answer(exc: CloudError | ValidationError | StorageError, log: Any) -> JsonResponse:
+def _error_answer(
+    exc: CloudError | ValidationError | StorageError, log: FilteringBoundLogger
+) -> JsonResponse:
     """The answer to an error the operations raise (D7), for the app's handlers and the fast path."""
     if isinstance(exc, CloudError):
         headers = {"WWW-Authenticate": 'Basic realm="fn"'} if exc.status == 401 else None
@@ -142,7 +145,9 @@ class StoreFastPath:
     taken when the fast path does not match (another root path, another method).
     """
 
-    def __init__(self, app: ASGIApp, match: Callable[[str, str], Answer | None], log: Any) -> None:
+    def __init__(
+        self, app: ASGIApp, match: Callable[[str, str], Answer | None], log: FilteringBoundLogger
+    ) -> None:
         self.app = app
         self.match = match
         self.log = log
