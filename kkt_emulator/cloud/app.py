@@ -19,75 +19,73 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kkt_emulator.clock import Clock, RealClock
 from kkt_emulator.cloud.cabinet_api import cabinet_router
+from kkt_emulator.cloud.callback_client import CallbackClient
 from kkt_emulator.cloud.device_api import Notifier, device_router
+from kkt_emulator.cloud.responses import JsonResponse
+from kkt_emulator.cloud.responses import message as _message
 from kkt_emulator.cloud.service import CallbackRequest, CloudService
 from kkt_emulator.cloud.settings import MAX_BODY_BYTES, CloudSettings
 from kkt_emulator.cloud.storage import Storage, StorageError
-from kkt_emulator.cloud.store_api import store_router
-from kkt_emulator.errors import CloudError, ValidationError
+from kkt_emulator.cloud.store_api import STORE_SECURITY_SCHEME, store_fast_path, store_router
+from kkt_emulator.errors import CloudError, TransportError, ValidationError
 from kkt_emulator.logging import get_logger
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
     from datetime import datetime
     from pathlib import Path
     from types import TracebackType
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from structlog.typing import FilteringBoundLogger
+
+    from kkt_emulator.cloud.store_api import Answer
 
 __all__ = ["Cloud", "JsonResponse", "create_app"]
 
 
-class JsonResponse(JSONResponse):
-    """JSON with ``Content-Type: application/json; charset=utf-8`` and UTF-8 text (D7)."""
-
-    media_type = "application/json; charset=utf-8"
-
-    def render(self, content: Any) -> bytes:
-        """Serialise ``content`` compactly, keeping Cyrillic as UTF-8.
-
-        Text that is not valid Unicode (a lone surrogate echoed from a refused request) falls back
-        to ASCII escapes, so an answer is always valid UTF-8 JSON.
-        """
-        text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
-        try:
-            return text.encode("utf-8")
-        except UnicodeEncodeError:
-            return json.dumps(content, separators=(",", ":")).encode("ascii")
-
-
-def _message(status: int, message: str, headers: dict[str, str] | None = None) -> JsonResponse:
-    return JsonResponse({"message": message}, status_code=status, headers=headers)
-
-
 class BodyLimit:
-    """ASGI middleware: bodies over ``limit`` bytes get 413 before anything parses them (D8)."""
+    """ASGI middleware: bodies over ``limit`` bytes get 413 before anything parses them (D8).
+
+    A declared ``Content-Length`` is checked against the limit and the request passes straight
+    through (the server delivers no more than it declares); only a body of unknown length
+    (chunked) is buffered up to the limit and replayed.
+    """
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Buffer the body up to the limit, then replay it to the app."""
+        """Check the declared length, or buffer a chunked body up to the limit and replay it."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        lengths: list[bytes] = []
+        chunked = False
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._too_large(scope, receive, send)
-                return
+            if name == b"content-length":
+                lengths.append(value)
+            elif name == b"transfer-encoding":
+                chunked = True
+        if len(lengths) == 1 and lengths[0].isdigit() and int(lengths[0]) > self.limit:
+            await self._too_large(scope, receive, send)
+            return
+        if not chunked and (not lengths or (len(lengths) == 1 and lengths[0].isdigit())):
+            # The server delivers exactly Content-Length bytes (none without the header), and
+            # that is within the limit: nothing to count, so the app reads the body itself.
+            await self.app(scope, receive, send)
+            return
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -121,6 +119,52 @@ class BodyLimit:
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = _message(413, f"Request body is larger than {self.limit} bytes")
         await response(scope, receive, send)
+
+
+def _error_answer(
+    exc: CloudError | ValidationError | StorageError, log: FilteringBoundLogger
+) -> JsonResponse:
+    """The answer to an error the operations raise (D7), for the app's handlers and the fast path."""
+    if isinstance(exc, CloudError):
+        headers = {"WWW-Authenticate": 'Basic realm="fn"'} if exc.status == 401 else None
+        return _message(exc.status, exc.message, headers)
+    if isinstance(exc, ValidationError):
+        return _message(400, str(exc))
+    log.error("storage_error", error=str(exc), exc_info=exc)
+    return _message(500, "Internal storage error")
+
+
+class StoreFastPath:
+    """ASGI middleware: the store API's busiest routes answered without FastAPI's router (D60).
+
+    ``match`` (:func:`~kkt_emulator.cloud.store_api.store_fast_path`) names the answer of a method
+    and path exactly as the store routes would match them; the answer is the same function the
+    route calls, and its errors get the app's error answers. Everything else goes to FastAPI.
+    FastAPI's routing, dependency solving and exception middleware cost the status request
+    about half of its time in the stack; the routes stay for ``/openapi.json`` and as the path
+    taken when the fast path does not match (another root path, another method).
+    """
+
+    def __init__(
+        self, app: ASGIApp, match: Callable[[str, str], Answer | None], log: FilteringBoundLogger
+    ) -> None:
+        self.app = app
+        self.match = match
+        self.log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a matched store request, or hand the request to FastAPI."""
+        if scope["type"] == "http" and not scope.get("root_path"):
+            answer = self.match(scope["method"], scope["path"])
+            if answer is not None:
+                response: Response
+                try:
+                    response = await answer(Request(scope, receive))
+                except (CloudError, ValidationError, StorageError) as exc:
+                    response = _error_answer(exc, self.log)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -160,7 +204,7 @@ class Cloud:
         self.service = CloudService(self.storage, self.clock, self.settings, self._changed)
         self.log = get_logger(component="cloud")
         self._callback_transport = callback_transport
-        self._http: httpx.AsyncClient | None = None
+        self._http: CallbackClient | None = None
         self._timer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
@@ -173,11 +217,10 @@ class Cloud:
         if self.running:
             raise RuntimeError("the cloud is already running")
         self.running = True
-        self._http = httpx.AsyncClient(
-            transport=self._callback_transport,
+        self._http = CallbackClient(  # D43: no redirects, the timeout, TLS as configured
             timeout=self.settings.callback_timeout,
-            follow_redirects=False,  # D43: redirects are not followed
-            verify=self.settings.callback_verify_tls,
+            verify_tls=self.settings.callback_verify_tls,
+            transport=self._callback_transport,
         )
         self._timer = asyncio.create_task(self._timer_loop(), name="cloud-timers")
         self.log.info("cloud_started", db=self.storage.path, clock=self.clock.mode)
@@ -198,6 +241,7 @@ class Cloud:
         self._in_flight.clear()
         if self._http is not None:
             await self._http.aclose()
+        self.service.hasher.close()
         self.storage.close()
         self.running = False
         self.log.info("cloud_stopped")
@@ -220,8 +264,15 @@ class Cloud:
     # -- timers ------------------------------------------------------------------------------------
 
     def _timer_pass(self) -> datetime | None:
-        """One pass: fire due deadlines, run the demo till, start due callbacks; the next wake-up."""
+        """One pass: fire due deadlines, run the demo till, start due callbacks; the next wake-up.
+
+        Every write wakes the timer task, so a pass first asks for the earliest deadline (one
+        query) and does the work only when one is due (D61).
+        """
         now = self.clock.now()
+        deadline = self.service.next_deadline(tuple(self._in_flight))
+        if deadline is None or deadline > now:
+            return deadline
         self.service.sweep(now)
         self.service.demo_pump(now)
         for request in self.service.due_callbacks(now, tuple(self._in_flight)):
@@ -231,26 +282,47 @@ class Cloud:
         return self.service.next_deadline(tuple(self._in_flight))
 
     async def _timer_loop(self) -> None:
-        while True:
-            self._wake.clear()
-            failed = False
-            try:
-                deadline = self._timer_pass()
-            except Exception:
-                # The HTTP side keeps answering whatever went wrong; without this the 15-minute
-                # and 235-second rules and the callbacks would stop for good.
-                self.log.exception("timer_pass_failed", db=self.storage.path)
-                deadline, failed = None, True
-            waiter = asyncio.ensure_future(self._wake.wait())
-            waits: set[asyncio.Future[Any]] = {waiter}
-            if deadline is not None:
-                waits.add(asyncio.ensure_future(self.clock.sleep_until(deadline)))
-            if failed:  # retry after a pause (pacing time), not in a hot loop
-                waits.add(asyncio.ensure_future(self.clock.pace(self.settings.timer_retry_seconds)))
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in waits:
+        # The sleep towards the next deadline is kept while a pass finds the same deadline, so a
+        # write that moves no deadline costs the pass's one query and no new tasks.
+        sleeper: asyncio.Future[None] | None = None
+        sleeping_until: datetime | None = None
+        waiter: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                self._wake.clear()
+                failed = False
+                try:
+                    deadline = self._timer_pass()
+                except Exception:
+                    # The HTTP side keeps answering whatever went wrong; without this the 15-minute
+                    # and 235-second rules and the callbacks would stop for good.
+                    self.log.exception("timer_pass_failed", db=self.storage.path)
+                    deadline, failed = None, True
+                if sleeper is not None and (sleeper.done() or deadline != sleeping_until):
+                    sleeper.cancel()
+                    sleeper = None
+                if deadline is not None and sleeper is None:
+                    sleeper = asyncio.ensure_future(self.clock.sleep_until(deadline))
+                    sleeping_until = deadline
+                if waiter is None or waiter.done():
+                    waiter = asyncio.ensure_future(self._wake.wait())
+                waits: set[asyncio.Future[Any]] = {waiter}
+                if sleeper is not None:
+                    waits.add(sleeper)
+                retry: asyncio.Future[None] | None = None
+                if failed:  # retry after a pause (pacing time), not in a hot loop
+                    retry = asyncio.ensure_future(
+                        self.clock.pace(self.settings.timer_retry_seconds)
+                    )
+                    waits.add(retry)
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if retry is not None:
+                        retry.cancel()
+        finally:
+            for task in (sleeper, waiter):
+                if task is not None:
                     task.cancel()
 
     async def _attempt(self, request: CallbackRequest) -> None:
@@ -261,16 +333,13 @@ class Cloud:
                 error = "unusable responseURL"  # D43: accepted, but never delivered
             else:
                 assert self._http is not None
-                headers = {}
-                if request.body is not None:
-                    headers["Content-Type"] = "application/json; charset=utf-8"
-                response = await self._http.request(
-                    request.method, request.url, content=request.body, headers=headers
-                )
-                delivered = response.status_code == 200  # D43: only exactly 200 counts
+                status = await self._http.send(request.method, parts, request.body)
+                delivered = status == 200  # D43: only exactly 200 counts
                 if not delivered:
-                    error = f"HTTP {response.status_code}"
-        except (httpx.HTTPError, ValueError) as exc:
+                    error = f"HTTP {status}"
+        except TransportError as exc:  # no HTTP answer; the text names why, as httpx would
+            error = str(exc)
+        except ValueError as exc:  # urlsplit: a URL it cannot split
             error = f"{type(exc).__name__}: {exc}"
         try:
             self.service.callback_finished(request, delivered=delivered, error=error)
@@ -309,16 +378,17 @@ class Cloud:
             default_response_class=JsonResponse,
             lifespan=lifespan,
         )
+        # Added first, so it runs inside BodyLimit: the 413 applies to the fast path too.
+        app.add_middleware(StoreFastPath, match=store_fast_path(self.service), log=self.log)
         app.add_middleware(BodyLimit)
 
         @app.exception_handler(CloudError)
         async def cloud_error(_: Request, exc: CloudError) -> JsonResponse:
-            headers = {"WWW-Authenticate": 'Basic realm="fn"'} if exc.status == 401 else None
-            return _message(exc.status, exc.message, headers)
+            return _error_answer(exc, cloud.log)
 
         @app.exception_handler(ValidationError)
         async def validation_error(_: Request, exc: ValidationError) -> JsonResponse:
-            return _message(400, str(exc))
+            return _error_answer(exc, cloud.log)
 
         @app.exception_handler(RequestValidationError)
         async def request_validation_error(_: Request, exc: RequestValidationError) -> JsonResponse:
@@ -330,14 +400,23 @@ class Cloud:
 
         @app.exception_handler(StorageError)
         async def storage_error(_: Request, exc: StorageError) -> JsonResponse:
-            cloud.log.error("storage_error", error=str(exc), exc_info=exc)
-            return _message(500, "Internal storage error")
+            return _error_answer(exc, cloud.log)
 
         store = store_router(self.service)
         app.include_router(store, prefix="/api/fn")
         app.include_router(store, prefix="/fn", include_in_schema=False)  # D2
         app.include_router(device_router(self.service, self.notifier))
         app.include_router(cabinet_router(self.service))
+        generate = app.openapi
+
+        def openapi() -> dict[str, Any]:
+            schema = generate()  # built once, then cached by FastAPI
+            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            for name, scheme in STORE_SECURITY_SCHEME.items():
+                schemes.setdefault(name, scheme)
+            return schema
+
+        app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
         return app
 
 

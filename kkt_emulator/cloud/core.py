@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from kkt_emulator.cloud import lifecycle as lc
 from kkt_emulator.cloud import views
 from kkt_emulator.cloud.lifecycle import Status
-from kkt_emulator.cloud.security import BasicCredentials, PasswordHasher
+from kkt_emulator.cloud.security import BasicCredentials, PasswordHasher, parse_basic
 from kkt_emulator.cloud.settings import CloudSettings, FnState, PickupWindow
 from kkt_emulator.cloud.storage import Account, Association, MasterCredential
 from kkt_emulator.errors import CloudError
@@ -142,10 +142,30 @@ class ServiceCore:
 
     # -- authentication ----------------------------------------------------------------------------
 
+    async def judge_credentials(self, header: str | None, *, master: bool = False) -> None:
+        """Judge Basic credentials in the hasher's worker thread if they were never judged (D58).
+
+        The store API awaits this before the synchronous operation, so the operation's own check
+        finds the verdict remembered and a first or wrong password never stalls the event loop.
+        ``master`` selects master credentials (``/v1/associate``) instead of an association.
+        """
+        creds = parse_basic(header)
+        if creds is None:
+            return
+        stored: MasterCredential | Association | None = (
+            self.storage.get_master_credential(creds.login)
+            if master
+            else self.storage.get_association(creds.login)
+        )
+        if stored is None:
+            await self.hasher.aburn(creds.login, creds.password)
+        else:
+            await self.hasher.averify(creds.password, stored.salt, stored.hash)
+
     def _verified(self, creds: BasicCredentials, stored: _Login | None) -> _Login:
         """``stored`` if ``creds.password`` matches it, else 401; an unknown login costs the same."""
         if stored is None:
-            self.hasher.burn(creds.password)
+            self.hasher.burn(creds.login, creds.password)
             raise CloudError(401, UNAUTHORIZED)
         if not self.hasher.verify(creds.password, stored.salt, stored.hash):
             raise CloudError(401, UNAUTHORIZED)

@@ -5,8 +5,9 @@ foreign keys on), created on first start and reopened on the next. Every write r
 :meth:`Database.transaction` (``BEGIN IMMEDIATE`` … ``COMMIT`` through
 :func:`kkt_emulator.sqlite.immediate`); the connection is shared and guarded by a re-entrant lock,
 and a nested block joins the outer transaction, so the storage is safe to use from the event loop
-and from worker threads alike. ``sqlite3`` errors are translated once, here, into
-:class:`StorageError`::
+and from worker threads alike. The table groups keep read caches of the rows every request needs
+(D59); a transaction that fails drops them all, so a cache never holds a write that was rolled
+back. ``sqlite3`` errors are translated once, here, into :class:`StorageError`::
 
     EmulatorError
     └── StorageError        the database could not be opened, read or written
@@ -17,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from kkt_emulator.errors import EmulatorError
 from kkt_emulator.sqlite import immediate, open_database
@@ -135,7 +136,9 @@ CREATE INDEX IF NOT EXISTS documents_dispatch ON documents (dispatch_at)
 CREATE INDEX IF NOT EXISTS documents_callback ON documents (callback_next_at)
     WHERE callback_next_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS documents_fiscal ON documents (fn_number, fn_doc_number);
-CREATE INDEX IF NOT EXISTS documents_docnum ON documents (retail_point_id, doc_num);
+DROP INDEX IF EXISTS documents_docnum;
+CREATE INDEX IF NOT EXISTS documents_twin
+    ON documents (retail_point_id, doc_num, total, client_id, created_at);
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     seq INTEGER NOT NULL REFERENCES documents(seq),
@@ -172,6 +175,7 @@ class Database:
         self.path = str(path)
         self._lock = threading.RLock()
         self._depth = 0
+        self._caches: list[dict[Any, Any]] = []
         try:
             self._conn = open_database(
                 self.path,
@@ -186,6 +190,16 @@ class Database:
             )
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open cloud database {self.path}: {exc}") from exc
+
+    def _cache(self) -> dict[Any, Any]:
+        """A new read cache, emptied whenever a transaction fails (see :meth:`transaction`)."""
+        cache: dict[Any, Any] = {}
+        self._caches.append(cache)
+        return cache
+
+    def _drop_caches(self) -> None:
+        for cache in self._caches:
+            cache.clear()
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -214,9 +228,11 @@ class Database:
                     finally:
                         self._depth = 0
                     stage = "commit"
-            except sqlite3.Error as exc:
-                if stage == "body":  # the block's own error, already rolled back: unchanged
-                    raise
+            except BaseException as exc:
+                # Rolled back: cached rows may hold what the block wrote, so forget them all.
+                self._drop_caches()
+                if stage == "body" or not isinstance(exc, sqlite3.Error):
+                    raise  # the block's own error, already rolled back: unchanged
                 raise StorageError(f"cannot {stage}: {exc}") from exc
 
     # -- low level ---------------------------------------------------------------------------------

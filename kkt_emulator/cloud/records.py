@@ -7,10 +7,13 @@ columns (the accepted document, fiscal data, details) are written compactly with
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+
+import orjson
 
 from kkt_emulator.cloud.lifecycle import CallbackKind, DocState, FailureInfo, FailureType, Status
 from kkt_emulator.cloud.settings import DuplicatePolicy, PickupWindow
@@ -261,14 +264,37 @@ def state_from_row(row: sqlite3.Row) -> DocState:
     )
 
 
+# orjson reads an integer beyond 64 bits as a float; text with such a run of digits goes to json.
+_LONG_DIGITS: Final = re.compile(r"\d{19}")
+
+
 def loads(text: str | None) -> Any:
-    """Parse a nullable JSON column."""
-    return None if text is None else json.loads(text)
+    """Parse a nullable JSON column: orjson, or the standard library where orjson would differ.
+
+    orjson would turn an integer beyond 64 bits into a float and refuses ``NaN`` and out-of-range
+    exponents; such text is read by the standard library, so a value reads back as it was written.
+    """
+    if text is None:
+        return None
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass  # NaN or an exponent beyond a float, which json reads as before
+    return json.loads(text)
 
 
 def dumps(value: object) -> str:
-    """Serialise a value for a JSON column: compact, sorted keys, UTF-8 text."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    """Serialise a value for a JSON column: compact, sorted keys, UTF-8 text.
+
+    orjson writes what the standard library writes for these values (D60); what orjson refuses (a
+    non-string key, an integer beyond 64 bits) is written by the standard library instead. A
+    non-finite float, which no validated input holds, is written as ``null``.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 def document_from_row(row: sqlite3.Row) -> DocumentRecord:
@@ -279,7 +305,7 @@ def document_from_row(row: sqlite3.Row) -> DocumentRecord:
         doc_id=row["doc_id"],
         client_id=row["client_id"],
         route=row["route"],
-        document=json.loads(row["document"]),
+        document=loads(row["document"]),
         content_key=row["content_key"],
         doc_num=row["doc_num"],
         total=row["total"],
@@ -294,7 +320,7 @@ def document_from_row(row: sqlite3.Row) -> DocumentRecord:
         fn_doc_number=row["fn_doc_number"],
         ofd_state=row["ofd_state"],
         ofd_changed_at=opt_time(row["ofd_changed_at"]),
-        warnings=tuple(json.loads(row["warnings"])),
+        warnings=tuple(loads(row["warnings"])),
         possible_duplicate_of=row["possible_duplicate_of"],
     )
 

@@ -1,7 +1,9 @@
 """The store API's operations (store-api.md §5): associations, status, documents, re-queue.
 
 Authentication first, always (D5, D23): master credentials for ``/v1/associate``, association
-credentials for everything else.
+credentials for everything else. The routes await :meth:`StoreOperations.login_association`, which
+derives a password never judged in the hasher's worker thread (D58), and hand the association and
+its retail point to the synchronous operation.
 """
 
 from __future__ import annotations
@@ -32,12 +34,24 @@ __all__ = ["StoreOperations"]
 class StoreOperations(ServiceCore):
     """``/api/fn`` and ``/fn``: what an online store calls."""
 
-    def authenticate_association(self, header: str | None) -> tuple[Association, RetailPoint]:
-        """Check association credentials (D5): 401 if wrong, 403 if the point is gone or moved."""
+    async def login_association(self, header: str | None) -> tuple[Association, RetailPoint]:
+        """Check association credentials (D5): 401 if wrong, 403 if the point is gone or moved.
+
+        A password never judged is derived off the event loop, and so is the time an unknown login
+        costs (D58); a judged one is checked in constant time.
+        """
         creds = parse_basic(header)
         if creds is None:
             raise CloudError(401, UNAUTHORIZED)
-        assoc = self._verified(creds, self.storage.get_association(creds.login))
+        assoc = self.storage.get_association(creds.login)
+        if assoc is None:
+            await self.hasher.aburn(creds.login, creds.password)
+            raise CloudError(401, UNAUTHORIZED)
+        if not await self.hasher.averify(creds.password, assoc.salt, assoc.hash):
+            raise CloudError(401, UNAUTHORIZED)
+        return self._rights(assoc)
+
+    def _rights(self, assoc: Association) -> tuple[Association, RetailPoint]:
         point = self.storage.get_point(assoc.retail_point_id)
         if point is None or point.deleted or point.account_id != assoc.account_id:
             raise CloudError(403, f"No rights for retail point {assoc.retail_point_id}")
@@ -80,22 +94,21 @@ class StoreOperations(ServiceCore):
             "address": point.address,
         }
 
-    def delete_association(self, header: str | None) -> None:
+    def delete_association(self, assoc: Association) -> None:
         """``DELETE /v1/associate`` (§5.2): removes only the calling association."""
-        assoc, _ = self.authenticate_association(header)
         with self.storage.transaction():
             self.storage.delete_association(assoc.user_name)
         self.log.info("association_deleted", retail_point_id=assoc.retail_point_id)
 
-    def service_status(self, header: str | None) -> JsonObject:
+    def service_status(self, assoc: Association, point: RetailPoint) -> JsonObject:
         """``GET /v1/status`` (§5.3, D13, D40)."""
-        assoc, point = self.authenticate_association(header)
         state, at = self.fn_state(point)
         return fn_status_view(state, at or assoc.created_at)
 
-    def submit(self, header: str | None, body: bytes, route: StoreRoute) -> JsonObject:
-        """``POST /v1/doc`` and ``POST /v2/doc`` (§5.4, D14, D15, D23, D32)."""
-        assoc, point = self.authenticate_association(header)
+    def submit(
+        self, assoc: Association, point: RetailPoint, body: bytes, route: StoreRoute
+    ) -> JsonObject:
+        """``POST /v1/doc`` and ``POST /v2/doc`` (§5.4, D14, D15, D23, D32); after the login."""
         parsed = parse_document(body, route=route)
         now = self.clock.now()
         with self.storage.transaction():
@@ -181,14 +194,12 @@ class StoreOperations(ServiceCore):
             raise CloudError(404, f"Document not found: {doc_id}")  # D16
         return record
 
-    def document_status(self, header: str | None, doc_id: str) -> JsonObject:
+    def document_status(self, point: RetailPoint, doc_id: str) -> JsonObject:
         """``GET /v1/doc/{id}/status`` (§5.5, D16, D17)."""
-        _, point = self.authenticate_association(header)
         return self.render_status(self._own_document(point, doc_id), point)
 
-    def requeue(self, header: str | None, doc_id: str) -> JsonObject:
+    def requeue(self, point: RetailPoint, doc_id: str) -> JsonObject:
         """``PUT /v1/doc/{id}/re-queue`` (§5.6, D18, D33)."""
-        _, point = self.authenticate_association(header)
         with self.storage.transaction():
             record = self._requeue(point, self._own_document(point, doc_id), "store_api")
         self.on_change()

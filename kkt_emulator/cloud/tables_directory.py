@@ -1,10 +1,18 @@
 """The cloud database's directory tables: who may call and from where.
 
 Accounts, master credentials, retail points, associations and devices (with their heartbeats).
+
+Every store-API and till-API request reads its association or device, its retail point and the
+point's last heartbeat, so those rows are cached in memory (D59): filled by a read, dropped or
+rewritten by the write that changes them (both under the connection's lock), and emptied whenever
+a transaction fails. Only rows that exist are kept (an unknown login or token is looked up every
+time), and the cache is right because this process is the database's only writer: one cloud per
+database file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from kkt_emulator.cloud.db import Database
@@ -18,6 +26,7 @@ from kkt_emulator.cloud.records import (
     device_from_row,
     dumps,
     from_db_time,
+    loads,
     point_from_row,
     to_db_time,
 )
@@ -25,6 +34,7 @@ from kkt_emulator.cloud.records import (
 if TYPE_CHECKING:
     import sqlite3
     from datetime import datetime
+    from pathlib import Path
 
 __all__ = ["DirectoryTables"]
 
@@ -35,6 +45,13 @@ def _account_from_row(row: sqlite3.Row) -> Account:
 
 class DirectoryTables(Database):
     """Who may call: accounts, credentials, retail points, associations, tills."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        self._points: dict[str, RetailPoint] = self._cache()
+        self._associations: dict[str, Association] = self._cache()
+        self._devices: dict[str, Device] = self._cache()  # by token hash
+        self._heartbeats: dict[str, tuple[datetime, bool] | None] = self._cache()  # by point
 
     # -- accounts and master credentials -----------------------------------------------------------
 
@@ -92,51 +109,62 @@ class DirectoryTables(Database):
 
     def insert_point(self, point: RetailPoint) -> None:
         """Store a new retail point."""
-        self._execute(
-            "INSERT INTO retail_points (id, account_id, name, address, inn, internet_docs_enabled,"
-            " stop_on_errors, pickup_window, default_tax_mode, duplicate_policy, deleted, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                point.id,
-                point.account_id,
-                point.name,
-                point.address,
-                point.inn,
-                int(point.internet_docs_enabled),
-                int(point.stop_on_errors),
-                point.pickup_window.value,
-                point.default_tax_mode.value,
-                point.duplicate_policy.value,
-                int(point.deleted),
-                to_db_time(point.created_at),
-            ),
-        )
+        with self._lock:
+            self._execute(
+                "INSERT INTO retail_points (id, account_id, name, address, inn, internet_docs_enabled,"
+                " stop_on_errors, pickup_window, default_tax_mode, duplicate_policy, deleted, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    point.id,
+                    point.account_id,
+                    point.name,
+                    point.address,
+                    point.inn,
+                    int(point.internet_docs_enabled),
+                    int(point.stop_on_errors),
+                    point.pickup_window.value,
+                    point.default_tax_mode.value,
+                    point.duplicate_policy.value,
+                    int(point.deleted),
+                    to_db_time(point.created_at),
+                ),
+            )
+            self._points.pop(point.id, None)
 
     def update_point(self, point: RetailPoint) -> None:
         """Write every setting of an existing retail point."""
-        self._execute(
-            "UPDATE retail_points SET account_id = ?, name = ?, address = ?, inn = ?,"
-            " internet_docs_enabled = ?, stop_on_errors = ?, pickup_window = ?,"
-            " default_tax_mode = ?, duplicate_policy = ?, deleted = ? WHERE id = ?",
-            (
-                point.account_id,
-                point.name,
-                point.address,
-                point.inn,
-                int(point.internet_docs_enabled),
-                int(point.stop_on_errors),
-                point.pickup_window.value,
-                point.default_tax_mode.value,
-                point.duplicate_policy.value,
-                int(point.deleted),
-                point.id,
-            ),
-        )
+        with self._lock:
+            self._execute(
+                "UPDATE retail_points SET account_id = ?, name = ?, address = ?, inn = ?,"
+                " internet_docs_enabled = ?, stop_on_errors = ?, pickup_window = ?,"
+                " default_tax_mode = ?, duplicate_policy = ?, deleted = ? WHERE id = ?",
+                (
+                    point.account_id,
+                    point.name,
+                    point.address,
+                    point.inn,
+                    int(point.internet_docs_enabled),
+                    int(point.stop_on_errors),
+                    point.pickup_window.value,
+                    point.default_tax_mode.value,
+                    point.duplicate_policy.value,
+                    int(point.deleted),
+                    point.id,
+                ),
+            )
+            self._points.pop(point.id, None)
 
     def get_point(self, point_id: str) -> RetailPoint | None:
         """The retail point with this id (deleted ones included), if any."""
-        row = self._one("SELECT * FROM retail_points WHERE id = ?", (point_id,))
-        return None if row is None else point_from_row(row)
+        point = self._points.get(point_id)
+        if point is not None:
+            return point
+        with self._lock:  # read and fill at once, so that no write falls in between
+            row = self._one("SELECT * FROM retail_points WHERE id = ?", (point_id,))
+            if row is None:
+                return None
+            point = self._points[point_id] = point_from_row(row)
+            return point
 
     def list_points(self) -> list[RetailPoint]:
         """Every retail point, oldest first."""
@@ -147,8 +175,15 @@ class DirectoryTables(Database):
 
     def get_association(self, user_name: str) -> Association | None:
         """The association with this ``userName``, if any."""
-        row = self._one("SELECT * FROM associations WHERE user_name = ?", (user_name,))
-        return None if row is None else association_from_row(row)
+        assoc = self._associations.get(user_name)
+        if assoc is not None:
+            return assoc
+        with self._lock:
+            row = self._one("SELECT * FROM associations WHERE user_name = ?", (user_name,))
+            if row is None:
+                return None
+            assoc = self._associations[user_name] = association_from_row(row)
+            return assoc
 
     def get_association_for(self, point_id: str, client_id: str) -> Association | None:
         """The association of ``(retailPointId, clientId)``, if any."""
@@ -160,26 +195,30 @@ class DirectoryTables(Database):
 
     def upsert_association(self, assoc: Association) -> None:
         """Store an association, or rotate the password of an existing one."""
-        self._execute(
-            "INSERT INTO associations (user_name, retail_point_id, client_id, account_id, salt,"
-            " hash, created_at, rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (user_name) DO UPDATE SET salt = excluded.salt, hash = excluded.hash,"
-            " account_id = excluded.account_id, rotated_at = excluded.rotated_at",
-            (
-                assoc.user_name,
-                assoc.retail_point_id,
-                assoc.client_id,
-                assoc.account_id,
-                assoc.salt,
-                assoc.hash,
-                to_db_time(assoc.created_at),
-                to_db_time(assoc.rotated_at),
-            ),
-        )
+        with self._lock:
+            self._execute(
+                "INSERT INTO associations (user_name, retail_point_id, client_id, account_id, salt,"
+                " hash, created_at, rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (user_name) DO UPDATE SET salt = excluded.salt, hash = excluded.hash,"
+                " account_id = excluded.account_id, rotated_at = excluded.rotated_at",
+                (
+                    assoc.user_name,
+                    assoc.retail_point_id,
+                    assoc.client_id,
+                    assoc.account_id,
+                    assoc.salt,
+                    assoc.hash,
+                    to_db_time(assoc.created_at),
+                    to_db_time(assoc.rotated_at),
+                ),
+            )
+            self._associations.pop(assoc.user_name, None)
 
     def delete_association(self, user_name: str) -> None:
         """Remove an association; its documents stay (D6)."""
-        self._execute("DELETE FROM associations WHERE user_name = ?", (user_name,))
+        with self._lock:
+            self._execute("DELETE FROM associations WHERE user_name = ?", (user_name,))
+            self._associations.pop(user_name, None)
 
     # -- devices -----------------------------------------------------------------------------------
 
@@ -190,8 +229,15 @@ class DirectoryTables(Database):
 
     def get_device_by_token(self, token_hash: str) -> Device | None:
         """The device whose bearer token hashes to ``token_hash``, if any."""
-        row = self._one("SELECT * FROM devices WHERE token_hash = ?", (token_hash,))
-        return None if row is None else device_from_row(row)
+        device = self._devices.get(token_hash)
+        if device is not None:
+            return device
+        with self._lock:
+            row = self._one("SELECT * FROM devices WHERE token_hash = ?", (token_hash,))
+            if row is None:
+                return None
+            device = self._devices[token_hash] = device_from_row(row)
+            return device
 
     def get_device(self, device_id: str) -> Device | None:
         """The device with this id, if any."""
@@ -200,34 +246,49 @@ class DirectoryTables(Database):
 
     def upsert_device(self, device: Device) -> None:
         """Store a device binding (a repeated bind replaces the token and the till's details)."""
-        self._execute(
-            "INSERT INTO devices (device_id, till_serial, retail_point_id, fn_serial, model,"
-            " firmware_profile, token_hash, bound_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (device_id) DO UPDATE SET retail_point_id = excluded.retail_point_id,"
-            " fn_serial = excluded.fn_serial, model = excluded.model,"
-            " firmware_profile = excluded.firmware_profile, token_hash = excluded.token_hash,"
-            " bound_at = excluded.bound_at",
-            (
-                device.device_id,
-                device.till_serial,
-                device.retail_point_id,
-                device.fn_serial,
-                device.model,
-                device.firmware_profile,
-                device.token_hash,
-                to_db_time(device.bound_at),
-            ),
-        )
+        with self._lock:
+            self._execute(
+                "INSERT INTO devices (device_id, till_serial, retail_point_id, fn_serial, model,"
+                " firmware_profile, token_hash, bound_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (device_id) DO UPDATE SET retail_point_id = excluded.retail_point_id,"
+                " fn_serial = excluded.fn_serial, model = excluded.model,"
+                " firmware_profile = excluded.firmware_profile, token_hash = excluded.token_hash,"
+                " bound_at = excluded.bound_at",
+                (
+                    device.device_id,
+                    device.till_serial,
+                    device.retail_point_id,
+                    device.fn_serial,
+                    device.model,
+                    device.firmware_profile,
+                    device.token_hash,
+                    to_db_time(device.bound_at),
+                ),
+            )
+            self._devices.clear()  # the old token of a re-bound till must stop working
+            self._heartbeats.clear()  # and the till may have moved to another point
 
     def record_heartbeat(
         self, device_id: str, at: datetime, *, fn_ok: bool, body: dict[str, Any], fn_serial: str
     ) -> None:
         """Store a device's latest heartbeat."""
-        self._execute(
-            "UPDATE devices SET last_heartbeat_at = ?, fn_ok = ?, heartbeat = ?,"
-            " fn_serial = CASE WHEN ? = '' THEN fn_serial ELSE ? END WHERE device_id = ?",
-            (to_db_time(at), int(fn_ok), dumps(body), fn_serial, fn_serial, device_id),
-        )
+        stored_at, text = to_db_time(at), dumps(body)
+        with self._lock:
+            self._execute(
+                "UPDATE devices SET last_heartbeat_at = ?, fn_ok = ?, heartbeat = ?,"
+                " fn_serial = CASE WHEN ? = '' THEN fn_serial ELSE ? END WHERE device_id = ?",
+                (stored_at, int(fn_ok), text, fn_serial, fn_serial, device_id),
+            )
+            self._heartbeats.clear()
+            for token_hash, device in list(self._devices.items()):
+                if device.device_id == device_id:  # as a read of the new row would give it
+                    self._devices[token_hash] = dataclasses.replace(
+                        device,
+                        last_heartbeat_at=from_db_time(stored_at),
+                        fn_ok=fn_ok,
+                        heartbeat=loads(text),
+                        fn_serial=fn_serial or device.fn_serial,
+                    )
 
     def list_devices(self, point_id: str | None = None) -> list[Device]:
         """Every bound device, optionally of one retail point."""
@@ -242,11 +303,17 @@ class DirectoryTables(Database):
 
     def last_heartbeat(self, point_id: str) -> tuple[datetime, bool] | None:
         """Time and ФН state of the most recent heartbeat of the point's tills (D40)."""
-        row = self._one(
-            "SELECT last_heartbeat_at, fn_ok FROM devices WHERE retail_point_id = ?"
-            " AND last_heartbeat_at IS NOT NULL ORDER BY last_heartbeat_at DESC LIMIT 1",
-            (point_id,),
-        )
-        if row is None:
-            return None
-        return from_db_time(row["last_heartbeat_at"]), bool(row["fn_ok"])
+        if point_id in self._heartbeats:
+            return self._heartbeats[point_id]
+        with self._lock:
+            row = self._one(
+                "SELECT last_heartbeat_at, fn_ok FROM devices WHERE retail_point_id = ?"
+                " AND last_heartbeat_at IS NOT NULL ORDER BY last_heartbeat_at DESC LIMIT 1",
+                (point_id,),
+            )
+            found = None
+            if row is not None:
+                found = from_db_time(row["last_heartbeat_at"]), bool(row["fn_ok"])
+            if self.get_point(point_id) is not None:  # only real points: the cache stays small
+                self._heartbeats[point_id] = found
+            return found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from kkt_emulator.cloud.db import Database
 from kkt_emulator.cloud.lifecycle import Status
@@ -29,6 +29,45 @@ if TYPE_CHECKING:
 
 __all__ = ["DocumentTables"]
 
+_INSERT_COLUMNS: Final = (
+    "retail_point_id",
+    "doc_id",
+    "client_id",
+    "route",
+    "document",
+    "content_key",
+    "doc_num",
+    "total",
+    "response_url",
+    "created_at",
+    "warnings",
+    "possible_duplicate_of",
+    *STATE_COLUMNS,
+)
+_INSERT_DOCUMENT: Final = (
+    f"INSERT INTO documents ({', '.join(_INSERT_COLUMNS)})"  # noqa: S608 - column names are constants
+    f" VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})"
+)
+
+
+def _document_values(record: DocumentRecord) -> tuple[object, ...]:
+    """The values of :data:`_INSERT_COLUMNS` for a new document, in that order."""
+    return (
+        record.retail_point_id,
+        record.doc_id,
+        record.client_id,
+        record.route,
+        dumps(record.document),
+        record.content_key,
+        record.doc_num,
+        record.total,
+        record.response_url,
+        to_db_time(record.created_at),
+        dumps(list(record.warnings)),
+        record.possible_duplicate_of,
+        *state_values(record.state),
+    )
+
 
 class DocumentTables(Database):
     """The documents with their lifecycle state, history and deadlines."""
@@ -37,41 +76,7 @@ class DocumentTables(Database):
 
     def insert_document(self, record: DocumentRecord) -> int:
         """Store a new document; returns its queue position (``seq``)."""
-        columns = (
-            "retail_point_id",
-            "doc_id",
-            "client_id",
-            "route",
-            "document",
-            "content_key",
-            "doc_num",
-            "total",
-            "response_url",
-            "created_at",
-            "warnings",
-            "possible_duplicate_of",
-            *STATE_COLUMNS,
-        )
-        values = (
-            record.retail_point_id,
-            record.doc_id,
-            record.client_id,
-            record.route,
-            dumps(record.document),
-            record.content_key,
-            record.doc_num,
-            record.total,
-            record.response_url,
-            to_db_time(record.created_at),
-            dumps(list(record.warnings)),
-            record.possible_duplicate_of,
-            *state_values(record.state),
-        )
-        marks = ", ".join("?" for _ in columns)
-        cursor = self._execute(
-            f"INSERT INTO documents ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608 - column names are constants
-            values,
-        )
+        cursor = self._execute(_INSERT_DOCUMENT, _document_values(record))
         seq = cursor.lastrowid
         assert seq is not None
         return seq
@@ -277,13 +282,20 @@ class DocumentTables(Database):
     def recent_with_doc_num(
         self, point_id: str, doc_num: str, total: str, since: datetime, client_id: str
     ) -> DocumentRecord | None:
-        """The latest document of another integration with the same ``docNum`` and total."""
+        """The latest document of another integration with the same ``docNum`` and total.
+
+        ``client_id != ?`` as two ranges, so the ``documents_twin`` index finds only the other
+        integrations' documents: a shop that reuses one ``docNum`` does not make every later
+        document scan all earlier ones (D62).
+        """
         row = self._one(
-            "SELECT * FROM documents WHERE retail_point_id = ? AND doc_num = ? AND total = ?"
-            " AND client_id != ? AND created_at >= ? ORDER BY seq DESC LIMIT 1",
+            "SELECT seq FROM documents WHERE retail_point_id = ?1 AND doc_num = ?2 AND total = ?3"
+            " AND client_id < ?4 AND created_at >= ?5"
+            " UNION ALL SELECT seq FROM documents WHERE retail_point_id = ?1 AND doc_num = ?2"
+            " AND total = ?3 AND client_id > ?4 AND created_at >= ?5 ORDER BY seq DESC LIMIT 1",
             (point_id, doc_num, total, client_id, to_db_time(since)),
         )
-        return None if row is None else document_from_row(row)
+        return None if row is None else self.get_document_by_seq(row["seq"])
 
     def documents_with_warnings(self) -> list[DocumentRecord]:
         """Documents that carry cabinet warnings, oldest first."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import pytest
@@ -13,6 +14,8 @@ from kkt_emulator.cloud import lifecycle as lc
 from kkt_emulator.cloud.settings import DuplicatePolicy, PickupWindow
 from kkt_emulator.cloud.storage import (
     Account,
+    Association,
+    Device,
     DocumentFilter,
     DocumentRecord,
     RetailPoint,
@@ -150,3 +153,103 @@ def test_concurrent_writers_from_threads(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert storage.count_documents() == 100
+
+
+# -- the directory caches (D59) ---------------------------------------------------------------------
+
+
+def _fresh(storage: Storage) -> Storage:
+    """Another connection to the same file: what the database holds, without any cache."""
+    return Storage(storage.path)
+
+
+def test_a_cached_point_follows_every_update(tmp_path: Path) -> None:
+    storage = seeded(tmp_path / "cloud.db")
+    assert storage.get_point(point().id) == point()
+    changed = dataclasses.replace(point(), internet_docs_enabled=False, name="Renamed")
+    with storage.transaction():
+        storage.update_point(changed)
+    assert storage.get_point(point().id) == changed == _fresh(storage).get_point(point().id)
+
+
+def test_a_rolled_back_write_leaves_no_cached_row(tmp_path: Path) -> None:
+    storage = seeded(tmp_path / "cloud.db")
+    storage.get_point(point().id)
+    changed = dataclasses.replace(point(), deleted=True)
+
+    def failing_update() -> None:
+        with storage.transaction():
+            storage.update_point(changed)
+            assert storage.get_point(point().id) == changed  # read back inside: cached
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        failing_update()
+    assert storage.get_point(point().id) == point()
+
+
+def test_a_rotated_or_deleted_association_is_not_served_from_the_cache(tmp_path: Path) -> None:
+    storage = seeded(tmp_path / "cloud.db")
+    assoc = Association("user", point().id, "", "acc", b"s1", b"h1", T0, T0)
+    with storage.transaction():
+        storage.upsert_association(assoc)
+    assert storage.get_association("user") == assoc
+    rotated = dataclasses.replace(assoc, salt=b"s2", hash=b"h2", rotated_at=T0 + timedelta(1))
+    with storage.transaction():
+        storage.upsert_association(rotated)
+    assert storage.get_association("user") == rotated
+    with storage.transaction():
+        storage.delete_association("user")
+    assert storage.get_association("user") is None
+
+
+def test_a_heartbeat_updates_the_cached_device_as_a_fresh_read_would(tmp_path: Path) -> None:
+    storage = seeded(tmp_path / "cloud.db")
+    device = Device("dev", "0001", point().id, "9999", "virtual", "p", "tok", T0, None, None, None)
+    with storage.transaction():
+        storage.upsert_device(device)
+    assert storage.get_device_by_token("tok") == device
+    assert storage.last_heartbeat(point().id) is None
+    at = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=3)))
+    body = {"z": 1, "a": {"fnState": "READY"}, "text": "Касса"}
+    with storage.transaction():
+        storage.record_heartbeat("dev", at, fn_ok=False, body=body, fn_serial="")
+    cached = storage.get_device_by_token("tok")
+    fresh = _fresh(storage).get_device_by_token("tok")
+    assert cached == fresh
+    assert cached is not None
+    assert fresh is not None
+    assert list(cached.heartbeat or {}) == list(fresh.heartbeat or {})  # key order too
+    assert storage.last_heartbeat(point().id) == (at, False)
+
+
+def test_a_rebound_till_loses_its_old_token(tmp_path: Path) -> None:
+    storage = seeded(tmp_path / "cloud.db")
+    device = Device("dev", "0001", point().id, "9999", "virtual", "p", "old", T0, None, None, None)
+    with storage.transaction():
+        storage.upsert_device(device)
+    assert storage.get_device_by_token("old") is not None
+    with storage.transaction():
+        storage.upsert_device(dataclasses.replace(device, token_hash="new"))  # noqa: S106 - a test token
+    assert storage.get_device_by_token("old") is None
+    assert storage.get_device_by_token("new") is not None
+
+
+def test_the_double_integration_query_finds_the_latest_other_integration(tmp_path: Path) -> None:
+    storage = seeded(tmp_path / "cloud.db")
+    later = T0 + timedelta(minutes=1)
+    with storage.transaction():
+        for doc_id, client_id, at in (("a1", "a", T0), ("c1", "c", T0), ("a2", "a", later)):
+            doc = dataclasses.replace(record(doc_id), client_id=client_id, created_at=at)
+            storage.insert_document(doc)
+
+    def twin(client_id: str, total: str = "100.00", since: datetime = T0) -> str | None:
+        found = storage.recent_with_doc_num(point().id, "1", total, since, client_id)
+        return None if found is None else found.doc_id
+
+    assert twin("b") == "a2"  # both sides of "b": the latest wins
+    assert twin("a") == "c1"  # never the calling integration's own
+    assert twin("c") == "a2"
+    assert twin("") == "a2"
+    assert twin("b", total="99.00") is None
+    assert twin("a", since=later) is None

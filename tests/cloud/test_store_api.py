@@ -596,6 +596,13 @@ async def test_openapi_describes_all_three_apis(http: httpx.AsyncClient) -> None
     body = spec["paths"]["/api/fn/v2/doc"]["post"]["requestBody"]
     assert "inventPositions" in json.dumps(body)
 
+    store = {path: ops for path, ops in spec["paths"].items() if path.startswith("/api/fn/")}
+    assert len(store) == 7
+    for ops in store.values():  # named through openapi_extra, not a dependency (D60)
+        for operation in ops.values():
+            assert operation["security"] == [{"HTTPBasic": []}]
+    assert spec["components"]["securitySchemes"]["HTTPBasic"]["scheme"] == "basic"
+
 
 # -- random JSON never breaks the server ------------------------------------------------------------------
 

@@ -102,3 +102,20 @@ async def test_a_callback_outcome_that_cannot_be_recorded_is_logged_and_tried_ag
     assert failures[0]["exc_info"] is True
     assert len(shop.requests) == 2  # the attempt stayed due and was made again
     assert (await doc_status(http, point, doc["id"]))["status"] == "COMPLETED"
+
+
+async def test_a_write_that_makes_nothing_due_costs_no_sweep(
+    *, cloud: Cloud, http: httpx.AsyncClient, point: Point, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_sweep = cloud.service.sweep
+    calls: list[datetime] = []
+
+    def counting_sweep(now: datetime) -> int:
+        calls.append(now)
+        return real_sweep(now)
+
+    monkeypatch.setattr(cloud.service, "sweep", counting_sweep)
+    for _ in range(3):
+        await post_doc(http, point, minimal_doc())  # each wakes the timer task (D61)
+        await cloud.wait_idle()
+    assert calls == []
