@@ -137,6 +137,7 @@ class CloudLink:
         self.token: str | None = None
         self.before_call: Callable[[], Awaitable[None]] | None = None
         self._resume = False
+        self._split_outbox = False
         self._client = httpx.AsyncClient(base_url=self.server, timeout=timeout, transport=transport)
 
     async def close(self) -> None:
@@ -242,6 +243,31 @@ class CloudLink:
             await self._call("/results", json={"results": items})
         ).json()["results"]
         return [ResultAck.parse(item) for item in answer]
+
+    async def outbox(
+        self, results: list[dict[str, Any]], acks: list[dict[str, Any]]
+    ) -> list[ResultAck]:
+        """Report outcomes and OFD deliveries in one exchange (``/outbox``, store-api.md D63).
+
+        The cloud applies the results first, so an acknowledgement may travel with the result of
+        its own document. A cloud without ``/outbox`` (404) gets the two older calls instead,
+        from then on.
+        """
+        if not self._split_outbox:
+            try:
+                answer: dict[str, Any] = (
+                    await self._call("/outbox", json={"results": results, "acks": acks})
+                ).json()
+            except CloudError as exc:
+                if exc.status != 404:
+                    raise
+                self._split_outbox = True
+            else:
+                return [ResultAck.parse(item) for item in answer.get("results", [])]
+        answers = await self.results(results) if results else []
+        if acks:
+            await self.ofd_acks(acks)
+        return answers
 
     async def ofd_acks(self, acks: list[dict[str, Any]]) -> dict[str, Any]:
         """Report OFD deliveries by fiscal document number."""

@@ -299,6 +299,7 @@ class Fiscaliser:
             {"docId": doc_id, "failureInfo": failure.to_json(), "detail": failure.detail},
         )
         ctx.wake.set()
+        ctx.outbox_wake.set()
         return result
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kkt_emulator.errors import CloudError, DriveError, TransportError
 from kkt_emulator.fn.codes import Command
@@ -26,9 +26,19 @@ from kkt_emulator.till.views import StateViews
 if TYPE_CHECKING:
     from kkt_emulator.till.ofd_sender import OfdSender
 
-__all__ = ["OFD_IDLE_CHECK", "Loops"]
+__all__ = ["OFD_IDLE_CHECK", "OUTBOX_GATHER", "Loops"]
 
 OFD_IDLE_CHECK = 5.0  # seconds between OFD queue checks when nothing woke the sender
+OUTBOX_GATHER = 0.1
+"""Seconds the outbox loop lets reports gather after a wake-up, so a burst of OFD
+acknowledgements reaches the cloud in one exchange rather than one each."""
+
+
+def _result_fd(payload: dict[str, Any]) -> int | None:
+    """The fiscal document number a result report names, if it is a success."""
+    info = payload.get("fiscalInfo")
+    fd = info.get("fnDocNumber") if isinstance(info, dict) else None
+    return fd if isinstance(fd, int) else None
 
 
 class Loops:
@@ -73,7 +83,8 @@ class Loops:
         ctx = self.ctx
         if ctx.state.journal_entries():
             await self.fiscaliser.reconcile()
-        await self.views.heartbeat()
+        if self.views.heartbeat_due():
+            await self.views.heartbeat()
         items = await self.link.lease(ctx.settings.max_docs, wait=ctx.settings.long_poll)
         ctx.counters["polls"] += 1
         if items:
@@ -172,7 +183,6 @@ class Loops:
 
     async def _flush_outbox(self) -> int:
         state = self.ctx.state
-        sent = 0
         results = state.outbox("result")
         dropping = self.ctx.faults.get(FaultName.CLOUD_DROP_RESULT)
         if dropping is not None and results:
@@ -184,30 +194,35 @@ class Loops:
             results = [e for e in results if e.key not in self._withheld]
         elif self._withheld:
             self._withheld.clear()
-        if results:
-            await self.link.results([e.payload for e in results])
-            state.delivered(results)
-            sent += len(results)
         acks = state.outbox("ofd")
         if acks:
-            # An acknowledgement never overtakes its document's result (till-protocol.md §2).
-            held = state.unreported_fds()
+            # An acknowledgement never overtakes its document's result (till-protocol.md §2);
+            # it may travel with it: the cloud applies the results of an exchange first.
+            held = state.unreported_fds() - {_result_fd(e.payload) for e in results}
             acks = [e for e in acks if e.payload.get("fnDocNumber") not in held]
-        if acks:
-            await self.link.ofd_acks([e.payload for e in acks])
-            state.delivered(acks)
-            sent += len(acks)
-        return sent
+        if not results and not acks:
+            return 0
+        # One exchange for everything waiting (D63), removed only once the cloud answered.
+        await self.link.outbox([e.payload for e in results], [e.payload for e in acks])
+        state.delivered(results + acks)
+        return len(results) + len(acks)
 
     async def outbox_loop(self) -> None:
-        """Flush the outbox every poll interval; back off while the cloud fails."""
+        """Flush the outbox when reports are queued, or every poll interval; back off on failure.
+
+        Reports queued close together go in one exchange: after a wake-up the loop waits
+        :data:`OUTBOX_GATHER` (pacing) first, and the poll loop's own flush after a batch of
+        documents takes every acknowledgement waiting by then as well.
+        """
         ctx = self.ctx
         backoff = 0.5
         while not ctx.stopping.is_set():
             try:
+                ctx.outbox_wake.clear()  # anything queued during the flush wakes the next turn
                 await self.flush_outbox()
                 backoff = 0.5
-                await ctx.pause(max(ctx.settings.poll_interval, 0.2))
+                if await ctx.outbox_pause(max(ctx.settings.poll_interval, 0.2)):
+                    await ctx.clock.pace(OUTBOX_GATHER)
             except (TransportError, CloudError) as exc:
                 ctx.log.warning("outbox_flush_failed", error=str(exc))
                 await ctx.pause(backoff)
@@ -262,7 +277,7 @@ class Loops:
             },
         )
         ctx.emit("ofd.acknowledged", {"fnDocNumber": fd})
-        ctx.wake.set()
+        ctx.outbox_wake.set()
 
     async def _on_ofd_sent(self, fd: int) -> None:
         # Reported too, so the cabinet can show «sent, not yet acknowledged»; an acknowledgement

@@ -397,6 +397,7 @@ class Till:
         ctx.settings.update(**values)
         ctx.state.put(settings=ctx.settings.to_json())
         ctx.wake.set()
+        ctx.outbox_wake.set()
         return ctx.settings
 
     async def replace_drive(self, ofd_wait: float = 30.0) -> dict[str, Any]:
