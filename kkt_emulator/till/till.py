@@ -92,7 +92,9 @@ class Till:
 
     def __init__(self, config: TillConfig, clock: Clock) -> None:
         self.ctx = ctx = TillContext(config, clock)
-        self.link = CloudLink(config.server, transport=_cloud_transport())
+        # TLS goes through httpx with the shared context; plain HTTP through the lean client.
+        https = config.server.startswith("https:")
+        self.link = CloudLink(config.server, transport=_cloud_transport() if https else None)
         self.fault_control = FaultControl(ctx, config.ofd)
         self.link.before_call = self.fault_control.cloud_latency
         self.drive_slot = DriveSlot(ctx, self.fault_control)
