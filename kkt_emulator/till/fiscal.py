@@ -68,6 +68,8 @@ class Fiscaliser:
             # Leased (or rolled back above) but not on the drive: process it now.
             await self.fiscalise(Lease(entry.doc_id, entry.lease_id, entry.document))
             handled.append(entry.doc_id)
+        if handled:
+            ctx.outbox_wake.set()  # reconciled outside a poll's batch: report it now
         return handled
 
     async def settle_in_flight(self, entry: JournalEntry) -> bool:
@@ -254,7 +256,10 @@ class Fiscaliser:
         log.info("document_fiscalized", fd=answer.fd, fpd=answer.fpd, receipt=answer.receipt_number)
         ctx.emit("document.fiscalized", {"docId": doc_id, **info})
         self.faults.crash_point(CrashPoint.AFTER_OUTBOX)
-        ctx.wake_all()
+        # The OFD loop sends the new document now; the result goes with the poll's flush after
+        # its batch (every path to here ends in one), so the outbox loop is not woken for it.
+        ctx.wake.set()
+        ctx.ofd_wake.set()
         return result
 
     async def _run_receipt(self, local: datetime, plan: ReceiptPlan) -> ReceiptAnswer:
@@ -299,7 +304,6 @@ class Fiscaliser:
             {"docId": doc_id, "failureInfo": failure.to_json(), "detail": failure.detail},
         )
         ctx.wake.set()
-        ctx.outbox_wake.set()
         return result
 
 

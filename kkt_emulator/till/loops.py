@@ -26,12 +26,15 @@ from kkt_emulator.till.views import StateViews
 if TYPE_CHECKING:
     from kkt_emulator.till.ofd_sender import OfdSender
 
-__all__ = ["OFD_IDLE_CHECK", "OUTBOX_GATHER", "Loops"]
+__all__ = ["ACK_GATHER", "OFD_IDLE_CHECK", "OUTBOX_GATHER", "Loops"]
 
 OFD_IDLE_CHECK = 5.0  # seconds between OFD queue checks when nothing woke the sender
 OUTBOX_GATHER = 0.1
-"""Seconds the outbox loop lets reports gather after a wake-up, so a burst of OFD
-acknowledgements reaches the cloud in one exchange rather than one each."""
+"""Seconds the outbox loop lets reports gather after a wake-up, so reports queued close together
+reach the cloud in one exchange rather than one each."""
+ACK_GATHER = 1.0
+"""Seconds OFD acknowledgements alone gather before the outbox loop sends them (a poll that
+reports results sends the waiting acknowledgements with them, earlier)."""
 
 
 def _result_fd(payload: dict[str, Any]) -> int | None:
@@ -75,6 +78,8 @@ class Loops:
         self.ofd_sender: OfdSender | None = None
         self._withheld: set[str] = set()
         self._flush_lock = asyncio.Lock()
+        self._in_batch = False
+        """Whether the poll loop is fiscalising a batch, whose flush at its end reports it."""
 
     # ------------------------------------------------------------------ poll
 
@@ -91,11 +96,15 @@ class Loops:
             ctx.state.journal_leased(
                 [(i.doc_id, i.lease_id, i.document) for i in items], ctx.clock.now().isoformat()
             )
-        for item in items:
-            await self._pace_ofd_backlog()
-            await self.fiscaliser.fiscalise(item)
-        if items and ctx.settings.shift_mode == "separate":
-            await self.shifts.close_shop_shift()
+        self._in_batch = bool(items)
+        try:
+            for item in items:
+                await self._pace_ofd_backlog()
+                await self.fiscaliser.fiscalise(item)
+            if items and ctx.settings.shift_mode == "separate":
+                await self.shifts.close_shop_shift()
+        finally:
+            self._in_batch = False
         await self.flush_outbox()
         return len(items)
 
@@ -211,8 +220,9 @@ class Loops:
         """Flush the outbox when reports are queued, or every poll interval; back off on failure.
 
         Reports queued close together go in one exchange: after a wake-up the loop waits
-        :data:`OUTBOX_GATHER` (pacing) first, and the poll loop's own flush after a batch of
-        documents takes every acknowledgement waiting by then as well.
+        :data:`OUTBOX_GATHER` (pacing) first, :data:`ACK_GATHER` when only OFD acknowledgements
+        wait, and the poll loop's own flush after a batch of documents takes every
+        acknowledgement waiting by then as well.
         """
         ctx = self.ctx
         backoff = 0.5
@@ -223,6 +233,12 @@ class Loops:
                 backoff = 0.5
                 if await ctx.outbox_pause(max(ctx.settings.poll_interval, 0.2)):
                     await ctx.clock.pace(OUTBOX_GATHER)
+                    store = ctx.store
+                    if self._in_batch or store is None or not store.outbox("result", limit=1):
+                        # A poll's batch reports its own results at its end; acknowledgements
+                        # alone change no shop's status: they wait longer, and a poll's flush in
+                        # between takes them with its results.
+                        await ctx.clock.pace(ACK_GATHER - OUTBOX_GATHER)
             except (TransportError, CloudError) as exc:
                 ctx.log.warning("outbox_flush_failed", error=str(exc))
                 await ctx.pause(backoff)

@@ -358,7 +358,9 @@ class Till:
 
     async def fiscalise(self, item: dict[str, Any]) -> dict[str, Any]:
         """Fiscalise one leased document and record its outcome; returns the result report."""
-        return await self.fiscaliser.fiscalise(Lease.parse(item))
+        result = await self.fiscaliser.fiscalise(Lease.parse(item))
+        self.ctx.outbox_wake.set()  # outside a poll's batch: the outbox loop reports it
+        return result
 
     async def poll_once(self) -> int:
         """One poll cycle: reconcile, heartbeat, lease, fiscalise, report. Returns documents handled."""
