@@ -237,7 +237,11 @@ class TillContext:
         return True
 
     async def ofd_pause(self, seconds: float) -> None:
-        """Wait ``seconds`` (pacing) or until :attr:`ofd_wake` is set."""
-        self.ofd_wake.clear()
+        """Wait ``seconds`` (pacing) or until :attr:`ofd_wake` is set.
+
+        The event is not cleared here: the OFD loop clears it before each round, so a wake-up
+        that comes during a round (a new document, a cleared ``ofd.down``) is not lost to a long
+        back-off.
+        """
         with contextlib.suppress(TimeoutError):  # the pause simply ran out
             await asyncio.wait_for(self.ofd_wake.wait(), timeout=seconds)

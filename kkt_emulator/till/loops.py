@@ -312,6 +312,7 @@ class Loops:
         assert address is not None
         backoff = 0.0
         while not ctx.stopping.is_set():
+            ctx.ofd_wake.clear()  # a wake-up from now on cuts the next pause short
             if not ctx.online() or ctx.client is None:
                 await ctx.ofd_pause(1.0)
                 continue
