@@ -3,6 +3,7 @@ when something changed, and long-polling tills woken by the document itself."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -185,3 +186,26 @@ async def test_a_long_polling_till_takes_a_document_the_moment_it_is_queued(
             assert kkt.till.counters["polls"] == polls + 1
         finally:
             await kkt.http.aclose()
+
+
+async def test_a_wake_up_during_a_round_is_kept_for_the_next_pause(tmp_path: Path) -> None:
+    from kkt_emulator.clock import RealClock  # noqa: PLC0415 - only this test
+    from kkt_emulator.till.context import TillConfig, TillContext  # noqa: PLC0415
+
+    config = TillConfig(
+        profile=load_profile(DEFAULT_PROFILE),
+        state_dir=tmp_path,
+        server="http://127.0.0.1:9",
+        login="l",
+        password="p",  # noqa: S106 - never used: nothing is started
+    )
+    ctx = TillContext(config, RealClock())
+    # Set while the loop was busy (a cleared ofd.down, a report queued): the pause that follows
+    # returns at once instead of sleeping through an hour. wait_for only keeps a broken pause
+    # from hanging the test.
+    ctx.ofd_wake.set()
+    await asyncio.wait_for(ctx.ofd_pause(3600.0), timeout=30.0)
+    ctx.outbox_wake.set()
+    assert await asyncio.wait_for(ctx.outbox_pause(3600.0), timeout=30.0) is True
+    ctx.outbox_wake.clear()
+    assert await ctx.outbox_pause(0.0) is False
