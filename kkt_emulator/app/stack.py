@@ -218,7 +218,13 @@ class ReadyInfo:
 
 @dataclass(slots=True)
 class StackOptions:
-    """What ``kkt-emulator up`` starts."""
+    """What ``kkt-emulator up`` starts.
+
+    ``long_poll`` is the tills' long poll in seconds (0: off, the real till's timer-paced poll;
+    ``None``: whatever each till kept); a long-polling till is woken by the cloud as soon as a
+    document is queued for its retail point (``till-protocol.md`` §1). ``till_settings`` win
+    over it.
+    """
 
     profile: FirmwareProfile
     state_dir: Path
@@ -233,6 +239,14 @@ class StackOptions:
     mqtt: str | None = None
     drive_timeout: float = 5.0
     cabinet_token: str | None = None
+    long_poll: float | None = None
+
+    def settings_of_tills(self) -> dict[str, Any]:
+        """The settings every till starts with."""
+        settings: dict[str, Any] = {}
+        if self.long_poll is not None:
+            settings["long_poll"] = self.long_poll
+        return {**settings, **self.till_settings}
 
 
 class Stack:
@@ -385,7 +399,7 @@ class Stack:
                 retail_point_id=point["retail_point_id"],
                 ofd_address=self.ofd.address if self.ofd is not None else None,
                 timing=self.options.timing,
-                settings=dict(self.options.till_settings),
+                settings=self.options.settings_of_tills(),
                 drive_timeout=self.options.drive_timeout,
                 ofd=self.ofd,
             )

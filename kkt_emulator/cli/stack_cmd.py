@@ -54,6 +54,14 @@ def up(
     poll_interval: float = typer.Option(
         5.0, "--poll-interval", min=0.0, help="Seconds between till polls."
     ),
+    long_poll: float = typer.Option(
+        0.0,
+        "--long-poll",
+        min=0.0,
+        max=30.0,
+        help="Tills long-poll the cloud for up to SECONDS and take a document the moment it is "
+        "queued (0: off, the real till's timer-paced poll). For tests, benchmarks and fleets.",
+    ),
     timing: str = typer.Option(
         "fast", "--timing", help="fast, or realistic (the profile's per-command delays)."
     ),
@@ -92,6 +100,7 @@ def up(
         ready_file=ready_file,
         timing=timing,
         till_settings={"poll_interval": poll_interval},
+        long_poll=long_poll,
         mqtt=mqtt_mode,
         cabinet_token=cabinet_token,
     )

@@ -1,6 +1,7 @@
 """The till-facing API ``/api/device/v1`` (``till-protocol.md`` §1).
 
-Calls: bind, heartbeat, lease, results, ofd-acks.
+Calls: bind, heartbeat, lease, results, ofd-acks, and outbox (results and OFD acknowledgements in
+one exchange, D63).
 
 The long poll of ``lease`` waits on the clock's pacing (real time), never on business time, and
 leases only after checking that its client is still connected, then answers at once: a handler
@@ -14,12 +15,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPBasic, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
 
 from kkt_emulator.cloud.schemas import (
     BindRequest,
     HeartbeatRequest,
     MessageSchema,
+    OfdAck,
     OfdAcksRequest,
+    ResultItem,
     ResultsRequest,
 )
 
@@ -27,7 +31,7 @@ if TYPE_CHECKING:
     from kkt_emulator.clock import Clock
     from kkt_emulator.cloud.service import CloudService
 
-__all__ = ["Notifier", "device_router"]
+__all__ = ["Notifier", "OutboxRequest", "device_router"]
 
 _basic = HTTPBasic(auto_error=False, description="The retail point's service credentials")
 _bearer = HTTPBearer(auto_error=False, description="The token returned by /bind")
@@ -36,6 +40,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": MessageSchema},
     403: {"model": MessageSchema},
 }
+
+
+class OutboxRequest(BaseModel):
+    """``POST /outbox`` (D63): the till's whole outbox in one exchange, results before acks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    results: list[ResultItem] = Field(default_factory=list, max_length=1000)
+    acks: list[OfdAck] = Field(default_factory=list, max_length=10000)
 
 
 class Notifier:
@@ -121,6 +134,17 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
         device, point = service.authenticate_device(request.headers.get("authorization"))
         answers = service.results(device, point, body.results)
         return {"results": [a.to_json() for a in answers]}
+
+    @router.post(
+        "/outbox",
+        dependencies=[Depends(_bearer)],
+        responses=_ERRORS,
+        summary="Report outcomes and OFD acknowledgements in one exchange (D63): the results"
+        " are applied first, then the acknowledgements, in one transaction",
+    )
+    async def outbox(request: Request, body: OutboxRequest) -> dict[str, Any]:
+        device, point = service.authenticate_device(request.headers.get("authorization"))
+        return service.report(device, point, body.results, body.acks).to_json()
 
     @router.post(
         "/ofd-acks",

@@ -1,5 +1,8 @@
 """The till API's operations (till-protocol.md §1): bind, heartbeat, lease, results, OFD acks.
 
+``report`` takes results and OFD acknowledgements in one transaction (``/outbox``, D63): the
+results first, so an acknowledgement of a document reported in the same exchange finds it.
+
 The lease answer (:class:`LeasedDocument`) and the answers to result reports
 (:class:`ResultAnswer`) are typed from here to the HTTP edge, which calls their ``to_json()``; the
 reports come in as the validated :class:`~kkt_emulator.cloud.schemas.ResultItem` models.
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LeasedDocument",
     "OfdAckSummary",
+    "OutboxAnswer",
     "ResultAnswer",
     "ResultOutcome",
     "TillOperations",
@@ -120,6 +124,18 @@ class OfdAckSummary:
     def to_json(self) -> JsonObject:
         """The ``/ofd-acks`` answer."""
         return {"updated": self.updated, "unknown": list(self.unknown)}
+
+
+@dataclass(frozen=True)
+class OutboxAnswer:
+    """The answer to ``/outbox``: one answer per result, and the OFD summary (D63)."""
+
+    results: tuple[ResultAnswer, ...]
+    ofd: OfdAckSummary
+
+    def to_json(self) -> JsonObject:
+        """The ``/outbox`` answer."""
+        return {"results": [a.to_json() for a in self.results], "ofd": self.ofd.to_json()}
 
 
 class TillOperations(TimerOperations):
@@ -391,29 +407,49 @@ class TillOperations(TimerOperations):
         )
         return updated
 
+    def report(
+        self,
+        device: Device,
+        point: RetailPoint,
+        results: Sequence[ResultItem],
+        acks: Sequence[OfdAck],
+    ) -> OutboxAnswer:
+        """``POST /outbox`` (D63): results, then OFD acknowledgements, in one transaction."""
+        if results:
+            self.sweep(self.clock.now())
+        with self.storage.transaction():
+            answers = tuple(self._result(device, point, item) for item in results)
+            summary = self._ofd_acks(device, acks)
+        if results:
+            self.on_change()
+        return OutboxAnswer(answers, summary)
+
     def ofd_acks(self, device: Device, items: Sequence[OfdAck]) -> OfdAckSummary:
         """``POST /ofd-acks``: OFD delivery per fiscal document, kept apart from COMPLETED."""
+        with self.storage.transaction():
+            return self._ofd_acks(device, items)
+
+    def _ofd_acks(self, device: Device, items: Sequence[OfdAck]) -> OfdAckSummary:
         now = self.clock.now()
         updated = 0
         unknown: list[int] = []
-        with self.storage.transaction():
-            for item in items:
-                fn_number = item.fnNumber or device.fn_serial
-                fd = item.fnDocNumber
-                record = self.storage.find_by_fiscal_number(fn_number, fd)
-                if record is None:
-                    # Its result has not arrived yet (or it is no shop document): keep it.
-                    self.storage.park_ofd_ack(fn_number, fd, item.state, item.at)
-                    unknown.append(fd)
-                    continue
-                state = item.state
-                if _OFD_RANK[state] <= _OFD_RANK.get(record.ofd_state, 0):
-                    continue
-                self.storage.update_document(
-                    dataclasses.replace(record, ofd_state=state, ofd_changed_at=item.at or now)
-                )
-                self.storage.add_history(
-                    record.seq, now, record.state.status, f"ofd_{state}", {"fnDocNumber": fd}
-                )
-                updated += 1
+        for item in items:
+            fn_number = item.fnNumber or device.fn_serial
+            fd = item.fnDocNumber
+            record = self.storage.find_by_fiscal_number(fn_number, fd)
+            if record is None:
+                # Its result has not arrived yet (or it is no shop document): keep it.
+                self.storage.park_ofd_ack(fn_number, fd, item.state, item.at)
+                unknown.append(fd)
+                continue
+            state = item.state
+            if _OFD_RANK[state] <= _OFD_RANK.get(record.ofd_state, 0):
+                continue
+            self.storage.update_document(
+                dataclasses.replace(record, ofd_state=state, ofd_changed_at=item.at or now)
+            )
+            self.storage.add_history(
+                record.seq, now, record.state.status, f"ofd_{state}", {"fnDocNumber": fd}
+            )
+            updated += 1
         return OfdAckSummary(updated, tuple(unknown))

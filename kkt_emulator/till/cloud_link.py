@@ -8,13 +8,16 @@ back-off are pacing (real time); nothing here touches business time. Foreign err
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import httpx
 
 from kkt_emulator.errors import CloudError, TransportError
+from kkt_emulator.till.lean_http import LeanHttp, LeanHttpError
 
 __all__ = ["Binding", "CloudLink", "Heartbeat", "Lease", "ResultAck"]
 
@@ -120,13 +123,32 @@ class ResultAck:
         )
 
 
+class _Answer(Protocol):
+    """What the link reads of an HTTP answer (httpx's or the lean client's)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
+
 class CloudLink:
     """A till's connection to the cloud.
+
+    A plain ``http`` server is reached with the lean HTTP/1.1 client
+    (:mod:`kkt_emulator.till.lean_http`); ``https``, or an httpx ``transport`` given (tests, a
+    shared TLS context), goes through httpx.
 
     Args:
         server: the cloud's base URL (``http://127.0.0.1:8080``).
         timeout: seconds for one request (long polls add their wait).
-        transport: an httpx transport to use instead of the network (tests).
+        transport: an httpx transport to use instead of the network (tests, TLS).
     """
 
     def __init__(
@@ -137,11 +159,22 @@ class CloudLink:
         self.token: str | None = None
         self.before_call: Callable[[], Awaitable[None]] | None = None
         self._resume = False
-        self._client = httpx.AsyncClient(base_url=self.server, timeout=timeout, transport=transport)
+        self._split_outbox = False
+        self._lean: LeanHttp | None = None
+        self._client: httpx.AsyncClient | None = None
+        if transport is None and self.server.startswith("http://"):
+            self._lean = LeanHttp(self.server + API)
+        else:
+            self._client = httpx.AsyncClient(
+                base_url=self.server, timeout=timeout, transport=transport
+            )
 
     async def close(self) -> None:
         """Close the HTTP client."""
-        await self._client.aclose()
+        if self._lean is not None:
+            await self._lean.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     async def _call(
         self,
@@ -151,32 +184,38 @@ class CloudLink:
         params: dict[str, Any] | None = None,
         auth: tuple[str, str] | None = None,
         extra_timeout: float = 0.0,
-    ) -> httpx.Response:
+    ) -> _Answer:
         if self.before_call is not None:
             await self.before_call()
-        headers = {}
+        headers: dict[str, str] = {}
         if auth is None:
             if self.token is None:
                 raise CloudError(401, "the till is not bound to a retail point")
             headers["Authorization"] = f"Bearer {self.token}"
-        basic = httpx.BasicAuth(*auth) if auth is not None else None
+        else:
+            basic = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
+            headers["Authorization"] = f"Basic {basic}"
+        timeout = self.timeout + extra_timeout
+        response: _Answer
         try:
-            response = await self._client.post(
-                API + path,
-                json=json,
-                params=params,
-                auth=basic if basic is not None else httpx.USE_CLIENT_DEFAULT,
-                headers=headers,
-                timeout=self.timeout + extra_timeout,
-            )
-        except httpx.HTTPError as exc:
+            if self._lean is not None:
+                query = f"?{urlencode(params)}" if params else ""
+                response = await self._lean.post(
+                    path + query, body=json, headers=headers, timeout=timeout
+                )
+            else:
+                assert self._client is not None
+                response = await self._client.post(
+                    API + path, json=json, params=params, headers=headers, timeout=timeout
+                )
+        except (httpx.HTTPError, LeanHttpError) as exc:
             raise TransportError(
                 f"cloud {self.server} unreachable: {exc.__class__.__name__}: {exc}"
             ) from exc
         if response.status_code >= 400:
             try:
                 message = str(response.json().get("message", ""))
-            except ValueError:
+            except (ValueError, AttributeError):
                 message = response.text[:200]
             raise CloudError(response.status_code, message)
         return response
@@ -242,6 +281,31 @@ class CloudLink:
             await self._call("/results", json={"results": items})
         ).json()["results"]
         return [ResultAck.parse(item) for item in answer]
+
+    async def outbox(
+        self, results: list[dict[str, Any]], acks: list[dict[str, Any]]
+    ) -> list[ResultAck]:
+        """Report outcomes and OFD deliveries in one exchange (``/outbox``, store-api.md D63).
+
+        The cloud applies the results first, so an acknowledgement may travel with the result of
+        its own document. A cloud without ``/outbox`` (404) gets the two older calls instead,
+        from then on.
+        """
+        if not self._split_outbox:
+            try:
+                answer: dict[str, Any] = (
+                    await self._call("/outbox", json={"results": results, "acks": acks})
+                ).json()
+            except CloudError as exc:
+                if exc.status != 404:
+                    raise
+                self._split_outbox = True
+            else:
+                return [ResultAck.parse(item) for item in answer.get("results", [])]
+        answers = await self.results(results) if results else []
+        if acks:
+            await self.ofd_acks(acks)
+        return answers
 
     async def ofd_acks(self, acks: list[dict[str, Any]]) -> dict[str, Any]:
         """Report OFD deliveries by fiscal document number."""

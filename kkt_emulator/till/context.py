@@ -147,6 +147,8 @@ class TillContext:
         """Set to cut the poll and outbox loops' pause short."""
         self.ofd_wake = asyncio.Event()
         """Set to cut the OFD loop's pause short (a new signed document)."""
+        self.outbox_wake = asyncio.Event()
+        """Set to cut the outbox loop's pause short (a report was queued)."""
         self.stopping = asyncio.Event()
         self.last_error: str | None = None
         self.counters = {"fiscalized": 0, "failed": 0, "polls": 0, "backlogPaced": 0}
@@ -214,6 +216,7 @@ class TillContext:
         """Wake every loop (a setting or a fault changed what they may do)."""
         self.wake.set()
         self.ofd_wake.set()
+        self.outbox_wake.set()
 
     async def pause(self, seconds: float) -> None:
         """Wait ``seconds`` (pacing) or until :attr:`wake` is set."""
@@ -221,8 +224,24 @@ class TillContext:
         with contextlib.suppress(TimeoutError):  # the pause simply ran out
             await asyncio.wait_for(self.wake.wait(), timeout=max(seconds, 0.0))
 
+    async def outbox_pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` (pacing) or until :attr:`outbox_wake` is set; returns whether woken.
+
+        The event is not cleared here: the outbox loop clears it before each flush, so a report
+        queued while a flush runs is not missed.
+        """
+        try:
+            await asyncio.wait_for(self.outbox_wake.wait(), timeout=max(seconds, 0.0))
+        except TimeoutError:
+            return False
+        return True
+
     async def ofd_pause(self, seconds: float) -> None:
-        """Wait ``seconds`` (pacing) or until :attr:`ofd_wake` is set."""
-        self.ofd_wake.clear()
+        """Wait ``seconds`` (pacing) or until :attr:`ofd_wake` is set.
+
+        The event is not cleared here: the OFD loop clears it before each round, so a wake-up
+        that comes during a round (a new document, a cleared ``ofd.down``) is not lost to a long
+        back-off.
+        """
         with contextlib.suppress(TimeoutError):  # the pause simply ran out
             await asyncio.wait_for(self.ofd_wake.wait(), timeout=seconds)

@@ -68,6 +68,8 @@ class Fiscaliser:
             # Leased (or rolled back above) but not on the drive: process it now.
             await self.fiscalise(Lease(entry.doc_id, entry.lease_id, entry.document))
             handled.append(entry.doc_id)
+        if handled:
+            ctx.outbox_wake.set()  # reconciled outside a poll's batch: report it now
         return handled
 
     async def settle_in_flight(self, entry: JournalEntry) -> bool:
@@ -194,14 +196,14 @@ class Fiscaliser:
             try:
                 if len(ctx.profile.registration.addresses) > 1:
                     plan = build_receipt(document, ctx.profile, self.shifts.address())
-                await self.shifts.ensure_open(local)
+                shift_number = await self.shifts.ensure_open(local)
                 status = await fn.status()
                 if status.current_document:
                     await fn.cancel_document()
                 expected = status.last_fd + 1
                 ctx.state.journal(doc_id, lease_id, expected, document, ctx.clock.now().isoformat())
                 self.faults.crash_point(CrashPoint.BEFORE_COMMIT)
-                answer = await self._run_receipt(local, plan)
+                answer, shift_number = await self._run_receipt(local, plan, shift_number)
             except (DriveError, LocalRefusalError) as exc:
                 # A local refusal is reported in the drive's terms, as the drive would answer.
                 refusal = exc.as_drive_error() if isinstance(exc, LocalRefusalError) else exc
@@ -236,9 +238,8 @@ class Fiscaliser:
                     doc_id, lease_id, link_failure(ctx.profile, str(exc)), log
                 )
             self.faults.crash_point(CrashPoint.AFTER_COMMIT)
-            shift = await fn.call(Command.SHIFT_PARAMS)
         info = self._fiscal_info(
-            shift=shift.shift_number,
+            shift=shift_number,
             receipt=answer.receipt_number,
             fd=answer.fd,
             fpd=answer.fpd,
@@ -254,20 +255,26 @@ class Fiscaliser:
         log.info("document_fiscalized", fd=answer.fd, fpd=answer.fpd, receipt=answer.receipt_number)
         ctx.emit("document.fiscalized", {"docId": doc_id, **info})
         self.faults.crash_point(CrashPoint.AFTER_OUTBOX)
-        ctx.wake_all()
+        # The OFD loop sends the new document now; the result goes with the poll's flush after
+        # its batch (every path to here ends in one), so the outbox loop is not woken for it.
+        ctx.wake.set()
+        ctx.ofd_wake.set()
         return result
 
-    async def _run_receipt(self, local: datetime, plan: ReceiptPlan) -> ReceiptAnswer:
+    async def _run_receipt(
+        self, local: datetime, plan: ReceiptPlan, shift_number: int
+    ) -> tuple[ReceiptAnswer, int]:
+        """The receipt's drive commands; returns the answer and the shift it was signed in."""
         fn = self.ctx.fn
         try:
-            return await fn.receipt(local, plan.operation, plan.total, plan.all_tlv)
+            return await fn.receipt(local, plan.operation, plan.total, plan.all_tlv), shift_number
         except DriveError as exc:
             if exc.code != ResultCode.SHIFT_TOO_LONG:
                 raise
         # The drive says the shift is over 24 hours old: close it, open a new one, try again.
         await self.shifts.close_drive_shift(local)
-        await self.shifts.ensure_open(local)
-        return await fn.receipt(local, plan.operation, plan.total, plan.all_tlv)
+        shift_number = await self.shifts.ensure_open(local)
+        return await fn.receipt(local, plan.operation, plan.total, plan.all_tlv), shift_number
 
     def _explain(self, exc: DriveError, plan: ReceiptPlan) -> dict[str, Any]:
         """Name the offending positions and the missing registration flag (support's first question)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kkt_emulator.errors import CloudError, DriveError, TransportError
 from kkt_emulator.fn.codes import Command
@@ -26,9 +26,22 @@ from kkt_emulator.till.views import StateViews
 if TYPE_CHECKING:
     from kkt_emulator.till.ofd_sender import OfdSender
 
-__all__ = ["OFD_IDLE_CHECK", "Loops"]
+__all__ = ["ACK_GATHER", "OFD_IDLE_CHECK", "OUTBOX_GATHER", "Loops"]
 
 OFD_IDLE_CHECK = 5.0  # seconds between OFD queue checks when nothing woke the sender
+OUTBOX_GATHER = 0.1
+"""Seconds the outbox loop lets reports gather after a wake-up, so reports queued close together
+reach the cloud in one exchange rather than one each."""
+ACK_GATHER = 1.0
+"""Seconds OFD acknowledgements alone gather before the outbox loop sends them (a poll that
+reports results sends the waiting acknowledgements with them, earlier)."""
+
+
+def _result_fd(payload: dict[str, Any]) -> int | None:
+    """The fiscal document number a result report names, if it is a success."""
+    info = payload.get("fiscalInfo")
+    fd = info.get("fnDocNumber") if isinstance(info, dict) else None
+    return fd if isinstance(fd, int) else None
 
 
 class Loops:
@@ -65,6 +78,8 @@ class Loops:
         self.ofd_sender: OfdSender | None = None
         self._withheld: set[str] = set()
         self._flush_lock = asyncio.Lock()
+        self._in_batch = False
+        """Whether the poll loop is fiscalising a batch, whose flush at its end reports it."""
 
     # ------------------------------------------------------------------ poll
 
@@ -73,18 +88,23 @@ class Loops:
         ctx = self.ctx
         if ctx.state.journal_entries():
             await self.fiscaliser.reconcile()
-        await self.views.heartbeat()
+        if self.views.heartbeat_due():
+            await self.views.heartbeat()
         items = await self.link.lease(ctx.settings.max_docs, wait=ctx.settings.long_poll)
         ctx.counters["polls"] += 1
         if items:
             ctx.state.journal_leased(
                 [(i.doc_id, i.lease_id, i.document) for i in items], ctx.clock.now().isoformat()
             )
-        for item in items:
-            await self._pace_ofd_backlog()
-            await self.fiscaliser.fiscalise(item)
-        if items and ctx.settings.shift_mode == "separate":
-            await self.shifts.close_shop_shift()
+        self._in_batch = bool(items)
+        try:
+            for item in items:
+                await self._pace_ofd_backlog()
+                await self.fiscaliser.fiscalise(item)
+            if items and ctx.settings.shift_mode == "separate":
+                await self.shifts.close_shop_shift()
+        finally:
+            self._in_batch = False
         await self.flush_outbox()
         return len(items)
 
@@ -172,7 +192,6 @@ class Loops:
 
     async def _flush_outbox(self) -> int:
         state = self.ctx.state
-        sent = 0
         results = state.outbox("result")
         dropping = self.ctx.faults.get(FaultName.CLOUD_DROP_RESULT)
         if dropping is not None and results:
@@ -184,30 +203,42 @@ class Loops:
             results = [e for e in results if e.key not in self._withheld]
         elif self._withheld:
             self._withheld.clear()
-        if results:
-            await self.link.results([e.payload for e in results])
-            state.delivered(results)
-            sent += len(results)
         acks = state.outbox("ofd")
         if acks:
-            # An acknowledgement never overtakes its document's result (till-protocol.md §2).
-            held = state.unreported_fds()
+            # An acknowledgement never overtakes its document's result (till-protocol.md §2);
+            # it may travel with it: the cloud applies the results of an exchange first.
+            held = state.unreported_fds() - {_result_fd(e.payload) for e in results}
             acks = [e for e in acks if e.payload.get("fnDocNumber") not in held]
-        if acks:
-            await self.link.ofd_acks([e.payload for e in acks])
-            state.delivered(acks)
-            sent += len(acks)
-        return sent
+        if not results and not acks:
+            return 0
+        # One exchange for everything waiting (D63), removed only once the cloud answered.
+        await self.link.outbox([e.payload for e in results], [e.payload for e in acks])
+        state.delivered(results + acks)
+        return len(results) + len(acks)
 
     async def outbox_loop(self) -> None:
-        """Flush the outbox every poll interval; back off while the cloud fails."""
+        """Flush the outbox when reports are queued, or every poll interval; back off on failure.
+
+        Reports queued close together go in one exchange: after a wake-up the loop waits
+        :data:`OUTBOX_GATHER` (pacing) first, :data:`ACK_GATHER` when only OFD acknowledgements
+        wait, and the poll loop's own flush after a batch of documents takes every
+        acknowledgement waiting by then as well.
+        """
         ctx = self.ctx
         backoff = 0.5
         while not ctx.stopping.is_set():
             try:
+                ctx.outbox_wake.clear()  # anything queued during the flush wakes the next turn
                 await self.flush_outbox()
                 backoff = 0.5
-                await ctx.pause(max(ctx.settings.poll_interval, 0.2))
+                if await ctx.outbox_pause(max(ctx.settings.poll_interval, 0.2)):
+                    await ctx.clock.pace(OUTBOX_GATHER)
+                    store = ctx.store
+                    if self._in_batch or store is None or not store.outbox("result", limit=1):
+                        # A poll's batch reports its own results at its end; acknowledgements
+                        # alone change no shop's status: they wait longer, and a poll's flush in
+                        # between takes them with its results.
+                        await ctx.clock.pace(ACK_GATHER - OUTBOX_GATHER)
             except (TransportError, CloudError) as exc:
                 ctx.log.warning("outbox_flush_failed", error=str(exc))
                 await ctx.pause(backoff)
@@ -262,7 +293,7 @@ class Loops:
             },
         )
         ctx.emit("ofd.acknowledged", {"fnDocNumber": fd})
-        ctx.wake.set()
+        ctx.outbox_wake.set()
 
     async def _on_ofd_sent(self, fd: int) -> None:
         # Reported too, so the cabinet can show «sent, not yet acknowledged»; an acknowledgement
@@ -281,6 +312,7 @@ class Loops:
         assert address is not None
         backoff = 0.0
         while not ctx.stopping.is_set():
+            ctx.ofd_wake.clear()  # a wake-up from now on cuts the next pause short
             if not ctx.online() or ctx.client is None:
                 await ctx.ofd_pause(1.0)
                 continue

@@ -37,13 +37,15 @@ class Shifts:
 
     # ------------------------------------------------------------------ the drive's shift
 
-    async def ensure_open(self, local: datetime) -> None:
+    async def ensure_open(self, local: datetime) -> int:
         """Open a shift if none is open; close and reopen one older than 24 hours (D50).
 
-        The caller holds ``fn.exclusive``.
+        Returns the number of the shift now open. The caller holds ``fn.exclusive``.
         """
         ctx = self.ctx
-        is_open = bool((await ctx.fn.call(Command.SHIFT_PARAMS)).shift_open)
+        params = await ctx.fn.call(Command.SHIFT_PARAMS)
+        is_open = bool(params.shift_open)
+        number = int(params.shift_number)
         opened = ctx.state.get("shift_opened_at")
         if is_open and opened is not None:
             if local >= datetime.fromisoformat(opened) + SHIFT_LENGTH:
@@ -57,6 +59,8 @@ class Shifts:
             )
             ctx.state.put(shift_opened_at=local.isoformat())
             ctx.emit("shift.opened", {"shiftNumber": answer.shift_number, "fnDocNumber": answer.fd})
+            number = int(answer.shift_number)
+        return number
 
     async def close_drive_shift(self, local: datetime) -> ShiftAnswer:
         """Close the drive's open shift (13h…14h); the caller holds ``fn.exclusive``."""

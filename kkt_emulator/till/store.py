@@ -10,6 +10,14 @@ connection). The rules that make a crash harmless:
 * outbox entries go only when the cloud acknowledged them.
 
 A shop document found in ``processed`` is never fiscalised again, whatever the cloud hands out.
+
+Only the writes whose loss on a power cut could let a document be fiscalised twice (or a serial
+be forgotten) wait for ``fsync`` (``synchronous=FULL``): the journal entry made before the drive
+command, a failure, identity and settings. The rest (leased documents, a success, OFD reports, the
+removal of delivered reports) commit with ``synchronous=NORMAL``: WAL keeps them across a process
+crash, and a power cut can only drop the newest of them, which the journal, the drive's archive,
+the cloud's resumed leases or the acknowledgement mark give back on start (``till-protocol.md``
+§2.1).
 """
 
 from __future__ import annotations
@@ -88,12 +96,24 @@ class TillStore:
             self._db = open_database(self.path, schema=_SCHEMA, synchronous="FULL")
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"{self.path}: cannot open the till state: {exc}") from exc
+        self._durable = True
+        """Whether the connection commits with ``synchronous=FULL`` now."""
 
     def close(self) -> None:
         """Close the database."""
         self._db.close()
 
-    def _write(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    def _write(
+        self, statements: list[tuple[str, tuple[Any, ...]]], *, durable: bool = True
+    ) -> None:
+        """Run ``statements`` in one transaction; ``durable`` waits for the disk (FULL).
+
+        Not ``durable``: NORMAL, the commit is in the WAL (safe from a process crash) and reaches
+        the disk with the next durable commit, which syncs every frame before its own, in order.
+        """
+        if durable != self._durable:
+            self._db.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
+            self._durable = durable
         with immediate(self._db):
             for sql, params in statements:
                 self._db.execute(sql, params)
@@ -151,7 +171,9 @@ class TillStore:
                     (doc_id, lease_id, json.dumps(document, ensure_ascii=False), at),
                 )
                 for doc_id, lease_id, document in items
-            ]
+            ],
+            # A lease lost on a power cut comes back with the cloud's resumed leases (§1).
+            durable=False,
         )
 
     def journal_entries(self) -> list[JournalEntry]:
@@ -181,7 +203,11 @@ class TillStore:
                     (doc_id, payload),
                 ),
                 ("DELETE FROM till_journal WHERE doc_id = ?", (doc_id,)),
-            ]
+            ],
+            # A success lost on a power cut brings its journal entry back, and reconciliation
+            # reads the same receipt from the drive's archive; a failure is kept at once, since
+            # nothing else remembers it.
+            durable=result["outcome"] != "fiscalized",
         )
 
     def processed(self, doc_id: str) -> dict[str, Any] | None:
@@ -204,7 +230,8 @@ class TillStore:
                         "INSERT OR REPLACE INTO till_outbox (kind, key, payload) VALUES ('result', ?, ?)",
                         (doc_id, row[0]),
                     )
-                ]
+                ],
+                durable=False,  # the result itself is in ``processed`` already
             )
 
     def forget_result(self, doc_id: str) -> None:
@@ -231,7 +258,8 @@ class TillStore:
         serial = payload.get("fnNumber")
         if payload.get("state") == "acknowledged" and serial:
             statements.append((_RAISE_MARK, (f"ofd_acked:{serial}", json.dumps(fd))))
-        self._write(statements)
+        # Lost on a power cut together with its mark: the start-up check reports it again.
+        self._write(statements, durable=False)
 
     def ofd_acked_mark(self, fn_serial: str) -> int | None:
         """The highest fiscal number of ``fn_serial`` whose acknowledgement was queued, if known."""
@@ -271,4 +299,7 @@ class TillStore:
 
     def delivered(self, entries: list[OutboxEntry]) -> None:
         """Remove reports the cloud acknowledged."""
-        self._write([("DELETE FROM till_outbox WHERE seq = ?", (e.seq,)) for e in entries])
+        # A removal lost on a power cut sends the report again; every report is idempotent.
+        self._write(
+            [("DELETE FROM till_outbox WHERE seq = ?", (e.seq,)) for e in entries], durable=False
+        )

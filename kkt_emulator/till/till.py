@@ -92,7 +92,9 @@ class Till:
 
     def __init__(self, config: TillConfig, clock: Clock) -> None:
         self.ctx = ctx = TillContext(config, clock)
-        self.link = CloudLink(config.server, transport=_cloud_transport())
+        # TLS goes through httpx with the shared context; plain HTTP through the lean client.
+        https = config.server.startswith("https:")
+        self.link = CloudLink(config.server, transport=_cloud_transport() if https else None)
         self.fault_control = FaultControl(ctx, config.ofd)
         self.link.before_call = self.fault_control.cloud_latency
         self.drive_slot = DriveSlot(ctx, self.fault_control)
@@ -356,7 +358,9 @@ class Till:
 
     async def fiscalise(self, item: dict[str, Any]) -> dict[str, Any]:
         """Fiscalise one leased document and record its outcome; returns the result report."""
-        return await self.fiscaliser.fiscalise(Lease.parse(item))
+        result = await self.fiscaliser.fiscalise(Lease.parse(item))
+        self.ctx.outbox_wake.set()  # outside a poll's batch: the outbox loop reports it
+        return result
 
     async def poll_once(self) -> int:
         """One poll cycle: reconcile, heartbeat, lease, fiscalise, report. Returns documents handled."""
@@ -397,6 +401,7 @@ class Till:
         ctx.settings.update(**values)
         ctx.state.put(settings=ctx.settings.to_json())
         ctx.wake.set()
+        ctx.outbox_wake.set()
         return ctx.settings
 
     async def replace_drive(self, ofd_wait: float = 30.0) -> dict[str, Any]:

@@ -21,9 +21,12 @@ from kkt_emulator.till.faults import FaultName
 from kkt_emulator.till.results import OfdBacklog, QueueState, TillState
 from kkt_emulator.till.shifts import Shifts
 
-__all__ = ["DEADLINE_NAMES", "DriveCrashes", "StateViews", "warning_names"]
+__all__ = ["DEADLINE_NAMES", "HEARTBEAT_EVERY", "DriveCrashes", "StateViews", "warning_names"]
 
 DEADLINE_NAMES = ("shift.expires", "ofd.block", "fn.expires", "fn.warning")
+HEARTBEAT_EVERY = 5.0
+"""Seconds (pacing) after which a poll sends a heartbeat though nothing it reports changed: the
+real app's poll interval, so a till polling every 5 s or slower still heartbeats every poll."""
 
 
 def warning_names(flags: int) -> list[str]:
@@ -65,6 +68,8 @@ class StateViews:
         self.shifts = shifts
         self.faults = faults
         self.link = link
+        self._sent_at: float | None = None
+        self._sent_signature: tuple[Any, ...] | None = None
 
     async def drive_state(self) -> dict[str, Any]:
         """What the till knows of its drive now (for heartbeats and the control plane)."""
@@ -147,9 +152,48 @@ class StateViews:
             last=None if last is None else f"{last.exc_type}: {last.message}",
         )
 
+    def _signature(self) -> tuple[Any, ...] | None:
+        """What a heartbeat tells the cloud beyond counts, read in-process; ``None``: unknown.
+
+        Without an in-process drive (a drive on a serial link) the till cannot tell without
+        asking the drive, so every poll heartbeats, as before.
+        """
+        ctx = self.ctx
+        if ctx.drive is None:
+            return None
+        view = self.drive_view()
+        shift = view.get("shift") or {}
+        return (
+            ctx.fn_serial,
+            view.get("ok"),
+            view.get("phase"),
+            view.get("warnings"),
+            view.get("expiry"),
+            shift.get("open"),
+            shift.get("number"),
+            ctx.settings.power_saving,
+            tuple(sorted(ctx.faults)),
+        )
+
+    def heartbeat_due(self) -> bool:
+        """Whether the next poll sends a heartbeat (store-api.md D64).
+
+        The first poll does; later ones when what the heartbeat tells the cloud changed (drive
+        phase, failure, warnings, shift, power saving, faults) or :data:`HEARTBEAT_EVERY` seconds
+        went by. Counts that move with every receipt (last FD, unsent documents) alone do not
+        make one due.
+        """
+        if self._sent_at is None:
+            return True
+        signature = self._signature()
+        if signature is None or signature != self._sent_signature:
+            return True
+        return self.ctx.clock.monotonic() - self._sent_at >= HEARTBEAT_EVERY
+
     async def heartbeat(self) -> Heartbeat:
         """Send the till's state to the cloud; keeps the retail point's settings it answers."""
         ctx = self.ctx
+        signature = self._signature()
         drive = await self.drive_state()
         body = {
             "fnState": "READY" if drive.get("ok") else "FAILED",
@@ -161,6 +205,8 @@ class StateViews:
         }
         answer = await self.link.heartbeat(body)
         ctx.point_settings = answer.settings
+        self._sent_at = ctx.clock.monotonic()
+        self._sent_signature = signature
         return answer
 
     def deadlines(self) -> dict[str, datetime | None]:

@@ -1,0 +1,211 @@
+"""The till's cheap path to the cloud: one fsync per receipt, one outbox exchange, heartbeats only
+when something changed, and long-polling tills woken by the document itself."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kkt_emulator.app.stack import Stack, StackOptions
+from kkt_emulator.clock import ManualClock
+from kkt_emulator.errors import CloudError
+from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
+from kkt_emulator.testing.stack import StackHarness
+from kkt_emulator.till import views
+from kkt_emulator.till.cloud_link import CloudLink
+from kkt_emulator.till.store import TillStore
+
+FULL, NORMAL = 2, 1
+
+
+def _synchronous(store: TillStore) -> int:
+    conn: sqlite3.Connection = store._db  # what the connection commits with
+    level: int = conn.execute("PRAGMA synchronous").fetchone()[0]
+    return level
+
+
+def test_only_the_intent_and_failures_wait_for_the_disk(tmp_path: Path) -> None:
+    store = TillStore(tmp_path / "till.sqlite3")
+    try:
+        document = {"id": "d1"}
+        store.journal_leased([("d1", "l1", document), ("d2", "l2", document)], "t")
+        assert _synchronous(store) == NORMAL  # the cloud's resumed leases give it back
+        store.journal("d1", "l1", 7, document, "t")
+        assert _synchronous(store) == FULL  # «about to fiscalise d1 as FD 7»
+        success = {"docId": "d1", "outcome": "fiscalized", "fiscalInfo": {"fnDocNumber": 7}}
+        store.record_result("d1", 7, success)
+        assert _synchronous(store) == NORMAL  # the journal entry and the archive give it back
+        failure = {"docId": "d2", "outcome": "failed"}
+        store.record_result("d2", None, failure)
+        assert _synchronous(store) == FULL  # nothing else remembers a failure
+        store.queue_ofd_ack(7, {"fnDocNumber": 7, "fnNumber": "F", "state": "acknowledged"})
+        assert _synchronous(store) == NORMAL  # the mark and the drive give it back
+        store.delivered(store.outbox("result") + store.outbox("ofd"))
+        assert _synchronous(store) == NORMAL
+        store.put(kkt_serial="1")
+        assert _synchronous(store) == FULL
+        # What each write did is there whatever it waited for.
+        assert store.journal_entries() == []
+        assert store.processed("d1") == success
+        assert store.processed("d2") == failure
+        assert store.outbox_size() == 0
+        assert store.ofd_acked_mark("F") == 7
+    finally:
+        store.close()
+    reopened = TillStore(tmp_path / "till.sqlite3")
+    try:
+        assert reopened.processed("d1") == success
+        assert _synchronous(reopened) == FULL
+    finally:
+        reopened.close()
+
+
+async def test_a_cloud_without_outbox_gets_the_two_calls() -> None:
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path.endswith("/outbox"):
+            return httpx.Response(404, json={"message": "Not Found"})
+        if request.url.path.endswith("/results"):
+            return httpx.Response(
+                200, json={"results": [{"docId": "d", "outcome": "accepted", "status": "X"}]}
+            )
+        return httpx.Response(200, json={"updated": 1, "unknown": []})
+
+    link = CloudLink("http://cloud", transport=httpx.MockTransport(answer))
+    link.token = "t"  # noqa: S105 - a test bearer token for a mock transport
+    try:
+        acks = await link.outbox([{"docId": "d"}], [{"fnDocNumber": 1}])
+        assert [a.outcome for a in acks] == ["accepted"]
+        await link.outbox([], [{"fnDocNumber": 2}])
+    finally:
+        await link.close()
+    api = "/api/device/v1"
+    assert seen == [f"{api}/outbox", f"{api}/results", f"{api}/ofd-acks", f"{api}/ofd-acks"]
+
+
+async def test_other_outbox_errors_are_not_a_reason_to_split() -> None:
+    def answer(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json={"message": "busy"})
+
+    link = CloudLink("http://cloud", transport=httpx.MockTransport(answer))
+    link.token = "t"  # noqa: S105 - a test bearer token for a mock transport
+    try:
+        with pytest.raises(CloudError) as raised:
+            await link.outbox([{"docId": "d"}], [])
+        assert raised.value.status == 503
+    finally:
+        await link.close()
+
+
+def _record_calls(link: CloudLink) -> list[str]:
+    calls: list[str] = []
+    original = link._call  # watching the exchanges
+
+    async def call(path: str, **kwargs: Any) -> Any:
+        calls.append(path)
+        return await original(path, **kwargs)
+
+    link._call = call  # type: ignore[method-assign]  # a spy on the exchanges
+    return calls
+
+
+async def test_results_and_acks_go_in_outbox_exchanges(tmp_path: Path) -> None:
+    async with StackHarness.running(tmp_path) as kkt:
+        calls = _record_calls(kkt.till.link)
+        doc = kkt.sale(12.0)
+        await kkt.post_document(doc)
+        await kkt.wait_for_status(doc["id"], "COMPLETED")
+        deadline = kkt.clock.monotonic() + 10.0
+        while (await kkt.document_detail(doc["id"]))["ofd"]["state"] != "acknowledged":
+            assert kkt.clock.monotonic() < deadline, "the OFD acknowledgement never arrived"
+            await kkt.clock.pace(0.02)
+        assert "/outbox" in calls
+        assert "/results" not in calls
+        assert "/ofd-acks" not in calls
+
+
+async def test_heartbeats_follow_changes_not_polls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "HEARTBEAT_EVERY", 3600.0)
+    async with StackHarness.running(tmp_path) as kkt:
+        till = kkt.till
+
+        async def polls_pass(n: int) -> None:
+            target = till.counters["polls"] + n
+            deadline = kkt.clock.monotonic() + 10.0
+            while till.counters["polls"] < target:
+                assert kkt.clock.monotonic() < deadline, "the till stopped polling"
+                await kkt.clock.pace(0.01)
+
+        await polls_pass(1)
+        calls = _record_calls(till.link)
+        await polls_pass(5)
+        assert "/heartbeat" not in calls
+        assert "/lease" in calls
+        # A warning the cabinet must see makes the next poll heartbeat, once.
+        till.inject_fault("fn.memory_warning")
+        await polls_pass(5)
+        assert calls.count("/heartbeat") == 1
+        [device] = await kkt.cabinet("GET", "/heartbeats")
+        assert device["heartbeat"]["fn"]["warnings"] != 0
+
+
+async def test_a_long_polling_till_takes_a_document_the_moment_it_is_queued(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    options = StackOptions(
+        profile=load_profile(DEFAULT_PROFILE),
+        state_dir=tmp_path,
+        # No timer would ever poll again within this test: only the waiting lease can take it.
+        till_settings={"poll_interval": 3600.0},
+        long_poll=30.0,
+    )
+    async with Stack(options, clock) as stack:
+        kkt = StackHarness(stack, clock)
+        try:
+            assert kkt.till.settings.long_poll == 30.0
+            first = kkt.sale(10.0)
+            await kkt.post_document(first)
+            await kkt.wait_for_status(first["id"], "COMPLETED")
+            await clock.pace(0.3)  # the till is back in a lease that waits for work
+            polls = kkt.till.counters["polls"]
+            second = kkt.sale(11.0)
+            await kkt.post_document(second)
+            await kkt.wait_for_status(second["id"], "COMPLETED")
+            # The lease that was already waiting handed it over.
+            assert kkt.till.counters["polls"] == polls + 1
+        finally:
+            await kkt.http.aclose()
+
+
+async def test_a_wake_up_during_a_round_is_kept_for_the_next_pause(tmp_path: Path) -> None:
+    from kkt_emulator.clock import RealClock  # noqa: PLC0415 - only this test
+    from kkt_emulator.till.context import TillConfig, TillContext  # noqa: PLC0415
+
+    config = TillConfig(
+        profile=load_profile(DEFAULT_PROFILE),
+        state_dir=tmp_path,
+        server="http://127.0.0.1:9",
+        login="l",
+        password="p",  # noqa: S106 - never used: nothing is started
+    )
+    ctx = TillContext(config, RealClock())
+    # Set while the loop was busy (a cleared ofd.down, a report queued): the pause that follows
+    # returns at once instead of sleeping through an hour. wait_for only keeps a broken pause
+    # from hanging the test.
+    ctx.ofd_wake.set()
+    await asyncio.wait_for(ctx.ofd_pause(3600.0), timeout=30.0)
+    ctx.outbox_wake.set()
+    assert await asyncio.wait_for(ctx.outbox_pause(3600.0), timeout=30.0) is True
+    ctx.outbox_wake.clear()
+    assert await ctx.outbox_pause(0.0) is False
