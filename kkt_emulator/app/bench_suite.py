@@ -160,14 +160,15 @@ class _Child:
             f"{self.name} {what}; its log {self.log} ends with: {self.last_line()}"
         )
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = _STOP_GRACE) -> None:
+        """SIGTERM the group, SIGKILL it after ``grace`` seconds (at once when 0)."""
         proc = self.proc
         if proc is None or proc.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
         try:
-            await asyncio.wait_for(proc.wait(), _STOP_GRACE)
+            await asyncio.wait_for(proc.wait(), grace or None)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -575,7 +576,7 @@ async def _startup(options: SuiteOptions, workdir: Path) -> dict[str, Any]:
         try:
             runs.append(await _wait_file(ready, child, _READY_TIMEOUT))
         finally:
-            await child.stop()
+            await child.stop(grace=0)  # a throw-away state directory: no need to wait for a stop
     return {
         "command": "up --tills 1 --mqtt none (fresh state directory)",
         "runs_seconds": [round(r, 3) for r in runs],
