@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from kkt_emulator.app import loadgen
-from kkt_emulator.app.bench_suite import _judge_all
+from kkt_emulator.app.bench_suite import _Child, _judge_all, _wait_file
+from kkt_emulator.app.chaos.procs import ChaosStartError
 from kkt_emulator.cli.main import main
 from kkt_emulator.net import listen_socket
 
@@ -171,3 +172,11 @@ async def test_loadgen_connection_reads_length_chunked_and_close() -> None:
 def test_loadgen_refuses_what_it_cannot_load() -> None:
     with pytest.raises(ValueError, match="only http://"):
         loadgen.Target.parse("https://example.com/api")
+
+
+async def test_a_part_whose_process_dies_at_start_says_so_in_one_error(tmp_path: Path) -> None:
+    script = "import sys; print('cannot bind: address in use'); sys.exit(3)"
+    child = _Child("up", [sys.executable, "-c", script], tmp_path)
+    await child.start()
+    with pytest.raises(ChaosStartError, match=r"up exited with 3 .*cannot bind: address in use"):
+        await _wait_file(tmp_path / "ready.json", child, 30.0)

@@ -99,6 +99,13 @@ def suite(
     except (ChaosStartError, ConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    for row in result["summary"]:
+        verdict = {True: "ok", False: "MISSED", None: "-"}[row["ok"]]
+        typer.echo(
+            f"  {row['part']:>8} {row['figure']:<34} {row['value']!s:>10}  "
+            f"goal {row['goal']:<8} {verdict}",
+            err=True,
+        )
     text = json.dumps(result, ensure_ascii=False, indent=2)
     if json_out is not None:
         try:
