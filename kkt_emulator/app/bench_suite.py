@@ -590,47 +590,61 @@ async def _startup(options: SuiteOptions, workdir: Path) -> dict[str, Any]:
 async def run_suite(options: SuiteOptions, progress: Progress) -> dict[str, Any]:
     """Run the chosen parts in order; every figure with its goal, and ``ok`` over all of them.
 
+    The processes' logs go to a temporary directory, removed after a completed run and kept when
+    a part could not start (the error names the log).
+
     Raises:
         ChaosStartError: a process a part needs did not start (uvicorn, ``up``, the loadgen).
     """
-    wanted = set(options.parts)
     out: dict[str, Any] = {"benchmark": "suite", "machine": machine(options)}
-    with tempfile.TemporaryDirectory(prefix="kkt-bench-suite-") as tmp:
-        workdir = Path(tmp)
-        if "bare" in wanted:
-            progress(f"bare: uvicorn + {out['machine']['load_generator']}, {options.seconds:g} s")
-            out["bare"] = await _bare(options, workdir)
-        if wanted & {"status", "e2e", "latency"}:
-            long_poll = await _long_poll_supported()
-            poll_args = (
-                ["--poll-interval", "0", "--long-poll", "5"]
-                if long_poll
-                else ["--poll-interval", "0.05"]
-            )
-            poll = {"up_args": " ".join(poll_args), "long_poll": long_poll}
-            progress(f"installation: up --tills {options.tills} --mqtt none {poll['up_args']}")
-            async with _installation(options.tills, workdir, poll_args, poll) as inst:
-                if "status" in wanted:
-                    progress(f"status: GET /api/fn/v1/status, {options.seconds:g} s")
-                    out["status"] = await _status(options, inst)
-                if "e2e" in wanted:
-                    progress(f"e2e: {options.docs} sales to COMPLETED")
-                    out["e2e"], out["cpu"] = await _e2e(options, inst, workdir)
-                if "latency" in wanted:
-                    progress(
-                        f"latency: {options.latency_rate:g}/s for {options.latency_seconds:g} s"
-                    )
-                    out["latency"] = await _latency(options, inst, workdir)
-        if "drive" in wanted:
-            progress(f"drive: bench_fn sqlite, {options.drive_seconds:g} s a case")
-            out["drive"] = await _drive(options)
-        if "plugin" in wanted:
-            progress(f"plugin: pytest, {options.plugin_tests} sale tests vs one trivial test")
-            out["plugin"] = await _plugin(options, workdir)
-        if "startup" in wanted:
-            progress(f"startup: up --tills 1, best of {options.startup_runs}")
-            out["startup"] = await _startup(options, workdir)
+    workdir = Path(tempfile.mkdtemp(prefix="kkt-bench-suite-"))
+    try:
+        await _run_parts(options, progress, workdir, out)
+    except ChaosStartError:
+        progress(f"logs kept in {workdir}")
+        raise
+    except BaseException:  # interrupted: nothing to look at
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    shutil.rmtree(workdir, ignore_errors=True)
     return _judge_all(out)
+
+
+async def _run_parts(
+    options: SuiteOptions, progress: Progress, workdir: Path, out: dict[str, Any]
+) -> None:
+    wanted = set(options.parts)
+    if "bare" in wanted:
+        progress(f"bare: uvicorn + {out['machine']['load_generator']}, {options.seconds:g} s")
+        out["bare"] = await _bare(options, workdir)
+    if wanted & {"status", "e2e", "latency"}:
+        long_poll = await _long_poll_supported()
+        poll_args = (
+            ["--poll-interval", "0", "--long-poll", "5"]
+            if long_poll
+            else ["--poll-interval", "0.05"]
+        )
+        poll = {"up_args": " ".join(poll_args), "long_poll": long_poll}
+        progress(f"installation: up --tills {options.tills} --mqtt none {poll['up_args']}")
+        async with _installation(options.tills, workdir, poll_args, poll) as inst:
+            if "status" in wanted:
+                progress(f"status: GET /api/fn/v1/status, {options.seconds:g} s")
+                out["status"] = await _status(options, inst)
+            if "e2e" in wanted:
+                progress(f"e2e: {options.docs} sales to COMPLETED")
+                out["e2e"], out["cpu"] = await _e2e(options, inst, workdir)
+            if "latency" in wanted:
+                progress(f"latency: {options.latency_rate:g}/s for {options.latency_seconds:g} s")
+                out["latency"] = await _latency(options, inst, workdir)
+    if "drive" in wanted:
+        progress(f"drive: bench_fn sqlite, {options.drive_seconds:g} s a case")
+        out["drive"] = await _drive(options)
+    if "plugin" in wanted:
+        progress(f"plugin: pytest, {options.plugin_tests} sale tests vs one trivial test")
+        out["plugin"] = await _plugin(options, workdir)
+    if "startup" in wanted:
+        progress(f"startup: up --tills 1, best of {options.startup_runs}")
+        out["startup"] = await _startup(options, workdir)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -20,7 +20,8 @@ app = typer.Typer(
         "/v1/status, e2e receipts/s, CPU per receipt, latency at 50/s, the drive, the pytest "
         "plugin, `up` start-up), every figure with its goal and ok; progress on stderr. Exits 0 "
         "for a completed measurement (read `ok`), 2 on bad arguments or when a part cannot start. "
-        "Suite options go before a subcommand's name and apply only without one."
+        "Suite options go before a subcommand's name and apply only without one. Every figure "
+        "and how it is measured: docs/benchmarks.md."
     ),
     invoke_without_command=True,
 )
