@@ -446,8 +446,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kkt_emulator import eventloop  # noqa: PLC0415 - keeps ``--help`` light
 
     args = _parser().parse_args(argv)
-    if args.connections < 1 or (args.mode == "e2e" and (args.docs < 1 or (args.rate or 1) <= 0)):
-        _fail("--connections, --docs and --rate must be positive")
+    if args.mode == "e2e":
+        bad = args.docs < 1 or (args.rate is not None and args.rate <= 0) or args.timeout <= 0
+    else:
+        bad = args.seconds <= 0
+    if bad or args.connections < 1:
+        _fail("--connections, --docs, --rate, --seconds and --timeout must be positive")
         return 2
     auth = basic_auth(args.login, args.password) if args.login is not None else None
     try:
