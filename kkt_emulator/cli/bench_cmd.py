@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -12,7 +13,18 @@ from kkt_emulator.app.bench import bench_fn
 from kkt_emulator.app.chaos.procs import Kind
 from kkt_emulator.profiles import DEFAULT_PROFILE
 
-app = typer.Typer(help="Benchmarks; every one prints a JSON document.", no_args_is_help=True)
+app = typer.Typer(
+    help=(
+        "Benchmarks; every one prints a JSON document.\n\n"
+        "Without a subcommand: the whole suite side by side in one run (bare FastAPI endpoint, "
+        "/v1/status, e2e receipts/s, CPU per receipt, latency at 50/s, the drive, the pytest "
+        "plugin, `up` start-up), every figure with its goal and ok; progress on stderr. Exits 0 "
+        "for a completed measurement (read `ok`), 2 on bad arguments or when a part cannot start. "
+        "Suite options go before a subcommand's name and apply only without one. Every figure "
+        "and how it is measured: docs/benchmarks.md."
+    ),
+    invoke_without_command=True,
+)
 
 
 class StoreKind(StrEnum):
@@ -20,6 +32,90 @@ class StoreKind(StrEnum):
 
     MEMORY = "memory"
     SQLITE = "sqlite"
+
+
+def _parts(text: str | None) -> tuple[str, ...]:
+    from kkt_emulator.app.bench_suite import PARTS  # noqa: PLC0415 - only the suite needs it
+
+    if text is None:
+        return PARTS
+    names = {t.strip() for t in text.split(",") if t.strip()}
+    names = {"e2e" if n == "cpu" else n for n in names}
+    unknown = sorted(names - set(PARTS))
+    if unknown or not names:
+        raise typer.BadParameter(
+            f"{text!r}: use {', '.join(PARTS)} (and cpu, measured by e2e), comma-separated",
+            param_hint="--only",
+        )
+    return tuple(p for p in PARTS if p in names)
+
+
+@app.callback()
+def suite(
+    ctx: typer.Context,
+    quick: bool = typer.Option(
+        False,  # noqa: FBT003 - typer default
+        "--quick",
+        help="Small counts (seconds, not minutes): checks that every part works, not how fast.",
+    ),
+    docs: int | None = typer.Option(
+        None, "--docs", min=1, max=1_000_000, help="Sales posted by e2e (default 2000; quick 100)."
+    ),
+    seconds: float | None = typer.Option(
+        None,
+        "--seconds",
+        min=0.1,
+        help="Seconds of each requests/s measurement, bare and status (default 5; quick 1; wrk rounds).",
+    ),
+    tills: int = typer.Option(8, "--tills", min=1, max=100, help="Tills of the measured `up`."),
+    only: str | None = typer.Option(
+        None,
+        "--only",
+        help="Parts to run, comma-separated: bare, status, e2e (with cpu), latency, drive, plugin, startup.",
+    ),
+    json_out: Path | None = typer.Option(
+        None, "--json-out", help="Also write the JSON document to this file."
+    ),
+) -> None:
+    """Every figure of the project, side by side in one run (see `docs/benchmarks.md`)."""
+    if ctx.invoked_subcommand is not None:
+        if quick or docs is not None or seconds is not None or only is not None or json_out:
+            raise typer.BadParameter(
+                f"suite options do not apply to `bench {ctx.invoked_subcommand}`; drop them"
+            )
+        return
+    from kkt_emulator import eventloop  # noqa: PLC0415 - only the suite runs an event loop
+    from kkt_emulator.app.bench_suite import SuiteOptions, run_suite  # noqa: PLC0415
+    from kkt_emulator.app.chaos.procs import ChaosStartError  # noqa: PLC0415
+    from kkt_emulator.errors import ConfigError  # noqa: PLC0415
+
+    overrides: dict[str, Any] = {"tills": tills, "parts": _parts(only)}
+    if docs is not None:
+        overrides["docs"] = docs
+    if seconds is not None:
+        overrides["seconds"] = seconds
+    options = SuiteOptions.quick(**overrides) if quick else SuiteOptions(**overrides)
+    try:
+        result = eventloop.run(run_suite(options, lambda line: typer.echo(line, err=True)))
+    except (ChaosStartError, ConfigError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for row in result["summary"]:
+        verdict = {True: "ok", False: "MISSED", None: "-"}[row["ok"]]
+        typer.echo(
+            f"  {row['part']:>8} {row['figure']:<34} {row['value']!s:>10}  "
+            f"goal {row['goal']:<8} {verdict}",
+            err=True,
+        )
+    text = json.dumps(result, ensure_ascii=False, indent=2)
+    if json_out is not None:
+        try:
+            json_out.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            typer.echo(f"error: cannot write {json_out}: {exc.strerror or exc}", err=True)
+            typer.echo(text)
+            raise typer.Exit(2) from exc
+    typer.echo(text)
 
 
 @app.command("fn")
