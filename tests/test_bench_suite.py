@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from kkt_emulator.app import loadgen
-from kkt_emulator.app.bench_suite import _Child, _judge_all, _wait_file
-from kkt_emulator.app.chaos.procs import ChaosStartError
+from kkt_emulator.app.bench_suite import BenchStartError, _Child, _judge_all, _wait_file
 from kkt_emulator.cli.main import main
 from kkt_emulator.net import listen_socket
 
@@ -178,5 +177,5 @@ async def test_a_part_whose_process_dies_at_start_says_so_in_one_error(tmp_path:
     script = "import sys; print('cannot bind: address in use'); sys.exit(3)"
     child = _Child("up", [sys.executable, "-c", script], tmp_path)
     await child.start()
-    with pytest.raises(ChaosStartError, match=r"up exited with 3 .*cannot bind: address in use"):
+    with pytest.raises(BenchStartError, match=r"up exited with 3 .*cannot bind: address in use"):
         await _wait_file(tmp_path / "ready.json", child, 30.0)

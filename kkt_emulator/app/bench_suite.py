@@ -18,7 +18,7 @@ Each part measures one figure against its goal (``docs/benchmarks.md``):
 The load generator is always another process: ``wrk`` when it is installed, else
 :mod:`kkt_emulator.app.loadgen`; the posted sales always go through the loadgen, which also runs
 the ``responseURL`` server the cloud calls back. Progress goes to a callback (stderr in the CLI);
-the result is one JSON-ready dict. A part that cannot start raises :class:`ChaosStartError`.
+the result is one JSON-ready dict. A part that cannot start raises :class:`BenchStartError`.
 """
 
 from __future__ import annotations
@@ -40,11 +40,16 @@ from pathlib import Path
 from typing import Any
 
 from kkt_emulator import eventloop
-from kkt_emulator.app.chaos.procs import ChaosStartError
 from kkt_emulator.app.loadgen import basic_auth
 from kkt_emulator.clock import RealClock
+from kkt_emulator.errors import EmulatorError
 
-__all__ = ["PARTS", "SuiteOptions", "run_suite"]
+__all__ = ["PARTS", "BenchStartError", "SuiteOptions", "run_suite"]
+
+
+class BenchStartError(EmulatorError):
+    """A process a benchmark part needs (uvicorn, ``up``, the load generator) would not start."""
+
 
 PARTS = ("bare", "status", "e2e", "latency", "drive", "plugin", "startup")
 """The parts in the order they run (``cpu`` is measured by ``e2e``)."""
@@ -155,8 +160,8 @@ class _Child:
             return "no output"
         return lines[-1][:300] if lines else "no output"
 
-    def failed(self, what: str) -> ChaosStartError:
-        return ChaosStartError(
+    def failed(self, what: str) -> BenchStartError:
+        return BenchStartError(
             f"{self.name} {what}; its log {self.log} ends with: {self.last_line()}"
         )
 
@@ -594,13 +599,13 @@ async def run_suite(options: SuiteOptions, progress: Progress) -> dict[str, Any]
     a part could not start (the error names the log).
 
     Raises:
-        ChaosStartError: a process a part needs did not start (uvicorn, ``up``, the loadgen).
+        BenchStartError: a process a part needs did not start (uvicorn, ``up``, the loadgen).
     """
     out: dict[str, Any] = {"benchmark": "suite", "machine": machine(options)}
     workdir = Path(tempfile.mkdtemp(prefix="kkt-bench-suite-"))
     try:
         await _run_parts(options, progress, workdir, out)
-    except ChaosStartError:
+    except BenchStartError:
         progress(f"logs kept in {workdir}")
         raise
     except BaseException:  # interrupted: nothing to look at

@@ -85,8 +85,11 @@ def suite(
             )
         return
     from kkt_emulator import eventloop  # noqa: PLC0415 - only the suite runs an event loop
-    from kkt_emulator.app.bench_suite import SuiteOptions, run_suite  # noqa: PLC0415
-    from kkt_emulator.app.chaos.procs import ChaosStartError  # noqa: PLC0415
+    from kkt_emulator.app.bench_suite import (  # noqa: PLC0415
+        BenchStartError,
+        SuiteOptions,
+        run_suite,
+    )
     from kkt_emulator.errors import ConfigError  # noqa: PLC0415
 
     overrides: dict[str, Any] = {"tills": tills, "parts": _parts(only)}
@@ -97,7 +100,7 @@ def suite(
     options = SuiteOptions.quick(**overrides) if quick else SuiteOptions(**overrides)
     try:
         result = eventloop.run(run_suite(options, lambda line: typer.echo(line, err=True)))
-    except (ChaosStartError, ConfigError) as exc:
+    except (BenchStartError, ConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     for row in result["summary"]:
