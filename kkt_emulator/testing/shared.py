@@ -252,6 +252,9 @@ class SharedInstallation:
             why = await self._reset_point(point)
             if why is not None:
                 return why
+        for till in stack.tills:
+            # Every loop looks at once: a counter sale does not wake the OFD sender, for one.
+            till.ctx.wake_all()
         if not await self._drained():
             deadline = self.clock.monotonic() + DRAIN_SECONDS
             while not await self._drained():
