@@ -216,6 +216,7 @@ class SharedInstallation:
         """Start the installation and note what a reset puts back."""
         from kkt_emulator.app.stack import Stack, StackOptions  # noqa: PLC0415 - keep plugin load light
         from kkt_emulator.profiles import load_profile  # noqa: PLC0415
+        from kkt_emulator.testing.stack import http_client  # noqa: PLC0415
 
         self.clock.home = asyncio.get_running_loop()
         options = StackOptions(
@@ -229,7 +230,7 @@ class SharedInstallation:
         stack = Stack(options, self.clock)
         await stack.__aenter__()
         self.stack = stack
-        self._http = httpx.AsyncClient(base_url=stack.base_url, timeout=30.0)
+        self._http = http_client(base_url=stack.base_url, timeout=30.0)
         self._settings = [till.settings.to_json() for till in stack.tills]
         for point in stack.points:
             body = await self._cabinet("GET", f"/retail-points/{point['retail_point_id']}")
