@@ -254,10 +254,19 @@ class KktStack:
     ) -> dict[str, Any]:
         """``POST /v2/doc``; returns the DocumentStatus.
 
+        The tills are woken as soon as the cloud took the document, so it waits for no poll
+        interval (a till that may not poll — power saving, offline — goes back to sleep).
+
         Raises:
             CloudError: the cloud refused the document (its HTTP status and message).
         """
-        return await self.harness.post_document(doc, auth)
+        answer = await self.harness.post_document(doc, auth)
+        for till in self.tills:
+            if self._home is None:
+                till.ctx.wake.set()
+            else:
+                self._home.loop.call_soon_threadsafe(till.ctx.wake.set)
+        return answer
 
     async def status(self, doc_id: str) -> dict[str, Any]:
         """``GET /v1/doc/{id}/status``."""
