@@ -66,6 +66,8 @@ DRAIN_SECONDS = 5.0
 _SETTLE_SECONDS = 2.0
 #: How often the reset looks again while it waits (real seconds).
 _RECHECK_SECONDS = 0.005
+#: The tills' poll interval between tests (seconds): an idle installation costs almost nothing.
+PARKED_POLL_S = 1.0
 #: Installations of different shapes kept running at once; the least recently used one stops.
 MAX_LIVE = 2
 #: Statuses of documents a till still has to take or finish.
@@ -264,6 +266,18 @@ class SharedInstallation:
                 await self.clock.pace(_RECHECK_SECONDS)
         return None
 
+    async def park(self) -> None:
+        """Slow the tills' polling down until the next test (:meth:`unpark`)."""
+        for till in self.running.tills:
+            if till.settings.poll_interval < PARKED_POLL_S:
+                await till.set_settings(poll_interval=PARKED_POLL_S)
+
+    async def unpark(self) -> None:
+        """Give the tills their settings back; each polls at once."""
+        for till, settings in zip(self.running.tills, self._settings, strict=True):
+            if till.settings.to_json() != settings:
+                await till.set_settings(**settings)
+
     async def _reset_point(self, point: PointAccess) -> str | None:
         point_id = point["retail_point_id"]
         wanted = self._points[point_id]
@@ -361,6 +375,7 @@ class SharedPool:
             installation = self._live.pop(key, None)
             if installation is not None and installation.retired is None and installation.clean:
                 installation.clean = False
+                self.thread.run(installation.unpark())
                 self._live[key] = installation
                 return installation
             if installation is not None and installation.retired is None:
@@ -398,7 +413,7 @@ class SharedPool:
         """
         if installation.retired is None:
             try:
-                installation.retired = await self.thread.call(installation.reset())
+                installation.retired = await self.thread.call(self._reset_and_park(installation))
             except Exception as exc:  # a reset that broke retires the installation; logged
                 log.exception("kkt_shared_reset_failed", state_dir=str(installation.state_dir))
                 installation.retired = f"the reset failed: {exc!r}"
@@ -414,6 +429,13 @@ class SharedPool:
                 log.exception(
                     "kkt_shared_installation_stop_failed", state_dir=str(installation.state_dir)
                 )
+
+    @staticmethod
+    async def _reset_and_park(installation: SharedInstallation) -> str | None:
+        why = await installation.reset()
+        if why is None:
+            await installation.park()
+        return why
 
     def _stop(self, installation: SharedInstallation) -> None:
         try:

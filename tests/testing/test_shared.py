@@ -107,11 +107,13 @@ async def test_a_reset_puts_back_faults_settings_point_flags_and_empties_the_que
     assert (await kkt.status(waiting["id"]))["status"] == "COMPLETED"
     assert till.list_faults() == []
     assert till.settings.power_saving is False
+    assert till.settings.poll_interval == shared.PARKED_POLL_S  # idle until the next test
     point = await kkt.cabinet("GET", f"/retail-points/{kkt.retail_point_id}")
     assert point["stopOnErrors"] is False
     state = await pool.thread.call(till.snapshot_state())
     assert state["ofdBacklog"]["unsent"] == 0
     assert pool.acquire(ONE_TILL) is installation
+    assert till.settings.poll_interval == 0.05
 
 
 async def test_a_reset_before_the_test_when_none_was_made_after_the_last(
@@ -158,15 +160,21 @@ async def test_credentials_that_stopped_working_retire_the_installation(
 async def test_a_queue_that_does_not_drain_retires_the_installation(
     pool: SharedPool, kkt: StackHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(shared, "DRAIN_SECONDS", 0.0)
     installation = pool.acquire(ONE_TILL)
     await pool.thread.call(kkt.till.set_settings(power_saving=True))
     stuck = kkt.sale()
     await kkt.post_document(stuck)
-    # The reset turns power saving off, but the document cannot be done within no time at all.
+    assert not await pool.thread.call(installation._drained())
+
+    async def never() -> bool:
+        return False
+
+    monkeypatch.setattr(shared, "DRAIN_SECONDS", 0.05)
+    monkeypatch.setattr(installation, "_drained", never)
     await pool.release(installation)
     assert installation.retired is not None
     assert "not done" in installation.retired
+    assert installation.stack is None
 
 
 def test_the_least_recently_used_shape_stops_beyond_the_limit(
