@@ -373,14 +373,12 @@ class SharedPool:
         with self._lock:
             key = shape.key()
             installation = self._live.pop(key, None)
-            if installation is not None and installation.retired is None and installation.clean:
-                installation.clean = False
-                self.thread.run(installation.unpark())
-                self._live[key] = installation
-                return installation
             if installation is not None and installation.retired is None:
+                # Reset after the last test already: only the settings of a test come back.
+                preparing = installation.unpark() if installation.clean else installation.reset()
+                installation.clean = False
                 try:
-                    why = self.thread.run(installation.reset())
+                    why = self.thread.run(preparing)
                 except Exception as exc:  # a reset that broke retires the installation; logged
                     log.exception("kkt_shared_reset_failed", state_dir=str(installation.state_dir))
                     why = f"the reset failed: {exc!r}"
