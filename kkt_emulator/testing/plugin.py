@@ -443,7 +443,7 @@ async def _kkt_stack(request: pytest.FixtureRequest, clock: ManualClock) -> Asyn
     """An installation of the test's own (``kkt_fresh``), on the test's loop."""
     from kkt_emulator.app.stack import Stack, StackOptions  # noqa: PLC0415
     from kkt_emulator.profiles import load_profile  # noqa: PLC0415 - keep plugin load light
-    from kkt_emulator.testing.stack import StackHarness  # noqa: PLC0415
+    from kkt_emulator.testing.stack import StackHarness, settle  # noqa: PLC0415
 
     shape = _shape(request)
     mqtt_url = _mqtt_url(request, shape)
@@ -462,6 +462,7 @@ async def _kkt_stack(request: pytest.FixtureRequest, clock: ManualClock) -> Asyn
             yield KktStack(harness)
         finally:
             await harness.http.aclose()
+            await settle(stack)
 
 
 @contextlib.asynccontextmanager
