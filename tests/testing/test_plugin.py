@@ -83,6 +83,7 @@ async def test_the_marker_shapes_the_installation(kkt_stack, pytestconfig):
     assert len(kkt_stack.tills) == 2
     assert len(kkt_stack.points) == 2
     assert kkt_stack.mqtt_url is None
+    assert kkt_stack.shared is not pytestconfig.getoption("--kkt-fresh")
 """
 
 SHARING_TESTS = """
@@ -143,9 +144,6 @@ async def test_failing_on_purpose(kkt_stack):
 async def test_after_a_failure_a_new_installation(kkt_stack, pytestconfig):
     assert kkt_stack.till.fn_serial != seen["drive"]
 
-
-async def test_sharing_is_reported(kkt_stack, pytestconfig):
-    assert kkt_stack.shared is not pytestconfig.getoption("--kkt-fresh")
 """
 
 
@@ -190,7 +188,7 @@ def test_a_user_project_passes_with_only_the_fixtures(tmp_path: Path, mode: str)
 
 def test_the_profile_option_and_help(tmp_path: Path) -> None:
     result = _run_user_project(
-        tmp_path, "auto", "--kkt-profile", "modulkassa-ffd105", "-k", "marker"
+        tmp_path, "auto", "--kkt-profile", "modulkassa-ffd105", "--kkt-fresh", "-k", "marker"
     )
     assert result.returncode == 0, result.stdout + result.stderr
     help_text = subprocess.run(
@@ -202,18 +200,11 @@ def test_the_profile_option_and_help(tmp_path: Path) -> None:
         check=False,
     ).stdout
     assert "--kkt-profile" in help_text
+    assert "--kkt-fresh" in help_text
 
 
 def test_tests_share_an_installation_that_is_reset_between_them(tmp_path: Path) -> None:
     result = _run_user_project(tmp_path, "auto", tests=SHARING_TESTS)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "1 failed, 7 passed" in result.stdout, result.stdout + result.stderr
+    assert "1 failed, 6 passed" in result.stdout, result.stdout + result.stderr
     assert "on purpose" in result.stdout
-
-
-def test_the_fresh_option_gives_every_test_its_own(tmp_path: Path) -> None:
-    result = _run_user_project(
-        tmp_path, "auto", "--kkt-fresh", "-k", "reported", tests=SHARING_TESTS
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed" in result.stdout
