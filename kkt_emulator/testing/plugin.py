@@ -13,7 +13,7 @@ Fixtures:
 
 * ``kkt_stack`` — cloud, OFD stand-in, tills (one by default) and, when mosquitto is installed, the
   MQTT control plane on the session's broker; a manual clock. One installation per shape serves
-  the whole session and is reset before each test (faults, settings, point flags, queue; see
+  the whole session and is reset after each test (faults, settings, point flags, queue; see
   :mod:`~kkt_emulator.testing.shared`); ``@pytest.mark.kkt_fresh`` (or ``--kkt-fresh`` for the run)
   gives a test an installation of its own, started for it and torn down after it.
 * ``kkt_documents`` — builders of valid store documents (:class:`Documents`).
@@ -22,9 +22,9 @@ Fixtures:
 
 ``@pytest.mark.kkt(profile=..., tills=..., points=..., mqtt=..., **till_settings)`` shapes one
 test's installation (tests of one shape share one); ``--kkt-profile NAME`` chooses the firmware
-profile for the whole run. The
-async fixtures are ``pytest_asyncio`` fixtures, so they work in both ``asyncio_mode = "auto"`` and
-``"strict"`` (where the tests carry ``@pytest.mark.asyncio``).
+profile for the whole run. The async fixtures are ``pytest_asyncio`` fixtures, so they work in both
+``asyncio_mode = "auto"`` and ``"strict"`` (where the tests carry ``@pytest.mark.asyncio``), on
+each test's own loop: the shared installation runs on a loop of its own in a background thread.
 """
 
 from __future__ import annotations
