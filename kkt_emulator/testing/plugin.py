@@ -341,7 +341,7 @@ class KktStack:
         """Change every till's settings (``power_saving``, ``online``, ``poll_interval`` …).
 
         Returns the first till's settings. Raises ConfigError for an unknown setting or bad value.
-        A shared installation gets its settings back before the next test.
+        A shared installation gets its settings back after the test.
         """
         return await self.run(self._set_till(settings))
 
