@@ -112,7 +112,7 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Remember a failed test: the shared installation it used is not reused after it."""
     report = yield
-    if call.when == "call" and report.failed:
+    if call.when in ("setup", "call") and report.failed:
         item.stash[_FAILED] = True
     return report
 
