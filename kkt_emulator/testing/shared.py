@@ -70,6 +70,8 @@ _CLOSE_SETTLE_SECONDS = 1.0
 _RECHECK_SECONDS = 0.005
 #: The tills' poll interval between tests (seconds): an idle installation costs almost nothing.
 PARKED_POLL_S = 1.0
+#: Real seconds without a test before an installation is parked (back-to-back tests never are).
+PARK_AFTER_S = 0.5
 #: Installations of different shapes kept running at once; the least recently used one stops.
 MAX_LIVE = 2
 #: Statuses of documents a till still has to take or finish.
@@ -203,6 +205,9 @@ class SharedInstallation:
         self.retired: str | None = None
         self.clean = False
         """Reset after the last test (nothing to do before the next one)."""
+        self._park_timer: asyncio.TimerHandle | None = None
+        self._park_task: asyncio.Task[None] | None = None
+        self._parking: asyncio.Lock | None = None
         self._http: httpx.AsyncClient | None = None
         self._settings: list[dict[str, Any]] = []
         self._points: dict[str, dict[str, Any]] = {}
@@ -242,6 +247,7 @@ class SharedInstallation:
 
     async def reset(self) -> str | None:
         """Put the installation back for the next test; returns why it cannot be, or ``None``."""
+        await self.unpark()
         stack = self.running
         for till in stack.tills:
             till.clear_faults()
@@ -268,17 +274,44 @@ class SharedInstallation:
                 await self.clock.pace(_RECHECK_SECONDS)
         return None
 
+    def park_soon(self) -> None:
+        """Park the installation if no test takes it within :data:`PARK_AFTER_S` (on its loop)."""
+        self._cancel_park()
+        loop = asyncio.get_running_loop()
+        self._park_timer = loop.call_later(PARK_AFTER_S, self._start_parking)
+
+    def _start_parking(self) -> None:
+        self._park_timer = None
+        self._park_task = asyncio.get_running_loop().create_task(
+            self.park(), name="kkt-shared-park"
+        )
+
+    def _cancel_park(self) -> None:
+        if self._park_timer is not None:
+            self._park_timer.cancel()
+            self._park_timer = None
+
+    def _lock(self) -> asyncio.Lock:
+        if self._parking is None:
+            self._parking = asyncio.Lock()
+        return self._parking
+
     async def park(self) -> None:
         """Slow the tills' polling down until the next test (:meth:`unpark`)."""
-        for till in self.running.tills:
-            if till.settings.poll_interval < PARKED_POLL_S:
-                await till.set_settings(poll_interval=PARKED_POLL_S)
+        async with self._lock():
+            if self.stack is None:
+                return
+            for till in self.stack.tills:
+                if till.settings.poll_interval < PARKED_POLL_S:
+                    await till.set_settings(poll_interval=PARKED_POLL_S)
 
     async def unpark(self) -> None:
         """Give the tills their settings back; each polls at once."""
-        for till, settings in zip(self.running.tills, self._settings, strict=True):
-            if till.settings.to_json() != settings:
-                await till.set_settings(**settings)
+        self._cancel_park()
+        async with self._lock():
+            for till, settings in zip(self.running.tills, self._settings, strict=True):
+                if till.settings.to_json() != settings:
+                    await till.set_settings(**settings)
 
     async def _reset_point(self, point: PointAccess) -> str | None:
         point_id = point["retail_point_id"]
@@ -434,7 +467,7 @@ class SharedPool:
     async def _reset_and_park(installation: SharedInstallation) -> str | None:
         why = await installation.reset()
         if why is None:
-            await installation.park()
+            installation.park_soon()
         return why
 
     def _stop(self, installation: SharedInstallation) -> None:

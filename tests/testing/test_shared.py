@@ -84,8 +84,9 @@ def test_shapes_with_the_same_parts_share_a_key() -> None:
 
 
 async def test_a_reset_puts_back_faults_settings_point_flags_and_empties_the_queue(
-    pool: SharedPool, kkt: StackHarness
+    pool: SharedPool, kkt: StackHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(shared, "PARK_AFTER_S", 0.0)
     till = kkt.till
     installation = pool.acquire(ONE_TILL)  # the same one: it was never released
     assert installation.running is kkt.stack
@@ -107,7 +108,8 @@ async def test_a_reset_puts_back_faults_settings_point_flags_and_empties_the_que
     assert (await kkt.status(waiting["id"]))["status"] == "COMPLETED"
     assert till.list_faults() == []
     assert till.settings.power_saving is False
-    assert till.settings.poll_interval == shared.PARKED_POLL_S  # idle until the next test
+    # Idle until the next test: the tills poll slowly.
+    await pool.thread.call(_until(lambda: till.settings.poll_interval == shared.PARKED_POLL_S))
     point = await kkt.cabinet("GET", f"/retail-points/{kkt.retail_point_id}")
     assert point["stopOnErrors"] is False
     state = await pool.thread.call(till.snapshot_state())
