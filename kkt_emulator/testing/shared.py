@@ -32,7 +32,7 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -200,7 +200,7 @@ class SharedInstallation:
         self.shape = shape
         self.state_dir = state_dir
         self.till_settings = till_settings
-        self.clock = HomedClock(datetime.now(UTC).replace(microsecond=0))
+        self.clock = HomedClock()  # business time starts now, to the second
         self.stack: Stack | None = None
         self.retired: str | None = None
         self.clean = False
