@@ -97,9 +97,10 @@ async def test_a_reset_puts_back_faults_settings_point_flags_and_empties_the_que
 
     await pool.thread.call(spoil())
     await kkt.cabinet("PATCH", f"/retail-points/{kkt.retail_point_id}", json={"stopOnErrors": True})
+    # Power saving keeps the document waiting (a poll already under way may still take it); the
+    # OFD being down keeps whatever the drive signs from reaching the OFD until the reset.
     waiting = kkt.sale(total=12.0)
     await kkt.post_document(waiting)
-    assert (await kkt.status(waiting["id"]))["status"] == "QUEUED"
 
     await pool.release(installation)
 
@@ -166,7 +167,6 @@ async def test_a_queue_that_does_not_drain_retires_the_installation(
     await pool.thread.call(kkt.till.set_settings(power_saving=True))
     stuck = kkt.sale()
     await kkt.post_document(stuck)
-    assert not await pool.thread.call(installation._drained())
 
     async def never() -> bool:
         return False
