@@ -5,6 +5,8 @@
   :func:`sale_document`.
 * :mod:`~kkt_emulator.testing.plugin` — the pytest plugin (``kkt_stack`` and friends), loaded
   through the ``pytest11`` entry point.
+* :mod:`~kkt_emulator.testing.shared` — the installations the plugin's tests share, on a loop of
+  their own, and how they are reset between tests.
 
 Only tests import this package: no production module may (``tests/test_layering.py``), so
 pytest never becomes a run-time dependency.

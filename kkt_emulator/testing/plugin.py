@@ -12,15 +12,19 @@ kkt-emulator`` (plus ``pytest-asyncio``) is all a user needs::
 Fixtures:
 
 * ``kkt_stack`` — cloud, OFD stand-in, tills (one by default) and, when mosquitto is installed, the
-  MQTT control plane on the session's broker; a manual clock; torn down after the test.
+  MQTT control plane on the session's broker; a manual clock. One installation per shape serves
+  the whole session and is reset after each test (faults, settings, point flags, queue; see
+  :mod:`~kkt_emulator.testing.shared`); ``@pytest.mark.kkt_fresh`` (or ``--kkt-fresh`` for the run)
+  gives a test an installation of its own, started for it and torn down after it.
 * ``kkt_documents`` — builders of valid store documents (:class:`Documents`).
 * ``kkt_clock`` — the manual clock ``kkt_stack`` runs on (business time moves only on ``advance``).
 * ``mqtt_broker`` — a private mosquitto for the whole session (skips the test without mosquitto).
 
 ``@pytest.mark.kkt(profile=..., tills=..., points=..., mqtt=..., **till_settings)`` shapes one
-test's installation; ``--kkt-profile NAME`` chooses the firmware profile for the whole run. The
-async fixtures are ``pytest_asyncio`` fixtures, so they work in both ``asyncio_mode = "auto"`` and
-``"strict"`` (where the tests carry ``@pytest.mark.asyncio``).
+test's installation (tests of one shape share one); ``--kkt-profile NAME`` chooses the firmware
+profile for the whole run. The async fixtures are ``pytest_asyncio`` fixtures, so they work in both
+``asyncio_mode = "auto"`` and ``"strict"`` (where the tests carry ``@pytest.mark.asyncio``), on
+each test's own loop: the shared installation runs on a loop of its own in a background thread.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import contextlib
 import copy
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
     from kkt_emulator.app.stack import PointAccess
     from kkt_emulator.clock import ManualClock
     from kkt_emulator.control.broker import MosquittoBroker
+    from kkt_emulator.testing.shared import LoopThread, SharedInstallation, SharedPool
     from kkt_emulator.testing.stack import StackHarness
     from kkt_emulator.till.till import Till
 
@@ -62,6 +67,10 @@ __all__ = ["Documents", "KktStack", "MqttBroker"]
 _T = TypeVar("_T")
 log = get_logger(__name__)
 _FAULT_OPTIONS = ("count", "probability", "seed")
+#: What every till of the plugin's installations starts with (before a marker's settings).
+TILL_SETTINGS: dict[str, Any] = {"poll_interval": 0.05}
+_INSTALLATION = pytest.StashKey["SharedInstallation"]()
+_FAILED = pytest.StashKey[bool]()
 
 
 # ---------------------------------------------------------------------------- hooks
@@ -76,6 +85,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help=f"Firmware profile for kkt_stack (default {DEFAULT_PROFILE}; see `kkt-emulator profiles list`).",
     )
+    group.addoption(
+        "--kkt-fresh",
+        action="store_true",
+        default=False,
+        help="Give every test that uses kkt_stack an installation of its own (as kkt_fresh does).",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -85,6 +100,21 @@ def pytest_configure(config: pytest.Config) -> None:
         "kkt(profile=None, tills=1, points=1, mqtt=None, **till_settings): "
         "shape the kkt_stack installation of this test",
     )
+    config.addinivalue_line(
+        "markers",
+        "kkt_fresh: give this test a kkt_stack installation of its own instead of the shared one",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember a failed test: the shared installation it used is not reused after it."""
+    report = yield
+    if call.when in ("setup", "call") and report.failed:
+        item.stash[_FAILED] = True
+    return report
 
 
 # ---------------------------------------------------------------------------- documents
@@ -172,12 +202,16 @@ class KktStack:
         retail_point_id: the first retail point.
         points: every retail point with its credentials.
         mqtt_url: the control plane's broker, or ``None``.
-        harness: the underlying :class:`~kkt_emulator.testing.stack.StackHarness`.
+        harness: the underlying :class:`~kkt_emulator.testing.stack.StackHarness` (this test's own
+            HTTP client; in a shared installation its ``stack`` runs on the installation's loop).
         clock: the installation's manual clock.
+        shared: whether the installation is the session's shared one (see :meth:`run`).
     """
 
-    def __init__(self, harness: StackHarness) -> None:
+    def __init__(self, harness: StackHarness, home: LoopThread | None = None) -> None:
         self.harness = harness
+        self._home = home
+        self.shared = home is not None
         self.clock = harness.clock
         self.store_url = harness.store_url
         self.cabinet_url = harness.cabinet_url
@@ -201,15 +235,38 @@ class KktStack:
         """What ``kkt-emulator up`` writes to its ready-file."""
         return self.harness.stack.ready_info()
 
+    async def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Await ``coroutine`` where the installation's tasks run; returns its result.
+
+        A shared installation runs on an event loop of its own (a background thread), so a test
+        that calls the tills or the stack directly goes through here::
+
+            receipt = await kkt_stack.run(kkt_stack.till.sell(10000))
+
+        For an installation of the test's own (``kkt_fresh``) it simply awaits the coroutine.
+        """
+        if self._home is None:
+            return await coroutine
+        return await self._home.call(coroutine)
+
     async def post_document(
         self, doc: dict[str, Any], auth: tuple[str, str] | None = None
     ) -> dict[str, Any]:
         """``POST /v2/doc``; returns the DocumentStatus.
 
+        The tills are woken as soon as the cloud took the document, so it waits for no poll
+        interval (a till that may not poll — power saving, offline — goes back to sleep).
+
         Raises:
             CloudError: the cloud refused the document (its HTTP status and message).
         """
-        return await self.harness.post_document(doc, auth)
+        answer = await self.harness.post_document(doc, auth)
+        for till in self.tills:
+            if self._home is None:
+                till.ctx.wake.set()
+            else:
+                self._home.loop.call_soon_threadsafe(till.ctx.wake.set)
+        return answer
 
     async def status(self, doc_id: str) -> dict[str, Any]:
         """``GET /v1/doc/{id}/status``."""
@@ -247,6 +304,11 @@ class KktStack:
             ConfigError: an unknown fault or a bad parameter.
         """
         options = {k: params.pop(k) for k in _FAULT_OPTIONS if k in params}
+        return await self.run(self._inject(fault, params, options))
+
+    async def _inject(
+        self, fault: str, params: dict[str, Any], options: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         injected = [
             till.inject_fault(fault, params=params or None, **options) for till in self.tills
         ]
@@ -258,6 +320,9 @@ class KktStack:
 
     async def clear_faults(self, name: str | None = None) -> list[str]:
         """Clear one fault (or all) on every till; returns the names cleared."""
+        return await self.run(self._clear_faults(name))
+
+    async def _clear_faults(self, name: str | None) -> list[str]:
         cleared: list[str] = []
         for till in self.tills:
             cleared += [n for n in till.clear_faults(name) if n not in cleared]
@@ -276,7 +341,11 @@ class KktStack:
         """Change every till's settings (``power_saving``, ``online``, ``poll_interval`` …).
 
         Returns the first till's settings. Raises ConfigError for an unknown setting or bad value.
+        A shared installation gets its settings back after the test.
         """
+        return await self.run(self._set_till(settings))
+
+    async def _set_till(self, settings: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for n, till in enumerate(self.tills):
             changed = await till.set_settings(**settings)
@@ -313,7 +382,7 @@ class KktStack:
 
     async def till_state(self, index: int = 0) -> dict[str, Any]:
         """A till's whole state, as the control plane publishes it (settings, drive, shift …)."""
-        return await self.tills[index].snapshot_state()
+        return await self.run(self.tills[index].snapshot_state())
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,25 +405,55 @@ def _shape(request: pytest.FixtureRequest) -> _StackShape:
     return _StackShape(str(profile), tills, points, mqtt, kwargs)
 
 
-@contextlib.asynccontextmanager
-async def _kkt_stack(request: pytest.FixtureRequest, clock: ManualClock) -> AsyncIterator[KktStack]:
-    from kkt_emulator.app.stack import Stack, StackOptions  # noqa: PLC0415
+def _mqtt_url(request: pytest.FixtureRequest, shape: _StackShape) -> str | None:
+    """The session broker's URL when the shape wants MQTT (``None``: as installed)."""
     from kkt_emulator.control.broker import find_mosquitto  # noqa: PLC0415 - keep plugin load light
-    from kkt_emulator.profiles import load_profile  # noqa: PLC0415
-    from kkt_emulator.testing.stack import StackHarness  # noqa: PLC0415
 
-    shape = _shape(request)
-    mqtt_url: str | None = None
     if shape.mqtt or (shape.mqtt is None and find_mosquitto() is not None):
         broker: MqttBroker = request.getfixturevalue("mqtt_broker")
-        mqtt_url = broker.url
+        return broker.url
+    return None
+
+
+def _shares(request: pytest.FixtureRequest) -> bool:
+    """Whether this test's ``kkt_stack`` is the session's shared installation."""
+    return (
+        "kkt_stack" in request.fixturenames
+        and request.node.get_closest_marker("kkt_fresh") is None
+        and not request.config.getoption("--kkt-fresh", default=False)
+    )
+
+
+def _shared_installation(request: pytest.FixtureRequest) -> SharedInstallation:
+    """The shared installation of this test's shape, reset for it."""
+    from kkt_emulator.testing.shared import Shape  # noqa: PLC0415 - keep plugin load light
+
+    shape = _shape(request)
+    pool: SharedPool = request.getfixturevalue("_kkt_shared_pool")
+    installation = pool.acquire(
+        Shape(shape.profile, shape.tills, shape.points, _mqtt_url(request, shape), shape.settings)
+    )
+    installation.clock.advanced = False
+    request.node.stash[_INSTALLATION] = installation
+    return installation
+
+
+@contextlib.asynccontextmanager
+async def _kkt_stack(request: pytest.FixtureRequest, clock: ManualClock) -> AsyncIterator[KktStack]:
+    """An installation of the test's own (``kkt_fresh``), on the test's loop."""
+    from kkt_emulator.app.stack import Stack, StackOptions  # noqa: PLC0415
+    from kkt_emulator.profiles import load_profile  # noqa: PLC0415 - keep plugin load light
+    from kkt_emulator.testing.stack import StackHarness, settle  # noqa: PLC0415
+
+    shape = _shape(request)
+    mqtt_url = _mqtt_url(request, shape)
     state_dir = request.getfixturevalue("tmp_path_factory").mktemp("kkt")
     options = StackOptions(
         profile=load_profile(shape.profile),
         state_dir=state_dir,
         tills=shape.tills,
         points=shape.points,
-        till_settings={"poll_interval": 0.05, **shape.settings},
+        till_settings={**TILL_SETTINGS, **shape.settings},
         mqtt=mqtt_url,
     )
     async with Stack(options, clock) as stack:
@@ -363,6 +462,27 @@ async def _kkt_stack(request: pytest.FixtureRequest, clock: ManualClock) -> Asyn
             yield KktStack(harness)
         finally:
             await harness.http.aclose()
+            await settle(stack)
+
+
+@contextlib.asynccontextmanager
+async def _shared_stack(
+    request: pytest.FixtureRequest, installation: SharedInstallation
+) -> AsyncIterator[KktStack]:
+    """This test's view of a shared installation: its own HTTP client, calls hop to the loop."""
+    from kkt_emulator.testing.stack import StackHarness  # noqa: PLC0415 - keep plugin load light
+
+    pool: SharedPool = request.getfixturevalue("_kkt_shared_pool")
+    harness = StackHarness(installation.running, installation.clock)
+    try:
+        yield KktStack(harness, home=pool.thread)
+    finally:
+        await harness.http.aclose()
+        if installation.clock.advanced:
+            installation.retired = "the test moved business time"
+        elif request.node.stash.get(_FAILED, False):
+            installation.retired = "the test failed"
+        await pool.release(installation)
 
 
 def _missing_asyncio() -> None:
@@ -375,9 +495,19 @@ if _HAS_PYTEST_ASYNCIO:
     async def kkt_stack(
         request: pytest.FixtureRequest, kkt_clock: ManualClock
     ) -> AsyncIterator[KktStack]:
-        """A running installation (cloud, OFD, tills, control plane) on a manual clock."""
-        async with _kkt_stack(request, kkt_clock) as stack:
-            yield stack
+        """A running installation (cloud, OFD, tills, control plane) on a manual clock.
+
+        The session's shared installation of the test's shape, reset before the test; one of
+        the test's own with ``@pytest.mark.kkt_fresh``, ``--kkt-fresh`` or an overridden
+        ``kkt_clock``.
+        """
+        installation = request.node.stash.get(_INSTALLATION, None)
+        if installation is not None and installation.clock is kkt_clock:
+            async with _shared_stack(request, installation) as stack:
+                yield stack
+        else:
+            async with _kkt_stack(request, kkt_clock) as stack:
+                yield stack
 
 else:  # pragma: no cover - without pytest-asyncio there is no event loop for the installation
 
@@ -394,11 +524,36 @@ def kkt_documents() -> Documents:
 
 
 @pytest.fixture
-def kkt_clock() -> ManualClock:
-    """The manual clock of ``kkt_stack``: business time starts now and moves only on ``advance``."""
+def kkt_clock(request: pytest.FixtureRequest) -> ManualClock:
+    """The manual clock of ``kkt_stack``: business time moves only on ``advance``.
+
+    In the shared installation it is the installation's clock: business time stays where it was
+    when the installation started (a test that advances it gets the installation replaced after
+    it). Otherwise a new clock that starts now.
+    """
+    if _shares(request):
+        return _shared_installation(request).clock
     from kkt_emulator.clock import ManualClock  # noqa: PLC0415 - keep plugin load light
 
     return ManualClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture(scope="session")
+def _kkt_shared_pool(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedPool]:
+    """The session's shared installations (one per shape), stopped when the session ends."""
+    from kkt_emulator.control.broker import find_mosquitto  # noqa: PLC0415 - keep plugin load light
+    from kkt_emulator.testing.shared import SharedPool  # noqa: PLC0415
+
+    if find_mosquitto() is not None:
+        # The broker is set up first, so it outlives the installations whose control planes use it.
+        request.getfixturevalue("mqtt_broker")
+    pool = SharedPool(lambda: tmp_path_factory.mktemp("kkt-shared"), TILL_SETTINGS)
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 # ---------------------------------------------------------------------------- the broker

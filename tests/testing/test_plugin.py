@@ -34,7 +34,7 @@ async def test_a_sale_reaches_completed(kkt_stack, kkt_documents):
 {mark}
 async def test_a_negative_price_fails(kkt_stack, kkt_documents):
     doc = kkt_documents.sale(
-        total=10.0, items=[{{"name": "Возврат тары", "price": -2.5}}]
+        total=10.0, items=[{"name": "Возврат тары", "price": -2.5}]
     )
     await kkt_stack.post_document(doc)
     status = await kkt_stack.wait_for_status(doc["id"], "FAILED")
@@ -79,14 +79,77 @@ async def test_settings_points_and_faults(kkt_stack, kkt_documents, kkt_clock):
 {mark}
 async def test_the_marker_shapes_the_installation(kkt_stack, pytestconfig):
     wanted = pytestconfig.getoption("--kkt-profile") or "modulkassa-ffd12"
-    assert {{till.profile.name for till in kkt_stack.tills}} == {{wanted}}
+    assert {till.profile.name for till in kkt_stack.tills} == {wanted}
     assert len(kkt_stack.tills) == 2
     assert len(kkt_stack.points) == 2
     assert kkt_stack.mqtt_url is None
+    assert kkt_stack.shared is not pytestconfig.getoption("--kkt-fresh")
+"""
+
+SHARING_TESTS = """
+from datetime import timedelta
+
+import pytest
+
+seen = {}
+
+
+async def test_the_first_test_spoils_the_installation(kkt_stack, kkt_documents):
+    assert kkt_stack.shared
+    seen["drive"] = kkt_stack.till.fn_serial
+    await kkt_stack.inject("ofd.down")
+    await kkt_stack.set_till(power_saving=True)
+    await kkt_stack.set_point(stop_on_errors=True)
+    doc = kkt_documents.sale(total=7.0)
+    await kkt_stack.post_document(doc)
+    seen["left"] = doc["id"]
+
+
+async def test_the_next_test_gets_it_back_as_it_was(kkt_stack):
+    assert kkt_stack.till.fn_serial == seen["drive"]
+    state = await kkt_stack.till_state()
+    assert state["faults"] == []
+    assert state["settings"]["power_saving"] is False
+    assert state["ofdBacklog"]["unsent"] == 0
+    assert state["queue"] == {"inFlight": 0, "outbox": 0}
+    assert (await kkt_stack.status(seen["left"]))["status"] == "COMPLETED"
+    assert (await kkt_stack.set_point())["stopOnErrors"] is False
+    sold = await kkt_stack.run(kkt_stack.till.sell(10000))
+    assert sold
+
+
+@pytest.mark.kkt_fresh
+async def test_a_fresh_installation_is_the_tests_own(kkt_stack):
+    assert not kkt_stack.shared
+    assert kkt_stack.till.fn_serial != seen["drive"]
+    assert await kkt_stack.till.sell(100)
+
+
+async def test_moving_business_time(kkt_stack, kkt_clock):
+    assert kkt_stack.till.fn_serial == seen["drive"]
+    before = kkt_clock.now()
+    assert await kkt_clock.advance(timedelta(hours=1)) == before + timedelta(hours=1)
+
+
+async def test_after_time_moved_a_new_installation(kkt_stack):
+    assert kkt_stack.till.fn_serial != seen["drive"]
+    seen["drive"] = kkt_stack.till.fn_serial
+
+
+async def test_failing_on_purpose(kkt_stack):
+    assert kkt_stack.till.fn_serial == seen["drive"]
+    raise AssertionError("on purpose")
+
+
+async def test_after_a_failure_a_new_installation(kkt_stack, pytestconfig):
+    assert kkt_stack.till.fn_serial != seen["drive"]
+
 """
 
 
-def _run_user_project(tmp_path: Path, mode: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def _run_user_project(
+    tmp_path: Path, mode: str, *extra: str, tests: str = USER_TESTS
+) -> subprocess.CompletedProcess[str]:
     project = tmp_path / f"shop-{mode}"
     project.mkdir()
     (project / "pytest.ini").write_text(
@@ -103,7 +166,7 @@ def _run_user_project(tmp_path: Path, mode: str, *extra: str) -> subprocess.Comp
         encoding="utf-8",
     )
     mark = "@pytest.mark.asyncio" if mode == "strict" else ""
-    (project / "test_shop.py").write_text(USER_TESTS.format(mark=mark), encoding="utf-8")
+    (project / "test_shop.py").write_text(tests.replace("{mark}", mark), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "KKT_"))}
     return subprocess.run(  # noqa: S603 - sys.executable and constant arguments
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *extra],
@@ -125,7 +188,7 @@ def test_a_user_project_passes_with_only_the_fixtures(tmp_path: Path, mode: str)
 
 def test_the_profile_option_and_help(tmp_path: Path) -> None:
     result = _run_user_project(
-        tmp_path, "auto", "--kkt-profile", "modulkassa-ffd105", "-k", "marker"
+        tmp_path, "auto", "--kkt-profile", "modulkassa-ffd105", "--kkt-fresh", "-k", "marker"
     )
     assert result.returncode == 0, result.stdout + result.stderr
     help_text = subprocess.run(
@@ -137,3 +200,11 @@ def test_the_profile_option_and_help(tmp_path: Path) -> None:
         check=False,
     ).stdout
     assert "--kkt-profile" in help_text
+    assert "--kkt-fresh" in help_text
+
+
+def test_tests_share_an_installation_that_is_reset_between_them(tmp_path: Path) -> None:
+    result = _run_user_project(tmp_path, "auto", tests=SHARING_TESTS)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 failed, 6 passed" in result.stdout, result.stdout + result.stderr
+    assert "on purpose" in result.stdout
