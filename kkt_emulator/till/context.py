@@ -222,7 +222,8 @@ class TillContext:
         """Wait ``seconds`` (pacing) or until :attr:`wake` is set."""
         self.wake.clear()
         with contextlib.suppress(TimeoutError):  # the pause simply ran out
-            await asyncio.wait_for(self.wake.wait(), timeout=max(seconds, 0.0))
+            async with asyncio.timeout(max(seconds, 0.0)):  # not wait_for: see ofd_pause
+                await self.wake.wait()
 
     async def outbox_pause(self, seconds: float) -> bool:
         """Wait ``seconds`` (pacing) or until :attr:`outbox_wake` is set; returns whether woken.
@@ -231,7 +232,8 @@ class TillContext:
         queued while a flush runs is not missed.
         """
         try:
-            await asyncio.wait_for(self.outbox_wake.wait(), timeout=max(seconds, 0.0))
+            async with asyncio.timeout(max(seconds, 0.0)):  # not wait_for: see ofd_pause
+                await self.outbox_wake.wait()
         except TimeoutError:
             return False
         return True
@@ -242,6 +244,10 @@ class TillContext:
         The event is not cleared here: the OFD loop clears it before each round, so a wake-up
         that comes during a round (a new document, a cleared ``ofd.down``) is not lost to a long
         back-off.
+
+        ``asyncio.timeout`` rather than ``wait_for``: on Python 3.11 ``wait_for`` swallows a
+        cancellation that arrives as the event is set, so a stopping till slept out the pause.
         """
         with contextlib.suppress(TimeoutError):  # the pause simply ran out
-            await asyncio.wait_for(self.ofd_wake.wait(), timeout=seconds)
+            async with asyncio.timeout(max(seconds, 0.0)):
+                await self.ofd_wake.wait()

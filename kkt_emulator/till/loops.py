@@ -24,6 +24,7 @@ from kkt_emulator.till.shifts import Shifts
 from kkt_emulator.till.views import StateViews
 
 if TYPE_CHECKING:
+    from kkt_emulator.till.cloud_link import Lease
     from kkt_emulator.till.ofd_sender import OfdSender
 
 __all__ = ["ACK_GATHER", "OFD_IDLE_CHECK", "OUTBOX_GATHER", "Loops"]
@@ -90,7 +91,7 @@ class Loops:
             await self.fiscaliser.reconcile()
         if self.views.heartbeat_due():
             await self.views.heartbeat()
-        items = await self.link.lease(ctx.settings.max_docs, wait=ctx.settings.long_poll)
+        items = await self._lease()
         ctx.counters["polls"] += 1
         if items:
             ctx.state.journal_leased(
@@ -107,6 +108,40 @@ class Loops:
             self._in_batch = False
         await self.flush_outbox()
         return len(items)
+
+    async def _lease(self) -> list[Lease]:
+        """Lease the next documents; a long poll ends early when a setting or a fault changes.
+
+        A long poll waits up to ``long_poll`` seconds on the cloud. When :attr:`TillContext.wake`
+        is set meanwhile (power saving, online, a fault, a reset), the wait is abandoned so the
+        next cycle sees the change. An answer the cloud may have sent just as the request was
+        abandoned is not lost: the next lease asks for this till's own pending leases too
+        (``resume``, ``till-protocol.md`` §1).
+        """
+        ctx = self.ctx
+        wait = ctx.settings.long_poll
+        if wait <= 0:
+            return await self.link.lease(ctx.settings.max_docs)
+        lease = asyncio.ensure_future(self.link.lease(ctx.settings.max_docs, wait=wait))
+        woken = asyncio.ensure_future(ctx.wake.wait())
+        try:
+            await asyncio.wait({lease, woken}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            lease.cancel()
+            raise
+        finally:
+            woken.cancel()
+        if not lease.done():
+            lease.cancel()
+        try:
+            return await lease  # finished before the cancel took: its documents are ours
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this loop itself is being stopped
+            self.link.resume_leases()
+            ctx.log.debug("long_poll_abandoned")
+            return []
 
     async def _pace_ofd_backlog(self) -> None:
         """Slow down while the drive holds more unsent documents than the profile allows.
@@ -154,6 +189,7 @@ class Loops:
         ctx = self.ctx
         backoff = 0.5
         while not ctx.stopping.is_set():
+            ctx.wake.clear()  # a change from here on ends this cycle's long poll (see _lease)
             if not ctx.polling_allowed():
                 await ctx.pause(ctx.settings.poll_interval)
                 continue

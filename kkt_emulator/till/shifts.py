@@ -158,6 +158,7 @@ class Shifts:
             )
             self.address_used()
             shift = await ctx.fn.call(Command.SHIFT_PARAMS)
+        ctx.ofd_wake.set()  # the new document goes to the OFD now, not at the next idle check
         app_shift = (
             self._open_counter_shift()
             if ctx.settings.shift_mode == "separate"

@@ -188,6 +188,31 @@ async def test_a_long_polling_till_takes_a_document_the_moment_it_is_queued(
             await kkt.http.aclose()
 
 
+async def test_a_setting_changed_during_a_long_poll_ends_it(tmp_path: Path) -> None:
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    options = StackOptions(
+        profile=load_profile(DEFAULT_PROFILE),
+        state_dir=tmp_path,
+        till_settings={"poll_interval": 3600.0},
+        long_poll=30.0,
+    )
+    async with Stack(options, clock) as stack:
+        kkt = StackHarness(stack, clock)
+        try:
+            await clock.pace(0.3)  # the till waits in a 30 s lease
+            await kkt.till.set_settings(power_saving=True)
+            await clock.pace(0.3)  # the waiting lease was abandoned; the till sleeps
+            doc = kkt.sale(10.0)
+            await kkt.post_document(doc)
+            await clock.pace(0.5)
+            # Before, the waiting lease took it although the till had gone to power saving.
+            assert (await kkt.status(doc["id"]))["status"] == "QUEUED"
+            await kkt.till.set_settings(power_saving=False)
+            await kkt.wait_for_status(doc["id"], "COMPLETED")
+        finally:
+            await kkt.http.aclose()
+
+
 async def test_a_wake_up_during_a_round_is_kept_for_the_next_pause(tmp_path: Path) -> None:
     from kkt_emulator.clock import RealClock  # noqa: PLC0415 - only this test
     from kkt_emulator.till.context import TillConfig, TillContext  # noqa: PLC0415
