@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import socket
+import ssl
 
 from kkt_emulator.errors import ConfigError
 
-__all__ = ["host_port", "listen_socket"]
+__all__ = ["client_tls", "host_port", "listen_socket"]
 
 
 def host_port(host: str, port: int) -> str:
@@ -37,3 +39,15 @@ def listen_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
     sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
+
+
+@functools.cache
+def client_tls() -> ssl.SSLContext:
+    """The one TLS context every HTTP client of this process verifies servers with.
+
+    httpx builds a context (reading the CA bundle) for every client made without one: about
+    40 ms each, more than a whole sale, paid by every installation's start-up.
+    """
+    import httpx  # noqa: PLC0415 - only HTTP clients need it, and they import it anyway
+
+    return httpx.create_ssl_context()

@@ -92,3 +92,13 @@ async def test_the_reason_asyncio_sets_nodelay_only_for_a_tcp_proto(proto: int) 
     finally:
         server.close()
         await server.wait_closed()
+
+
+def test_http_clients_share_one_verifying_tls_context() -> None:
+    import ssl  # noqa: PLC0415 - only this test
+
+    from kkt_emulator.net import client_tls  # noqa: PLC0415
+
+    context = client_tls()
+    assert context is client_tls()  # built once per process, not once per client
+    assert context.verify_mode == ssl.CERT_REQUIRED

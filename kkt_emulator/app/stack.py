@@ -28,7 +28,7 @@ from kkt_emulator.cloud.exposure import check_cabinet_exposure
 from kkt_emulator.cloud.settings import CloudSettings
 from kkt_emulator.errors import ConfigError, TransportError
 from kkt_emulator.logging import get_logger
-from kkt_emulator.net import host_port, listen_socket
+from kkt_emulator.net import client_tls, host_port, listen_socket
 from kkt_emulator.ofd.server import OfdServer
 from kkt_emulator.profiles import FirmwareProfile
 from kkt_emulator.till.till import Till, TillConfig
@@ -347,7 +347,9 @@ class Stack:
             self.points = json.loads(saved.read_text(encoding="utf-8"))
         token = self.options.cabinet_token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=10.0, headers=headers) as http:
+        async with httpx.AsyncClient(
+            base_url=self.base_url, timeout=10.0, headers=headers, verify=client_tls()
+        ) as http:
             while len(self.points) < self.options.points:
                 n = len(self.points) + 1
                 body = {

@@ -18,6 +18,7 @@ from kkt_emulator.cli.output import JSON_OPTION, console, emit
 from kkt_emulator.cli.ready import READY_OPTION, load_ready
 from kkt_emulator.clock import RealClock
 from kkt_emulator.errors import CloudError, ConfigError, TransportError
+from kkt_emulator.net import client_tls
 
 app = typer.Typer(help="Shop documents: send one, read its status.", no_args_is_help=True)
 
@@ -68,7 +69,9 @@ async def _request(
 ) -> dict[str, Any]:
     auth = (ready["login"], ready["password"])
     try:
-        async with httpx.AsyncClient(base_url=ready["store_api"], auth=auth, timeout=10.0) as http:
+        async with httpx.AsyncClient(
+            base_url=ready["store_api"], auth=auth, timeout=10.0, verify=client_tls()
+        ) as http:
             response = await http.request(method, path, json=body)
     except httpx.HTTPError as exc:
         raise TransportError(f"cloud at {ready['store_api']} unreachable: {exc}") from exc

@@ -18,6 +18,7 @@ import typer
 from kkt_emulator.cli.ready import ready_path
 from kkt_emulator.clock import RealClock
 from kkt_emulator.errors import ConfigError
+from kkt_emulator.net import client_tls
 
 __all__ = ["register", "wait", "wait_ready"]
 
@@ -57,7 +58,7 @@ async def wait_ready(
     """
     clock = clock or RealClock()
     deadline = clock.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=2.0) as http:
+    async with httpx.AsyncClient(timeout=2.0, verify=client_tls()) as http:
         while True:
             info, why = await _probe(http, path)
             if info is not None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 import httpx
 
 from kkt_emulator.errors import TransportError
+from kkt_emulator.net import client_tls
 
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
@@ -50,7 +51,7 @@ class CallbackClient:
             transport=transport,
             timeout=timeout,
             follow_redirects=False,  # D43: redirects are not followed
-            verify=verify_tls,
+            verify=client_tls() if verify_tls else False,
         )
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
 

@@ -12,8 +12,6 @@ move the manual clock::
 
 from __future__ import annotations
 
-import functools
-import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -25,6 +23,7 @@ import httpx
 from kkt_emulator.app.stack import Stack, StackOptions, sale_document
 from kkt_emulator.clock import Clock, ManualClock, parse_duration
 from kkt_emulator.errors import CloudError
+from kkt_emulator.net import client_tls
 from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
 from kkt_emulator.till.till import Till
 
@@ -33,16 +32,9 @@ __all__ = ["StackHarness", "http_client", "sale_document", "settle"]
 FINAL = ("COMPLETED", "FAILED")
 
 
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    # httpx builds a TLS context (and reads the CA bundle) for every client it makes unless it is
-    # given one: about 37 ms per client, more than a whole sale. One for the process will do.
-    return httpx.create_ssl_context()
-
-
 def http_client(**kwargs: Any) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` (the arguments are its own) that shares one TLS context."""
-    return httpx.AsyncClient(verify=_tls(), **kwargs)
+    return httpx.AsyncClient(verify=client_tls(), **kwargs)
 
 
 class StackHarness:

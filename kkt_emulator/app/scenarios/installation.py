@@ -28,6 +28,7 @@ from kkt_emulator.control.client import ControlClient
 from kkt_emulator.control.link import MqttLink
 from kkt_emulator.control.topics import CommandRequest, decode_json, encode_json, parse_answer
 from kkt_emulator.errors import ConfigError
+from kkt_emulator.net import client_tls
 
 if TYPE_CHECKING:
     from kkt_emulator.app.stack import Stack
@@ -86,7 +87,7 @@ class LiveInstallation(Installation):
     @asynccontextmanager
     async def open(cls, ready: Mapping[str, Any]) -> AsyncIterator[LiveInstallation]:
         """Connect to the installation of ``ready``; the first till if it has an MQTT plane."""
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, verify=client_tls()) as http:
             url = ready.get("mqtt")
             if not url:
                 yield cls(ready, http, None, None)
@@ -124,7 +125,7 @@ class InProcessInstallation(Installation):
     @asynccontextmanager
     async def open(cls, stack: Stack) -> AsyncIterator[InProcessInstallation]:
         """The installation of a started ``stack`` (its first till takes the commands)."""
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, verify=client_tls()) as http:
             yield cls(stack, http)
 
     @property
