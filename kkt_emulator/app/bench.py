@@ -88,7 +88,9 @@ def bench_fn(seconds: float = 1.0, store_kind: str = "memory") -> dict[str, Any]
     Args:
         seconds: how long each case runs.
         store_kind: ``memory`` (the state machine alone) or ``sqlite`` (every command committed
-            to a WAL database with full fsync, as ``till run`` does).
+            to the drive's WAL archive as ``till run`` does: fsynced when it holds a signed
+            document or an acknowledgement, ``synchronous=NORMAL`` otherwise, so a whole
+            receipt costs one fsync and the figure follows the disk's fsync latency).
     """
     timer = _Timer()
     workdir = tempfile.TemporaryDirectory(prefix="kkt-bench-")
