@@ -24,7 +24,7 @@ from kkt_emulator.fn import commands as cmd
 from kkt_emulator.fn.codes import Command, ResultCode
 from kkt_emulator.fn.frame import ENQ, BadFrame, Enq, Frame, Framer, encode_frame
 from kkt_emulator.fn.tlv import iter_tlvs
-from kkt_emulator.transport.base import BytePipe
+from kkt_emulator.transport.base import BytePipe, PipeBase
 
 __all__ = [
     "Answer",
@@ -164,6 +164,9 @@ class FnClient:
         task's commands interleave with it; single calls do not need it."""
         self.last_warning = False
         self.enq_sent = 0
+        # An answer already waiting in the pipe (the in-memory direct path puts it there during
+        # ``write``) is taken without arming a timeout or suspending.
+        self._read_nowait = pipe.read_nowait if isinstance(pipe, PipeBase) else None
 
     async def _read_item(self) -> Frame | BadFrame:
         """Read one answer.
@@ -181,9 +184,16 @@ class FnClient:
                 continue
             if item is None and consumed:
                 continue
+            if self._read_nowait is not None:
+                chunk = self._read_nowait(4096)
+                if chunk:
+                    received = True
+                    self._buffer += chunk
+                    continue
             wait = min(self.timeout, self.inter_byte_timeout) if received else self.timeout
             try:
-                chunk = await asyncio.wait_for(self.pipe.read(4096), wait)
+                async with asyncio.timeout(wait):
+                    chunk = await self.pipe.read(4096)
             except TimeoutError as exc:
                 if received:
                     self._buffer.clear()
