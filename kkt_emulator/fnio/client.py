@@ -176,14 +176,15 @@ class FnClient:
         """
         received = False
         while True:
-            consumed, item = self.framer.feed(self._buffer)
-            del self._buffer[:consumed]
-            if isinstance(item, Frame | BadFrame):
-                return item
-            if isinstance(item, Enq):  # pragma: no cover - the answer framer never reports ENQ
-                continue
-            if item is None and consumed:
-                continue
+            if self._buffer:
+                consumed, item = self.framer.feed(self._buffer)
+                del self._buffer[:consumed]
+                if isinstance(item, Frame | BadFrame):
+                    return item
+                if isinstance(item, Enq):  # pragma: no cover - the answer framer never reports ENQ
+                    continue
+                if item is None and consumed:
+                    continue
             if self._read_nowait is not None:
                 chunk = self._read_nowait(4096)
                 if chunk:
