@@ -208,6 +208,10 @@ class FnClient:
         async with self._lock:
             self._buffer.clear()
             await self.pipe.write(encode_frame(code, data))
+            # One turn of the event loop per frame, as the drive's pump gave before the direct
+            # path: a multi-frame document does not hold the loop from the cloud, the other tills
+            # and the OFD link from its first frame to its last.
+            await asyncio.sleep(0)
             item = await self._read_item()
             attempts = 0
             while isinstance(item, BadFrame):
