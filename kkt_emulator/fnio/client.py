@@ -24,7 +24,7 @@ from kkt_emulator.fn import commands as cmd
 from kkt_emulator.fn.codes import Command, ResultCode
 from kkt_emulator.fn.frame import ENQ, BadFrame, Enq, Frame, Framer, encode_frame
 from kkt_emulator.fn.tlv import iter_tlvs
-from kkt_emulator.transport.base import BytePipe
+from kkt_emulator.transport.base import BytePipe, PipeBase
 
 __all__ = [
     "Answer",
@@ -164,6 +164,9 @@ class FnClient:
         task's commands interleave with it; single calls do not need it."""
         self.last_warning = False
         self.enq_sent = 0
+        # An answer already waiting in the pipe (the in-memory direct path puts it there during
+        # ``write``) is taken without arming a timeout or suspending.
+        self._read_nowait = pipe.read_nowait if isinstance(pipe, PipeBase) else None
 
     async def _read_item(self) -> Frame | BadFrame:
         """Read one answer.
@@ -173,17 +176,25 @@ class FnClient:
         """
         received = False
         while True:
-            consumed, item = self.framer.feed(self._buffer)
-            del self._buffer[:consumed]
-            if isinstance(item, Frame | BadFrame):
-                return item
-            if isinstance(item, Enq):  # pragma: no cover - the answer framer never reports ENQ
-                continue
-            if item is None and consumed:
-                continue
+            if self._buffer:
+                consumed, item = self.framer.feed(self._buffer)
+                del self._buffer[:consumed]
+                if isinstance(item, Frame | BadFrame):
+                    return item
+                if isinstance(item, Enq):  # pragma: no cover - the answer framer never reports ENQ
+                    continue
+                if item is None and consumed:
+                    continue
+            if self._read_nowait is not None:
+                chunk = self._read_nowait(4096)
+                if chunk:
+                    received = True
+                    self._buffer += chunk
+                    continue
             wait = min(self.timeout, self.inter_byte_timeout) if received else self.timeout
             try:
-                chunk = await asyncio.wait_for(self.pipe.read(4096), wait)
+                async with asyncio.timeout(wait):
+                    chunk = await self.pipe.read(4096)
             except TimeoutError as exc:
                 if received:
                     self._buffer.clear()
@@ -197,6 +208,10 @@ class FnClient:
         async with self._lock:
             self._buffer.clear()
             await self.pipe.write(encode_frame(code, data))
+            # One turn of the event loop per frame, as the drive's pump gave before the direct
+            # path: a multi-frame document does not hold the loop from the cloud, the other tills
+            # and the OFD link from its first frame to its last.
+            await asyncio.sleep(0)
             item = await self._read_item()
             attempts = 0
             while isinstance(item, BadFrame):

@@ -5,6 +5,13 @@ clock's business time, optionally waits the firmware profile's per-command time 
 timing, pacing time), and writes the answer back. It ends when the peer closes the pipe. A bug
 inside the drive (answered 03h by the endpoint) is logged here with its traceback and the drive's
 serial number.
+
+On an in-memory pipe without realistic timing the server also answers on the direct path
+(:meth:`MemoryPipe.answer_with <kkt_emulator.transport.memory.MemoryPipe.answer_with>`): the
+till's ``write`` hands its bytes to :meth:`DriveServer.answer_now` and gets the answer back in
+the same step, with no wake-up of the pump task. Whenever the line is not plain (a fault, a trace
+hook, bytes the pump has yet to handle) the pipe carries bytes as before and the pump answers;
+the two never overlap, because the direct path is refused while the pump holds bytes.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from kkt_emulator.fn.endpoint import CrashHook, DriveCrash, DriveEndpoint
 from kkt_emulator.fn.frame import Frame
 from kkt_emulator.logging import get_logger
 from kkt_emulator.transport.base import BytePipe
+from kkt_emulator.transport.memory import MemoryPipe
 
 __all__ = ["DriveServer"]
 
@@ -43,6 +51,8 @@ class DriveServer:
         # Log every crash, and still call whatever hook the endpoint had before.
         self._previous_hook: CrashHook | None = endpoint.on_crash
         endpoint.on_crash = self._log_crash
+        # Pumps that took bytes off their pipe and have not yet written all of their answers.
+        self._pumping = 0
 
     def _log_crash(self, crash: DriveCrash, exc: BaseException) -> None:
         self.log.error(
@@ -55,20 +65,43 @@ class DriveServer:
         if self._previous_hook is not None:
             self._previous_hook(crash, exc)
 
+    def answer_now(self, data: bytes) -> bytes | None:
+        """The answers to ``data`` at once (the direct path), or ``None`` while the pump is busy.
+
+        ``b""`` when ``data`` holds no complete request yet (the rest stays in the endpoint's
+        framer, as on the byte path).
+        """
+        if self._pumping or self.delay is not None:
+            return None
+        endpoint = self.endpoint
+        items = endpoint.split(data)
+        if len(items) == 1:
+            return endpoint.handle(items[0], self.clock.now())
+        return b"".join([endpoint.handle(item, self.clock.now()) for item in items])
+
     async def serve(self, pipe: BytePipe) -> None:
         """Answer frames on ``pipe`` until it closes."""
         self.log.debug("drive_link_open")
+        direct = pipe if isinstance(pipe, MemoryPipe) and self.delay is None else None
+        if direct is not None:
+            direct.answer_with(self.answer_now)
         try:
             while not pipe.is_closed():
                 data = await pipe.read(4096)
-                for item in self.endpoint.split(data):
-                    answer = self.endpoint.handle(item, self.clock.now())
-                    if self.delay is not None and isinstance(item, Frame):
-                        await self.clock.pace(self.delay(item.code))
-                    await pipe.write(answer)
+                self._pumping += 1
+                try:
+                    for item in self.endpoint.split(data):
+                        answer = self.endpoint.handle(item, self.clock.now())
+                        if self.delay is not None and isinstance(item, Frame):
+                            await self.clock.pace(self.delay(item.code))
+                        await pipe.write(answer)
+                finally:
+                    self._pumping -= 1
         except TransportError as exc:
             # The peer closed or the pipe broke: that ends this link, as a real drive's UART does.
             self.log.debug("drive_link_broken", error=str(exc))
         finally:
+            if direct is not None:
+                direct.answer_with(None)
             self.endpoint.reset_link()
             self.log.debug("drive_link_closed")

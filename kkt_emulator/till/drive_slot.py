@@ -4,6 +4,10 @@ The drive (:class:`~kkt_emulator.fn.drive.FiscalDrive` over its SQLite archive) 
 :class:`~kkt_emulator.fnio.server.DriveServer` on an in-memory pipe, or on a pty when the till
 talks to it through a real serial device (``--serial-link``); the till reaches it only through
 :class:`~kkt_emulator.fnio.client.FnClient`.
+
+On the in-memory pipe the drive answers on the direct path (``transport/memory.py``) while no
+fault is in force at all; the moment one is armed, every byte goes through the drive link's
+manipulator (:class:`~kkt_emulator.till.faults.FaultyLink`) and the drive's pump again.
 """
 
 from __future__ import annotations
@@ -18,13 +22,35 @@ from kkt_emulator.fnio.server import DriveServer
 from kkt_emulator.logging import get_logger
 from kkt_emulator.till.context import TillContext
 from kkt_emulator.till.fault_control import FaultControl
+from kkt_emulator.till.faults import ActiveFault, FaultName, FaultyLink
 from kkt_emulator.till.store import TillStore
-from kkt_emulator.transport.base import ByteManipulator, BytePipe
+from kkt_emulator.transport.base import ByteManipulator, BytePipe, Deliver
 from kkt_emulator.transport.memory import memory_pipe_pair
 
 __all__ = ["DriveSlot"]
 
 _log = get_logger(__name__)
+
+
+class _DriveLinkFaults:
+    """The drive link's manipulator in the memory pipe: idle while no fault is in force.
+
+    Any fault, not only the link's own, turns the direct path off: the till then runs exactly as
+    it did before there was one, and a new link fault needs no change here.
+    """
+
+    def __init__(self, link: FaultyLink, faults: dict[FaultName, ActiveFault]) -> None:
+        self.link = link
+        self._faults = faults
+
+    @property
+    def idle(self) -> bool:
+        """Whether no fault is in force on the till."""
+        return not self._faults
+
+    async def apply(self, data: bytes, deliver: Deliver) -> None:
+        """The drive-link faults (:meth:`FaultyLink.apply`)."""
+        await self.link.apply(data, deliver)
 
 
 class DriveSlot:
@@ -64,7 +90,10 @@ class DriveSlot:
         else:
             till_end, drive_end = memory_pipe_pair(
                 ctx.clock,
-                manipulators=(ByteManipulator(clock=ctx.clock), self.faults.faulty_link()),
+                manipulators=(
+                    ByteManipulator(clock=ctx.clock),
+                    _DriveLinkFaults(self.faults.faulty_link(), ctx.faults),
+                ),
                 names=("till", "drive"),
             )
             self._tasks.append(asyncio.create_task(server.serve(drive_end)))

@@ -19,6 +19,7 @@ from kkt_emulator.transport.base import (
     PipeBase,
     StreamPipe,
     TraceHook,
+    is_idle,
 )
 from kkt_emulator.transport.memory import MemoryPipe, memory_pipe_pair
 from kkt_emulator.transport.pty import PtyServer, open_serial
@@ -48,6 +49,7 @@ __all__ = [
     "PtyServer",
     "StreamPipe",
     "TraceHook",
+    "is_idle",
     "memory_pipe_pair",
     "open_pipe",
     "open_serial",

@@ -20,6 +20,12 @@ Contract, checked by ``tests/transport/test_pipe_contract.py`` against every imp
 Fault injection sits in the sending path: a :class:`Manipulator` decides how the bytes of one
 ``write`` reach the peer (delayed, split, corrupted, dropped). Trace hooks see ``"tx"`` bytes as the
 caller wrote them (before manipulation) and ``"rx"`` bytes as ``read`` returns them.
+
+A manipulator may say it is *idle* (an ``idle`` attribute that is ``True``: it would pass every
+byte on at once, unchanged); :func:`is_idle` asks. The in-memory pair uses that to hand a whole
+request to an in-process drive and take its answer in one step (see
+:mod:`~kkt_emulator.transport.memory`), and takes the byte path again the moment a manipulator
+stops being idle.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ __all__ = [
     "PipeBase",
     "StreamPipe",
     "TraceHook",
+    "is_idle",
 ]
 
 TX: Final = "tx"
@@ -88,6 +95,14 @@ class Manipulator(Protocol):
     async def apply(self, data: bytes, deliver: Deliver) -> None:
         """Pass ``data`` to ``deliver``, possibly delayed, split, corrupted or not at all."""
         ...
+
+
+def is_idle(manipulator: Manipulator | None) -> bool:
+    """Whether ``manipulator`` passes bytes on at once and unchanged (``None`` always does).
+
+    A manipulator that has no ``idle`` attribute is never idle: only one that says so is bypassed.
+    """
+    return manipulator is None or getattr(manipulator, "idle", False) is True
 
 
 class ByteManipulator:
@@ -167,6 +182,20 @@ class ByteManipulator:
             raise ConfigError(f"split: expected a chunk size of at least 1 byte, got {value}")
         self._split = value
 
+    @property
+    def idle(self) -> bool:
+        """Whether every knob is off: no delay, no drop, no corruption, no split.
+
+        A pipe may then deliver without calling :meth:`apply` (the in-memory pair's direct path),
+        so those writes draw nothing from ``rng`` and do not count in ``chunks``.
+        """
+        return (
+            self._delay_s == 0.0
+            and self._drop == 0.0
+            and self._corrupt == 0.0
+            and self._split is None
+        )
+
     def reseed(self, seed: int | None) -> None:
         """Restart the random sequence from ``seed``."""
         self.rng.seed(seed)
@@ -242,6 +271,24 @@ class PipeBase(ABC):
         for hook in self._traces:
             hook(RX, data)
         return data
+
+    def read_nowait(self, max_bytes: int = 4096) -> bytes:
+        """Up to ``max_bytes`` bytes that can be read without waiting, or ``b""`` (never raises).
+
+        A shortcut for a reader that would otherwise wait: ``b""`` means "call :meth:`read`". The
+        base class has nothing buffered of its own and always returns ``b""``; trace hooks see
+        what it returns as they see what ``read`` returns.
+        """
+        data = self._read_nowait(max_bytes) if not self._closed else b""
+        if data:
+            for hook in self._traces:
+                hook(RX, data)
+        return data
+
+    def _read_nowait(self, max_bytes: int) -> bytes:
+        """What a subclass can return at once (see :meth:`read_nowait`)."""
+        del max_bytes
+        return b""
 
     async def write(self, data: bytes) -> None:
         """Send ``data`` through the manipulator; raise ``TransportError`` if closed or broken."""

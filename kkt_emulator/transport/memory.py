@@ -7,16 +7,27 @@ What it does NOT model: baud-rate timing (bytes arrive as fast as the event loop
 manipulator's ``delay_s`` and ``split`` for pacing), modem lines (DTR/RTS/CTS/DSR, break),
 flow control and back-pressure (buffers are unbounded), and the loss of bytes written while
 nobody is reading (they wait in the peer's buffer).
+
+The direct path. An end can be given a :data:`Responder` (:meth:`MemoryPipe.answer_with`; the
+drive's server does it for its end): a synchronous function that takes the bytes the peer wrote
+and returns the bytes it answers, or ``None`` when it cannot answer at once. A ``write`` then
+skips the buffer, the wake-up of the reading task and its reply: the answer lands in the
+writer's own read buffer before ``write`` returns, exactly as if the responder's end had read the
+bytes and written its answer back. It is taken only while the line is plain — both ends open,
+no trace hooks on either end, both manipulators idle (:func:`~kkt_emulator.transport.base.is_idle`),
+nothing still waiting in the responder's buffer — and the responder is asked every time, so the
+first fault switched on, trace added or busy responder sends the bytes the ordinary way again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kkt_emulator.errors import TransportError
-from kkt_emulator.transport.base import ByteManipulator, Manipulator, PipeBase, TraceHook
+from kkt_emulator.transport.base import ByteManipulator, Manipulator, PipeBase, TraceHook, is_idle
 from kkt_emulator.transport.registry import PipeKind, PipePair, register_pipe_kind
 
 if TYPE_CHECKING:
@@ -24,7 +35,11 @@ if TYPE_CHECKING:
 
     from kkt_emulator.clock import Clock
 
-__all__ = ["MEMORY", "MemoryPipe", "memory_pipe_pair"]
+__all__ = ["MEMORY", "MemoryPipe", "Responder", "memory_pipe_pair"]
+
+Responder = Callable[[bytes], bytes | None]
+"""Answers the bytes the peer wrote at once (``b""``: nothing to answer yet), or ``None``: not now,
+send them the ordinary way."""
 
 
 class MemoryPipe(PipeBase):
@@ -42,6 +57,14 @@ class MemoryPipe(PipeBase):
         self._readable = asyncio.Event()
         self._peer: MemoryPipe | None = None
         self._peer_closed = False
+        self._responder: Responder | None = None
+
+    def answer_with(self, responder: Responder | None) -> None:
+        """Answer what the peer writes with ``responder`` when the line is plain; ``None`` stops it.
+
+        See the module docstring (the direct path).
+        """
+        self._responder = responder
 
     def _connect(self, peer: MemoryPipe) -> None:
         self._peer = peer
@@ -66,6 +89,35 @@ class MemoryPipe(PipeBase):
                 raise TransportError(f"{self._label}: the peer closed the pipe")
             self._readable.clear()
             await self._readable.wait()
+
+    def _read_nowait(self, max_bytes: int) -> bytes:
+        if not self._buffer:
+            return b""
+        data = bytes(self._buffer[:max_bytes])
+        del self._buffer[:max_bytes]
+        return data
+
+    async def write(self, data: bytes) -> None:
+        """Send ``data``: straight to the peer's responder when the line is plain, else as bytes."""
+        peer = self._peer
+        if (
+            peer is not None
+            and peer._responder is not None  # noqa: SLF001 - the two ends of one pair
+            and data
+            and not self._closed
+            and not self._peer_closed
+            and not peer._buffer  # noqa: SLF001 - the two ends of one pair
+            and not self._traces
+            and not peer._traces  # noqa: SLF001 - the two ends of one pair
+            and is_idle(self.manipulator)
+            and is_idle(peer.manipulator)
+        ):
+            answer = peer._responder(bytes(data))  # noqa: SLF001 - the two ends of one pair
+            if answer is not None:
+                if answer:
+                    self._feed(answer)
+                return
+        await super().write(data)
 
     async def _write(self, data: bytes) -> None:
         if self._closed:
