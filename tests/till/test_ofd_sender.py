@@ -107,7 +107,10 @@ async def rig(
                 return await original(code, data=data, **fields)
 
             client.call = recording_call  # type: ignore[method-assign]
-            yield box[0]
+            try:
+                yield box[0]
+            finally:
+                await sender.close()
     finally:
         await till_end.close()
         await serving
@@ -131,7 +134,9 @@ async def test_send_once_acknowledges_every_document(profile: str) -> None:
         assert (await r.ofd_status()).unsent == 5
         assert await r.sender.send_once() == [1, 2, 3, 4, 5]
         status = await r.ofd_status()
-        assert (status.unsent, status.reading, status.status & 0x01) == (0, 0, 0)
+        # The connection is kept for the next round, and the drive is told so.
+        assert (status.unsent, status.reading, status.status & 0x01) == (0, 0, 1)
+        assert r.ofd.connections == 1
         now = r.clock.now()
         assert r.sent == [1, 2, 3, 4, 5]
         assert r.acked == [(fd, now) for fd in range(1, 6)]
@@ -141,26 +146,38 @@ async def test_send_once_acknowledges_every_document(profile: str) -> None:
         assert r.ofd.acknowledged_fds(bench.serial) == {1, 2, 3, 4, 5}
         assert [d.doc_code for d in r.ofd.received(bench.serial)] == [1, 2, 3, 3, 3]
         assert await r.sender.send_once() == []
+        await r.sender.close()
+        assert (await r.ofd_status()).status & 0x01 == 0
 
 
 async def test_the_real_till_sequence_per_document() -> None:
     bench = bench_with_documents(DEFAULT_PROFILE, sales=0)
     async with rig(bench) as r:
         r.client.max_data = 100  # several 23h blocks per container
-        await r.sender.send_once()
-        first = r.calls[: r.calls.index(Command.OFD_TRANSPORT, 2) + 1]
-        reads = first.count(Command.OFD_READ_BLOCK)
+        assert await r.sender.send_once() == [1, 2]
+        calls = r.calls
+        per_document = calls[2 : calls.index(Command.OFD_ACK_BY_NUMBER) + 1]
+        reads = per_document.count(Command.OFD_READ_BLOCK)
         assert reads >= 2
-        assert first == [
-            Command.OFD_STATUS,
-            Command.OFD_TRANSPORT,
+        assert per_document == [
             Command.OFD_START_READ,
             *[Command.OFD_READ_BLOCK] * reads,
             Command.OFD_FINISH_READ,
             Command.OFD_RECEIPT,
             Command.OFD_ACK_BY_NUMBER,
-            Command.OFD_TRANSPORT,
         ]
+        # One 20h and one 21h(1) per round; the second document reuses both.
+        second = calls[2 + len(per_document) :]
+        assert calls[:2] == [Command.OFD_STATUS, Command.OFD_TRANSPORT]
+        assert [c for c in second if c != Command.OFD_READ_BLOCK] == [
+            Command.OFD_START_READ,
+            Command.OFD_FINISH_READ,
+            Command.OFD_RECEIPT,
+            Command.OFD_ACK_BY_NUMBER,
+        ]
+        await r.sender.close()
+        assert r.calls[-1] == Command.OFD_TRANSPORT
+        assert (await r.ofd_status()).status & 0x01 == 0
 
 
 async def test_ofd_down_raises_and_leaves_the_queue_intact_then_run_drains_it() -> None:
