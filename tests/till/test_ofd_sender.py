@@ -367,3 +367,38 @@ def test_bad_settings_are_config_errors() -> None:
         OfdSender(client, clock, "127.0.0.1:7777", ffd="2.0", fn_serial=bench.serial)
     assert parse_address("[::1]:7777") == ("::1", 7777)
     assert parse_address("ofd.example:7777") == ("ofd.example", 7777)
+
+
+async def test_a_kept_connection_the_ofd_closed_is_replaced_without_a_failure() -> None:
+    bench = bench_with_documents(DEFAULT_PROFILE, sales=0)
+    async with rig(bench) as r:
+        assert await r.sender.send_once() == [1, 2]
+        # down then up again: the stand-in closed the connection the sender kept.
+        await r.ofd.set_fault("ofd.down")
+        await r.ofd.clear_faults()
+        local = bench.drive.local_time(r.clock.now())
+        await r.client.receipt(local, 1, 4550, bench.receipt_tlv(4550) + item_tlv(Item()))
+        assert await r.sender.send_once() == [3]
+        assert r.ofd.connections == 2
+        assert r.ofd.acknowledged_fds(bench.serial) == {1, 2, 3}
+
+
+async def test_ofd_down_while_a_connection_is_kept_fails_the_round_and_keeps_the_queue() -> None:
+    bench = bench_with_documents(DEFAULT_PROFILE, sales=0)
+    async with rig(bench) as r:
+        assert await r.sender.send_once() == [1, 2]
+        await r.ofd.set_fault("ofd.down")
+        local = bench.drive.local_time(r.clock.now())
+        await r.client.receipt(local, 1, 4550, bench.receipt_tlv(4550) + item_tlv(Item()))
+        with pytest.raises(TransportError, match="cannot connect"):
+            await r.sender.send_once()
+        status = await r.ofd_status()
+        assert (status.unsent, status.first_fd, status.reading, status.status & 0x01) == (
+            1,
+            3,
+            0,
+            0,
+        )
+        assert r.ofd.acknowledged_fds(bench.serial) == {1, 2}
+        await r.ofd.clear_faults()
+        assert await r.sender.send_once() == [3]
