@@ -136,6 +136,9 @@ class OfdSender:
         self._wake = asyncio.Event()
         self._pipe: BytePipe | None = None
         self._transport_up = False
+        self.unacknowledged: int | None = None
+        """The FD last written to the OFD that the drive has not seen acknowledged (a failed
+        round leaves it set; see ``on_sent``)."""
 
     # ------------------------------------------------------------------ public API
 
@@ -224,6 +227,7 @@ class OfdSender:
             return None
         reply = await self._exchange(fd, message)
         when = await self._pass_reply(fd, reply)
+        self.unacknowledged = None
         if self.on_ack is not None:
             await self.on_ack(fd, when)
         return fd
@@ -289,6 +293,7 @@ class OfdSender:
         answered = False
         try:
             await pipe.write(frame)
+            self.unacknowledged = fd
             if self.on_sent is not None:
                 await self.on_sent(fd)
             async with asyncio.timeout(self.reply_timeout):
@@ -300,7 +305,7 @@ class OfdSender:
                     reply = SessionHeader.decode(bytes(head))
                 except FramingError as exc:
                     raise TransportError(f"OFD {self.address} answered garbage: {exc}") from exc
-                return await _read_exactly(pipe, reply.body_length)
+                body = await _read_exactly(pipe, reply.body_length)
         except TimeoutError:
             raise TransportError(
                 f"OFD {self.address}: no answer within {self.reply_timeout:g} s"
@@ -309,6 +314,7 @@ class OfdSender:
             if kept and not answered:
                 raise _StaleConnectionError(str(exc)) from exc
             raise
+        return body
 
     async def _pass_reply(self, fd: int, reply: bytes) -> datetime:
         client = self.client

@@ -288,10 +288,12 @@ async def test_an_ofd_that_does_not_answer_in_time_is_a_transport_error() -> Non
         with pytest.raises(TransportError, match="no answer within"):
             await r.sender.send_once()
         assert r.sent == [1]
+        assert r.sender.unacknowledged == 1  # the till reports it «sent, not acknowledged»
         status = await r.ofd_status()
         assert (status.unsent, status.reading, status.status & 0x01) == (2, 0, 0)
         await r.ofd.clear_faults()
         assert await r.sender.send_once() == [1, 2]
+        assert r.sender.unacknowledged is None
 
 
 async def test_a_drive_refusal_of_the_ack_stops_the_round_with_the_reason() -> None:
