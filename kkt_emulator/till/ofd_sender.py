@@ -219,7 +219,7 @@ class OfdSender:
             message = await self._read_message()
         if len(message) < CONTAINER_HEADER_SIZE:
             raise TransportError(f"the drive gave a message of {len(message)} bytes, no container")
-        fd = int.from_bytes(message[17:20], "big")  # the container header's FD (§11.2)
+        fd = int.from_bytes(message[17:20], "big")  # the container header (fn-protocol.md §11.2)
         if fd == previous:
             # The drive kept the document at the head of its queue after accepting its
             # acknowledgement: stop rather than spin (a drive fault, not an OFD one).
