@@ -1,9 +1,11 @@
 """The OFD stand-in (оператор фискальных данных): an asyncio TCP server that acknowledges documents.
 
-One exchange per connection, as real tills use it (FN spec §11): the till sends a 30-byte session
-header and the container the drive built; the stand-in answers with a session header and an
-operator acknowledgement container (document code 7, :func:`~kkt_emulator.ofd.ack.build_ack`),
-then closes the connection.
+The till sends a 30-byte session header and the container the drive built (FN spec §11); the
+stand-in answers with a session header and an operator acknowledgement container (document code 7,
+:func:`~kkt_emulator.ofd.ack.build_ack`). A connection may carry any number of such exchanges, one
+after another (a project decision, fn-protocol.md §11.4: the emulator's till keeps its connection;
+a till that closes after one answer is served the same). A kept connection that brings no new
+header within ``read_timeout`` seconds is closed quietly.
 
 Project decisions on bad input (FN spec §11.1, §14.1). Nothing a peer sends crashes the server:
 every bad connection is logged and counted in ``malformed``.
@@ -21,8 +23,9 @@ every bad connection is logged and counted in ``malformed``.
 Faults (``till-protocol.md`` §4), each a real effect at the OFD layer:
 
 * ``ofd.down``: the listening socket is closed, so connection attempts are refused by the
-  operating system; clearing the fault binds the same port again (``SO_REUSEADDR``). Connections
-  already accepted finish normally. If another process took the port meanwhile, clearing raises
+  operating system; clearing the fault binds the same port again (``SO_REUSEADDR``). Kept
+  connections waiting for their next document are closed at once; an exchange under way finishes
+  normally and then closes its connection. If another process took the port meanwhile, clearing raises
   :class:`~kkt_emulator.errors.TransportError`.
 * ``ofd.reject`` (``code``, default 14 «не прошел ФЛК»): every document is stored and answered
   with that 1022 code instead of 0 (for code 14 under FFD 1.1/1.2 also with 1206 bit 1, the
@@ -121,6 +124,7 @@ _FISCAL_DOC_CODES: Final = frozenset(int(code) for code in DocCode) - {int(DocCo
 log = get_logger(__name__, component="ofd")
 
 _DEFAULT_SLOW_MS: Final = 1000
+_MAX_SECRETS: Final = 4096
 _MAX_CODE: Final = 0xFF
 _FLAG_FLC_ERROR: Final = 0b10
 
@@ -355,6 +359,8 @@ class OfdServer:
         self._server: asyncio.Server | None = None
         self._running = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._idle: set[BytePipe] = set()  # kept connections between two exchanges
+        self._secrets: dict[str, bytes] = {}
         self._archive = _Archive()
         self._log = log
 
@@ -383,6 +389,7 @@ class OfdServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        await self._close_idle()
         tasks = [task for task in self._tasks if task is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
@@ -391,6 +398,12 @@ class OfdServer:
             await server.wait_closed()
         self._archive.close()
         self._log.info("ofd_stopped", address=self.address)
+
+    async def _close_idle(self) -> None:
+        """Close every kept connection that waits for its next document (it ends quietly)."""
+        for pipe in list(self._idle):
+            await pipe.close()
+        await asyncio.sleep(0)  # let their handlers see the end and leave
 
     async def _listen(self) -> None:
         server = await tcp_serve(self.host, self._port, self._handle)
@@ -428,6 +441,7 @@ class OfdServer:
             if self._server is not None:
                 self._server.close()
                 self._server = None
+            await self._close_idle()  # a kept connection must not outlive the outage
             self._log.info("ofd_fault_down", address=self.address)
             return
         if self._running:
@@ -506,8 +520,15 @@ class OfdServer:
         self.connections += 1
         peer = _Peer(self._log.bind(peer=getattr(pipe, "name", "")))
         try:
-            if self._running:
-                await self._exchange(pipe, peer)
+            start = b""
+            while self._running:
+                if not await self._exchange(pipe, peer, start):
+                    return  # left unanswered: the connection is closed
+                if self._down:
+                    return  # ofd.down: the exchange under way was finished, no next one
+                start = await self._next_exchange(pipe)
+                if not start:
+                    return
         except _BadInputError as exc:
             if exc.empty:
                 peer.log.debug("ofd_connection_empty")
@@ -525,10 +546,24 @@ class OfdServer:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _exchange(self, pipe: BytePipe, peer: _Peer) -> None:
+    async def _next_exchange(self, pipe: BytePipe) -> bytes:
+        """Wait on a kept connection for the start of the next header; ``b""`` ends it quietly."""
+        self._idle.add(pipe)
         try:
             async with asyncio.timeout(self.read_timeout):
-                head = await _read_exactly(pipe, SESSION_HEADER_SIZE, "session header")
+                return await pipe.read(SESSION_HEADER_SIZE)
+        except (TimeoutError, TransportError):
+            return b""  # the till left, kept it idle too long, or ofd.down closed it
+        finally:
+            self._idle.discard(pipe)
+
+    async def _exchange(self, pipe: BytePipe, peer: _Peer, start: bytes) -> bool:
+        """One header + container and its answer; whether it was answered."""
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                head = start + await _read_exactly(
+                    pipe, SESSION_HEADER_SIZE - len(start), "session header", started=bool(start)
+                )
                 header = _decode_header(head)
                 body = await _read_exactly(pipe, header.body_length, "container")
         except TimeoutError:
@@ -539,10 +574,9 @@ class OfdServer:
             container = _parse_document(body)
         except FramingError as exc:
             self.malformed += 1
-            await self._answer_unrecognised(
+            return await self._answer_unrecognised(
                 pipe, header, body=body, ffd=ffd, reason=str(exc), log=log
             )
-            return
         log = peer.log = peer.log.bind(fn_serial=container.fn_serial, fd=container.fd_number)
         verified = self._signed_by_its_drive(body, container)
         if not verified:
@@ -567,6 +601,7 @@ class OfdServer:
         await self._answer(
             pipe, header, serial=container.fn_serial, fd=container.fd_number, ffd=ffd, code=code
         )
+        return True
 
     def _signed_by_its_drive(self, raw: bytes, container: Container) -> bool:
         """Whether the container's message sign and its document's fiscal sign (1077) verify.
@@ -575,7 +610,13 @@ class OfdServer:
         recomputes from the ФН number and the installation's signing seed.
         """
         try:
-            secret = drive_secret(container.fn_serial, self.signing_seed)
+            secret = self._secrets.get(container.fn_serial)
+            if secret is None:
+                if len(self._secrets) >= _MAX_SECRETS:  # forged serials must not grow it forever
+                    self._secrets.clear()
+                secret = self._secrets[container.fn_serial] = drive_secret(
+                    container.fn_serial, self.signing_seed
+                )
             if not verify_trailer(raw, secret):
                 return False
             _, sign = strip_tlv(container.document_value, TAG_FISCAL_SIGN)
@@ -596,14 +637,15 @@ class OfdServer:
         ffd: str,
         reason: str,
         log: structlog.typing.FilteringBoundLogger,
-    ) -> None:
+    ) -> bool:
         ids = _identify(body, header.fn_serial)
         if ids is None:
             log.warning("ofd_container_malformed", reason=reason, answered=False)
-            return
+            return False
         serial, fd = ids
         log.warning("ofd_container_malformed", reason=reason, answered=True, fd=fd)
         await self._answer(pipe, header, serial=serial, fd=fd, ffd=ffd, code=OFD_NOT_RECOGNISED)
+        return True
 
     async def _answer(
         self, pipe: BytePipe, header: SessionHeader, *, serial: str, fd: int, ffd: str, code: int
@@ -620,13 +662,13 @@ class OfdServer:
         await pipe.write(reply.encode() + ack)
 
 
-async def _read_exactly(pipe: BytePipe, size: int, what: str) -> bytes:
+async def _read_exactly(pipe: BytePipe, size: int, what: str, *, started: bool = False) -> bytes:
     data = bytearray()
     while len(data) < size:
         try:
             data += await pipe.read(size - len(data))
         except TransportError:
-            empty = not data and what == "session header"
+            empty = not data and not started and what == "session header"
             raise _BadInputError(
                 f"connection closed after {len(data)} of {size} bytes of the {what}", empty=empty
             ) from None

@@ -332,12 +332,18 @@ class Loops:
         ctx.outbox_wake.set()
 
     async def _on_ofd_sent(self, fd: int) -> None:
-        # Reported too, so the cabinet can show «sent, not yet acknowledged»; an acknowledgement
-        # queued before the next flush replaces it (same outbox key), and the cloud never
-        # moves the OFD state backwards.
-        ctx = self.ctx
-        ctx.state.queue_ofd_ack(fd, {"fnDocNumber": fd, "fnNumber": ctx.fn_serial, "state": "sent"})
-        ctx.emit("ofd.sent", {"fnDocNumber": fd})
+        self.ctx.emit("ofd.sent", {"fnDocNumber": fd})
+
+    def _report_unacknowledged(self, sender: OfdSender) -> None:
+        # A document written to the OFD in a round that failed before its acknowledgement is
+        # reported as sent, so the cabinet can show «sent, not yet acknowledged». Only then: an
+        # acknowledged one is reported at once, which would replace a «sent» report anyway (same
+        # outbox key), and the cloud never moves the OFD state backwards.
+        fd, sender.unacknowledged = sender.unacknowledged, None
+        if fd is not None:
+            ctx = self.ctx
+            report = {"fnDocNumber": fd, "fnNumber": sender.fn_serial, "state": "sent"}
+            ctx.state.queue_ofd_ack(fd, report)
 
     async def ofd_loop(self) -> None:
         """Move signed documents to the OFD; offline (setting or fault) pauses it."""
@@ -347,32 +353,46 @@ class Loops:
         address = ctx.config.ofd_address
         assert address is not None
         backoff = 0.0
-        while not ctx.stopping.is_set():
-            ctx.ofd_wake.clear()  # a wake-up from now on cuts the next pause short
-            if not ctx.online() or ctx.client is None:
-                await ctx.ofd_pause(1.0)
-                continue
-            sender = OfdSender(
-                ctx.fn,
-                ctx.clock,
-                address,
-                ffd=ctx.profile.ffd_version,
-                fn_serial=ctx.fn_serial,
-                on_sent=self._on_ofd_sent,
-                on_ack=self._on_ofd_ack,
-            )
-            self.ofd_sender = sender
-            try:
-                await sender.send_once()
-                backoff = 0.0
-                # Every new document wakes this loop at once; the timer is only a safety net, and
-                # a long one keeps an idle fleet cheap (200 tills polled the drive 200 times a second).
-                await ctx.ofd_pause(OFD_IDLE_CHECK)
-            except (TransportError, DriveError) as exc:
-                backoff = min(max(backoff * 2, 0.5), 30.0)
-                ctx.log.info("ofd_send_failed", error=str(exc), retry_in=backoff)
-                await ctx.ofd_pause(backoff)
-            except Exception:  # a bug must not stop OFD delivery for good: logged
-                backoff = min(max(backoff * 2, 0.5), 30.0)
-                ctx.log.exception("ofd_send_crashed", retry_in=backoff)
-                await ctx.ofd_pause(backoff)
+        sender: OfdSender | None = None
+        try:
+            while not ctx.stopping.is_set():
+                ctx.ofd_wake.clear()  # a wake-up from now on cuts the next pause short
+                if not ctx.online() or ctx.client is None:
+                    if sender is not None:  # no network: the kept OFD connection ends too
+                        await sender.close()
+                        sender = None
+                    await ctx.ofd_pause(1.0)
+                    continue
+                if sender is None or sender.client is not ctx.client:
+                    if sender is not None:  # another drive (or link): a new sender, new header
+                        await sender.close()
+                    sender = OfdSender(
+                        ctx.fn,
+                        ctx.clock,
+                        address,
+                        ffd=ctx.profile.ffd_version,
+                        fn_serial=ctx.fn_serial,
+                        on_sent=self._on_ofd_sent,
+                        on_ack=self._on_ofd_ack,
+                    )
+                    self.ofd_sender = sender
+                try:
+                    await sender.send_once()
+                    backoff = 0.0
+                    # Every new document wakes this loop at once; the timer is only a safety net,
+                    # and a long one keeps an idle fleet cheap (200 tills polled the drive 200
+                    # times a second).
+                    await ctx.ofd_pause(OFD_IDLE_CHECK)
+                except (TransportError, DriveError) as exc:
+                    self._report_unacknowledged(sender)
+                    backoff = min(max(backoff * 2, 0.5), 30.0)
+                    ctx.log.info("ofd_send_failed", error=str(exc), retry_in=backoff)
+                    await ctx.ofd_pause(backoff)
+                except Exception:  # a bug must not stop OFD delivery for good: logged
+                    self._report_unacknowledged(sender)
+                    backoff = min(max(backoff * 2, 0.5), 30.0)
+                    ctx.log.exception("ofd_send_crashed", retry_in=backoff)
+                    await ctx.ofd_pause(backoff)
+        finally:
+            if sender is not None:
+                await sender.close()

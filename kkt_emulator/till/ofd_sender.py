@@ -1,18 +1,27 @@
 """The till's side of the OFD exchange: signed documents from the drive to the operator (ОФД).
 
-The loop of a real till (fn-protocol.md §6.6, §11), one document per TCP connection:
+The loop of a real till (fn-protocol.md §6.6, §11), per document:
 
-1. ``20h``: is anything unsent, and which FD heads the queue;
-2. ``21h(1)``, ``22h`` (length), ``23h`` blocks of at most the client's frame data, ``25h``: read
-   the container the drive built — under ``client.exclusive``, so no receipt interleaves;
-3. the 30-byte session header (A-version from the FFD, ФН number, body length, flags ``0x0014``,
+1. ``20h`` once per round: how many documents are unsent;
+2. ``21h(1)`` when the sender has no connection to the OFD yet;
+3. ``22h`` (length), ``23h`` blocks of at most the client's frame data, ``25h``: read the
+   container the drive built — under ``client.exclusive``, so no receipt interleaves;
+4. the 30-byte session header (A-version from the FFD, ФН number, body length, flags ``0x0014``,
    CRC 0) + the container over TCP; read the operator's 30-byte header and its body;
-4. ``26h`` with that body (the header stripped, as fncore does), then ``41h`` to read back the
+5. ``26h`` with that body (the header stripped, as fncore does), then ``41h`` to read back the
    stored acknowledgement, as the real till does — under ``client.exclusive`` again;
-5. ``21h(0)``, whatever happened.
+6. ``21h(0)`` when the connection ends: after any failure, or when :meth:`OfdSender.close` is
+   called (the till goes offline or stops).
 
 Decisions:
 
+* One TCP connection carries many exchanges (a project decision, fn-protocol.md §11.4): the
+  sender keeps it open across documents and rounds, so the drive's transport state (21h, bit 0 of
+  20h) says whether that connection is up. The documents of a round are the ones 20h counted when
+  it began; a document signed meanwhile wakes the next round. An OFD that closes after each
+  answer is served too: a kept connection that fails before the answer began is replaced by a
+  new one and the document sent again (the OFD stores a repeated document once and answers it
+  again).
 * An unreachable, refusing, silent or garbled OFD raises
   :class:`~kkt_emulator.errors.TransportError` with a one-line reason after ``21h(0)``; a read that
   failed half-way is cancelled with ``24h`` first. The document stays at the head of the drive's
@@ -38,7 +47,12 @@ from typing import TYPE_CHECKING, Any
 
 from kkt_emulator.errors import ConfigError, DriveError, EmulatorError, FramingError, TransportError
 from kkt_emulator.fn.codes import Command, OfdRejectReason, ResultCode
-from kkt_emulator.fn.container import A_VERSIONS, SESSION_HEADER_SIZE, SessionHeader
+from kkt_emulator.fn.container import (
+    A_VERSIONS,
+    CONTAINER_HEADER_SIZE,
+    SESSION_HEADER_SIZE,
+    SessionHeader,
+)
 from kkt_emulator.logging import get_logger
 from kkt_emulator.transport.tcp import tcp_connect
 
@@ -120,6 +134,11 @@ class OfdSender:
         self.log = get_logger(fn_serial=fn_serial, component="ofd_sender", ofd=address)
         self._round = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._pipe: BytePipe | None = None
+        self._transport_up = False
+        self.unacknowledged: int | None = None
+        """The FD last written to the OFD that the drive has not seen acknowledged (a failed
+        round leaves it set; see ``on_sent``)."""
 
     # ------------------------------------------------------------------ public API
 
@@ -128,7 +147,10 @@ class OfdSender:
         self._wake.set()
 
     async def send_once(self) -> list[int]:
-        """Send every unsent document, one connection each; return the acknowledged FD numbers.
+        """Send every document unsent when the round begins; return the acknowledged FD numbers.
+
+        The connection to the OFD (and the drive's transport state) stays open afterwards, for
+        the next round; any failure closes both.
 
         Raises:
             TransportError: the OFD could not be reached, did not answer, or answered garbage.
@@ -136,11 +158,23 @@ class OfdSender:
         """
         async with self._round:
             acknowledged: list[int] = []
-            while True:
-                fd = await self._send_next(acknowledged[-1] if acknowledged else None)
-                if fd is None:
-                    return acknowledged
-                acknowledged.append(fd)
+            try:
+                async with self.client.exclusive:
+                    unsent = int((await self.client.call(Command.OFD_STATUS)).unsent)
+                for _ in range(unsent):
+                    fd = await self._send_next(acknowledged[-1] if acknowledged else None)
+                    if fd is None:
+                        break
+                    acknowledged.append(fd)
+            except BaseException as exc:
+                await self._disconnect(exc)
+                raise
+            return acknowledged
+
+    async def close(self) -> None:
+        """End the connection to the OFD and tell the drive (21h(0)); a failure is only logged."""
+        async with self._round:
+            await self._disconnect(None)
 
     async def run(
         self, stop: asyncio.Event, interval: float = 1.0, backoff_max: float = 60.0
@@ -178,32 +212,24 @@ class OfdSender:
 
     async def _send_next(self, previous: int | None) -> int | None:
         client = self.client
-        failure: BaseException | None = None
-        opened = False
-        try:
-            async with client.exclusive:
-                status = await client.call(Command.OFD_STATUS)
-                if status.unsent == 0:
-                    return None
-                fd = int(status.first_fd)
-                if fd == previous:
-                    # The drive kept the document at the head of its queue after accepting its
-                    # acknowledgement: stop rather than spin (a drive fault, not an OFD one).
-                    self.log.error("ofd_queue_stuck", fd=fd)
-                    return None
-                opened = True
+        async with client.exclusive:
+            if not self._transport_up:
                 await client.call(Command.OFD_TRANSPORT, connected=1)
-                message = await self._read_message()
-            reply = await self._exchange(fd, message)
-            when = await self._pass_reply(fd, reply)
-            if self.on_ack is not None:
-                await self.on_ack(fd, when)
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            if opened:
-                await self._close_transport(failure)
+                self._transport_up = True
+            message = await self._read_message()
+        if len(message) < CONTAINER_HEADER_SIZE:
+            raise TransportError(f"the drive gave a message of {len(message)} bytes, no container")
+        fd = int.from_bytes(message[17:20], "big")  # the container header (fn-protocol.md §11.2)
+        if fd == previous:
+            # The drive kept the document at the head of its queue after accepting its
+            # acknowledgement: stop rather than spin (a drive fault, not an OFD one).
+            self.log.error("ofd_queue_stuck", fd=fd)
+            return None
+        reply = await self._exchange(fd, message)
+        when = await self._pass_reply(fd, reply)
+        self.unacknowledged = None
+        if self.on_ack is not None:
+            await self.on_ack(fd, when)
         return fd
 
     async def _read_message(self) -> bytes:
@@ -236,7 +262,22 @@ class OfdSender:
         return bytes(message[:length])
 
     async def _exchange(self, fd: int, message: bytes) -> bytes:
-        header = SessionHeader.for_container(self.fn_serial, len(message), self.ffd)
+        frame = (
+            SessionHeader.for_container(self.fn_serial, len(message), self.ffd).encode() + message
+        )
+        pipe = self._pipe
+        if pipe is not None:
+            try:
+                return await self._send_on(pipe, fd, frame, kept=True)
+            except _StaleConnectionError as exc:
+                # The OFD closed the kept connection meanwhile (idle, restarted, one answer per
+                # connection): the document goes again on a new one.
+                self.log.debug("ofd_connection_renewed", fd=fd, reason=str(exc))
+                await self._drop_pipe()
+        pipe = await self._connect()
+        return await self._send_on(pipe, fd, frame, kept=False)
+
+    async def _connect(self) -> BytePipe:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 pipe = await tcp_connect(self.host, self.port, name=f"ofd:{self.address}")
@@ -244,24 +285,36 @@ class OfdSender:
             raise TransportError(
                 f"OFD {self.address}: no connection within {self.connect_timeout:g} s"
             ) from None
+        self._pipe = pipe
+        return pipe
+
+    async def _send_on(self, pipe: BytePipe, fd: int, frame: bytes, *, kept: bool) -> bytes:
+        """One exchange on ``pipe``; a kept one that fails before any answer byte is stale."""
+        answered = False
         try:
-            await pipe.write(header.encode() + message)
-            self.log.debug("ofd_document_sent", fd=fd, size=len(message))
+            await pipe.write(frame)
+            self.unacknowledged = fd
             if self.on_sent is not None:
                 await self.on_sent(fd)
             async with asyncio.timeout(self.reply_timeout):
-                head = await _read_exactly(pipe, SESSION_HEADER_SIZE)
+                head = bytearray(await pipe.read(SESSION_HEADER_SIZE))
+                answered = True
+                while len(head) < SESSION_HEADER_SIZE:
+                    head += await pipe.read(SESSION_HEADER_SIZE - len(head))
                 try:
-                    reply = SessionHeader.decode(head)
+                    reply = SessionHeader.decode(bytes(head))
                 except FramingError as exc:
                     raise TransportError(f"OFD {self.address} answered garbage: {exc}") from exc
-                return await _read_exactly(pipe, reply.body_length)
+                body = await _read_exactly(pipe, reply.body_length)
         except TimeoutError:
             raise TransportError(
                 f"OFD {self.address}: no answer within {self.reply_timeout:g} s"
             ) from None
-        finally:
-            await pipe.close()
+        except TransportError as exc:
+            if kept and not answered:
+                raise _StaleConnectionError(str(exc)) from exc
+            raise
+        return body
 
     async def _pass_reply(self, fd: int, reply: bytes) -> datetime:
         client = self.client
@@ -306,13 +359,23 @@ class OfdSender:
             detail=str(exc),
         )
 
-    async def _close_transport(self, failure: BaseException | None) -> None:
+    async def _drop_pipe(self) -> None:
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            await pipe.close()
+
+    async def _disconnect(self, failure: BaseException | None) -> None:
+        """Close the OFD connection and, if the drive was told it is up, send ``21h(0)``."""
+        await self._drop_pipe()
+        if not self._transport_up:
+            return
+        self._transport_up = False
         try:
             async with self.client.exclusive:
                 await self.client.call(Command.OFD_TRANSPORT, connected=0)
         except EmulatorError as exc:
             # Never hide the failure that brought us here; a lone 21h(0) failure is only logged,
-            # the next round starts with 21h(1) anyway.
+            # the next connection starts with 21h(1) anyway.
             self.log.warning("ofd_transport_close_failed", reason=str(exc), after=repr(failure))
 
     async def _wait(self, stop: asyncio.Event, delay: float, *, wakeable: bool) -> None:
@@ -329,6 +392,10 @@ class OfdSender:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
         self._wake.clear()
+
+
+class _StaleConnectionError(TransportError):
+    """A kept connection failed before the OFD began to answer: send on a new one."""
 
 
 async def _read_exactly(pipe: BytePipe, size: int) -> bytes:

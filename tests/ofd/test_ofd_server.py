@@ -388,3 +388,42 @@ async def test_a_failure_inside_the_stand_in_is_logged_with_the_drive_and_docume
     assert len(failed) == 1
     assert (failed[0]["fn_serial"], failed[0]["fd"]) == (SERIAL, 5)
     assert failed[0]["exc_info"] is True
+
+
+async def read_reply(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readexactly(30)
+    return head + await reader.readexactly(SessionHeader.decode(head).body_length)
+
+
+async def test_one_connection_carries_several_exchanges() -> None:
+    async with OfdServer(ManualClock(T0)) as ofd:
+        reader, writer = await asyncio.open_connection("127.0.0.1", ofd.port)
+        try:
+            for fd in (1, 2, 3):
+                writer.write(framed(receipt_container(fd)))
+                await writer.drain()
+                assert reply_of(await read_reply(reader))[1].fd_number == fd
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        assert ofd.acknowledged_fds(SERIAL) == {1, 2, 3}
+        assert (ofd.connections, ofd.malformed) == (1, 0)
+
+
+async def test_down_closes_a_kept_idle_connection() -> None:
+    async with OfdServer(ManualClock(T0)) as ofd:
+        reader, writer = await asyncio.open_connection("127.0.0.1", ofd.port)
+        try:
+            writer.write(framed(receipt_container(1)))
+            await writer.drain()
+            await read_reply(reader)
+            await ofd.set_fault("ofd.down")
+            # The kept connection ends: a document sent on it is never answered.
+            assert await asyncio.wait_for(reader.read(), 10.0) == b""
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        assert ofd.acknowledged_fds(SERIAL) == {1}
+        assert ofd.malformed == 0

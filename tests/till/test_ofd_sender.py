@@ -107,7 +107,10 @@ async def rig(
                 return await original(code, data=data, **fields)
 
             client.call = recording_call  # type: ignore[method-assign]
-            yield box[0]
+            try:
+                yield box[0]
+            finally:
+                await sender.close()
     finally:
         await till_end.close()
         await serving
@@ -131,7 +134,9 @@ async def test_send_once_acknowledges_every_document(profile: str) -> None:
         assert (await r.ofd_status()).unsent == 5
         assert await r.sender.send_once() == [1, 2, 3, 4, 5]
         status = await r.ofd_status()
-        assert (status.unsent, status.reading, status.status & 0x01) == (0, 0, 0)
+        # The connection is kept for the next round, and the drive is told so.
+        assert (status.unsent, status.reading, status.status & 0x01) == (0, 0, 1)
+        assert r.ofd.connections == 1
         now = r.clock.now()
         assert r.sent == [1, 2, 3, 4, 5]
         assert r.acked == [(fd, now) for fd in range(1, 6)]
@@ -141,26 +146,38 @@ async def test_send_once_acknowledges_every_document(profile: str) -> None:
         assert r.ofd.acknowledged_fds(bench.serial) == {1, 2, 3, 4, 5}
         assert [d.doc_code for d in r.ofd.received(bench.serial)] == [1, 2, 3, 3, 3]
         assert await r.sender.send_once() == []
+        await r.sender.close()
+        assert (await r.ofd_status()).status & 0x01 == 0
 
 
 async def test_the_real_till_sequence_per_document() -> None:
     bench = bench_with_documents(DEFAULT_PROFILE, sales=0)
     async with rig(bench) as r:
         r.client.max_data = 100  # several 23h blocks per container
-        await r.sender.send_once()
-        first = r.calls[: r.calls.index(Command.OFD_TRANSPORT, 2) + 1]
-        reads = first.count(Command.OFD_READ_BLOCK)
+        assert await r.sender.send_once() == [1, 2]
+        calls = r.calls
+        per_document = calls[2 : calls.index(Command.OFD_ACK_BY_NUMBER) + 1]
+        reads = per_document.count(Command.OFD_READ_BLOCK)
         assert reads >= 2
-        assert first == [
-            Command.OFD_STATUS,
-            Command.OFD_TRANSPORT,
+        assert per_document == [
             Command.OFD_START_READ,
             *[Command.OFD_READ_BLOCK] * reads,
             Command.OFD_FINISH_READ,
             Command.OFD_RECEIPT,
             Command.OFD_ACK_BY_NUMBER,
-            Command.OFD_TRANSPORT,
         ]
+        # One 20h and one 21h(1) per round; the second document reuses both.
+        second = calls[2 + len(per_document) :]
+        assert calls[:2] == [Command.OFD_STATUS, Command.OFD_TRANSPORT]
+        assert [c for c in second if c != Command.OFD_READ_BLOCK] == [
+            Command.OFD_START_READ,
+            Command.OFD_FINISH_READ,
+            Command.OFD_RECEIPT,
+            Command.OFD_ACK_BY_NUMBER,
+        ]
+        await r.sender.close()
+        assert r.calls[-1] == Command.OFD_TRANSPORT
+        assert (await r.ofd_status()).status & 0x01 == 0
 
 
 async def test_ofd_down_raises_and_leaves_the_queue_intact_then_run_drains_it() -> None:
@@ -271,10 +288,12 @@ async def test_an_ofd_that_does_not_answer_in_time_is_a_transport_error() -> Non
         with pytest.raises(TransportError, match="no answer within"):
             await r.sender.send_once()
         assert r.sent == [1]
+        assert r.sender.unacknowledged == 1  # the till reports it «sent, not acknowledged»
         status = await r.ofd_status()
         assert (status.unsent, status.reading, status.status & 0x01) == (2, 0, 0)
         await r.ofd.clear_faults()
         assert await r.sender.send_once() == [1, 2]
+        assert r.sender.unacknowledged is None
 
 
 async def test_a_drive_refusal_of_the_ack_stops_the_round_with_the_reason() -> None:
@@ -350,3 +369,38 @@ def test_bad_settings_are_config_errors() -> None:
         OfdSender(client, clock, "127.0.0.1:7777", ffd="2.0", fn_serial=bench.serial)
     assert parse_address("[::1]:7777") == ("::1", 7777)
     assert parse_address("ofd.example:7777") == ("ofd.example", 7777)
+
+
+async def test_a_kept_connection_the_ofd_closed_is_replaced_without_a_failure() -> None:
+    bench = bench_with_documents(DEFAULT_PROFILE, sales=0)
+    async with rig(bench) as r:
+        assert await r.sender.send_once() == [1, 2]
+        # down then up again: the stand-in closed the connection the sender kept.
+        await r.ofd.set_fault("ofd.down")
+        await r.ofd.clear_faults()
+        local = bench.drive.local_time(r.clock.now())
+        await r.client.receipt(local, 1, 4550, bench.receipt_tlv(4550) + item_tlv(Item()))
+        assert await r.sender.send_once() == [3]
+        assert r.ofd.connections == 2
+        assert r.ofd.acknowledged_fds(bench.serial) == {1, 2, 3}
+
+
+async def test_ofd_down_while_a_connection_is_kept_fails_the_round_and_keeps_the_queue() -> None:
+    bench = bench_with_documents(DEFAULT_PROFILE, sales=0)
+    async with rig(bench) as r:
+        assert await r.sender.send_once() == [1, 2]
+        await r.ofd.set_fault("ofd.down")
+        local = bench.drive.local_time(r.clock.now())
+        await r.client.receipt(local, 1, 4550, bench.receipt_tlv(4550) + item_tlv(Item()))
+        with pytest.raises(TransportError, match="cannot connect"):
+            await r.sender.send_once()
+        status = await r.ofd_status()
+        assert (status.unsent, status.first_fd, status.reading, status.status & 0x01) == (
+            1,
+            3,
+            0,
+            0,
+        )
+        assert r.ofd.acknowledged_fds(bench.serial) == {1, 2}
+        await r.ofd.clear_faults()
+        assert await r.sender.send_once() == [3]
