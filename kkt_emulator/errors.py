@@ -9,6 +9,7 @@ when a name here is no such class::
 
     EmulatorError                  errors           base of every error of kkt_emulator
     ├── TransportError             errors           a byte pipe failed: closed, timed out
+    │   └── _StaleConnectionError  till.ofd_sender  a kept OFD connection died before its answer
     ├── FramingError               errors           bytes are not a valid drive frame
     ├── DriveError                 errors           the drive (ФН) refused: code, data
     ├── ValidationError            errors           a document, TLV or argument is bad
