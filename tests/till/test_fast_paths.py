@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -159,58 +161,54 @@ async def test_heartbeats_follow_changes_not_polls(
         assert device["heartbeat"]["fn"]["warnings"] != 0
 
 
+@asynccontextmanager
+async def _long_polling(tmp_path: Path) -> AsyncIterator[tuple[StackHarness, ManualClock]]:
+    """One till that leases with a 30 s long poll and whose timer would never poll again."""
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    options = StackOptions(
+        profile=load_profile(DEFAULT_PROFILE),
+        state_dir=tmp_path,
+        till_settings={"poll_interval": 3600.0},
+        long_poll=30.0,
+    )
+    async with Stack(options, clock) as stack:
+        kkt = StackHarness(stack, clock)
+        try:
+            yield kkt, clock
+        finally:
+            await kkt.http.aclose()
+
+
 async def test_a_long_polling_till_takes_a_document_the_moment_it_is_queued(
     tmp_path: Path,
 ) -> None:
-    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
-    options = StackOptions(
-        profile=load_profile(DEFAULT_PROFILE),
-        state_dir=tmp_path,
-        # No timer would ever poll again within this test: only the waiting lease can take it.
-        till_settings={"poll_interval": 3600.0},
-        long_poll=30.0,
-    )
-    async with Stack(options, clock) as stack:
-        kkt = StackHarness(stack, clock)
-        try:
-            assert kkt.till.settings.long_poll == 30.0
-            first = kkt.sale(10.0)
-            await kkt.post_document(first)
-            await kkt.wait_for_status(first["id"], "COMPLETED")
-            await clock.pace(0.3)  # the till is back in a lease that waits for work
-            polls = kkt.till.counters["polls"]
-            second = kkt.sale(11.0)
-            await kkt.post_document(second)
-            await kkt.wait_for_status(second["id"], "COMPLETED")
-            # The lease that was already waiting handed it over.
-            assert kkt.till.counters["polls"] == polls + 1
-        finally:
-            await kkt.http.aclose()
+    # No timer would ever poll again within this test: only the waiting lease can take it.
+    async with _long_polling(tmp_path) as (kkt, clock):
+        assert kkt.till.settings.long_poll == 30.0
+        first = kkt.sale(10.0)
+        await kkt.post_document(first)
+        await kkt.wait_for_status(first["id"], "COMPLETED")
+        await clock.pace(0.3)  # the till is back in a lease that waits for work
+        polls = kkt.till.counters["polls"]
+        second = kkt.sale(11.0)
+        await kkt.post_document(second)
+        await kkt.wait_for_status(second["id"], "COMPLETED")
+        # The lease that was already waiting handed it over.
+        assert kkt.till.counters["polls"] == polls + 1
 
 
 async def test_a_setting_changed_during_a_long_poll_ends_it(tmp_path: Path) -> None:
-    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
-    options = StackOptions(
-        profile=load_profile(DEFAULT_PROFILE),
-        state_dir=tmp_path,
-        till_settings={"poll_interval": 3600.0},
-        long_poll=30.0,
-    )
-    async with Stack(options, clock) as stack:
-        kkt = StackHarness(stack, clock)
-        try:
-            await clock.pace(0.3)  # the till waits in a 30 s lease
-            await kkt.till.set_settings(power_saving=True)
-            await clock.pace(0.3)  # the waiting lease was abandoned; the till sleeps
-            doc = kkt.sale(10.0)
-            await kkt.post_document(doc)
-            await clock.pace(0.5)
-            # Before, the waiting lease took it although the till had gone to power saving.
-            assert (await kkt.status(doc["id"]))["status"] == "QUEUED"
-            await kkt.till.set_settings(power_saving=False)
-            await kkt.wait_for_status(doc["id"], "COMPLETED")
-        finally:
-            await kkt.http.aclose()
+    async with _long_polling(tmp_path) as (kkt, clock):
+        await clock.pace(0.3)  # the till waits in a 30 s lease
+        await kkt.till.set_settings(power_saving=True)
+        await clock.pace(0.3)  # the waiting lease was abandoned; the till sleeps
+        doc = kkt.sale(10.0)
+        await kkt.post_document(doc)
+        await clock.pace(0.5)
+        # Before, the waiting lease took it although the till had gone to power saving.
+        assert (await kkt.status(doc["id"]))["status"] == "QUEUED"
+        await kkt.till.set_settings(power_saving=False)
+        await kkt.wait_for_status(doc["id"], "COMPLETED")
 
 
 async def test_a_wake_up_during_a_round_is_kept_for_the_next_pause(tmp_path: Path) -> None:
