@@ -36,6 +36,7 @@ from kkt_emulator.till.till import Till, TillConfig
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
+    from kkt_emulator.cloud.db import DatabaseTarget
     from kkt_emulator.control.plane import ControlPlane
 
 __all__ = [
@@ -240,6 +241,7 @@ class StackOptions:
     drive_timeout: float = 5.0
     cabinet_token: str | None = None
     long_poll: float | None = None
+    cloud_db: DatabaseTarget | None = None  # None: cloud.sqlite3 in the state directory
 
     def settings_of_tills(self) -> dict[str, Any]:
         """The settings every till starts with."""
@@ -299,7 +301,7 @@ class Stack:
 
     async def _start_cloud(self) -> None:
         self.cloud = Cloud(
-            self.state_dir / "cloud.sqlite3",
+            self.options.cloud_db or self.state_dir / "cloud.sqlite3",
             self.clock,
             CloudSettings(cabinet_token=self.options.cabinet_token),
         )

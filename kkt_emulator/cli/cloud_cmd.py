@@ -16,6 +16,7 @@ import uvicorn
 from kkt_emulator import eventloop
 from kkt_emulator.cli.output import JSON_OPTION, console
 from kkt_emulator.clock import Clock, make_clock
+from kkt_emulator.cloud.db import DatabaseTarget, parse_target
 from kkt_emulator.cloud.exposure import check_cabinet_exposure
 from kkt_emulator.cloud.settings import CallbackMethod, CloudSettings, FiscalDateFormat
 from kkt_emulator.net import listen_socket
@@ -55,7 +56,12 @@ class _Server(uvicorn.Server):
 
 
 async def _serve(
-    sock: socket.socket, db: Path, clock: Clock, settings: CloudSettings, *, as_json: bool
+    sock: socket.socket,
+    db: DatabaseTarget,
+    clock: Clock,
+    settings: CloudSettings,
+    *,
+    as_json: bool,
 ) -> list[int]:
     host, port = sock.getsockname()[:2]
     shown_host = f"[{host}]" if ":" in host else host
@@ -80,8 +86,12 @@ def serve(
     *,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8080, "--port", help="Port to listen on; 0 picks a free one."),
-    db: Path | None = typer.Option(
-        None, "--db", help="SQLite database (created on first start); default in the user data dir."
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        help="The database: a SQLite file path or sqlite:///PATH (created on first start; default"
+        " in the user data dir), or postgresql://USER[:PASSWORD]@HOST:PORT/DB (also postgres://),"
+        " which several cloud processes may share as one cloud. Other schemes are refused.",
     ),
     clock_spec: str = typer.Option("real", "--clock", help="real, manual or scaled:N."),
     callback_method: CallbackMethod = typer.Option(
@@ -130,10 +140,10 @@ def serve(
         fiscal_sum_as_string=fiscal_sum_as_string,
     )
     check_cabinet_exposure(host, cabinet_token)
-    db_path = db or default_db_path()
+    target = parse_target(db) if db is not None else parse_target(default_db_path())
     sock = listen_socket(host, port)
     try:
-        stopped_by = eventloop.run(_serve(sock, db_path, clock, settings, as_json=as_json))
+        stopped_by = eventloop.run(_serve(sock, target, clock, settings, as_json=as_json))
     finally:
         sock.close()
     reason = ", ".join(signal.Signals(s).name for s in stopped_by) or "shutdown"

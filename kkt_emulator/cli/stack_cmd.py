@@ -13,6 +13,7 @@ import typer
 from kkt_emulator import eventloop
 from kkt_emulator.app.stack import Stack, StackOptions, default_state_dir
 from kkt_emulator.clock import Clock, make_clock
+from kkt_emulator.cloud.db import parse_target
 from kkt_emulator.control.plane import resolve_mqtt
 from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
 
@@ -71,6 +72,13 @@ def up(
         envvar="KKT_CABINET_TOKEN",
         help="Require this bearer token on the cabinet API (needed when --host is not loopback).",
     ),
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        help="The cloud's database: a SQLite file path or sqlite:///PATH (default: cloud.sqlite3"
+        " in the state directory), or postgresql://USER[:PASSWORD]@HOST:PORT/DB (also"
+        " postgres://). Other schemes are refused.",
+    ),
     mqtt: str = typer.Option(
         "auto",
         "--mqtt",
@@ -85,6 +93,7 @@ def up(
     """
     if timing not in ("fast", "realistic"):
         raise typer.BadParameter("--timing must be fast or realistic")
+    cloud_db = None if db is None else parse_target(db)  # refused before anything starts
     clock = make_clock(clock_spec)
     mqtt_mode, notice = resolve_mqtt(mqtt)
     if notice:
@@ -103,6 +112,7 @@ def up(
         long_poll=long_poll,
         mqtt=mqtt_mode,
         cabinet_token=cabinet_token,
+        cloud_db=cloud_db,
     )
     eventloop.run(_serve(options, clock))
 

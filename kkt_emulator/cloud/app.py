@@ -35,7 +35,7 @@ from kkt_emulator.cloud.responses import JsonResponse
 from kkt_emulator.cloud.responses import message as _message
 from kkt_emulator.cloud.service import CallbackRequest, CloudService
 from kkt_emulator.cloud.settings import MAX_BODY_BYTES, CloudSettings
-from kkt_emulator.cloud.storage import Storage, StorageError
+from kkt_emulator.cloud.storage import DatabaseTarget, Storage, StorageError
 from kkt_emulator.cloud.store_api import STORE_SECURITY_SCHEME, store_fast_path, store_router
 from kkt_emulator.errors import CloudError, TransportError, ValidationError
 from kkt_emulator.logging import get_logger
@@ -182,7 +182,8 @@ class Cloud:
     """One cloud instance: reusable as an async context manager once, not re-entrant.
 
     Args:
-        db_path: the SQLite file (created on first start) or ``":memory:"``.
+        db_path: the SQLite file (created on first start), ``":memory:"``, or a
+            ``postgresql://`` URL (D74).
         clock: the shared emulator clock (real time by default).
         settings: instance settings.
         callback_transport: an httpx transport for ``responseURL`` callbacks (tests inject
@@ -191,7 +192,7 @@ class Cloud:
 
     def __init__(
         self,
-        db_path: str | Path,
+        db_path: str | Path | DatabaseTarget,
         clock: Clock | None = None,
         settings: CloudSettings | None = None,
         *,
@@ -223,6 +224,13 @@ class Cloud:
             transport=self._callback_transport,
         )
         self._timer = asyncio.create_task(self._timer_loop(), name="cloud-timers")
+        # Writes of other cloud processes on the same database wake this one's polls (D76).
+        loop = asyncio.get_running_loop()
+
+        def changed_elsewhere(point_id: str | None) -> None:
+            loop.call_soon_threadsafe(self._changed, point_id)
+
+        self.storage.on_remote_change(changed_elsewhere)
         self.log.info("cloud_started", db=self.storage.path, clock=self.clock.mode)
         return self
 
@@ -242,11 +250,13 @@ class Cloud:
         if self._http is not None:
             await self._http.aclose()
         self.service.hasher.close()
+        self.storage.on_remote_change(None)
         self.storage.close()
         self.running = False
         self.log.info("cloud_stopped")
 
-    def _changed(self) -> None:
+    def _changed(self, point_id: str | None = None) -> None:
+        del point_id  # every long poll wakes and checks its own point
         self._wake.set()
         self.notifier.notify()
 

@@ -59,6 +59,7 @@ class CallbackOperations(ServiceCore):
         for record in self.storage.due_callbacks(now, in_flight):
             state = record.state
             if state.callback is None or state.callback_next_at is None:  # pragma: no cover
+                self.storage.release_callback(record.seq)
                 continue
             qr = record.fiscal_info.get("qr") if record.fiscal_info else None
             url = callback_url(record.response_url or "", state.callback, qr)
@@ -81,7 +82,14 @@ class CallbackOperations(ServiceCore):
         return requests
 
     def callback_finished(self, request: CallbackRequest, *, delivered: bool, error: str) -> None:
-        """Record one callback attempt's outcome (T7, T8, D45, D46)."""
+        """Record one callback attempt's outcome (T7, T8, D45, D46), then give its claim back."""
+        try:
+            self._record_callback(request, delivered=delivered, error=error)
+        finally:
+            # After the commit: another process that takes the claim now reads the outcome (D75).
+            self.storage.release_callback(request.seq)
+
+    def _record_callback(self, request: CallbackRequest, *, delivered: bool, error: str) -> None:
         now = self.clock.now()
         with self.storage.transaction():
             record = self.storage.get_document_by_seq(request.seq)

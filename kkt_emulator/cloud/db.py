@@ -1,37 +1,62 @@
-"""The cloud database's connection: schema, WAL set-up, transactions and ``sqlite3`` error mapping.
+"""The cloud database's connection: which database, schema, transactions and error mapping.
 
-One database file in WAL mode (:func:`kkt_emulator.sqlite.open_database`, ``synchronous=NORMAL``,
-foreign keys on), created on first start and reopened on the next. Every write runs inside
-:meth:`Database.transaction` (``BEGIN IMMEDIATE`` … ``COMMIT`` through
-:func:`kkt_emulator.sqlite.immediate`); the connection is shared and guarded by a re-entrant lock,
-and a nested block joins the outer transaction, so the storage is safe to use from the event loop
-and from worker threads alike. The table groups keep read caches of the rows every request needs
-(D59); a transaction that fails drops them all, so a cache never holds a write that was rolled
-back. ``sqlite3`` errors are translated once, here, into :class:`StorageError`::
+Two backends keep one storage API (D73): an embedded SQLite file (the default,
+:mod:`~kkt_emulator.cloud.db_sqlite`) and PostgreSQL (:mod:`~kkt_emulator.cloud.db_postgres`),
+chosen by :func:`parse_target` from what ``--db`` says (D74). The table groups write their SQL
+once, in SQLite's dialect; the PostgreSQL backend translates it in one place.
+
+Every write runs inside :meth:`Database.transaction`; the process's one connection is shared and
+guarded by a re-entrant lock, and a nested block joins the outer transaction, so the storage is
+safe to use from the event loop and from worker threads alike. On SQLite a transaction is
+``BEGIN IMMEDIATE`` (one writer at a time); on PostgreSQL it is ``READ COMMITTED``, and the rows a
+transaction reads to change are locked (``FOR UPDATE``; ``SKIP LOCKED`` where another process may
+already be handling them, D75), so several cloud processes on one database act as one cloud.
+
+The table groups keep read caches of the rows every request needs (D59); a transaction that fails
+drops them all, so a cache never holds a write that was rolled back. On PostgreSQL every write
+that changes a cached row, and every document write, is announced to the other processes by
+``NOTIFY`` from the writing transaction, and a listener thread drops what they cached and wakes
+their long polls (D76). Driver errors are translated once, here and in the backends, into
+:class:`StorageError`::
 
     EmulatorError
     └── StorageError        the database could not be opened, read or written
+
+A ``--db`` value that names no database this project can serve is a
+:class:`~kkt_emulator.errors.ConfigError` (:func:`parse_target`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
-from typing import TYPE_CHECKING, Any, Final
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from urllib.parse import urlsplit
 
-from kkt_emulator.errors import EmulatorError
-from kkt_emulator.sqlite import immediate, open_database
+from kkt_emulator.errors import ConfigError, EmulatorError
+from kkt_emulator.logging import get_logger
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
-    from pathlib import Path
+    from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["SCHEMA_VERSION", "Database", "StorageError"]
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "Connection",
+    "Cursor",
+    "Database",
+    "DatabaseTarget",
+    "Row",
+    "StorageError",
+    "parse_target",
+]
 
 SCHEMA_VERSION: Final = 1
 
-_SCHEMA: Final = """
+SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (
     id TEXT PRIMARY KEY,
@@ -158,38 +183,183 @@ CREATE TABLE IF NOT EXISTS ofd_parked (
     PRIMARY KEY (fn_number, fn_doc_number)
 );
 """
+"""The schema in SQLite's dialect; :mod:`~kkt_emulator.cloud.db_postgres` translates it."""
+
+_SCHEMES: Final = {"postgresql": "postgresql", "postgres": "postgresql", "sqlite": "sqlite"}
 
 
 class StorageError(EmulatorError):
     """The cloud database could not be opened, read or written."""
 
 
+class Row(Protocol):
+    """A result row: columns by name (``sqlite3.Row``, or psycopg's ``dict_row``)."""
+
+    def __getitem__(self, key: str, /) -> Any:
+        """The value of one column."""
+        ...
+
+
+class Cursor(Protocol):
+    """What the table groups read from an executed statement."""
+
+    def fetchone(self) -> Any:
+        """The next row, or ``None``."""
+        ...
+
+    def fetchall(self) -> list[Any]:
+        """The remaining rows."""
+        ...
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """Which database a cloud uses: a SQLite file or a PostgreSQL URL (D74)."""
+
+    kind: Literal["sqlite", "postgresql"]
+    location: str  # the file path (or ":memory:"), or the PostgreSQL URL as given
+
+    def __str__(self) -> str:
+        """The location, with any password in a URL replaced by ``***`` (for logs and output)."""
+        if self.kind == "sqlite":
+            return self.location
+        parts = urlsplit(self.location)
+        if parts.password is None:
+            return self.location
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return parts._replace(netloc=netloc).geturl()
+
+
+def parse_target(value: str | Path) -> DatabaseTarget:
+    """What ``--db`` names (D74): ``postgresql://`` or ``postgres://`` URLs, or a SQLite file.
+
+    A plain path (no ``scheme:`` in front, or a one-letter Windows drive) or ``sqlite:///path``
+    is a SQLite file; ``:memory:`` is a throwaway SQLite database.
+
+    Raises:
+        ConfigError: any other scheme (``mysql://…``), a scheme without ``//``
+            (``postgresql:x``), or a PostgreSQL URL without a host or database.
+    """
+    if isinstance(value, Path):
+        return DatabaseTarget("sqlite", str(value))
+    text = value.strip()
+    if text == ":memory:":
+        return DatabaseTarget("sqlite", text)
+    scheme, colon, rest = text.partition(":")
+    plain_path = not colon or "/" in scheme or "\\" in scheme or len(scheme) == 1 or not scheme
+    if plain_path:
+        if not text:
+            raise ConfigError("--db: empty database path")
+        return DatabaseTarget("sqlite", text)
+    kind = _SCHEMES.get(scheme.lower())
+    if kind is None:
+        raise ConfigError(
+            f"--db: unsupported database URL scheme {scheme!r}: use postgresql://USER@HOST:PORT/DB,"
+            " sqlite:///PATH or a file path"
+        )
+    if not rest.startswith("//"):
+        raise ConfigError(f"--db: {scheme}: must be followed by // (for example {scheme}://…)")
+    if kind == "sqlite":
+        path = rest[2:]
+        if not path or path == "/":
+            raise ConfigError("--db: sqlite:/// needs a file path (sqlite:///path/to/cloud.db)")
+        return DatabaseTarget("sqlite", path[1:] if path.startswith("//") else path)
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"--db: not a valid PostgreSQL URL: {exc}") from exc
+    if not parts.hostname:
+        raise ConfigError("--db: a PostgreSQL URL needs a host (postgresql://USER@HOST:PORT/DB)")
+    if not parts.path.strip("/"):
+        raise ConfigError("--db: a PostgreSQL URL needs a database name (…/DB)")
+    del port  # checked for range only
+    return DatabaseTarget("postgresql", text)
+
+
+class Connection(Protocol):
+    """One backend's connection, as :class:`Database` drives it.
+
+    ``execute`` takes SQL in SQLite's dialect (``?`` and ``?N`` placeholders) and translates it.
+    Driver errors come out of every method as :class:`StorageError`.
+    """
+
+    kind: Literal["sqlite", "postgresql"]
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
+        """Run one statement."""
+        ...
+
+    def begin(self) -> None:
+        """Open a transaction."""
+        ...
+
+    def commit(self, announcements: Sequence[str]) -> None:
+        """Send the announcements (``NOTIFY``, PostgreSQL only) and commit; roll back on failure."""
+        ...
+
+    def notify(self, announcements: Sequence[str]) -> None:
+        """Send announcements outside a transaction (PostgreSQL only)."""
+        ...
+
+    def rollback(self) -> None:
+        """Roll the open transaction back (quietly: the error that caused it is what matters)."""
+        ...
+
+    def try_claim(self, key: int) -> bool:
+        """Take the process-wide claim ``key`` unless another process holds it."""
+        ...
+
+    def release(self, key: int) -> None:
+        """Give a claim taken by :meth:`try_claim` back."""
+        ...
+
+    def listen(self, deliver: Callable[[str | None], None]) -> None:
+        """Start delivering other processes' announcements (``None``: some may have been lost)."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection and stop listening (idempotent)."""
+        ...
+
+
 class Database:
     """The connection, its lock and the transaction depth; the table groups build on it.
 
+    Args:
+        target: a SQLite file path (``":memory:"`` for throwaway tests), a ``sqlite:///`` or
+            ``postgresql://`` URL (D74), or a parsed :class:`DatabaseTarget`.
+
     Raises:
-        StorageError: from the constructor and every method, for any ``sqlite3`` failure.
+        ConfigError: from the constructor, for a URL of no supported database.
+        StorageError: from the constructor and every method, for any driver failure.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
+    def __init__(self, target: str | Path | DatabaseTarget) -> None:
+        self.target = target if isinstance(target, DatabaseTarget) else parse_target(target)
+        self.path = str(self.target)
         self._lock = threading.RLock()
         self._depth = 0
         self._caches: list[dict[Any, Any]] = []
-        try:
-            self._conn = open_database(
-                self.path,
-                schema=_SCHEMA,
-                synchronous="NORMAL",
-                foreign_keys=True,
-                row_factory=True,
-            )
-            self._conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(f"cannot open cloud database {self.path}: {exc}") from exc
+        self._announcements: list[str] = []
+        self._instance = uuid.uuid4().hex[:16]
+        self._on_remote_change: Callable[[str | None], None] | None = None
+        self._log = get_logger(component="cloud.db")
+        self._conn: Connection
+        if self.target.kind == "postgresql":
+            from kkt_emulator.cloud.db_postgres import PostgresConnection  # noqa: PLC0415
+
+            self._conn = PostgresConnection(self.target.location, SCHEMA, SCHEMA_VERSION)
+            self._conn.listen(self._heard)
+        else:
+            from kkt_emulator.cloud.db_sqlite import SqliteConnection  # noqa: PLC0415
+
+            self._conn = SqliteConnection(self.target.location, SCHEMA, SCHEMA_VERSION)
+
+    @property
+    def shared(self) -> bool:
+        """Whether other cloud processes may use this database too (PostgreSQL, D75)."""
+        return self._conn.kind == "postgresql"
 
     def _cache(self) -> dict[Any, Any]:
         """A new read cache, emptied whenever a transaction fails (see :meth:`transaction`)."""
@@ -203,13 +373,12 @@ class Database:
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
-        # A connection that cannot even close has nothing left to lose; closing stays idempotent.
-        with self._lock, contextlib.suppress(sqlite3.Error):
+        with self._lock:
             self._conn.close()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Run the block in one ``BEGIN IMMEDIATE`` transaction; nested blocks join the outer one."""
+        """Run the block in one transaction; nested blocks join the outer one."""
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -218,43 +387,100 @@ class Database:
                 finally:
                     self._depth -= 1
                 return
-            stage = "begin a transaction"
+            self._conn.begin()
+            self._depth = 1
             try:
-                with immediate(self._conn):
-                    stage = "body"
-                    self._depth = 1
-                    try:
-                        yield
-                    finally:
-                        self._depth = 0
-                    stage = "commit"
-            except BaseException as exc:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._announcements.clear()
+                self._conn.rollback()
                 # Rolled back: cached rows may hold what the block wrote, so forget them all.
                 self._drop_caches()
-                if stage == "body" or not isinstance(exc, sqlite3.Error):
-                    raise  # the block's own error, already rolled back: unchanged
-                raise StorageError(f"cannot {stage}: {exc}") from exc
+                raise
+            self._depth = 0
+            announcements, self._announcements = self._announcements, []
+            try:
+                self._conn.commit(announcements)
+            except StorageError:
+                self._drop_caches()
+                raise
+
+    # -- what other processes hear (D76) -----------------------------------------------------------
+
+    def on_remote_change(self, callback: Callable[[str | None], None] | None) -> None:
+        """Call ``callback(point_id)`` when another process wrote a document of that point.
+
+        It is called from the listener thread, with ``None`` when announcements may have been
+        lost. PostgreSQL only: with SQLite no other process writes.
+        """
+        self._on_remote_change = callback
+
+    def _announce(self, kind: str, key: str = "") -> None:
+        """Tell the other processes that a row of ``kind`` changed (with the transaction)."""
+        if not self.shared:
+            return
+        message = f"{self._instance} {kind} {key}"
+        if self._depth:
+            if message not in self._announcements:
+                self._announcements.append(message)
+        else:
+            self._conn.notify([message])  # outside a transaction: a statement of its own
+
+    def _heard(self, message: str | None) -> None:
+        """An announcement of another process, or ``None`` after the listener lost some."""
+        if message is None:
+            with self._lock:
+                self._drop_caches()
+            self._changed_elsewhere(None)
+            return
+        instance, _, rest = message.partition(" ")
+        if instance == self._instance:
+            return
+        kind, _, key = rest.partition(" ")
+        with self._lock:
+            self._forget(kind, key)
+        if kind == "change":
+            self._changed_elsewhere(key or None)
+
+    def _changed_elsewhere(self, point_id: str | None) -> None:
+        callback = self._on_remote_change
+        if callback is None:
+            return
+        try:
+            callback(point_id)
+        except Exception:  # noqa: BLE001 - the listener must go on whatever a callback does; logged
+            self._log.exception("remote_change_callback_failed", retail_point_id=point_id)
+
+    def _forget(self, kind: str, key: str) -> None:
+        """Drop what the caches hold of a row another process changed; table groups extend it."""
 
     # -- low level ---------------------------------------------------------------------------------
 
-    def _execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+    def _execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
         with self._lock:
-            try:
-                return self._conn.execute(sql, params)
-            except sqlite3.Error as exc:
-                raise StorageError(f"database error: {exc}") from exc
+            return self._conn.execute(sql, params)
 
-    def _one(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
+    def _one(self, sql: str, params: Sequence[object] = ()) -> Row | None:
         with self._lock:
-            try:
-                row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
-            except sqlite3.Error as exc:
-                raise StorageError(f"database error: {exc}") from exc
+            row: Row | None = self._conn.execute(sql, params).fetchone()
             return row
 
-    def _all(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+    def _all(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         with self._lock:
-            try:
-                return self._conn.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise StorageError(f"database error: {exc}") from exc
+            return self._conn.execute(sql, params).fetchall()
+
+    def _for_update(self, *, skip_locked: bool = False, of: str = "") -> str:
+        """The row-lock clause for a read that a transaction goes on to change (PostgreSQL).
+
+        Empty on SQLite (its transactions already exclude every other writer) and outside a
+        transaction. ``skip_locked`` passes over rows another process is changing right now.
+        """
+        if not self.shared or not self._depth:
+            return ""
+        clause = " FOR UPDATE"
+        if of:
+            clause += f" OF {of}"
+        if skip_locked:
+            clause += " SKIP LOCKED"
+        return clause

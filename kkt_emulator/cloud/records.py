@@ -1,4 +1,4 @@
-"""The cloud database's rows as frozen dataclasses, and their mapping to and from SQLite rows.
+"""The cloud database's rows as frozen dataclasses, and their mapping to and from database rows.
 
 Times are stored as UTC ISO-8601 text with microseconds, so that text order is time order. JSON
 columns (the accepted document, fiscal data, details) are written compactly with sorted keys.
@@ -20,7 +20,7 @@ from kkt_emulator.cloud.settings import DuplicatePolicy, PickupWindow
 from kkt_emulator.taxes import TaxSystem
 
 if TYPE_CHECKING:
-    import sqlite3
+    from kkt_emulator.cloud.db import Row
 
 __all__ = [
     "STATE_COLUMNS",
@@ -235,7 +235,7 @@ def state_values(state: DocState) -> tuple[object, ...]:
     )
 
 
-def state_from_row(row: sqlite3.Row) -> DocState:
+def state_from_row(row: Row) -> DocState:
     """The lifecycle state kept in a ``documents`` row."""
     failure = (
         FailureInfo(FailureType(row["failure_type"]), row["failure_message"])
@@ -297,7 +297,7 @@ def dumps(value: object) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-def document_from_row(row: sqlite3.Row) -> DocumentRecord:
+def document_from_row(row: Row) -> DocumentRecord:
     """A ``documents`` row as a record."""
     return DocumentRecord(
         seq=row["seq"],
@@ -325,7 +325,7 @@ def document_from_row(row: sqlite3.Row) -> DocumentRecord:
     )
 
 
-def point_from_row(row: sqlite3.Row) -> RetailPoint:
+def point_from_row(row: Row) -> RetailPoint:
     """A ``retail_points`` row as a record."""
     return RetailPoint(
         id=row["id"],
@@ -343,7 +343,7 @@ def point_from_row(row: sqlite3.Row) -> RetailPoint:
     )
 
 
-def device_from_row(row: sqlite3.Row) -> Device:
+def device_from_row(row: Row) -> Device:
     """A ``devices`` row as a record."""
     return Device(
         device_id=row["device_id"],
@@ -360,7 +360,7 @@ def device_from_row(row: sqlite3.Row) -> Device:
     )
 
 
-def association_from_row(row: sqlite3.Row) -> Association:
+def association_from_row(row: Row) -> Association:
     """An ``associations`` row as a record."""
     return Association(
         user_name=row["user_name"],

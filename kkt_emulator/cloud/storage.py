@@ -1,8 +1,11 @@
-"""SQLite storage of the cloud stand-in: accounts, retail points, credentials, devices, documents.
+"""Storage of the cloud stand-in: accounts, retail points, credentials, devices, documents.
 
-:class:`Storage` is the one object the service holds; it is built from the table groups::
+:class:`Storage` is the one object the service holds; it is built from the table groups, on
+SQLite (the embedded default) or PostgreSQL (D73)::
 
-    db.Database                 connection, lock, nested transactions, sqlite3 → StorageError
+    db.Database                 which database, lock, nested transactions, announcements
+    ├── db_sqlite               a SQLite file: WAL, BEGIN IMMEDIATE, sqlite3 → StorageError
+    ├── db_postgres             PostgreSQL: dialect, advisory claims, NOTIFY/LISTEN, psycopg → StorageError
     ├── tables_directory        accounts, master credentials, retail points, associations, devices
     └── tables_documents        documents, history, lifecycle and callback deadlines
 
@@ -11,7 +14,7 @@ The rows are the frozen dataclasses of :mod:`kkt_emulator.cloud.records`, re-exp
 
 from __future__ import annotations
 
-from kkt_emulator.cloud.db import SCHEMA_VERSION, StorageError
+from kkt_emulator.cloud.db import SCHEMA_VERSION, DatabaseTarget, StorageError, parse_target
 from kkt_emulator.cloud.records import (
     Account,
     Association,
@@ -33,6 +36,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Account",
     "Association",
+    "DatabaseTarget",
     "Device",
     "DocumentFilter",
     "DocumentRecord",
@@ -44,13 +48,17 @@ __all__ = [
     "StorageError",
     "TimerKind",
     "from_db_time",
+    "parse_target",
     "to_db_time",
 ]
 
 
 class Storage(DirectoryTables, DocumentTables):
-    """The cloud database. Open with a path (``":memory:"`` for throwaway tests) and :meth:`close`.
+    """The cloud database: a path (``":memory:"`` for tests) or ``postgresql://`` URL (D74).
+
+    Close it with :meth:`close`.
 
     Raises:
-        StorageError: from the constructor and every method, for any ``sqlite3`` failure.
+        ConfigError: from the constructor, for a URL of no supported database.
+        StorageError: from the constructor and every method, for any driver failure.
     """

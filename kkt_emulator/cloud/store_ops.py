@@ -151,6 +151,10 @@ class StoreOperations(ServiceCore):
                 possible_duplicate_of=twin.doc_id if twin is not None else None,
             )
             seq = self.storage.insert_document(record)
+            if seq is None:  # another cloud process on the database stored it a moment ago
+                stored = self.storage.get_document(point.id, parsed.doc_id)
+                assert stored is not None
+                return self._replay(stored, point, parsed.content_key, assoc.client_id, now)
             self.storage.add_history(
                 seq, now, Status.QUEUED, "accepted", {"route": route, "clientId": assoc.client_id}
             )

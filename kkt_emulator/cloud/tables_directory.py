@@ -6,8 +6,10 @@ Every store-API and till-API request reads its association or device, its retail
 point's last heartbeat, so those rows are cached in memory (D59): filled by a read, dropped or
 rewritten by the write that changes them (both under the connection's lock), and emptied whenever
 a transaction fails. Only rows that exist are kept (an unknown login or token is looked up every
-time), and the cache is right because this process is the database's only writer: one cloud per
-database file.
+time). With SQLite this process is the file's only writer, so the caches are right by
+construction. With PostgreSQL other cloud processes write too: every write that changes a cached
+row announces it from its transaction, and :meth:`DirectoryTables._forget` drops what the other
+processes cached of it when their listener hears it (D76).
 """
 
 from __future__ import annotations
@@ -32,26 +34,44 @@ from kkt_emulator.cloud.records import (
 )
 
 if TYPE_CHECKING:
-    import sqlite3
     from datetime import datetime
     from pathlib import Path
+
+    from kkt_emulator.cloud.db import DatabaseTarget, Row
 
 __all__ = ["DirectoryTables"]
 
 
-def _account_from_row(row: sqlite3.Row) -> Account:
+def _account_from_row(row: Row) -> Account:
     return Account(row["id"], row["name"], from_db_time(row["created_at"]))
 
 
 class DirectoryTables(Database):
     """Who may call: accounts, credentials, retail points, associations, tills."""
 
-    def __init__(self, path: str | Path) -> None:
-        super().__init__(path)
+    def __init__(self, target: str | Path | DatabaseTarget) -> None:
+        super().__init__(target)
         self._points: dict[str, RetailPoint] = self._cache()
         self._associations: dict[str, Association] = self._cache()
         self._devices: dict[str, Device] = self._cache()  # by token hash
         self._heartbeats: dict[str, tuple[datetime, bool] | None] = self._cache()  # by point
+
+    def _forget(self, kind: str, key: str) -> None:
+        """Drop what the caches hold of a row another process changed (D76)."""
+        super()._forget(kind, key)
+        if kind == "point":
+            self._points.pop(key, None)
+            self._heartbeats.pop(key, None)
+        elif kind == "association":
+            self._associations.pop(key, None)
+        elif kind == "devices":
+            self._devices.clear()
+            self._heartbeats.clear()
+        elif kind == "heartbeat":
+            self._heartbeats.clear()
+            for token_hash, device in list(self._devices.items()):
+                if device.device_id == key:
+                    del self._devices[token_hash]
 
     # -- accounts and master credentials -----------------------------------------------------------
 
@@ -130,6 +150,7 @@ class DirectoryTables(Database):
                 ),
             )
             self._points.pop(point.id, None)
+            self._announce("point", point.id)
 
     def update_point(self, point: RetailPoint) -> None:
         """Write every setting of an existing retail point."""
@@ -153,6 +174,8 @@ class DirectoryTables(Database):
                 ),
             )
             self._points.pop(point.id, None)
+            self._announce("point", point.id)
+            self._announce("change", point.id)  # a point turned on may have documents to lease
 
     def get_point(self, point_id: str) -> RetailPoint | None:
         """The retail point with this id (deleted ones included), if any."""
@@ -213,12 +236,14 @@ class DirectoryTables(Database):
                 ),
             )
             self._associations.pop(assoc.user_name, None)
+            self._announce("association", assoc.user_name)
 
     def delete_association(self, user_name: str) -> None:
         """Remove an association; its documents stay (D6)."""
         with self._lock:
             self._execute("DELETE FROM associations WHERE user_name = ?", (user_name,))
             self._associations.pop(user_name, None)
+            self._announce("association", user_name)
 
     # -- devices -----------------------------------------------------------------------------------
 
@@ -267,6 +292,7 @@ class DirectoryTables(Database):
             )
             self._devices.clear()  # the old token of a re-bound till must stop working
             self._heartbeats.clear()  # and the till may have moved to another point
+            self._announce("devices")
 
     def record_heartbeat(
         self, device_id: str, at: datetime, *, fn_ok: bool, body: dict[str, Any], fn_serial: str
@@ -280,6 +306,7 @@ class DirectoryTables(Database):
                 (stored_at, int(fn_ok), text, fn_serial, fn_serial, device_id),
             )
             self._heartbeats.clear()
+            self._announce("heartbeat", device_id)
             for token_hash, device in list(self._devices.items()):
                 if device.device_id == device_id:  # as a read of the new row would give it
                     self._devices[token_hash] = dataclasses.replace(

@@ -1,7 +1,16 @@
-"""The cloud database's document tables: documents, their history, and the timer queries."""
+"""The cloud database's document tables: documents, their history, and the timer queries.
+
+With several cloud processes on one PostgreSQL database (D75), the reads that a transaction goes
+on to change lock their rows (:meth:`~kkt_emulator.cloud.db.Database._for_update`): a lease takes
+only documents no other process is leasing (``SKIP LOCKED``), a due deadline is fired by the one
+process that locks its row first (:meth:`DocumentTables.claim_document`), and a callback attempt
+is made by the one process that holds its claim (:meth:`DocumentTables.due_callbacks`). Every
+document write is announced, so the other processes wake their long polls and timers (D76).
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from kkt_emulator.cloud.db import Database
@@ -25,9 +34,14 @@ from kkt_emulator.cloud.records import (
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import datetime
+    from pathlib import Path
+
+    from kkt_emulator.cloud.db import DatabaseTarget
 
 __all__ = ["DocumentTables"]
+
+_HELD_RECHECK: Final = timedelta(seconds=2)
+"""How soon a callback another process holds is looked at again (that process may have died)."""
 
 _INSERT_COLUMNS: Final = (
     "retail_point_id",
@@ -47,6 +61,7 @@ _INSERT_COLUMNS: Final = (
 _INSERT_DOCUMENT: Final = (
     f"INSERT INTO documents ({', '.join(_INSERT_COLUMNS)})"  # noqa: S608 - column names are constants
     f" VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})"
+    " ON CONFLICT (retail_point_id, doc_id) DO NOTHING RETURNING seq"
 )
 
 
@@ -72,14 +87,25 @@ def _document_values(record: DocumentRecord) -> tuple[object, ...]:
 class DocumentTables(Database):
     """The documents with their lifecycle state, history and deadlines."""
 
+    def __init__(self, target: str | Path | DatabaseTarget) -> None:
+        super().__init__(target)
+        self._claimed: set[int] = set()  # callbacks this process holds the claim of
+        self._held_elsewhere: dict[int, datetime] = {}  # due, claimed elsewhere: when last tried
+
     # -- documents ---------------------------------------------------------------------------------
 
-    def insert_document(self, record: DocumentRecord) -> int:
-        """Store a new document; returns its queue position (``seq``)."""
-        cursor = self._execute(_INSERT_DOCUMENT, _document_values(record))
-        seq = cursor.lastrowid
-        assert seq is not None
-        return seq
+    def insert_document(self, record: DocumentRecord) -> int | None:
+        """Store a new document; returns its queue position (``seq``).
+
+        ``None`` when the point already has a document with this id: another cloud process on
+        the same database stored it first (the caller answers as for a repeated id, D32).
+        """
+        with self._lock:
+            row = self._execute(_INSERT_DOCUMENT, _document_values(record)).fetchone()
+            if row is None:
+                return None
+            self._announce("change", record.retail_point_id)
+            return int(row["seq"])
 
     def update_document(self, record: DocumentRecord) -> None:
         """Write a document's state and cabinet facts back."""
@@ -99,6 +125,7 @@ class DocumentTables(Database):
                 "possible_duplicate_of",
             )
         )
+        self._announce("change", record.retail_point_id)
         self._execute(
             f"UPDATE documents SET {assignments} WHERE seq = ?",  # noqa: S608 - column names are constants
             (
@@ -120,32 +147,51 @@ class DocumentTables(Database):
     def get_document(self, point_id: str, doc_id: str) -> DocumentRecord | None:
         """The document ``doc_id`` of a retail point, if any."""
         row = self._one(
-            "SELECT * FROM documents WHERE retail_point_id = ? AND doc_id = ?", (point_id, doc_id)
+            "SELECT * FROM documents WHERE retail_point_id = ? AND doc_id = ?"  # noqa: S608 - a constant lock clause
+            + self._for_update(),
+            (point_id, doc_id),
         )
         return None if row is None else document_from_row(row)
 
     def get_document_by_seq(self, seq: int) -> DocumentRecord | None:
         """The document at queue position ``seq``, if any."""
-        row = self._one("SELECT * FROM documents WHERE seq = ?", (seq,))
+        row = self._one("SELECT * FROM documents WHERE seq = ?" + self._for_update(), (seq,))  # noqa: S608 - a constant lock clause
+        return None if row is None else document_from_row(row)
+
+    def claim_document(self, seq: int) -> DocumentRecord | None:
+        """The document at ``seq``, locked for this transaction, if any.
+
+        ``None`` also when another process is changing it right now (PostgreSQL:
+        ``FOR UPDATE SKIP LOCKED``).
+        """
+        row = self._one(
+            "SELECT * FROM documents WHERE seq = ?" + self._for_update(skip_locked=True),  # noqa: S608 - a constant lock clause
+            (seq,),
+        )
         return None if row is None else document_from_row(row)
 
     def find_by_fiscal_number(self, fn_number: str, fn_doc_number: int) -> DocumentRecord | None:
         """The document fiscalised as ФД ``fn_doc_number`` on drive ``fn_number``, if any."""
         row = self._one(
-            "SELECT * FROM documents WHERE fn_number = ? AND fn_doc_number = ?",
+            "SELECT * FROM documents WHERE fn_number = ? AND fn_doc_number = ?"  # noqa: S608 - a constant lock clause
+            + self._for_update(),
             (fn_number, fn_doc_number),
         )
         return None if row is None else document_from_row(row)
 
     def eligible_for_lease(self, point_id: str, limit: int) -> list[DocumentRecord]:
-        """The oldest documents a till of the point may lease now (D39, D47, D48)."""
+        """The oldest documents a till of the point may lease now (D39, D47, D48).
+
+        Inside a transaction on PostgreSQL they are locked, and documents another process is
+        leasing right now are passed over (D75): each is leased to exactly one till.
+        """
         rows = self._all(
-            "SELECT d.* FROM documents d JOIN retail_points p ON p.id = d.retail_point_id"
+            "SELECT d.* FROM documents d JOIN retail_points p ON p.id = d.retail_point_id"  # noqa: S608 - a constant lock clause
             " WHERE d.retail_point_id = ? AND d.status IN ('QUEUED', 'REQUEUED')"
             " AND p.internet_docs_enabled = 1 AND p.deleted = 0"
             " AND NOT (p.stop_on_errors = 1 AND EXISTS (SELECT 1 FROM documents b"
             "   WHERE b.retail_point_id = d.retail_point_id AND b.blocking = 1 AND b.seq < d.seq))"
-            " ORDER BY d.seq LIMIT ?",
+            " ORDER BY d.seq LIMIT ?" + self._for_update(of="d", skip_locked=True),
             (point_id, limit),
         )
         return [document_from_row(r) for r in rows]
@@ -153,8 +199,8 @@ class DocumentTables(Database):
     def leased_to(self, device_id: str, point_id: str, limit: int) -> list[DocumentRecord]:
         """The point's documents still PENDING under a lease of this till, oldest first."""
         rows = self._all(
-            "SELECT * FROM documents WHERE status = 'PENDING' AND lease_device_id = ?"
-            " AND retail_point_id = ? ORDER BY seq LIMIT ?",
+            "SELECT * FROM documents WHERE status = 'PENDING' AND lease_device_id = ?"  # noqa: S608 - a constant lock clause
+            " AND retail_point_id = ? ORDER BY seq LIMIT ?" + self._for_update(),
             (device_id, point_id, limit),
         )
         return [document_from_row(r) for r in rows]
@@ -173,7 +219,8 @@ class DocumentTables(Database):
     ) -> tuple[OfdState, datetime | None] | None:
         """The parked OFD report of a fiscal number, removed; ``None`` if there is none."""
         row = self._one(
-            "SELECT state, at FROM ofd_parked WHERE fn_number = ? AND fn_doc_number = ?",
+            "SELECT state, at FROM ofd_parked WHERE fn_number = ? AND fn_doc_number = ?"  # noqa: S608 - a constant lock clause
+            + self._for_update(),
             (fn_number, fd),
         )
         if row is None:
@@ -226,17 +273,58 @@ class DocumentTables(Database):
     def due_callbacks(
         self, now: datetime, exclude: Sequence[int] = (), limit: int = 100
     ) -> list[DocumentRecord]:
-        """Documents whose next callback attempt is due, earliest first."""
+        """Documents whose next callback attempt is due, earliest first, claimed for this process.
+
+        On PostgreSQL each is claimed (:meth:`release_callback` gives the claim back) and read
+        again under the claim, so one attempt is made by one process only, and a document whose
+        attempt another process has in flight is left out (D75). SQLite grants every claim.
+        """
         marks = ", ".join("?" for _ in exclude) or "-1"  # NOT IN (NULL) would match nothing
-        rows = self._all(
-            "SELECT * FROM documents WHERE callback_next_at IS NOT NULL AND callback_next_at <= ?"  # noqa: S608 - placeholders only
-            f" AND seq NOT IN ({marks}) ORDER BY callback_next_at, seq LIMIT ?",
-            (to_db_time(now), *exclude, limit),
-        )
-        return [document_from_row(r) for r in rows]
+        at = to_db_time(now)
+        with self._lock:
+            rows = self._all(
+                "SELECT * FROM documents WHERE callback_next_at IS NOT NULL"  # noqa: S608 - placeholders only
+                f" AND callback_next_at <= ? AND seq NOT IN ({marks})"
+                " ORDER BY callback_next_at, seq LIMIT ?",
+                (at, *exclude, limit),
+            )
+            if not self.shared:
+                return [document_from_row(r) for r in rows]
+            claimed: list[DocumentRecord] = []
+            held: dict[int, datetime] = {}
+            for row in rows:
+                seq = int(row["seq"])
+                if seq not in self._claimed:
+                    if not self._conn.try_claim(seq):
+                        held[seq] = now
+                        continue
+                    self._claimed.add(seq)
+                fresh = self._one(  # what it is now that nobody else can start it
+                    "SELECT * FROM documents WHERE seq = ? AND callback_next_at IS NOT NULL"
+                    " AND callback_next_at <= ?",
+                    (seq, at),
+                )
+                if fresh is None:  # another process made the attempt meanwhile
+                    self.release_callback(seq)
+                    continue
+                claimed.append(document_from_row(fresh))
+            self._held_elsewhere = held
+            return claimed
+
+    def release_callback(self, seq: int) -> None:
+        """Give back the claim :meth:`due_callbacks` took on a document's callback attempt."""
+        with self._lock:
+            if seq in self._claimed:
+                self._claimed.discard(seq)
+                self._conn.release(seq)
 
     def next_deadline(self, exclude_callbacks: Sequence[int] = ()) -> datetime | None:
-        """The earliest pending deadline of any timer (lifecycle or callback)."""
+        """The earliest pending deadline of any timer (lifecycle or callback).
+
+        Callbacks another process holds count from when they are to be looked at again.
+        """
+        held = self._held_elsewhere
+        exclude_callbacks = (*exclude_callbacks, *held)
         marks = ", ".join("?" for _ in exclude_callbacks) or "-1"
         row = self._one(
             "SELECT MIN(t) AS t FROM ("  # noqa: S608 - placeholders only
@@ -246,12 +334,14 @@ class DocumentTables(Database):
             " UNION ALL SELECT MIN(dispatch_at) FROM documents"
             " WHERE dispatch_at IS NOT NULL AND status = 'PRINTED'"
             " UNION ALL SELECT MIN(callback_next_at) FROM documents"
-            f" WHERE callback_next_at IS NOT NULL AND seq NOT IN ({marks}))",
+            f" WHERE callback_next_at IS NOT NULL AND seq NOT IN ({marks})) AS due",
             tuple(exclude_callbacks),
         )
-        if row is None or row["t"] is None:
-            return None
-        return from_db_time(row["t"])
+        found = None if row is None or row["t"] is None else from_db_time(row["t"])
+        if held:
+            recheck = min(held.values()) + _HELD_RECHECK
+            found = recheck if found is None else min(found, recheck)
+        return found
 
     def list_documents(self, flt: DocumentFilter) -> list[DocumentRecord]:
         """Documents matching the cabinet's filters, oldest first."""
@@ -295,7 +385,10 @@ class DocumentTables(Database):
             " AND total = ?3 AND client_id > ?4 AND created_at >= ?5 ORDER BY seq DESC LIMIT 1",
             (point_id, doc_num, total, client_id, to_db_time(since)),
         )
-        return None if row is None else self.get_document_by_seq(row["seq"])
+        if row is None:
+            return None
+        twin = self._one("SELECT * FROM documents WHERE seq = ?", (row["seq"],))  # read, not locked
+        return None if twin is None else document_from_row(twin)
 
     def documents_with_warnings(self) -> list[DocumentRecord]:
         """Documents that carry cabinet warnings, oldest first."""

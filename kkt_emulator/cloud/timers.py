@@ -6,6 +6,11 @@ document nobody picked up (D37), and the D31 hold keeps a fiscalised document in
 :meth:`TimerOperations.sweep` fires every deadline due at a moment, earliest first, each at its
 own business time; the timer task of :mod:`kkt_emulator.cloud.app` calls it (and every lease and
 result report calls it first, so a till never sees a document a deadline has already moved).
+
+Several cloud processes on one PostgreSQL database sweep the same deadlines; each deadline fires
+once (D75): its document is locked first (``FOR UPDATE SKIP LOCKED``, so a document another
+process is changing right now is left to that process), and a deadline the row no longer holds
+(another process fired it a moment ago) is passed over.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
+    from kkt_emulator.cloud.storage import DocumentRecord
+
 __all__ = ["TimerOperations"]
 
 
@@ -34,20 +41,27 @@ class TimerOperations(ServiceCore):
         Returns the number of deadlines processed. Callbacks are not sent here (they need I/O).
         """
         done = 0
+        tried: set[DueTimer] = set()
         while True:
-            due = self.storage.due_timers(now)
+            due = [timer for timer in self.storage.due_timers(now) if timer not in tried]
             if not due:
                 return done
+            fired = 0
             for timer in due:
+                tried.add(timer)  # one try per sweep: a deadline left to another process
                 with self.storage.transaction():
-                    self._fire(timer)
-                done += 1
-            self.on_change()
+                    fired += self._fire(timer)
+            done += fired
+            if fired:
+                self.on_change()
 
-    def _fire(self, timer: DueTimer) -> None:
-        record = self.storage.get_document_by_seq(timer.seq)
-        if record is None:  # pragma: no cover - documents are never deleted
-            return
+    def _fire(self, timer: DueTimer) -> bool:
+        """Fire one deadline; ``False`` if another process has it or has just fired it."""
+        record = self.storage.claim_document(timer.seq)
+        if record is None:  # another process is changing the document right now
+            return False
+        if _deadline_of(record, timer.kind) != timer.deadline:
+            return False  # fired (or moved) by another process since due_timers read it
         point = self.storage.get_point(record.retail_point_id)
         block = bool(point is not None and point.stop_on_errors)
         event: lc.Event
@@ -69,6 +83,7 @@ class TimerOperations(ServiceCore):
             else:
                 state = dataclasses.replace(record.state, dispatch_at=None)
             self.storage.update_document(dataclasses.replace(record, state=state))
+        return True
 
     def next_deadline(self, in_flight: Sequence[int] = ()) -> datetime | None:
         """The earliest deadline of any timer, ignoring callbacks already in flight."""
@@ -79,3 +94,13 @@ class TimerOperations(ServiceCore):
                 due = oldest + self.settings.demo_latency
                 deadline = due if deadline is None else min(deadline, due)
         return deadline
+
+
+def _deadline_of(record: DocumentRecord, kind: TimerKind) -> datetime | None:
+    """The deadline of ``kind`` the document holds now (as :meth:`Storage.due_timers` reads it)."""
+    state = record.state
+    if kind is TimerKind.LEASE:
+        return state.lease_expires_at if state.status is lc.Status.PENDING else None
+    if kind is TimerKind.PICKUP:
+        return state.pickup_deadline
+    return state.dispatch_at if state.status is lc.Status.PRINTED else None

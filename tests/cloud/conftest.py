@@ -1,4 +1,9 @@
-"""Fixtures for the cloud stand-in: a manual clock, a fake shop, the app in process, a bound till."""
+"""Fixtures for the cloud stand-in: a manual clock, a fake shop, the app in process, a bound till.
+
+``pg`` is a real PostgreSQL server for the whole session (:mod:`pg_server`); ``any_db`` is a fresh
+database on SQLite and then on PostgreSQL, for the storage contract suite and the modules that
+run the lifecycle, timers and leases through storage (they set ``db_path = any_db``).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,34 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 from cloud_helpers import T0, FakeShop, FakeTill, Point, make_point
+from pg_server import PgServer, PgUnavailableError, start_server
 
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.cloud.app import Cloud
 from kkt_emulator.cloud.settings import CloudSettings
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
     from pathlib import Path
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgServer]:
+    try:
+        server = start_server()
+    except PgUnavailableError as exc:
+        pytest.skip(f"no PostgreSQL server for the tests: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh cloud database: a SQLite file, then a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "cloud.db")
+    server: PgServer = request.getfixturevalue("pg")
+    return server.new_database()
 
 
 @pytest.fixture

@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 # -- bind ------------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def db_path(any_db: str) -> str:
+    """Every test here runs on SQLite and on PostgreSQL (the storage contract, D73)."""
+    return any_db
+
+
 async def test_bind_is_idempotent_per_till_serial(http: httpx.AsyncClient, point: Point) -> None:
     till = await FakeTill(http, point).bind()
     first_token, device_id = till.token, till.device_id

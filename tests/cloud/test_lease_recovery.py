@@ -10,7 +10,14 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from cloud_helpers import FakeTill, Point, minimal_doc, post_doc
+
+
+@pytest.fixture
+def db_path(any_db: str) -> str:
+    """Every test here runs on SQLite and on PostgreSQL (the storage contract, D73)."""
+    return any_db
 
 
 async def document_detail(http: httpx.AsyncClient, point: Point, doc_id: str) -> dict[str, object]:

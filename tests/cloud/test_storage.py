@@ -1,4 +1,8 @@
-"""SQLite storage: schema on first start, WAL, transactions, restart, error translation."""
+"""The storage contract on SQLite and PostgreSQL: schema, transactions, restart, errors, caches.
+
+Tests taking ``any_db`` run on both backends; the SQLite-only and PostgreSQL-only facts (WAL, the
+listener, claims shared between processes) have tests of their own.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import threading
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+import psycopg
 import pytest
 
 from kkt_emulator.cloud import lifecycle as lc
@@ -15,6 +20,7 @@ from kkt_emulator.cloud.settings import DuplicatePolicy, PickupWindow
 from kkt_emulator.cloud.storage import (
     Account,
     Association,
+    DatabaseTarget,
     Device,
     DocumentFilter,
     DocumentRecord,
@@ -26,6 +32,7 @@ from kkt_emulator.errors import EmulatorError
 from kkt_emulator.taxes import TaxSystem
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -65,8 +72,24 @@ def record(doc_id: str, point_id: str = "3769574b-d082-4fe2-8cf0-dee21f9a7e0f") 
     )
 
 
+_opened: list[Storage] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_storages() -> Iterator[None]:
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
+def opened(target: Path | str | DatabaseTarget) -> Storage:
+    storage = Storage(target)
+    _opened.append(storage)
+    return storage
+
+
 def seeded(path: Path | str) -> Storage:
-    storage = Storage(path)
+    storage = opened(path)
     with storage.transaction():
         storage.insert_account(Account("acc", "Account", T0))
         storage.insert_point(point())
@@ -80,13 +103,19 @@ def test_schema_is_created_and_wal_is_on(tmp_path: Path) -> None:
     storage.close()
 
 
-def test_documents_survive_a_restart(tmp_path: Path) -> None:
-    storage = seeded(tmp_path / "cloud.db")
+def insert(storage: Storage, doc: DocumentRecord) -> int:
+    seq = storage.insert_document(doc)
+    assert seq is not None
+    return seq
+
+
+def test_documents_survive_a_restart(any_db: str) -> None:
+    storage = seeded(any_db)
     with storage.transaction():
-        seq = storage.insert_document(record("a"))
+        seq = insert(storage, record("a"))
         storage.add_history(seq, T0, lc.Status.QUEUED, "accepted")
     storage.close()
-    reopened = Storage(tmp_path / "cloud.db")
+    reopened = opened(any_db)
     stored = reopened.get_document("3769574b-d082-4fe2-8cf0-dee21f9a7e0f", "a")
     assert stored is not None
     assert stored.seq == seq
@@ -95,8 +124,8 @@ def test_documents_survive_a_restart(tmp_path: Path) -> None:
     reopened.close()
 
 
-def test_a_failed_transaction_stores_nothing(tmp_path: Path) -> None:
-    storage = seeded(tmp_path / "cloud.db")
+def test_a_failed_transaction_stores_nothing(any_db: str) -> None:
+    storage = seeded(any_db)
 
     def failing_write() -> None:
         with storage.transaction():
@@ -108,15 +137,33 @@ def test_a_failed_transaction_stores_nothing(tmp_path: Path) -> None:
     assert storage.count_documents() == 0
 
 
-def test_sqlite_errors_are_translated(tmp_path: Path) -> None:
-    storage = seeded(tmp_path / "cloud.db")
-    with storage.transaction():
-        storage.insert_document(record("a"))
-    with pytest.raises(StorageError) as info, storage.transaction():
-        storage.insert_document(record("a"))  # UNIQUE (retail_point_id, doc_id)
+def test_driver_errors_are_translated(any_db: str) -> None:
+    storage = seeded(any_db)
+
+    def orphan_history() -> None:
+        with storage.transaction():
+            insert(storage, record("a"))
+            storage.add_history(999, T0, lc.Status.QUEUED, "accepted")  # no such document
+
+    with pytest.raises(StorageError) as info:
+        orphan_history()
     assert isinstance(info.value, EmulatorError)
-    assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
+    assert isinstance(info.value.__cause__, sqlite3.IntegrityError | psycopg.IntegrityError)
+    assert "\n" not in str(info.value)
+    assert storage.count_documents() == 0
+    with storage.transaction():  # the connection is usable after the failure
+        insert(storage, record("a"))
     assert storage.count_documents() == 1
+
+
+def test_a_repeated_document_id_is_not_stored_twice(any_db: str) -> None:
+    storage = seeded(any_db)
+    with storage.transaction():
+        first = insert(storage, record("a"))
+        assert storage.insert_document(record("a")) is None  # another process stored it first
+        second = insert(storage, record("b"))
+    assert second > first
+    assert storage.count_documents() == 2
 
 
 def test_unopenable_database_is_a_storage_error(tmp_path: Path) -> None:
@@ -125,22 +172,22 @@ def test_unopenable_database_is_a_storage_error(tmp_path: Path) -> None:
         Storage(tmp_path / "dir.db")
 
 
-def test_timers_and_queue_queries(tmp_path: Path) -> None:
-    storage = seeded(tmp_path / "cloud.db")
+def test_timers_and_queue_queries(any_db: str) -> None:
+    storage = seeded(any_db)
     with storage.transaction():
-        first = storage.insert_document(record("a"))
-        storage.insert_document(record("b"))
+        first = insert(storage, record("a"))
+        second = insert(storage, record("b"))
     deadline = T0 + lc.PICKUP_WINDOW_5MIN
     assert storage.next_deadline() == deadline
     assert storage.due_timers(deadline - timedelta(seconds=1)) == []
-    assert [seq for _, _, seq in storage.due_timers(deadline)] == [first, first + 1]
+    assert [seq for _, _, seq in storage.due_timers(deadline)] == [first, second]
     assert [r.doc_id for r in storage.eligible_for_lease(point().id, 10)] == ["a", "b"]
     listed = storage.list_documents(DocumentFilter(statuses=("QUEUED",), limit=1, offset=1))
     assert [r.doc_id for r in listed] == ["b"]
 
 
-def test_concurrent_writers_from_threads(tmp_path: Path) -> None:
-    storage = seeded(tmp_path / "cloud.db")
+def test_concurrent_writers_from_threads(any_db: str) -> None:
+    storage = seeded(any_db)
 
     def write(prefix: str) -> None:
         for n in range(25):
@@ -160,11 +207,11 @@ def test_concurrent_writers_from_threads(tmp_path: Path) -> None:
 
 def _fresh(storage: Storage) -> Storage:
     """Another connection to the same file: what the database holds, without any cache."""
-    return Storage(storage.path)
+    return opened(storage.target)
 
 
-def test_a_cached_point_follows_every_update(tmp_path: Path) -> None:
-    storage = seeded(tmp_path / "cloud.db")
+def test_a_cached_point_follows_every_update(any_db: str) -> None:
+    storage = seeded(any_db)
     assert storage.get_point(point().id) == point()
     changed = dataclasses.replace(point(), internet_docs_enabled=False, name="Renamed")
     with storage.transaction():
@@ -172,8 +219,8 @@ def test_a_cached_point_follows_every_update(tmp_path: Path) -> None:
     assert storage.get_point(point().id) == changed == _fresh(storage).get_point(point().id)
 
 
-def test_a_rolled_back_write_leaves_no_cached_row(tmp_path: Path) -> None:
-    storage = seeded(tmp_path / "cloud.db")
+def test_a_rolled_back_write_leaves_no_cached_row(any_db: str) -> None:
+    storage = seeded(any_db)
     storage.get_point(point().id)
     changed = dataclasses.replace(point(), deleted=True)
 
@@ -188,8 +235,8 @@ def test_a_rolled_back_write_leaves_no_cached_row(tmp_path: Path) -> None:
     assert storage.get_point(point().id) == point()
 
 
-def test_a_rotated_or_deleted_association_is_not_served_from_the_cache(tmp_path: Path) -> None:
-    storage = seeded(tmp_path / "cloud.db")
+def test_a_rotated_or_deleted_association_is_not_served_from_the_cache(any_db: str) -> None:
+    storage = seeded(any_db)
     assoc = Association("user", point().id, "", "acc", b"s1", b"h1", T0, T0)
     with storage.transaction():
         storage.upsert_association(assoc)
@@ -203,8 +250,8 @@ def test_a_rotated_or_deleted_association_is_not_served_from_the_cache(tmp_path:
     assert storage.get_association("user") is None
 
 
-def test_a_heartbeat_updates_the_cached_device_as_a_fresh_read_would(tmp_path: Path) -> None:
-    storage = seeded(tmp_path / "cloud.db")
+def test_a_heartbeat_updates_the_cached_device_as_a_fresh_read_would(any_db: str) -> None:
+    storage = seeded(any_db)
     device = Device("dev", "0001", point().id, "9999", "virtual", "p", "tok", T0, None, None, None)
     with storage.transaction():
         storage.upsert_device(device)
@@ -223,8 +270,8 @@ def test_a_heartbeat_updates_the_cached_device_as_a_fresh_read_would(tmp_path: P
     assert storage.last_heartbeat(point().id) == (at, False)
 
 
-def test_a_rebound_till_loses_its_old_token(tmp_path: Path) -> None:
-    storage = seeded(tmp_path / "cloud.db")
+def test_a_rebound_till_loses_its_old_token(any_db: str) -> None:
+    storage = seeded(any_db)
     device = Device("dev", "0001", point().id, "9999", "virtual", "p", "old", T0, None, None, None)
     with storage.transaction():
         storage.upsert_device(device)
@@ -235,8 +282,8 @@ def test_a_rebound_till_loses_its_old_token(tmp_path: Path) -> None:
     assert storage.get_device_by_token("new") is not None
 
 
-def test_the_double_integration_query_finds_the_latest_other_integration(tmp_path: Path) -> None:
-    storage = seeded(tmp_path / "cloud.db")
+def test_the_double_integration_query_finds_the_latest_other_integration(any_db: str) -> None:
+    storage = seeded(any_db)
     later = T0 + timedelta(minutes=1)
     with storage.transaction():
         for doc_id, client_id, at in (("a1", "a", T0), ("c1", "c", T0), ("a2", "a", later)):

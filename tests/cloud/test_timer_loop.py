@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
+def db_path(any_db: str) -> str:
+    """Every test here runs on SQLite and on PostgreSQL (the storage contract, D73)."""
+    return any_db
+
+
+@pytest.fixture
 def settings(settings: CloudSettings) -> CloudSettings:
     return dataclasses.replace(settings, timer_retry_seconds=0.01)
 

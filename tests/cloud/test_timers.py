@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 from cloud_helpers import (
     FULL_V2_DOC,
     T0,
@@ -32,6 +33,12 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 CALLBACK = "https://your-callback-service.com/complete-doc?id=1"
+
+
+@pytest.fixture
+def db_path(any_db: str) -> str:
+    """Every test here runs on SQLite and on PostgreSQL (the storage contract, D73)."""
+    return any_db
 
 
 async def advance(cloud: Cloud, clock: ManualClock, **delta: float) -> None:
