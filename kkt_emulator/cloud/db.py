@@ -259,11 +259,11 @@ def parse_target(value: str | Path) -> DatabaseTarget:
         )
     if not rest.startswith("//"):
         raise ConfigError(f"--db: {scheme}: must be followed by // (for example {scheme}://…)")
-    if kind == "sqlite":
-        path = rest[2:]
-        if not path or path == "/":
+    if kind == "sqlite":  # sqlite:///relative/path, sqlite:////absolute/path
+        path = rest[3:] if rest.startswith("///") else ""
+        if not path:
             raise ConfigError("--db: sqlite:/// needs a file path (sqlite:///path/to/cloud.db)")
-        return DatabaseTarget("sqlite", path[1:] if path.startswith("//") else path)
+        return DatabaseTarget("sqlite", path)
     try:
         parts = urlsplit(text)
         port = parts.port
