@@ -39,7 +39,7 @@ def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "cloud.db")
     server: PgServer = request.getfixturevalue("pg")
-    return server.new_database()
+    return server.cloud_database()
 
 
 @pytest.fixture
