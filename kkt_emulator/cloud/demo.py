@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DemoOperations"]
 
+_WAITING = frozenset({lc.Status.QUEUED, lc.Status.REQUEUED})
+
 
 class DemoOperations(ServiceCore):
     """The virtual till of demo mode."""
@@ -36,9 +38,13 @@ class DemoOperations(ServiceCore):
         if not self.settings.demo_mode:
             return 0
         done = 0
-        for record in self.storage.queued_before(now - self.settings.demo_latency):
-            at = max(now, record.created_at + self.settings.demo_latency)
+        for queued in self.storage.queued_before(now - self.settings.demo_latency):
+            at = max(now, queued.created_at + self.settings.demo_latency)
             with self.storage.transaction():
+                # Locked first: another cloud process on the database may be at it (D75).
+                record = self.storage.claim_document(queued.seq)
+                if record is None or record.state.status not in _WAITING:
+                    continue
                 lease_id = f"demo-{uuid.uuid4().hex}"
                 leased = self._apply(
                     record, lc.Lease(lease_id), at, {"deviceId": "demo"}, lease_device_id="demo"

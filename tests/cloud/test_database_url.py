@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kkt_emulator import eventloop
+from kkt_emulator.app.stack import Stack, StackOptions
 from kkt_emulator.cli.main import main
+from kkt_emulator.clock import ManualClock
 from kkt_emulator.cloud.db import DatabaseTarget, parse_target
 from kkt_emulator.cloud.storage import Storage, StorageError
 from kkt_emulator.errors import ConfigError
+from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
+from kkt_emulator.testing.stack import StackHarness, settle
+
+if TYPE_CHECKING:
+    from pg_server import PgServer
 
 
 @pytest.mark.parametrize(
@@ -105,3 +118,43 @@ def test_serve_on_an_unreachable_server_is_one_line(
     assert err.startswith("error: cannot connect to PostgreSQL postgresql://kkt@127.0.0.1:1/cloud")
     assert len(err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_up_takes_db_into_its_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    started: list[StackOptions] = []
+
+    def run(serving: Coroutine[Any, Any, None]) -> None:
+        assert inspect.iscoroutine(serving)
+        assert serving.cr_frame is not None
+        started.append(serving.cr_frame.f_locals["options"])
+        serving.close()
+
+    monkeypatch.setattr(eventloop, "run", run)
+    url = "postgresql://kkt@db.example:5432/cloud"
+    assert main(["up", "--mqtt", "none", "--state-dir", str(tmp_path), "--db", url]) == 0
+    assert main(["up", "--mqtt", "none", "--state-dir", str(tmp_path)]) == 0
+    assert [o.cloud_db for o in started] == [DatabaseTarget("postgresql", url), None]
+
+
+async def test_up_keeps_its_cloud_in_postgresql(pg: PgServer, tmp_path: Path) -> None:
+    url = pg.cloud_database()
+    options = StackOptions(
+        profile=load_profile(DEFAULT_PROFILE),
+        state_dir=tmp_path,
+        cloud_db=parse_target(url),
+        till_settings={"poll_interval": 0.05},
+    )
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    async with Stack(options, clock) as stack:
+        kkt = StackHarness(stack, clock)
+        try:
+            doc = kkt.sale()
+            await kkt.post_document(doc)
+            await kkt.wait_for_status(doc["id"], "COMPLETED")
+        finally:
+            await kkt.http.aclose()
+            await settle(stack)
+    assert not (tmp_path / "cloud.sqlite3").exists()
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT doc_id, status FROM documents").fetchall()
+    assert rows == [(doc["id"], "COMPLETED")]
