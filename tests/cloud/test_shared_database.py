@@ -375,3 +375,21 @@ def test_a_database_of_a_newer_schema_is_refused(
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(StorageError, match="schema version 99"):
         opened(url)
+
+
+def test_a_broken_connection_is_one_error_and_then_opened_again(
+    url: str, opened: Callable[[str], Storage]
+) -> None:
+    a = opened(url)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+            " AND datname = current_database() AND query NOT LIKE 'LISTEN%'"
+        )
+    with pytest.raises(StorageError) as info:
+        a.count_documents()
+    assert "\n" not in str(info.value)
+    assert a.count_documents() == 0  # the next statement runs on a new connection
+    with a.transaction():
+        a.insert_document(document(1))
+    assert a.count_documents() == 1

@@ -300,3 +300,12 @@ def test_the_double_integration_query_finds_the_latest_other_integration(any_db:
     assert twin("") == "a2"
     assert twin("b", total="99.00") is None
     assert twin("a", since=later) is None
+
+
+def test_a_file_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    seeded(tmp_path / "cloud.db").close()
+    with sqlite3.connect(tmp_path / "cloud.db") as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.close()
+    with pytest.raises(StorageError, match="schema version 99"):
+        Storage(tmp_path / "cloud.db")
