@@ -318,6 +318,10 @@ class Connection(Protocol):
         """Start delivering other processes' announcements (``None``: some may have been lost)."""
         ...
 
+    def stop_listening(self) -> None:
+        """Stop delivering announcements; returns once no delivery is under way (idempotent)."""
+        ...
+
     def close(self) -> None:
         """Close the connection and stop listening (idempotent)."""
         ...
@@ -350,11 +354,14 @@ class Database:
             from kkt_emulator.cloud.db_postgres import PostgresConnection  # noqa: PLC0415
 
             self._conn = PostgresConnection(self.target.location, SCHEMA, SCHEMA_VERSION)
-            self._conn.listen(self._heard)
         else:
             from kkt_emulator.cloud.db_sqlite import SqliteConnection  # noqa: PLC0415
 
             self._conn = SqliteConnection(self.target.location, SCHEMA, SCHEMA_VERSION)
+
+    def _listen(self) -> None:
+        """Start hearing the other processes; called once every table group is set up."""
+        self._conn.listen(self._heard)
 
     @property
     def shared(self) -> bool:
@@ -372,7 +379,9 @@ class Database:
             cache.clear()
 
     def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Stop hearing the other processes, then close the connection (idempotent)."""
+        self._on_remote_change = None
+        self._conn.stop_listening()  # not under the lock: the listener may be waiting for it
         with self._lock:
             self._conn.close()
 
@@ -429,6 +438,12 @@ class Database:
 
     def _heard(self, message: str | None) -> None:
         """An announcement of another process, or ``None`` after the listener lost some."""
+        try:
+            self._hear(message)
+        except Exception:  # noqa: BLE001 - the listener must go on whatever one message does; logged
+            self._log.exception("announcement_not_applied", message=message)
+
+    def _hear(self, message: str | None) -> None:
         if message is None:
             with self._lock:
                 self._drop_caches()

@@ -302,16 +302,22 @@ class PostgresConnection:
             if conn.closed or conn.broken:
                 raise psycopg.OperationalError("the listening connection closed")
 
+    def stop_listening(self) -> None:
+        """Stop the listener thread and wait for it (idempotent)."""
+        listener, self._listener = self._listener, None
+        if listener is None:
+            return
+        os.write(self._stop_write, b"x")
+        listener.join(timeout=_CONNECT_TIMEOUT)
+        for fd in (self._stop_read, self._stop_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
     def close(self) -> None:
         """Stop the listener and close the connection (idempotent)."""
+        self.stop_listening()
         if self._closed:
             return
         self._closed = True
-        if self._listener is not None:
-            os.write(self._stop_write, b"x")
-            self._listener.join(timeout=_CONNECT_TIMEOUT)
-            for fd in (self._stop_read, self._stop_write):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
         with contextlib.suppress(psycopg.Error):
             self._conn.close()

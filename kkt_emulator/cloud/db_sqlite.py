@@ -97,6 +97,9 @@ class SqliteConnection:
         """Nothing to hear: no other process writes the file."""
         del deliver
 
+    def stop_listening(self) -> None:
+        """Nothing was heard."""
+
     def close(self) -> None:
         """Close the file (idempotent)."""
         # A connection that cannot even close has nothing left to lose; closing stays idempotent.

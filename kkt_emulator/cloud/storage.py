@@ -14,6 +14,8 @@ The rows are the frozen dataclasses of :mod:`kkt_emulator.cloud.records`, re-exp
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kkt_emulator.cloud.db import SCHEMA_VERSION, DatabaseTarget, StorageError, parse_target
 from kkt_emulator.cloud.records import (
     Account,
@@ -31,6 +33,9 @@ from kkt_emulator.cloud.records import (
 )
 from kkt_emulator.cloud.tables_directory import DirectoryTables
 from kkt_emulator.cloud.tables_documents import DocumentTables
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -62,3 +67,7 @@ class Storage(DirectoryTables, DocumentTables):
         ConfigError: from the constructor, for a URL of no supported database.
         StorageError: from the constructor and every method, for any driver failure.
     """
+
+    def __init__(self, target: str | Path | DatabaseTarget) -> None:
+        super().__init__(target)
+        self._listen()  # only now: every cache an announcement may touch exists
