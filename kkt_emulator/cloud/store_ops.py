@@ -72,6 +72,7 @@ class StoreOperations(ServiceCore):
         now = self.clock.now()
         key = client_id or ""
         with self.storage.transaction():
+            self.storage.lock_point(point.id)  # one cloud process at a time per point (D75)
             existing = self.storage.get_association_for(point.id, key)
             user_name = existing.user_name if existing is not None else str(uuid.uuid4())
             self.storage.upsert_association(

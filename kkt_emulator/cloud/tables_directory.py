@@ -177,6 +177,16 @@ class DirectoryTables(Database):
             self._announce("point", point.id)
             self._announce("change", point.id)  # a point turned on may have documents to lease
 
+    def lock_point(self, point_id: str) -> None:
+        """Hold the point's row until the transaction ends (PostgreSQL; D75).
+
+        A transaction that looks for a row of the point and then creates it (an association of a
+        ``clientId``, a till's binding) takes this first, so two cloud processes doing the same
+        for one point do it one after the other and the second finds what the first made.
+        """
+        if self._for_update():
+            self._execute("SELECT id FROM retail_points WHERE id = ? FOR UPDATE", (point_id,))
+
     def get_point(self, point_id: str) -> RetailPoint | None:
         """The retail point with this id (deleted ones included), if any."""
         point = self._points.get(point_id)

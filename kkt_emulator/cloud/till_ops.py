@@ -154,6 +154,7 @@ class TillOperations(TimerOperations):
         token = new_token()
         now = self.clock.now()
         with self.storage.transaction():
+            self.storage.lock_point(point.id)  # one cloud process at a time per point (D75)
             existing = self.storage.get_device_by_serial(till_serial)
             device_id = existing.device_id if existing is not None else str(uuid.uuid4())
             self.storage.upsert_device(

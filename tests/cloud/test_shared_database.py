@@ -7,6 +7,7 @@ calls; the caches and wake-ups of one storage follow the writes of another.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import threading
 import time
@@ -19,6 +20,7 @@ import pytest
 
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.cloud import lifecycle as lc
+from kkt_emulator.cloud.schemas import BindRequest
 from kkt_emulator.cloud.service import DEFAULT_ACCOUNT, CloudService
 from kkt_emulator.cloud.settings import CloudSettings, DuplicatePolicy, PickupWindow
 from kkt_emulator.cloud.storage import (
@@ -26,6 +28,7 @@ from kkt_emulator.cloud.storage import (
     Association,
     Device,
     DocumentRecord,
+    MasterCredential,
     RetailPoint,
     Storage,
     StorageError,
@@ -393,3 +396,51 @@ def test_a_broken_connection_is_one_error_and_then_opened_again(
     with a.transaction():
         a.insert_document(document(1))
     assert a.count_documents() == 1
+
+
+def test_an_association_made_while_another_process_makes_it_is_the_same(
+    url: str, opened: Callable[[str], Storage]
+) -> None:
+    a, b = services(url, opened)
+    login, password = "service", "secret-password"
+    salt, digest = a.hasher.hash(password)
+    with a.storage.transaction():
+        a.storage.upsert_master_credential(
+            MasterCredential(login, DEFAULT_ACCOUNT, POINT, "service", salt, digest), T0
+        )
+    header = "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()
+    first = Association("made-by-a", POINT, "shop", DEFAULT_ACCOUNT, b"s", b"h", T0, T0)
+    inside = threading.Event()
+    answers: list[str] = []
+
+    def a_associates_slowly() -> None:  # what associate does in a, with time to overtake it
+        with a.storage.transaction():
+            a.storage.lock_point(POINT)
+            assert a.storage.get_association_for(POINT, "shop") is None
+            inside.set()
+            time.sleep(0.3)
+            a.storage.upsert_association(first)
+
+    def b_associates() -> None:
+        assert inside.wait(5)
+        answers.append(b.associate(header, POINT, "shop")["userName"])
+
+    race(a_associates_slowly, b_associates)
+    assert answers == ["made-by-a"]  # b waited for a and rotated a's association (D6)
+    bound: list[str] = []
+    inside.clear()
+
+    def a_binds_slowly() -> None:
+        with a.storage.transaction():
+            a.storage.lock_point(POINT)
+            inside.set()
+            time.sleep(0.3)
+            a.storage.upsert_device(device("bound-by-a", "token-a"))
+
+    def b_binds() -> None:
+        assert inside.wait(5)
+        request = BindRequest(tillSerial="bound-by-a", retailPointId=POINT)
+        bound.append(b.bind(header, request)["deviceId"])
+
+    race(a_binds_slowly, b_binds)
+    assert bound == ["bound-by-a"]  # one binding of the till serial
