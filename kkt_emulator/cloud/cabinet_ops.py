@@ -100,6 +100,7 @@ class CabinetOperations(ServiceCore):
             fields["defaultTaxMode"] = TaxSystem(fields["defaultTaxMode"])
         now = self.clock.now()
         with self.storage.transaction():
+            self.storage.lock_point(point_id)  # a change of another cloud process is not lost
             point = self._point(point_id)
             if body.accountId is not None:
                 self._account(body.accountId)
@@ -120,6 +121,7 @@ class CabinetOperations(ServiceCore):
     def delete_point(self, point_id: str) -> None:
         """Delete a retail point (its documents stay; its credentials get 403, D5)."""
         with self.storage.transaction():
+            self.storage.lock_point(point_id)
             point = self._point(point_id)
             self.storage.update_point(dataclasses.replace(point, deleted=True))
 

@@ -181,11 +181,14 @@ class DirectoryTables(Database):
         """Hold the point's row until the transaction ends (PostgreSQL; D75).
 
         A transaction that looks for a row of the point and then creates it (an association of a
-        ``clientId``, a till's binding) takes this first, so two cloud processes doing the same
-        for one point do it one after the other and the second finds what the first made.
+        ``clientId``, a till's binding), or changes the point itself, takes this first, so two
+        cloud processes doing the same for one point do it one after the other and the second
+        finds what the first made.
         """
         if self._for_update():
-            self._execute("SELECT id FROM retail_points WHERE id = ? FOR UPDATE", (point_id,))
+            with self._lock:
+                self._execute("SELECT id FROM retail_points WHERE id = ? FOR UPDATE", (point_id,))
+                self._points.pop(point_id, None)  # read it again, as it is now that it is held
 
     def get_point(self, point_id: str) -> RetailPoint | None:
         """The retail point with this id (deleted ones included), if any."""

@@ -20,7 +20,7 @@ import pytest
 
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.cloud import lifecycle as lc
-from kkt_emulator.cloud.schemas import BindRequest
+from kkt_emulator.cloud.schemas import BindRequest, RetailPointUpdate
 from kkt_emulator.cloud.service import DEFAULT_ACCOUNT, CloudService
 from kkt_emulator.cloud.settings import CloudSettings, DuplicatePolicy, PickupWindow
 from kkt_emulator.cloud.storage import (
@@ -444,3 +444,28 @@ def test_an_association_made_while_another_process_makes_it_is_the_same(
 
     race(a_binds_slowly, b_binds)
     assert bound == ["bound-by-a"]  # one binding of the till serial
+
+
+def test_point_changes_of_two_processes_are_both_kept(
+    url: str, opened: Callable[[str], Storage]
+) -> None:
+    a, b = services(url, opened)
+    assert b.storage.get_point(POINT) == retail_point()  # cached in b before a's change
+    inside = threading.Event()
+
+    def a_renames_slowly() -> None:
+        with a.storage.transaction():
+            a.storage.lock_point(POINT)
+            point = a.storage.get_point(POINT)
+            assert point is not None
+            inside.set()
+            time.sleep(0.3)
+            a.storage.update_point(dataclasses.replace(point, name="Renamed by a"))
+
+    def b_turns_documents_off() -> None:
+        assert inside.wait(5)
+        b.update_point(POINT, RetailPointUpdate(internetDocsEnabled=False))
+
+    race(a_renames_slowly, b_turns_documents_off)
+    fresh = opened(url).get_point(POINT)
+    assert fresh == retail_point(name="Renamed by a", internet_docs_enabled=False)
