@@ -5,7 +5,9 @@ one exchange, D63).
 
 The long poll of ``lease`` waits on the clock's pacing (real time), never on business time, and
 leases only after checking that its client is still connected, then answers at once: a handler
-whose client left never takes documents it could not hand over.
+whose client left never takes documents it could not hand over. It waits on the :class:`Notifier`
+of its retail point and re-checks only when that point changed or at its deadline (D66); holding
+and renewing a long poll marks the till as seen (D67).
 """
 
 from __future__ import annotations
@@ -52,25 +54,73 @@ class OutboxRequest(BaseModel):
 
 
 class Notifier:
-    """Wakes long polls when documents may have become eligible."""
+    """Wakes the long polls of one retail point when its documents may have become eligible (D66).
+
+    Waiters are kept by retail point: :meth:`notify` with a point id wakes only that point's long
+    polls, ``None`` (anything may have changed) wakes all of them. A long poll re-checks only when
+    woken or at its deadline; the timer pass notifies the points whose deadlines it fired, so no
+    waiter needs a periodic re-check. :attr:`wakeups` counts the waits a notification ended and
+    :attr:`waiting` the long polls waiting now, per point (tests and measurements read them).
+    """
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
+        self._events: dict[str, asyncio.Event] = {}
+        self.waiting: dict[str, int] = {}
+        self.wakeups = 0
 
-    def notify(self) -> None:
-        """Wake every current waiter."""
-        event, self._event = self._event, asyncio.Event()
-        event.set()
+    def notify(self, point_id: str | None) -> None:
+        """Wake the long polls of ``point_id``, or every long poll for ``None``."""
+        if point_id is None:
+            events = list(self._events.values())
+            self._events.clear()
+        else:
+            event = self._events.pop(point_id, None)
+            events = [] if event is None else [event]
+        for event in events:
+            event.set()
 
-    async def wait(self, clock: Clock, seconds: float) -> None:
-        """Wait for :meth:`notify` or ``seconds`` of pacing time, whichever comes first."""
-        waiter = asyncio.ensure_future(self._event.wait())
+    async def wait(
+        self,
+        point_id: str,
+        clock: Clock,
+        seconds: float,
+        gone: asyncio.Future[None] | None = None,
+    ) -> bool:
+        """Wait for a notification of ``point_id`` or ``seconds`` of pacing time; whether woken.
+
+        ``gone`` (the client left) ends the wait too.
+        """
+        event = self._events.get(point_id)
+        if event is None:
+            event = self._events[point_id] = asyncio.Event()
+        self.waiting[point_id] = self.waiting.get(point_id, 0) + 1
+        waiter = asyncio.ensure_future(event.wait())
         pacer = asyncio.ensure_future(clock.pace(seconds))
         try:
-            await asyncio.wait({waiter, pacer}, return_when=asyncio.FIRST_COMPLETED)
+            waits: set[asyncio.Future[Any]] = {waiter, pacer}
+            if gone is not None:
+                waits.add(gone)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in (waiter, pacer):
                 task.cancel()
+            left = self.waiting[point_id] - 1
+            if left:
+                self.waiting[point_id] = left
+            else:
+                del self.waiting[point_id]
+                if self._events.get(point_id) is event and not event.is_set():
+                    del self._events[point_id]  # no waiter left: the point costs nothing
+        woken = event.is_set()
+        if woken:
+            self.wakeups += 1
+        return woken
+
+
+async def _disconnected(request: Request) -> None:
+    """Return when the client of ``request`` (a long poll without a body) has gone away."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
@@ -111,18 +161,34 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
         resume: Annotated[bool, Query()] = False,
     ) -> Any:
         device, point = service.authenticate_device(request.headers.get("authorization"))
-        deadline = clock.monotonic() + min(wait, service.settings.max_lease_wait)
-        while True:
-            if await request.is_disconnected():
-                return Response(status_code=204)
-            # no await until answered; ``resume`` hands back this till's own pending leases
-            documents = service.lease(device, point, max_docs, resume=resume)
-            if documents:
-                return {"documents": [d.to_json() for d in documents]}
-            remaining = deadline - clock.monotonic()
-            if remaining <= 0:
-                return Response(status_code=204)
-            await notifier.wait(clock, min(remaining, 1.0))
+        wait = min(wait, service.settings.max_lease_wait)
+        deadline = clock.monotonic() + wait
+        if wait > 0:
+            service.mark_seen(device)  # a long poll is the idle till's sign of life (D67)
+        gone: asyncio.Future[None] | None = None
+        try:
+            while True:
+                # one reader of the client's messages at a time: the watcher, once it runs
+                left = gone.done() if gone is not None else await request.is_disconnected()
+                if left:
+                    return Response(status_code=204)
+                # no await until answered; ``resume`` hands back this till's own pending leases
+                documents = service.lease(device, point, max_docs, resume=resume)
+                if documents:
+                    return {"documents": [d.to_json() for d in documents]}
+                remaining = deadline - clock.monotonic()
+                if remaining <= 0:
+                    if wait > 0:
+                        service.mark_seen(device)  # held to its end: the till was there all along
+                    return Response(status_code=204)
+                if gone is None:
+                    gone = asyncio.ensure_future(_disconnected(request))
+                # D66: only a change at this point, the deadline or the client leaving ends the
+                # wait; there is no periodic re-check
+                await notifier.wait(point.id, clock, remaining, gone)
+        finally:
+            if gone is not None:
+                gone.cancel()
 
     @router.post(
         "/results",

@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from kkt_emulator.cloud import lifecycle as lc
 from kkt_emulator.cloud.core import UNAUTHORIZED
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from kkt_emulator.cloud.storage import DocumentRecord, RetailPoint
 
 __all__ = [
+    "SEEN_EVERY",
     "LeasedDocument",
     "OfdAckSummary",
     "OutboxAnswer",
@@ -54,6 +56,10 @@ __all__ = [
     "ResultOutcome",
     "TillOperations",
 ]
+
+SEEN_EVERY: Final = timedelta(seconds=5)
+"""How often at most a long poll moves its till's last-contact time (D67): the real till's
+heartbeat interval."""
 
 # The order of the OFD delivery states: an acknowledgement never goes back to "sent".
 _OFD_RANK: dict[OfdState, int] = {"not_sent": 0, "sent": 1, "acknowledged": 2}
@@ -207,6 +213,32 @@ class TillOperations(TimerOperations):
             "settings": self.point_settings(point),
         }
 
+    def mark_seen(self, device: Device) -> bool:
+        """A long poll held or renewed: the till is alive, so its last contact moves (D67).
+
+        The time ``/v1/status`` and the cabinet show (D40) is the till's last contact: a
+        heartbeat, or the start or the end of a long poll. The stored heartbeat stays as the till
+        sent it; only its time moves, at most once per :data:`SEEN_EVERY`: an idle long-polling till
+        writes one row per long poll, and its time is at most one long-poll wait old. A till that never sent a heartbeat stays
+        ``ASSOCIATED`` (D40). Returns whether the time was written.
+        """
+        current = self.storage.get_device_by_token(device.token_hash)
+        if current is None or current.heartbeat is None:
+            return False
+        now = self.clock.now()
+        last = current.last_heartbeat_at
+        if last is not None and now - last < SEEN_EVERY:
+            return False
+        with self.storage.transaction():
+            self.storage.record_heartbeat(
+                current.device_id,
+                now,
+                fn_ok=bool(current.fn_ok),
+                body=current.heartbeat,
+                fn_serial="",
+            )
+        return True
+
     def has_eligible(self, point_id: str) -> bool:
         """Whether a till of the point would get a document now."""
         return bool(self.storage.eligible_for_lease(point_id, 1))
@@ -246,7 +278,7 @@ class TillOperations(TimerOperations):
                 items.append(self._lease_item(leased, point))
         if items:
             self.log.info("documents_leased", device_id=device.device_id, count=len(items))
-            self.on_change()
+            self.on_change(point.id)
         return items
 
     @staticmethod
@@ -274,7 +306,7 @@ class TillOperations(TimerOperations):
         answers: list[ResultAnswer] = []
         with self.storage.transaction():
             answers.extend(self._result(device, point, item) for item in items)
-        self.on_change()
+        self.on_change(point.id)
         return answers
 
     def _result(self, device: Device, point: RetailPoint, item: ResultItem) -> ResultAnswer:
@@ -421,7 +453,7 @@ class TillOperations(TimerOperations):
             answers = tuple(self._result(device, point, item) for item in results)
             summary = self._ofd_acks(device, acks)
         if results:
-            self.on_change()
+            self.on_change(point.id)
         return OutboxAnswer(answers, summary)
 
     def ofd_acks(self, device: Device, items: Sequence[OfdAck]) -> OfdAckSummary:

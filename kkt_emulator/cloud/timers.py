@@ -32,22 +32,29 @@ class TimerOperations(ServiceCore):
         """Fire every lifecycle deadline due at ``now``, earliest first, each at its own time.
 
         Returns the number of deadlines processed. Callbacks are not sent here (they need I/O).
+        Each retail point whose documents a deadline moved is announced once per round (D66), so
+        its long polls re-check without any periodic tick.
         """
         done = 0
         while True:
             due = self.storage.due_timers(now)
             if not due:
                 return done
+            points: dict[str, None] = {}
             for timer in due:
                 with self.storage.transaction():
-                    self._fire(timer)
+                    point_id = self._fire(timer)
+                if point_id is not None:
+                    points[point_id] = None
                 done += 1
-            self.on_change()
+            for point_id in points:
+                self.on_change(point_id)
 
-    def _fire(self, timer: DueTimer) -> None:
+    def _fire(self, timer: DueTimer) -> str | None:
+        """Fire one deadline; the retail point of its document."""
         record = self.storage.get_document_by_seq(timer.seq)
         if record is None:  # pragma: no cover - documents are never deleted
-            return
+            return None
         point = self.storage.get_point(record.retail_point_id)
         block = bool(point is not None and point.stop_on_errors)
         event: lc.Event
@@ -69,6 +76,7 @@ class TimerOperations(ServiceCore):
             else:
                 state = dataclasses.replace(record.state, dispatch_at=None)
             self.storage.update_document(dataclasses.replace(record, state=state))
+        return record.retail_point_id
 
     def next_deadline(self, in_flight: Sequence[int] = ()) -> datetime | None:
         """The earliest deadline of any timer, ignoring callbacks already in flight."""

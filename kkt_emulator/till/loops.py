@@ -27,9 +27,15 @@ if TYPE_CHECKING:
     from kkt_emulator.till.cloud_link import Lease
     from kkt_emulator.till.ofd_sender import OfdSender
 
-__all__ = ["ACK_GATHER", "OFD_IDLE_CHECK", "OUTBOX_GATHER", "Loops"]
+__all__ = ["ACK_GATHER", "IDLE_SAFETY_NET", "OFD_IDLE_CHECK", "OUTBOX_GATHER", "Loops"]
 
 OFD_IDLE_CHECK = 5.0  # seconds between OFD queue checks when nothing woke the sender
+IDLE_SAFETY_NET = 60.0
+"""Seconds (pacing) between the outbox and OFD loops' checks of a long-polling till when nothing
+woke them (D68): every report and every new document wakes them at once, so an idle fleet's loops
+stay asleep; the real till's timer-paced settings (``long_poll`` 0) keep their short checks."""
+MIN_LONG_POLL = 0.5
+"""The shortest long poll a long-polling till sends when a coalesced heartbeat shortens it."""
 OUTBOX_GATHER = 0.1
 """Seconds the outbox loop lets reports gather after a wake-up, so reports queued close together
 reach the cloud in one exchange rather than one each."""
@@ -122,6 +128,8 @@ class Loops:
         wait = ctx.settings.long_poll
         if wait <= 0:
             return await self.link.lease(ctx.settings.max_docs)
+        # Moved counts are reported with a coalesced heartbeat (D68): the wait ends when it is due.
+        wait = min(wait, max(self.views.heartbeat_in(), MIN_LONG_POLL))
         lease = asyncio.ensure_future(self.link.lease(ctx.settings.max_docs, wait=wait))
         woken = asyncio.ensure_future(ctx.wake.wait())
         try:
@@ -142,6 +150,22 @@ class Loops:
             self.link.resume_leases()
             ctx.log.debug("long_poll_abandoned")
             return []
+
+    async def _report_going_quiet(self) -> None:
+        """A till that stops polling with a network (power saving) tells the cloud, once (D68).
+
+        The heartbeat that says ``powerSaving`` is the last one until the till polls again, so
+        the cabinet shows why it went quiet (support-cases.md §4). Offline, nothing can be sent;
+        the first poll back reports the change.
+        """
+        ctx = self.ctx
+        if not ctx.online() or ctx.store is None or not self.views.state_changed():
+            return
+        try:
+            await self.views.heartbeat()
+        except (TransportError, CloudError, DriveError) as exc:
+            ctx.last_error = str(exc)
+            ctx.log.warning("quiet_heartbeat_failed", error=str(exc))
 
     async def _pace_ofd_backlog(self) -> None:
         """Slow down while the drive holds more unsent documents than the profile allows.
@@ -191,6 +215,7 @@ class Loops:
         while not ctx.stopping.is_set():
             ctx.wake.clear()  # a change from here on ends this cycle's long poll (see _lease)
             if not ctx.polling_allowed():
+                await self._report_going_quiet()
                 await ctx.pause(ctx.settings.poll_interval)
                 continue
             try:
@@ -216,6 +241,10 @@ class Loops:
                 continue  # more may be waiting: poll again at once
             if ctx.settings.long_poll <= 0:
                 await ctx.pause(ctx.settings.poll_interval)
+
+    def _idle_check(self, realistic: float) -> float:
+        """Seconds between a loop's checks when nothing woke it: short only for the real poll."""
+        return realistic if self.ctx.settings.long_poll <= 0 else max(realistic, IDLE_SAFETY_NET)
 
     # ------------------------------------------------------------------ outbox
 
@@ -267,7 +296,7 @@ class Loops:
                 ctx.outbox_wake.clear()  # anything queued during the flush wakes the next turn
                 await self.flush_outbox()
                 backoff = 0.5
-                if await ctx.outbox_pause(max(ctx.settings.poll_interval, 0.2)):
+                if await ctx.outbox_pause(self._idle_check(max(ctx.settings.poll_interval, 0.2))):
                     await ctx.clock.pace(OUTBOX_GATHER)
                     store = ctx.store
                     if self._in_batch or store is None or not store.outbox("result", limit=1):
@@ -382,7 +411,7 @@ class Loops:
                     # Every new document wakes this loop at once; the timer is only a safety net,
                     # and a long one keeps an idle fleet cheap (200 tills polled the drive 200
                     # times a second).
-                    await ctx.ofd_pause(OFD_IDLE_CHECK)
+                    await ctx.ofd_pause(self._idle_check(OFD_IDLE_CHECK))
                 except (TransportError, DriveError) as exc:
                     self._report_unacknowledged(sender)
                     backoff = min(max(backoff * 2, 0.5), 30.0)

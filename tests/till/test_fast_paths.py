@@ -232,3 +232,91 @@ async def test_a_wake_up_during_a_round_is_kept_for_the_next_pause(tmp_path: Pat
     assert await asyncio.wait_for(ctx.outbox_pause(3600.0), timeout=30.0) is True
     ctx.outbox_wake.clear()
     assert await ctx.outbox_pause(0.0) is False
+
+
+async def test_an_idle_long_polling_till_heartbeats_only_on_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D68: liveness comes from the long poll; heartbeats come with changes, and rarely else."""
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    skipped = [0.0]
+    real_monotonic = clock.monotonic
+    # Pacing time jumps ahead by whole minutes of idleness without the test waiting for them.
+    monkeypatch.setattr(clock, "monotonic", lambda: real_monotonic() + skipped[0])
+    options = StackOptions(
+        profile=load_profile(DEFAULT_PROFILE),
+        state_dir=tmp_path,
+        till_settings={"poll_interval": 3600.0},
+        long_poll=0.05,
+    )
+    async with Stack(options, clock) as stack:
+        kkt = StackHarness(stack, clock)
+        till = kkt.till
+        try:
+
+            async def polls_pass(n: int) -> None:
+                target = till.counters["polls"] + n
+                for _ in range(1000):
+                    if till.counters["polls"] >= target:
+                        return
+                    await asyncio.sleep(0.01)
+                raise AssertionError("the till stopped polling")
+
+            await polls_pass(2)
+            # Start-up moved counts (the OFD took the registration): reported once, coalesced.
+            skipped[0] += 60.0
+            await polls_pass(3)
+            calls = _record_calls(till.link)
+            for _ in range(9):  # nine idle minutes, a few long polls in each
+                skipped[0] += 60.0
+                await polls_pass(2)
+            assert "/heartbeat" not in calls
+            assert calls.count("/lease") >= 18
+
+            till.inject_fault("fn.memory_warning")  # a change the cabinet must see
+            await polls_pass(3)
+            assert calls.count("/heartbeat") == 1
+            [device] = await kkt.cabinet("GET", "/heartbeats")
+            assert device["heartbeat"]["fn"]["warnings"] != 0
+
+            skipped[0] += views.HEARTBEAT_IDLE  # ten quiet minutes more: the safety net
+            await polls_pass(3)
+            assert calls.count("/heartbeat") == 2
+        finally:
+            await kkt.http.aclose()
+
+
+async def test_a_long_polling_till_reports_moved_counts_once_coalesced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    skipped = [0.0]
+    real_monotonic = clock.monotonic
+    monkeypatch.setattr(clock, "monotonic", lambda: real_monotonic() + skipped[0])
+    options = StackOptions(
+        profile=load_profile(DEFAULT_PROFILE),
+        state_dir=tmp_path,
+        till_settings={"poll_interval": 3600.0},
+        long_poll=30.0,
+    )
+    async with Stack(options, clock) as stack:
+        kkt = StackHarness(stack, clock)
+        try:
+            for _ in range(1000):
+                [before] = await kkt.cabinet("GET", "/heartbeats")
+                if before["heartbeat"] is not None:
+                    break
+                await asyncio.sleep(0.01)
+            calls = _record_calls(kkt.till.link)
+            skipped[0] += views.HEARTBEAT_EVERY  # the coalescing interval has passed
+            doc = kkt.sale(10.0)
+            await kkt.post_document(doc)
+            await kkt.wait_for_status(doc["id"], "COMPLETED")
+            for _ in range(1000):  # the poll after the batch reports the moved counts
+                if "/heartbeat" in calls:
+                    break
+                await asyncio.sleep(0.01)
+            [after] = await kkt.cabinet("GET", "/heartbeats")
+            assert after["heartbeat"]["fn"]["lastFd"] > before["heartbeat"]["fn"]["lastFd"]
+        finally:
+            await kkt.http.aclose()
