@@ -13,6 +13,8 @@ and renewing a long poll marks the till as seen (D67).
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -28,12 +30,16 @@ from kkt_emulator.cloud.schemas import (
     ResultItem,
     ResultsRequest,
 )
+from kkt_emulator.cloud.till_ops import WATCH_SEEN_EVERY
 
 if TYPE_CHECKING:
     from kkt_emulator.clock import Clock
     from kkt_emulator.cloud.service import CloudService
 
-__all__ = ["Notifier", "OutboxRequest", "device_router"]
+__all__ = ["MAX_WATCHED", "Notifier", "OutboxRequest", "WatchRequest", "device_router"]
+
+MAX_WATCHED = 10000
+"""The most tills one fleet watch may name (their tokens fit the body limit, D8)."""
 
 _basic = HTTPBasic(auto_error=False, description="The retail point's service credentials")
 _bearer = HTTPBearer(auto_error=False, description="The token returned by /bind")
@@ -53,68 +59,101 @@ class OutboxRequest(BaseModel):
     acks: list[OfdAck] = Field(default_factory=list, max_length=10000)
 
 
+class WatchRequest(BaseModel):
+    """``POST /watch`` (D69): the bearer tokens of the tills one fleet process watches for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tokens: list[str] = Field(max_length=MAX_WATCHED)
+
+
+def _after(text: str, epoch: str) -> int:
+    """The sequence number of a watch's ``after`` (``EPOCH:N``); -1 (everything) for another epoch."""
+    mark, sep, number = text.partition(":")
+    if not sep or mark != epoch or not number.isdigit():
+        return -1
+    return int(number)
+
+
 class Notifier:
     """Wakes the long polls of one retail point when its documents may have become eligible (D66).
 
-    Waiters are kept by retail point: :meth:`notify` with a point id wakes only that point's long
-    polls, ``None`` (anything may have changed) wakes all of them. A long poll re-checks only when
-    woken or at its deadline; the timer pass notifies the points whose deadlines it fired, so no
-    waiter needs a periodic re-check. :attr:`wakeups` counts the waits a notification ended and
-    :attr:`waiting` the long polls waiting now, per point (tests and measurements read them).
+    Waiters are kept by retail point: :meth:`notify` with a point id wakes only the waits that
+    name that point, ``None`` (anything may have changed) wakes all of them. A long poll re-checks
+    only when woken or at its deadline; the timer pass notifies the points whose deadlines it fired,
+    so no waiter needs a periodic re-check. Every notification takes the next number of a sequence
+    (:meth:`changed_since` tells a fleet watch which points changed after the number it last saw,
+    D69); :attr:`epoch` names this sequence, which starts again with the process. :attr:`wakeups`
+    counts the waits a notification ended (tests and measurements read it).
     """
 
     def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-        self.waiting: dict[str, int] = {}
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._changed: dict[str, int] = {}
+        self._all_changed = 0
+        self.seq = 0
+        self.epoch = uuid.uuid4().hex[:12]
         self.wakeups = 0
 
+    @property
+    def waiting(self) -> dict[str, int]:
+        """How many waits name each retail point now."""
+        return {point: len(futures) for point, futures in self._waiters.items()}
+
     def notify(self, point_id: str | None) -> None:
-        """Wake the long polls of ``point_id``, or every long poll for ``None``."""
+        """Wake the waits of ``point_id``, or every wait for ``None``."""
+        self.seq += 1
         if point_id is None:
-            events = list(self._events.values())
-            self._events.clear()
+            self._all_changed = self.seq
+            groups = list(self._waiters.values())
+            self._waiters.clear()
         else:
-            event = self._events.pop(point_id, None)
-            events = [] if event is None else [event]
-        for event in events:
-            event.set()
+            self._changed[point_id] = self.seq
+            waiters = self._waiters.pop(point_id, None)
+            groups = [] if waiters is None else [waiters]
+        for futures in groups:
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+
+    def changed_since(self, point_id: str, seq: int) -> bool:
+        """Whether ``point_id`` was notified (by name or as "anything") after number ``seq``."""
+        return max(self._changed.get(point_id, 0), self._all_changed) > seq
 
     async def wait(
         self,
-        point_id: str,
+        point_ids: str | Collection[str],
         clock: Clock,
         seconds: float,
         gone: asyncio.Future[None] | None = None,
     ) -> bool:
-        """Wait for a notification of ``point_id`` or ``seconds`` of pacing time; whether woken.
+        """Wait for a notification of one of ``point_ids`` or ``seconds`` of pacing time.
 
-        ``gone`` (the client left) ends the wait too.
+        ``gone`` (the client left) ends the wait too. Returns whether a notification ended it.
         """
-        event = self._events.get(point_id)
-        if event is None:
-            event = self._events[point_id] = asyncio.Event()
-        self.waiting[point_id] = self.waiting.get(point_id, 0) + 1
-        waiter = asyncio.ensure_future(event.wait())
+        points = (point_ids,) if isinstance(point_ids, str) else tuple(point_ids)
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for point in points:
+            self._waiters.setdefault(point, set()).add(woken)
         pacer = asyncio.ensure_future(clock.pace(seconds))
         try:
-            waits: set[asyncio.Future[Any]] = {waiter, pacer}
+            waits: set[asyncio.Future[Any]] = {woken, pacer}
             if gone is not None:
                 waits.add(gone)
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (waiter, pacer):
-                task.cancel()
-            left = self.waiting[point_id] - 1
-            if left:
-                self.waiting[point_id] = left
-            else:
-                del self.waiting[point_id]
-                if self._events.get(point_id) is event and not event.is_set():
-                    del self._events[point_id]  # no waiter left: the point costs nothing
-        woken = event.is_set()
-        if woken:
+            pacer.cancel()
+            for point in points:
+                futures = self._waiters.get(point)
+                if futures is not None:
+                    futures.discard(woken)
+                    if not futures:
+                        del self._waiters[point]  # no waiter left: the point costs nothing
+        if woken.done():
             self.wakeups += 1
-        return woken
+            return True
+        woken.cancel()
+        return False
 
 
 async def _disconnected(request: Request) -> None:
@@ -164,7 +203,7 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
         wait = min(wait, service.settings.max_lease_wait)
         deadline = clock.monotonic() + wait
         if wait > 0:
-            service.mark_seen(device)  # a long poll is the idle till's sign of life (D67)
+            service.mark_seen([device])  # a long poll is the idle till's sign of life (D67)
         gone: asyncio.Future[None] | None = None
         try:
             while True:
@@ -179,13 +218,62 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
                 remaining = deadline - clock.monotonic()
                 if remaining <= 0:
                     if wait > 0:
-                        service.mark_seen(device)  # held to its end: the till was there all along
+                        service.mark_seen([device])  # held to its end: the till was there all along
                     return Response(status_code=204)
                 if gone is None:
                     gone = asyncio.ensure_future(_disconnected(request))
                 # D66: only a change at this point, the deadline or the client leaving ends the
                 # wait; there is no periodic re-check
                 await notifier.wait(point.id, clock, remaining, gone)
+        finally:
+            if gone is not None:
+                gone.cancel()
+
+    @router.post(
+        "/watch",
+        responses={400: {"model": MessageSchema}},
+        summary="A fleet process's one long poll for all its tills (D69): which of the named tills"
+        " have documents waiting at their retail point since the last answer",
+    )
+    async def watch(
+        request: Request,
+        body: WatchRequest,
+        wait: Annotated[float, Query(ge=0.0, le=30.0)] = 0.0,
+        after: Annotated[str, Query(max_length=64)] = "",
+    ) -> dict[str, Any]:
+        found, refused = service.watched(body.tokens)
+        points: dict[str, list[int]] = {}
+        for index, _, point in found:
+            points.setdefault(point.id, []).append(index)
+        wait = min(wait, service.settings.max_lease_wait)
+        deadline = clock.monotonic() + wait
+        devices = [device for _, device, _ in found]
+        if wait > 0:
+            service.mark_seen(devices, WATCH_SEEN_EVERY)
+        seen = _after(after, notifier.epoch)
+        gone: asyncio.Future[None] | None = None
+        try:
+            while True:
+                cursor = notifier.seq  # what this check covers: a later change is news
+                ready = [
+                    index
+                    for point_id, indices in points.items()
+                    if notifier.changed_since(point_id, seen) and service.has_eligible(point_id)
+                    for index in indices
+                ]
+                seen = cursor
+                remaining = deadline - clock.monotonic()
+                if ready or refused or not points or remaining <= 0 or (gone and gone.done()):
+                    if remaining <= 0 and wait > 0:
+                        service.mark_seen(devices, WATCH_SEEN_EVERY)
+                    return {
+                        "ready": sorted(ready),
+                        "refused": refused,
+                        "after": f"{notifier.epoch}:{cursor}",
+                    }
+                if gone is None:
+                    gone = asyncio.ensure_future(_disconnected(request))
+                await notifier.wait(points.keys(), clock, remaining, gone)
         finally:
             if gone is not None:
                 gone.cancel()

@@ -20,6 +20,7 @@ from kkt_emulator.till.context import SimulatedCrash, TillContext
 from kkt_emulator.till.fault_control import FaultControl
 from kkt_emulator.till.faults import FaultName
 from kkt_emulator.till.fiscal import Fiscaliser
+from kkt_emulator.till.fleet_watch import FleetWatch, WatchMember
 from kkt_emulator.till.shifts import Shifts
 from kkt_emulator.till.views import StateViews
 
@@ -87,6 +88,8 @@ class Loops:
         self._flush_lock = asyncio.Lock()
         self._in_batch = False
         """Whether the poll loop is fiscalising a batch, whose flush at its end reports it."""
+        self._watch: WatchMember | None = None
+        self._watch_refused = False
 
     # ------------------------------------------------------------------ poll
 
@@ -128,6 +131,9 @@ class Loops:
         wait = ctx.settings.long_poll
         if wait <= 0:
             return await self.link.lease(ctx.settings.max_docs)
+        member = self._fleet_watch(wait)
+        if member is not None:
+            return await self._lease_watched(member)
         # Moved counts are reported with a coalesced heartbeat (D68): the wait ends when it is due.
         wait = min(wait, max(self.views.heartbeat_in(), MIN_LONG_POLL))
         lease = asyncio.ensure_future(self.link.lease(ctx.settings.max_docs, wait=wait))
@@ -150,6 +156,66 @@ class Loops:
             self.link.resume_leases()
             ctx.log.debug("long_poll_abandoned")
             return []
+
+    def _fleet_watch(self, wait: float) -> WatchMember | None:
+        """This till's place in its process's fleet watch (D69), joined on first use.
+
+        ``None`` when the till long-polls on its own: an ``https`` cloud or a test transport, a
+        cloud without ``/watch``, or a watch that names as many tills as it may.
+        """
+        member = self._watch
+        if member is not None:
+            if member.watch.supported is not False and not member.watch.closed:
+                return member
+            member.close()
+            self._watch = None
+            if member.watch.supported is False:
+                self._watch_refused = True
+        if self._watch_refused:
+            return None
+        watch = FleetWatch.shared(self.link.server) if self.link.plain_http else None
+        link, ctx = self.link, self.ctx
+        self._watch = (
+            None if watch is None else watch.join(lambda: link.token, ctx.polling_allowed, wait)
+        )
+        self._watch_refused = self._watch is None
+        return self._watch
+
+    async def _lease_watched(self, member: WatchMember) -> list[Lease]:
+        """Lease, and when nothing is there wait for the fleet watch to say there is (D69).
+
+        The watch's signal is cleared before the lease, so one that comes during the lease is
+        kept. The wait also ends on :attr:`TillContext.wake` (a setting or a fault changed) and
+        when a heartbeat falls due (D68); a signal from the watch is followed by a lease at once.
+        """
+        ctx = self.ctx
+        member.ready.clear()
+        items = await self.link.lease(ctx.settings.max_docs)
+        if items:
+            return items
+        member.listen()
+        ready = asyncio.ensure_future(member.ready.wait())
+        woken = asyncio.ensure_future(ctx.wake.wait())
+        try:
+            await asyncio.wait(
+                {ready, woken},
+                timeout=max(self.views.heartbeat_in(), MIN_LONG_POLL),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            ready.cancel()
+            woken.cancel()
+        if member.ready.is_set() and not ctx.wake.is_set():
+            member.ready.clear()
+            return await self.link.lease(ctx.settings.max_docs)
+        return []
+
+    def leave_fleet_watch(self) -> None:
+        """Leave the fleet watch (the poll loop ends)."""
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+        self._watch_refused = False
 
     async def _report_going_quiet(self) -> None:
         """A till that stops polling with a network (power saving) tells the cloud, once (D68).
@@ -210,6 +276,12 @@ class Loops:
 
     async def poll_loop(self) -> None:
         """Poll until the till stops; back off while the cloud or the link fails."""
+        try:
+            await self._poll_loop()
+        finally:
+            self.leave_fleet_watch()
+
+    async def _poll_loop(self) -> None:
         ctx = self.ctx
         backoff = 0.5
         while not ctx.stopping.is_set():

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from cloud_helpers import FakeTill, Point, doc_status, make_point, minimal_doc, post_doc
 
-from kkt_emulator.cloud.device_api import Notifier
+from kkt_emulator.cloud.device_api import MAX_WATCHED, Notifier
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -149,7 +149,7 @@ async def test_a_notifier_forgets_a_point_nobody_waits_at() -> None:
     assert await woken is True
     assert notifier.waiting == {}
     assert notifier.wakeups == 1
-    assert notifier._events == {}  # the notifier keeps nothing for idle points
+    assert notifier._waiters == {}  # the notifier keeps nothing for idle points
 
 
 async def test_a_change_announced_from_another_thread_wakes_the_point(
@@ -209,3 +209,67 @@ async def test_a_long_poll_of_a_till_without_a_heartbeat_leaves_the_point_associ
     assert await till.lease(wait=0.05) == []
     response = await http.get("/api/fn/v1/status", auth=point.assoc)
     assert response.json()["status"] == "ASSOCIATED"
+
+
+# -- the fleet watch (D69) ------------------------------------------------------------------------
+
+
+async def _watch(
+    http: httpx.AsyncClient, tokens: list[str], wait: float = 0, after: str = ""
+) -> dict[str, Any]:
+    response = await http.post(
+        "/api/device/v1/watch", params={"wait": wait, "after": after}, json={"tokens": tokens}
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def test_a_fleet_watch_names_the_tills_whose_point_has_news(
+    http: httpx.AsyncClient, cloud: Cloud, point: Point, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = await make_point(http)
+    tills = [await FakeTill(http, p).bind() for p in (point, point, other)]
+    tokens = [t.token for t in tills] + ["no-such-token"]
+    await post_doc(http, point, minimal_doc())
+    first = await _watch(http, tokens)
+    assert first["ready"] == [0, 1]  # both tills of the point with a queued document
+    assert first["refused"] == [3]
+    tokens.pop()
+    # Told once: the same queued document is no news for the next watch.
+    assert (await _watch(http, tokens, after=first["after"]))["ready"] == []
+    # A watch of another cloud process (another epoch) is told everything again.
+    assert (await _watch(http, tokens, after="elsewhere:1"))["ready"] == [0, 1]
+
+    counting = Counting(cloud, monkeypatch)
+    held = asyncio.create_task(_watch(http, tokens, wait=30, after=first["after"]))
+    await _settle(http, lambda: cloud.notifier.waiting == {point.id: 1, other.id: 1})
+    assert cloud.notifier.waiting == {point.id: 1, other.id: 1}  # one wait for both points
+    await post_doc(http, other, minimal_doc())
+    answer = await asyncio.wait_for(held, 10)
+    assert answer["ready"] == [2]
+    assert counting.leases == {}  # the watch itself leases nothing
+    assert min(counting.waits) > 25
+
+
+async def test_a_fleet_watch_is_the_sign_of_life_of_its_tills(
+    http: httpx.AsyncClient, clock: ManualClock, point: Point
+) -> None:
+    tills = [await FakeTill(http, point).bind() for _ in range(2)]
+    for till in tills:
+        await till.heartbeat("READY")
+    before = await _last_contact(http, point)
+    await clock.advance(timedelta(minutes=2))
+    await _watch(http, [t.token for t in tills], wait=0.05)
+    after = await _last_contact(http, point)
+    assert after is not None
+    assert before is not None
+    assert after > before
+    seen = {d["lastHeartbeatAt"] for d in (await http.get("/api/cabinet/v1/heartbeats")).json()}
+    assert len(seen) == 1  # both tills, in one transaction
+
+
+async def test_a_fleet_watch_refuses_too_many_tokens(http: httpx.AsyncClient) -> None:
+    response = await http.post("/api/device/v1/watch", json={"tokens": ["t"] * (MAX_WATCHED + 1)})
+    assert response.status_code == 400
+    assert "tokens" in response.json()["message"]

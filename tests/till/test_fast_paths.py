@@ -21,6 +21,7 @@ from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
 from kkt_emulator.testing.stack import StackHarness
 from kkt_emulator.till import views
 from kkt_emulator.till.cloud_link import CloudLink
+from kkt_emulator.till.fleet_watch import FleetWatch
 from kkt_emulator.till.store import TillStore
 
 FULL, NORMAL = 2, 1
@@ -234,10 +235,11 @@ async def test_a_wake_up_during_a_round_is_kept_for_the_next_pause(tmp_path: Pat
     assert await ctx.outbox_pause(0.0) is False
 
 
-async def test_an_idle_long_polling_till_heartbeats_only_on_a_change(
+async def test_a_till_long_polling_alone_heartbeats_only_on_a_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """D68: liveness comes from the long poll; heartbeats come with changes, and rarely else."""
+    monkeypatch.setattr(FleetWatch, "shared", classmethod(lambda _cls, _server: None))
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     skipped = [0.0]
     real_monotonic = clock.monotonic
@@ -282,6 +284,51 @@ async def test_an_idle_long_polling_till_heartbeats_only_on_a_change(
             skipped[0] += views.HEARTBEAT_IDLE  # ten quiet minutes more: the safety net
             await polls_pass(3)
             assert calls.count("/heartbeat") == 2
+        finally:
+            await kkt.http.aclose()
+
+
+async def test_idle_tills_of_a_fleet_watch_make_no_calls_of_their_own(tmp_path: Path) -> None:
+    """D69: three tills over two points; one watch waits for all; a document wakes its point."""
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    options = StackOptions(
+        profile=load_profile(DEFAULT_PROFILE),
+        state_dir=tmp_path,
+        tills=3,
+        points=2,
+        till_settings={"poll_interval": 3600.0},
+        long_poll=30.0,
+    )
+    async with Stack(options, clock) as stack:
+        kkt = StackHarness(stack, clock)
+        try:
+            assert stack.cloud is not None
+            notifier = stack.cloud.notifier
+            points = {p["retail_point_id"] for p in stack.points}
+            for _ in range(1000):  # every till has polled and listens to the watch
+                if notifier.waiting == dict.fromkeys(points, 1):
+                    break
+                await asyncio.sleep(0.01)
+            # One wait names both points: the fleet watch; no till holds a lease of its own.
+            assert notifier.waiting == dict.fromkeys(points, 1)
+            calls = [_record_calls(t.link) for t in stack.tills]
+            await asyncio.sleep(0.3)
+            assert calls == [[], [], []]  # idle: no lease, no heartbeat, no report
+
+            for access in stack.points:
+                doc = kkt.sale(10.0)
+                auth = (access["login"], access["password"])
+                await kkt.post_document(doc, auth=auth)
+                for _ in range(1000):
+                    answer = await kkt.http.get(
+                        f"{kkt.store_url}/v1/doc/{doc['id']}/status", auth=auth
+                    )
+                    if answer.json()["status"] == "COMPLETED":
+                        break
+                    await asyncio.sleep(0.01)
+                assert answer.json()["status"] == "COMPLETED"
+            served = [till for till, made in zip(stack.tills, calls, strict=True) if made]
+            assert 2 <= len(served) <= 3
         finally:
             await kkt.http.aclose()
 
