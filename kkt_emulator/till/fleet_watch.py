@@ -144,12 +144,15 @@ class FleetWatch:
         try:
             while self._members:
                 self._changed.clear()
-                named = [m for m in self._members if m.active() and m.token()]
+                # A till told already (its signal not yet taken) needs no watch until it listens.
+                named = [
+                    m for m in self._members if m.active() and m.token() and not m.ready.is_set()
+                ]
                 self._named = {m: m.token() or "" for m in named}
                 if not named:
                     await self._changed.wait()
                     continue
-                failed = await self._exchange(named)
+                failed, told = await self._exchange(named)
                 if self.supported is False:
                     _log.info("fleet_watch_unsupported", server=self.server)
                     self._wake_all()  # each till long-polls on its own from now on
@@ -157,14 +160,19 @@ class FleetWatch:
                 if failed:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, _RETRY_MAX)
-                else:
-                    backoff = 0.5
+                    continue
+                backoff = 0.5
+                if not told:  # a wait that ran out: never a tight loop, whatever the cloud does
+                    await asyncio.sleep(REGATHER)
         finally:
             self._named = {}
             await self._http.aclose()
 
-    async def _exchange(self, named: list[WatchMember]) -> bool:
-        """One watch, cut short to start again when a till joins; returns whether it failed."""
+    async def _exchange(self, named: list[WatchMember]) -> tuple[bool, int]:
+        """One watch, cut short to start again when a till joins.
+
+        Returns whether it failed and how many tills it told (or whether it was cut short).
+        """
         query = f"/watch?wait={self.wait:g}&after={quote(self._after)}"
         body = {"tokens": [self._named[m] for m in named]}
         request = asyncio.ensure_future(self._http.post(query, body=body, timeout=self.wait + 10))
@@ -183,14 +191,14 @@ class FleetWatch:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise  # the watch itself is ending
-            return False  # cut short for a joining till: not a failure
+            return False, 1  # cut short for a joining till: not a failure
         except LeanHttpError as exc:
             _log.warning("fleet_watch_failed", server=self.server, error=str(exc))
-            return True
+            return True, 0
         self.exchanges += 1
         if response.status_code == 404:
             self.supported = False
-            return False
+            return False, 0
         try:
             answer = response.json() if response.status_code == 200 else None
         except ValueError:
@@ -202,14 +210,16 @@ class FleetWatch:
                 status=response.status_code,
                 answer=response.text[:200],
             )
-            return True
+            return True, 0
         self.supported = True
         self._after = str(answer.get("after", ""))
+        told = 0
         for key in ("ready", "refused"):
             for index in answer.get(key, ()):
                 if isinstance(index, int) and 0 <= index < len(named):
                     named[index].ready.set()
-        return False
+                    told += 1
+        return False, told
 
     async def aclose(self) -> None:
         """End the watch now (tests; a process ending its tills leaves it by itself)."""
