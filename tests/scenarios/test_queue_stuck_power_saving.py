@@ -23,9 +23,9 @@ async def test_queue_stuck_power_saving(tmp_path: Path) -> None:
             # The till's last heartbeat before it went quiet tells the cabinet about power
             # saving: nobody calls heartbeat() here, the poll loop reports it by itself.
             flags = []
-            for _ in range(500):
+            for _ in range(1500):
                 [device] = await kkt.cabinet("GET", "/heartbeats")
-                flags.append(device["heartbeat"]["powerSaving"])
+                flags.append((device["heartbeat"] or {}).get("powerSaving"))  # None: not yet
                 if flags[-1]:
                     break
                 await asyncio.sleep(0.01)
