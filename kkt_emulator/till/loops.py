@@ -125,7 +125,9 @@ class Loops:
         is set meanwhile (power saving, online, a fault, a reset), the wait is abandoned so the
         next cycle sees the change. An answer the cloud may have sent just as the request was
         abandoned is not lost: the next lease asks for this till's own pending leases too
-        (``resume``, ``till-protocol.md`` §1).
+        (``resume``, ``till-protocol.md`` §1). A till of a process's fleet watch (D69) waits
+        on the watch instead (:meth:`_lease_watched`); a till on its own, or of a cloud without
+        the watch, holds its own long poll, shortened when a coalesced heartbeat falls due (D68).
         """
         ctx = self.ctx
         wait = ctx.settings.long_poll
