@@ -8,7 +8,8 @@
 
 Under uvicorn alone, the app's lifespan enters the cloud itself. The timer task sleeps on the
 clock until the earliest deadline (15-minute lease, 235-second pickup, D31 dispatch hold, callback
-retry) or until a write moves one; with a :class:`~kkt_emulator.clock.ManualClock`, ``advance``
+retry) or until a write moves one (the service's ``on_change``, which also wakes the long polls of
+the retail point it names, D66); with a :class:`~kkt_emulator.clock.ManualClock`, ``advance``
 wakes it at each deadline in order. Each deadline fires at its own business time, even if the task
 runs late, so history times never depend on scheduling. A pass that fails, for whatever reason, is
 logged with its traceback and the task goes on: the next pass comes with the next write or after
@@ -209,6 +210,7 @@ class Cloud:
         self._timer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.running = False
         self.app = self._build_app()
 
@@ -223,14 +225,11 @@ class Cloud:
             verify_tls=self.settings.callback_verify_tls,
             transport=self._callback_transport,
         )
+        self._loop = asyncio.get_running_loop()
         self._timer = asyncio.create_task(self._timer_loop(), name="cloud-timers")
-        # Writes of other cloud processes on the same database wake this one's polls (D76).
-        loop = asyncio.get_running_loop()
-
-        def changed_elsewhere(point_id: str | None) -> None:
-            loop.call_soon_threadsafe(self._changed, point_id)
-
-        self.storage.on_remote_change(changed_elsewhere)
+        # Writes of other cloud processes on the same database wake this one's polls (D76);
+        # ``_changed`` hands a call from the listener thread over to the loop.
+        self.storage.on_remote_change(self._changed)
         self.log.info("cloud_started", db=self.storage.path, clock=self.clock.mode)
         return self
 
@@ -252,13 +251,27 @@ class Cloud:
         self.service.hasher.close()
         self.storage.on_remote_change(None)
         self.storage.close()
+        self._loop = None
         self.running = False
         self.log.info("cloud_stopped")
 
-    def _changed(self, point_id: str | None = None) -> None:
-        del point_id  # every long poll wakes and checks its own point
+    def _changed(self, point_id: str | None) -> None:
+        """The service's ``on_change`` (D66): wake the timer task and that point's long polls.
+
+        Safe from any thread: a caller off the event loop (a listener of another cloud process's
+        changes) is handed over to the loop.
+        """
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                loop.call_soon_threadsafe(self._changed, point_id)
+                return
         self._wake.set()
-        self.notifier.notify()
+        self.notifier.notify(point_id)
 
     async def wait_idle(self) -> None:
         """Wait until no callback attempt is in flight and due timers have fired (for tests)."""

@@ -115,7 +115,7 @@ class CabinetOperations(ServiceCore):
                 for record in self.storage.blocking_documents(point.id):  # D48
                     self._apply(record, lc.LiftBlock(), now)
         self.log.info("retail_point_updated", retail_point_id=point_id, changes=sorted(changes))
-        self.on_change()
+        self.on_change(point_id)
         return updated
 
     def delete_point(self, point_id: str) -> None:
@@ -155,7 +155,7 @@ class CabinetOperations(ServiceCore):
         with self.storage.transaction():
             point = self._point(point_id)
             record = self._requeue(point, self.find_document(point_id, doc_id), "cabinet")
-        self.on_change()
+        self.on_change(point_id)
         return record
 
     def mark_done(self, point_id: str, doc_id: str) -> DocumentRecord:
@@ -169,7 +169,7 @@ class CabinetOperations(ServiceCore):
                     " only FAILED documents can be marked done",
                 )
             record = self._apply(record, lc.MarkDone(), self.clock.now())
-        self.on_change()
+        self.on_change(point_id)
         return record
 
     # -- views -------------------------------------------------------------------------------------

@@ -117,4 +117,4 @@ class CallbackOperations(ServiceCore):
                 return
         if updated.state.callback is not None and updated.state.callback_next_at is None:
             self.log.warning("callback_gave_up", doc_id=record.doc_id)
-        self.on_change()
+        self.on_change(record.retail_point_id)

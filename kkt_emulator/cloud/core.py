@@ -51,8 +51,11 @@ def is_uuid(text: str) -> bool:
 class ServiceCore:
     """Storage, clock and settings, and the lifecycle plumbing every operation uses.
 
-    ``on_change`` is called after every write that may make documents eligible for a lease or move a
-    timer deadline; the app uses it to wake long polls and the timer task.
+    ``on_change(point_id)`` is called after every write that may make documents eligible for a
+    lease or move a timer deadline, with the retail point whose documents changed, or ``None`` when
+    anything may have changed; the app uses it to wake that point's long polls and the timer task
+    (D66). It is the one place where "something changed at point P" is announced: a bridge between
+    cloud processes forwards exactly these calls.
     """
 
     def __init__(
@@ -60,13 +63,13 @@ class ServiceCore:
         storage: Storage,
         clock: Clock,
         settings: CloudSettings | None = None,
-        on_change: Callable[[], None] | None = None,
+        on_change: Callable[[str | None], None] | None = None,
     ) -> None:
         self.storage = storage
         self.clock = clock
         self.settings = settings or CloudSettings()
         self.hasher = PasswordHasher(self.settings.password_iterations)
-        self.on_change: Callable[[], None] = on_change or (lambda: None)
+        self.on_change: Callable[[str | None], None] = on_change or (lambda _point: None)
         self.log = get_logger(component="cloud")
         with self.storage.transaction():
             if self.storage.get_account(DEFAULT_ACCOUNT) is None:

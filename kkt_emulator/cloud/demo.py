@@ -62,7 +62,7 @@ class DemoOperations(ServiceCore):
                 self._dispatch_if_due(printed, at)
             done += 1
         if done:
-            self.on_change()
+            self.on_change(None)  # the virtual till serves every point
         return done
 
     def _demo_fiscal_info(self, record: DocumentRecord, at: datetime) -> dict[str, Any]:

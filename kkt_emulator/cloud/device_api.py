@@ -5,12 +5,16 @@ one exchange, D63).
 
 The long poll of ``lease`` waits on the clock's pacing (real time), never on business time, and
 leases only after checking that its client is still connected, then answers at once: a handler
-whose client left never takes documents it could not hand over.
+whose client left never takes documents it could not hand over. It waits on the :class:`Notifier`
+of its retail point and re-checks only when that point changed or at its deadline (D66); holding
+and renewing a long poll marks the till as seen (D67).
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -26,12 +30,16 @@ from kkt_emulator.cloud.schemas import (
     ResultItem,
     ResultsRequest,
 )
+from kkt_emulator.cloud.till_ops import WATCH_SEEN_EVERY
 
 if TYPE_CHECKING:
     from kkt_emulator.clock import Clock
     from kkt_emulator.cloud.service import CloudService
 
-__all__ = ["Notifier", "OutboxRequest", "device_router"]
+__all__ = ["MAX_WATCHED", "Notifier", "OutboxRequest", "WatchRequest", "device_router"]
+
+MAX_WATCHED = 10000
+"""The most tills one fleet watch may name (their tokens fit the body limit, D8)."""
 
 _basic = HTTPBasic(auto_error=False, description="The retail point's service credentials")
 _bearer = HTTPBearer(auto_error=False, description="The token returned by /bind")
@@ -51,26 +59,107 @@ class OutboxRequest(BaseModel):
     acks: list[OfdAck] = Field(default_factory=list, max_length=10000)
 
 
+class WatchRequest(BaseModel):
+    """``POST /watch`` (D69): the bearer tokens of the tills one fleet process watches for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tokens: list[str] = Field(max_length=MAX_WATCHED)
+
+
+def _after(text: str, epoch: str) -> int:
+    """The sequence number of a watch's ``after`` (``EPOCH:N``); -1 (everything) for another epoch."""
+    mark, sep, number = text.partition(":")
+    if not sep or mark != epoch or not number.isdigit():
+        return -1
+    return int(number)
+
+
 class Notifier:
-    """Wakes long polls when documents may have become eligible."""
+    """Wakes the long polls of one retail point when its documents may have become eligible (D66).
+
+    Waiters are kept by retail point: :meth:`notify` with a point id wakes only the waits that
+    name that point, ``None`` (anything may have changed) wakes all of them. A long poll re-checks
+    only when woken or at its deadline; the timer pass notifies the points whose deadlines it fired,
+    so no waiter needs a periodic re-check. Every notification takes the next number of a sequence
+    (:meth:`changed_since` tells a fleet watch which points changed after the number it last saw,
+    D69); :attr:`epoch` names this sequence, which starts again with the process. :attr:`wakeups`
+    counts the waits a notification ended (tests and measurements read it).
+    """
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._changed: dict[str, int] = {}
+        self._all_changed = 0
+        self.seq = 0
+        self.epoch = uuid.uuid4().hex[:12]
+        self.wakeups = 0
 
-    def notify(self) -> None:
-        """Wake every current waiter."""
-        event, self._event = self._event, asyncio.Event()
-        event.set()
+    @property
+    def waiting(self) -> dict[str, int]:
+        """How many waits name each retail point now."""
+        return {point: len(futures) for point, futures in self._waiters.items()}
 
-    async def wait(self, clock: Clock, seconds: float) -> None:
-        """Wait for :meth:`notify` or ``seconds`` of pacing time, whichever comes first."""
-        waiter = asyncio.ensure_future(self._event.wait())
+    def notify(self, point_id: str | None) -> None:
+        """Wake the waits of ``point_id``, or every wait for ``None``."""
+        self.seq += 1
+        if point_id is None:
+            self._all_changed = self.seq
+            groups = list(self._waiters.values())
+            self._waiters.clear()
+        else:
+            self._changed[point_id] = self.seq
+            waiters = self._waiters.pop(point_id, None)
+            groups = [] if waiters is None else [waiters]
+        for futures in groups:
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+
+    def changed_since(self, point_id: str, seq: int) -> bool:
+        """Whether ``point_id`` was notified (by name or as "anything") after number ``seq``."""
+        return max(self._changed.get(point_id, 0), self._all_changed) > seq
+
+    async def wait(
+        self,
+        point_ids: str | Collection[str],
+        clock: Clock,
+        seconds: float,
+        gone: asyncio.Future[None] | None = None,
+    ) -> bool:
+        """Wait for a notification of one of ``point_ids`` or ``seconds`` of pacing time.
+
+        ``gone`` (the client left) ends the wait too. Returns whether a notification ended it.
+        """
+        points = (point_ids,) if isinstance(point_ids, str) else tuple(point_ids)
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for point in points:
+            self._waiters.setdefault(point, set()).add(woken)
         pacer = asyncio.ensure_future(clock.pace(seconds))
         try:
-            await asyncio.wait({waiter, pacer}, return_when=asyncio.FIRST_COMPLETED)
+            waits: set[asyncio.Future[Any]] = {woken, pacer}
+            if gone is not None:
+                waits.add(gone)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (waiter, pacer):
-                task.cancel()
+            pacer.cancel()
+            for point in points:
+                futures = self._waiters.get(point)
+                if futures is not None:
+                    futures.discard(woken)
+                    if not futures:
+                        del self._waiters[point]  # no waiter left: the point costs nothing
+        if woken.done():
+            self.wakeups += 1
+            return True
+        woken.cancel()
+        return False
+
+
+async def _disconnected(request: Request) -> None:
+    """Return when the client of ``request`` (a long poll without a body) has gone away."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
@@ -111,18 +200,83 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
         resume: Annotated[bool, Query()] = False,
     ) -> Any:
         device, point = service.authenticate_device(request.headers.get("authorization"))
-        deadline = clock.monotonic() + min(wait, service.settings.max_lease_wait)
-        while True:
-            if await request.is_disconnected():
-                return Response(status_code=204)
-            # no await until answered; ``resume`` hands back this till's own pending leases
-            documents = service.lease(device, point, max_docs, resume=resume)
-            if documents:
-                return {"documents": [d.to_json() for d in documents]}
-            remaining = deadline - clock.monotonic()
-            if remaining <= 0:
-                return Response(status_code=204)
-            await notifier.wait(clock, min(remaining, 1.0))
+        wait = min(wait, service.settings.max_lease_wait)
+        deadline = clock.monotonic() + wait
+        if wait > 0:
+            service.mark_seen([device])  # a long poll is the idle till's sign of life (D67)
+        gone: asyncio.Future[None] | None = None
+        try:
+            while True:
+                # one reader of the client's messages at a time: the watcher, once it runs
+                left = gone.done() if gone is not None else await request.is_disconnected()
+                if left:
+                    return Response(status_code=204)
+                # no await until answered; ``resume`` hands back this till's own pending leases
+                documents = service.lease(device, point, max_docs, resume=resume)
+                if documents:
+                    return {"documents": [d.to_json() for d in documents]}
+                remaining = deadline - clock.monotonic()
+                if remaining <= 0:
+                    if wait > 0:
+                        service.mark_seen([device])  # held to its end: the till was there all along
+                    return Response(status_code=204)
+                if gone is None:
+                    gone = asyncio.ensure_future(_disconnected(request))
+                # D66: only a change at this point, the deadline or the client leaving ends the
+                # wait; there is no periodic re-check
+                await notifier.wait(point.id, clock, remaining, gone)
+        finally:
+            if gone is not None:
+                gone.cancel()
+
+    @router.post(
+        "/watch",
+        responses={400: {"model": MessageSchema}},
+        summary="A fleet process's one long poll for all its tills (D69): which of the named tills"
+        " have documents waiting at their retail point since the last answer",
+    )
+    async def watch(
+        request: Request,
+        body: WatchRequest,
+        wait: Annotated[float, Query(ge=0.0, le=30.0)] = 0.0,
+        after: Annotated[str, Query(max_length=64)] = "",
+    ) -> dict[str, Any]:
+        found, refused = service.watched(body.tokens)
+        points: dict[str, list[int]] = {}
+        for index, _, point in found:
+            points.setdefault(point.id, []).append(index)
+        wait = min(wait, service.settings.max_lease_wait)
+        deadline = clock.monotonic() + wait
+        devices = [device for _, device, _ in found]
+        if wait > 0:
+            service.mark_seen(devices, WATCH_SEEN_EVERY)
+        seen = _after(after, notifier.epoch)
+        gone: asyncio.Future[None] | None = None
+        try:
+            while True:
+                cursor = notifier.seq  # what this check covers: a later change is news
+                ready = [
+                    index
+                    for point_id, indices in points.items()
+                    if notifier.changed_since(point_id, seen) and service.has_eligible(point_id)
+                    for index in indices
+                ]
+                seen = cursor
+                remaining = deadline - clock.monotonic()
+                if ready or refused or not points or remaining <= 0 or (gone and gone.done()):
+                    if remaining <= 0 and wait > 0:
+                        service.mark_seen(devices, WATCH_SEEN_EVERY)
+                    return {
+                        "ready": sorted(ready),
+                        "refused": refused,
+                        "after": f"{notifier.epoch}:{cursor}",
+                    }
+                if gone is None:
+                    gone = asyncio.ensure_future(_disconnected(request))
+                await notifier.wait(points.keys(), clock, remaining, gone)
+        finally:
+            if gone is not None:
+                gone.cancel()
 
     @router.post(
         "/results",

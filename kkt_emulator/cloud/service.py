@@ -36,6 +36,7 @@ class CloudService(
 ):
     """Store, till and cabinet operations over one :class:`~kkt_emulator.cloud.storage.Storage`.
 
-    ``on_change`` is called after every write that may make documents eligible for a lease or move a
-    timer deadline; the app uses it to wake long polls and the timer task.
+    ``on_change(point_id)`` is called after every write that may make documents eligible for a
+    lease or move a timer deadline, with the retail point concerned (``None``: anything may have
+    changed); the app uses it to wake that point's long polls and the timer task (D66).
     """

@@ -163,7 +163,7 @@ class StoreOperations(ServiceCore):
         self.log.info("document_accepted", doc_id=parsed.doc_id, retail_point_id=point.id)
         if warnings:
             self.log.warning("double_integration_suspected", doc_id=parsed.doc_id)
-        self.on_change()
+        self.on_change(point.id)
         return self.render_status(record, point)
 
     def _replay(
@@ -207,5 +207,5 @@ class StoreOperations(ServiceCore):
         """``PUT /v1/doc/{id}/re-queue`` (§5.6, D18, D33)."""
         with self.storage.transaction():
             record = self._requeue(point, self._own_document(point, doc_id), "store_api")
-        self.on_change()
+        self.on_change(point.id)
         return self.render_status(record, point)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from kkt_emulator.cloud import lifecycle as lc
 from kkt_emulator.cloud.core import UNAUTHORIZED
@@ -31,7 +32,7 @@ from kkt_emulator.cloud.views import JsonObject, format_time, point_settings_vie
 from kkt_emulator.errors import CloudError, ValidationError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from datetime import datetime
 
     from structlog.typing import FilteringBoundLogger
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from kkt_emulator.cloud.storage import DocumentRecord, RetailPoint
 
 __all__ = [
+    "SEEN_EVERY",
+    "WATCH_SEEN_EVERY",
     "LeasedDocument",
     "OfdAckSummary",
     "OutboxAnswer",
@@ -54,6 +57,13 @@ __all__ = [
     "ResultOutcome",
     "TillOperations",
 ]
+
+SEEN_EVERY: Final = timedelta(seconds=5)
+"""How often at most a long poll moves its till's last-contact time (D67): the real till's
+heartbeat interval."""
+WATCH_SEEN_EVERY: Final = timedelta(seconds=60)
+"""How often at most a fleet watch moves the last-contact time of the tills it names (D69): one
+transaction for all of them, about once a minute, so a watch of thousands of tills stays cheap."""
 
 # The order of the OFD delivery states: an acknowledgement never goes back to "sent".
 _OFD_RANK: dict[OfdState, int] = {"not_sent": 0, "sent": 1, "acknowledged": 2}
@@ -208,6 +218,56 @@ class TillOperations(TimerOperations):
             "settings": self.point_settings(point),
         }
 
+    def mark_seen(self, devices: Iterable[Device], every: timedelta = SEEN_EVERY) -> int:
+        """Long polls or a fleet watch held or renewed: the tills are alive (D67, D69).
+
+        The time ``/v1/status`` and the cabinet show (D40) is a till's last contact: a heartbeat,
+        or the start or the end of a long poll or of a fleet watch naming it. The stored heartbeat
+        stays as the till sent it; only its time moves, at most once per ``every``: an idle
+        long-polling till writes one row per long poll, and its time is at most one long-poll
+        wait old. A till that never sent a heartbeat stays ``ASSOCIATED`` (D40). Returns how
+        many times were written (in one transaction).
+        """
+        now = self.clock.now()
+        due: list[Device] = []
+        for device in devices:
+            current = self.storage.get_device_by_token(device.token_hash)
+            if current is None or current.heartbeat is None:
+                continue
+            last = current.last_heartbeat_at
+            if last is None or now - last >= every:
+                due.append(current)
+        if due:
+            with self.storage.transaction():
+                for current in due:
+                    self.storage.record_heartbeat(
+                        current.device_id,
+                        now,
+                        fn_ok=bool(current.fn_ok),
+                        body=current.heartbeat or {},
+                        fn_serial="",
+                    )
+        return len(due)
+
+    def watched(
+        self, tokens: Sequence[str]
+    ) -> tuple[list[tuple[int, Device, RetailPoint]], list[int]]:
+        """The tills a fleet watch names by their bearer tokens (D69), and the refused positions.
+
+        A token no till holds, or whose retail point is gone, is refused by its position in the
+        list; that till's own next call gets the 401 or 403 it would get anyway.
+        """
+        found: list[tuple[int, Device, RetailPoint]] = []
+        refused: list[int] = []
+        for index, token in enumerate(tokens):
+            device = self.storage.get_device_by_token(hash_token(token)) if token else None
+            point = None if device is None else self.storage.get_point(device.retail_point_id)
+            if device is None or point is None or point.deleted:
+                refused.append(index)
+            else:
+                found.append((index, device, point))
+        return found, refused
+
     def has_eligible(self, point_id: str) -> bool:
         """Whether a till of the point would get a document now."""
         return bool(self.storage.eligible_for_lease(point_id, 1))
@@ -247,7 +307,7 @@ class TillOperations(TimerOperations):
                 items.append(self._lease_item(leased, point))
         if items:
             self.log.info("documents_leased", device_id=device.device_id, count=len(items))
-            self.on_change()
+            self.on_change(point.id)
         return items
 
     @staticmethod
@@ -275,7 +335,7 @@ class TillOperations(TimerOperations):
         answers: list[ResultAnswer] = []
         with self.storage.transaction():
             answers.extend(self._result(device, point, item) for item in items)
-        self.on_change()
+        self.on_change(point.id)
         return answers
 
     def _result(self, device: Device, point: RetailPoint, item: ResultItem) -> ResultAnswer:
@@ -422,7 +482,7 @@ class TillOperations(TimerOperations):
             answers = tuple(self._result(device, point, item) for item in results)
             summary = self._ofd_acks(device, acks)
         if results:
-            self.on_change()
+            self.on_change(point.id)
         return OutboxAnswer(answers, summary)
 
     def ofd_acks(self, device: Device, items: Sequence[OfdAck]) -> OfdAckSummary:

@@ -39,6 +39,8 @@ class TimerOperations(ServiceCore):
         """Fire every lifecycle deadline due at ``now``, earliest first, each at its own time.
 
         Returns the number of deadlines processed. Callbacks are not sent here (they need I/O).
+        Each retail point whose documents a deadline moved is announced once per round (D66), so
+        its long polls re-check without any periodic tick.
         """
         done = 0
         tried: set[DueTimer] = set()
@@ -46,22 +48,24 @@ class TimerOperations(ServiceCore):
             due = [timer for timer in self.storage.due_timers(now) if timer not in tried]
             if not due:
                 return done
-            fired = 0
+            points: dict[str, None] = {}
             for timer in due:
                 tried.add(timer)  # one try per sweep: a deadline left to another process
                 with self.storage.transaction():
-                    fired += self._fire(timer)
-            done += fired
-            if fired:
-                self.on_change()
+                    point_id = self._fire(timer)
+                if point_id is not None:
+                    points[point_id] = None
+                    done += 1
+            for point_id in points:
+                self.on_change(point_id)
 
-    def _fire(self, timer: DueTimer) -> bool:
-        """Fire one deadline; ``False`` if another process has it or has just fired it."""
+    def _fire(self, timer: DueTimer) -> str | None:
+        """Fire one deadline; its document's retail point (``None``: another process has it)."""
         record = self.storage.claim_document(timer.seq)
         if record is None:  # another process is changing the document right now
-            return False
+            return None
         if _deadline_of(record, timer.kind) != timer.deadline:
-            return False  # fired (or moved) by another process since due_timers read it
+            return None  # fired (or moved) by another process since due_timers read it
         point = self.storage.get_point(record.retail_point_id)
         block = bool(point is not None and point.stop_on_errors)
         event: lc.Event
@@ -83,7 +87,7 @@ class TimerOperations(ServiceCore):
             else:
                 state = dataclasses.replace(record.state, dispatch_at=None)
             self.storage.update_document(dataclasses.replace(record, state=state))
-        return True
+        return record.retail_point_id
 
     def next_deadline(self, in_flight: Sequence[int] = ()) -> datetime | None:
         """The earliest deadline of any timer, ignoring callbacks already in flight."""

@@ -169,6 +169,11 @@ class CloudLink:
                 base_url=self.server, timeout=timeout, transport=transport
             )
 
+    @property
+    def plain_http(self) -> bool:
+        """Whether the link speaks plain HTTP itself (the lean client), not through httpx."""
+        return self._lean is not None
+
     async def close(self) -> None:
         """Close the HTTP client."""
         if self._lean is not None:

@@ -20,6 +20,7 @@ from kkt_emulator.till.context import SimulatedCrash, TillContext
 from kkt_emulator.till.fault_control import FaultControl
 from kkt_emulator.till.faults import FaultName
 from kkt_emulator.till.fiscal import Fiscaliser
+from kkt_emulator.till.fleet_watch import FleetWatch, WatchMember
 from kkt_emulator.till.shifts import Shifts
 from kkt_emulator.till.views import StateViews
 
@@ -27,9 +28,15 @@ if TYPE_CHECKING:
     from kkt_emulator.till.cloud_link import Lease
     from kkt_emulator.till.ofd_sender import OfdSender
 
-__all__ = ["ACK_GATHER", "OFD_IDLE_CHECK", "OUTBOX_GATHER", "Loops"]
+__all__ = ["ACK_GATHER", "IDLE_SAFETY_NET", "OFD_IDLE_CHECK", "OUTBOX_GATHER", "Loops"]
 
 OFD_IDLE_CHECK = 5.0  # seconds between OFD queue checks when nothing woke the sender
+IDLE_SAFETY_NET = 60.0
+"""Seconds (pacing) between the outbox and OFD loops' checks of a long-polling till when nothing
+woke them (D68): every report and every new document wakes them at once, so an idle fleet's loops
+stay asleep; the real till's timer-paced settings (``long_poll`` 0) keep their short checks."""
+MIN_LONG_POLL = 0.5
+"""The shortest long poll a long-polling till sends when a coalesced heartbeat shortens it."""
 OUTBOX_GATHER = 0.1
 """Seconds the outbox loop lets reports gather after a wake-up, so reports queued close together
 reach the cloud in one exchange rather than one each."""
@@ -81,6 +88,8 @@ class Loops:
         self._flush_lock = asyncio.Lock()
         self._in_batch = False
         """Whether the poll loop is fiscalising a batch, whose flush at its end reports it."""
+        self._watch: WatchMember | None = None
+        self._watch_refused = False
 
     # ------------------------------------------------------------------ poll
 
@@ -116,12 +125,19 @@ class Loops:
         is set meanwhile (power saving, online, a fault, a reset), the wait is abandoned so the
         next cycle sees the change. An answer the cloud may have sent just as the request was
         abandoned is not lost: the next lease asks for this till's own pending leases too
-        (``resume``, ``till-protocol.md`` §1).
+        (``resume``, ``till-protocol.md`` §1). A till of a process's fleet watch (D69) waits
+        on the watch instead (:meth:`_lease_watched`); a till on its own, or of a cloud without
+        the watch, holds its own long poll, shortened when a coalesced heartbeat falls due (D68).
         """
         ctx = self.ctx
         wait = ctx.settings.long_poll
         if wait <= 0:
             return await self.link.lease(ctx.settings.max_docs)
+        member = self._fleet_watch(wait)
+        if member is not None:
+            return await self._lease_watched(member)
+        # Moved counts are reported with a coalesced heartbeat (D68): the wait ends when it is due.
+        wait = min(wait, max(self.views.heartbeat_in(), MIN_LONG_POLL))
         lease = asyncio.ensure_future(self.link.lease(ctx.settings.max_docs, wait=wait))
         woken = asyncio.ensure_future(ctx.wake.wait())
         try:
@@ -142,6 +158,82 @@ class Loops:
             self.link.resume_leases()
             ctx.log.debug("long_poll_abandoned")
             return []
+
+    def _fleet_watch(self, wait: float) -> WatchMember | None:
+        """This till's place in its process's fleet watch (D69), joined on first use.
+
+        ``None`` when the till long-polls on its own: an ``https`` cloud or a test transport, a
+        cloud without ``/watch``, or a watch that names as many tills as it may.
+        """
+        member = self._watch
+        if member is not None:
+            if member.watch.supported is not False and not member.watch.closed:
+                return member
+            member.close()
+            self._watch = None
+            if member.watch.supported is False:
+                self._watch_refused = True
+        if self._watch_refused:
+            return None
+        watch = FleetWatch.shared(self.link.server) if self.link.plain_http else None
+        link, ctx = self.link, self.ctx
+        self._watch = (
+            None if watch is None else watch.join(lambda: link.token, ctx.polling_allowed, wait)
+        )
+        self._watch_refused = self._watch is None
+        return self._watch
+
+    async def _lease_watched(self, member: WatchMember) -> list[Lease]:
+        """Lease, and when nothing is there wait for the fleet watch to say there is (D69).
+
+        The watch's signal is cleared before the lease, so one that comes during the lease is
+        kept. The wait also ends on :attr:`TillContext.wake` (a setting or a fault changed) and
+        when a heartbeat falls due (D68); a signal from the watch is followed by a lease at once.
+        """
+        ctx = self.ctx
+        member.ready.clear()
+        items = await self.link.lease(ctx.settings.max_docs)
+        if items:
+            return items
+        member.listen()
+        ready = asyncio.ensure_future(member.ready.wait())
+        woken = asyncio.ensure_future(ctx.wake.wait())
+        try:
+            await asyncio.wait(
+                {ready, woken},
+                timeout=max(self.views.heartbeat_in(), MIN_LONG_POLL),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            ready.cancel()
+            woken.cancel()
+        if member.ready.is_set() and not ctx.wake.is_set():
+            member.ready.clear()
+            return await self.link.lease(ctx.settings.max_docs)
+        return []
+
+    def leave_fleet_watch(self) -> None:
+        """Leave the fleet watch (the poll loop ends)."""
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+        self._watch_refused = False
+
+    async def _report_going_quiet(self) -> None:
+        """A till that stops polling with a network (power saving) tells the cloud, once (D68).
+
+        The heartbeat that says ``powerSaving`` is the last one until the till polls again, so
+        the cabinet shows why it went quiet (support-cases.md §4). Offline, nothing can be sent;
+        the first poll back reports the change.
+        """
+        ctx = self.ctx
+        if not ctx.online() or ctx.store is None or not self.views.state_changed():
+            return
+        try:
+            await self.views.heartbeat()
+        except (TransportError, CloudError, DriveError) as exc:
+            ctx.last_error = str(exc)
+            ctx.log.warning("quiet_heartbeat_failed", error=str(exc))
 
     async def _pace_ofd_backlog(self) -> None:
         """Slow down while the drive holds more unsent documents than the profile allows.
@@ -186,11 +278,18 @@ class Loops:
 
     async def poll_loop(self) -> None:
         """Poll until the till stops; back off while the cloud or the link fails."""
+        try:
+            await self._poll_loop()
+        finally:
+            self.leave_fleet_watch()
+
+    async def _poll_loop(self) -> None:
         ctx = self.ctx
         backoff = 0.5
         while not ctx.stopping.is_set():
             ctx.wake.clear()  # a change from here on ends this cycle's long poll (see _lease)
             if not ctx.polling_allowed():
+                await self._report_going_quiet()
                 await ctx.pause(ctx.settings.poll_interval)
                 continue
             try:
@@ -216,6 +315,10 @@ class Loops:
                 continue  # more may be waiting: poll again at once
             if ctx.settings.long_poll <= 0:
                 await ctx.pause(ctx.settings.poll_interval)
+
+    def _idle_check(self, realistic: float) -> float:
+        """Seconds between a loop's checks when nothing woke it: short only for the real poll."""
+        return realistic if self.ctx.settings.long_poll <= 0 else max(realistic, IDLE_SAFETY_NET)
 
     # ------------------------------------------------------------------ outbox
 
@@ -267,7 +370,7 @@ class Loops:
                 ctx.outbox_wake.clear()  # anything queued during the flush wakes the next turn
                 await self.flush_outbox()
                 backoff = 0.5
-                if await ctx.outbox_pause(max(ctx.settings.poll_interval, 0.2)):
+                if await ctx.outbox_pause(self._idle_check(max(ctx.settings.poll_interval, 0.2))):
                     await ctx.clock.pace(OUTBOX_GATHER)
                     store = ctx.store
                     if self._in_batch or store is None or not store.outbox("result", limit=1):
@@ -382,7 +485,7 @@ class Loops:
                     # Every new document wakes this loop at once; the timer is only a safety net,
                     # and a long one keeps an idle fleet cheap (200 tills polled the drive 200
                     # times a second).
-                    await ctx.ofd_pause(OFD_IDLE_CHECK)
+                    await ctx.ofd_pause(self._idle_check(OFD_IDLE_CHECK))
                 except (TransportError, DriveError) as exc:
                     self._report_unacknowledged(sender)
                     backoff = min(max(backoff * 2, 0.5), 30.0)

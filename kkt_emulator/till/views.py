@@ -21,12 +21,23 @@ from kkt_emulator.till.faults import FaultName
 from kkt_emulator.till.results import OfdBacklog, QueueState, TillState
 from kkt_emulator.till.shifts import Shifts
 
-__all__ = ["DEADLINE_NAMES", "HEARTBEAT_EVERY", "DriveCrashes", "StateViews", "warning_names"]
+__all__ = [
+    "DEADLINE_NAMES",
+    "HEARTBEAT_EVERY",
+    "HEARTBEAT_IDLE",
+    "DriveCrashes",
+    "StateViews",
+    "warning_names",
+]
 
 DEADLINE_NAMES = ("shift.expires", "ofd.block", "fn.expires", "fn.warning")
 HEARTBEAT_EVERY = 5.0
 """Seconds (pacing) after which a poll sends a heartbeat though nothing it reports changed: the
 real app's poll interval, so a till polling every 5 s or slower still heartbeats every poll."""
+HEARTBEAT_IDLE = 600.0
+"""Seconds (pacing) after which a long-polling till whose state did not change at all sends a
+heartbeat anyway (D68): its long poll tells the cloud it is alive (D67), so this is only a safety
+net for what the heartbeat carries beyond its change signature."""
 
 
 def warning_names(flags: int) -> list[str]:
@@ -70,6 +81,8 @@ class StateViews:
         self.link = link
         self._sent_at: float | None = None
         self._sent_signature: tuple[Any, ...] | None = None
+        self._sent_counts: tuple[Any, ...] | None = None
+        self._sent_power_saving: bool | None = None
 
     async def drive_state(self) -> dict[str, Any]:
         """What the till knows of its drive now (for heartbeats and the control plane)."""
@@ -172,34 +185,76 @@ class StateViews:
             shift.get("open"),
             shift.get("number"),
             ctx.settings.power_saving,
+            ctx.settings.online,
             tuple(sorted(ctx.faults)),
         )
 
-    def heartbeat_due(self) -> bool:
-        """Whether the next poll sends a heartbeat (store-api.md D64).
+    def _counts(self) -> tuple[Any, ...] | None:
+        """The counts a heartbeat carries that move with every receipt; ``None``: unknown."""
+        drive = self.ctx.drive
+        if drive is None:
+            return None
+        s = drive.state
+        return (s.last_fd, len(s.unsent), s.receipts_in_shift)
 
-        The first poll does; later ones when what the heartbeat tells the cloud changed (drive
-        phase, failure, warnings, shift, power saving, faults) or :data:`HEARTBEAT_EVERY` seconds
-        went by. Counts that move with every receipt (last FD, unsent documents) alone do not
-        make one due.
+    def state_changed(self) -> bool:
+        """Whether what a heartbeat tells the cloud changed since the last one (or none was sent).
+
+        Without an in-process drive the till cannot tell; then only power saving counts, so a
+        till going quiet still reports it once.
         """
         if self._sent_at is None:
             return True
         signature = self._signature()
-        if signature is None or signature != self._sent_signature:
+        if signature is None:
+            return self._sent_power_saving != self.ctx.settings.power_saving
+        return signature != self._sent_signature
+
+    def heartbeat_in(self) -> float:
+        """Seconds (pacing) until the next poll's heartbeat is due though the state is unchanged.
+
+        A till that polls on its timer (``long_poll`` 0, the real till) heartbeats every
+        :data:`HEARTBEAT_EVERY`. A long-polling till (D68) heartbeats on a change of its state;
+        counts that moved (a receipt, an OFD acknowledgement) are reported once
+        :data:`HEARTBEAT_EVERY` has passed since the last heartbeat, and a till where nothing
+        moved at all only every :data:`HEARTBEAT_IDLE`.
+        """
+        if self._sent_at is None:
+            return 0.0
+        since = self.ctx.clock.monotonic() - self._sent_at
+        if self.ctx.settings.long_poll <= 0:
+            return HEARTBEAT_EVERY - since
+        counts = self._counts()
+        if counts is None or counts != self._sent_counts:
+            return HEARTBEAT_EVERY - since
+        return HEARTBEAT_IDLE - since
+
+    def heartbeat_due(self) -> bool:
+        """Whether the next poll sends a heartbeat (store-api.md D64, D68).
+
+        The first poll does; later ones when what the heartbeat tells the cloud changed (drive
+        phase, failure, warnings, shift, power saving, online, faults) or when
+        :meth:`heartbeat_in` has run out. Counts that move with every receipt (last FD, unsent
+        documents) alone do not make one due at once. A till whose drive is on a serial link
+        cannot tell a change and heartbeats every poll.
+        """
+        if self._sent_at is None or self._signature() is None:
             return True
-        return self.ctx.clock.monotonic() - self._sent_at >= HEARTBEAT_EVERY
+        if self.state_changed():
+            return True
+        return self.heartbeat_in() <= 0
 
     async def heartbeat(self) -> Heartbeat:
         """Send the till's state to the cloud; keeps the retail point's settings it answers."""
         ctx = self.ctx
-        signature = self._signature()
+        signature, counts = self._signature(), self._counts()
+        saving = ctx.settings.power_saving
         drive = await self.drive_state()
         body = {
             "fnState": "READY" if drive.get("ok") else "FAILED",
             "fnSerial": ctx.fn_serial,
             "fn": drive,
-            "powerSaving": ctx.settings.power_saving,
+            "powerSaving": saving,
             "firmwareProfile": ctx.profile.name,
             "appVersion": ctx.profile.app_version,
         }
@@ -207,6 +262,8 @@ class StateViews:
         ctx.point_settings = answer.settings
         self._sent_at = ctx.clock.monotonic()
         self._sent_signature = signature
+        self._sent_counts = counts
+        self._sent_power_saving = saving
         return answer
 
     def deadlines(self) -> dict[str, datetime | None]:

@@ -21,6 +21,7 @@ from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
 from kkt_emulator.testing.stack import StackHarness
 from kkt_emulator.till import views
 from kkt_emulator.till.cloud_link import CloudLink
+from kkt_emulator.till.fleet_watch import FleetWatch
 from kkt_emulator.till.store import TillStore
 
 FULL, NORMAL = 2, 1
@@ -232,3 +233,137 @@ async def test_a_wake_up_during_a_round_is_kept_for_the_next_pause(tmp_path: Pat
     assert await asyncio.wait_for(ctx.outbox_pause(3600.0), timeout=30.0) is True
     ctx.outbox_wake.clear()
     assert await ctx.outbox_pause(0.0) is False
+
+
+async def test_a_till_long_polling_alone_heartbeats_only_on_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D68: liveness comes from the long poll; heartbeats come with changes, and rarely else."""
+    monkeypatch.setattr(FleetWatch, "shared", classmethod(lambda _cls, _server: None))
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    skipped = [0.0]
+    real_monotonic = clock.monotonic
+    # Pacing time jumps ahead by whole minutes of idleness without the test waiting for them.
+    monkeypatch.setattr(clock, "monotonic", lambda: real_monotonic() + skipped[0])
+    options = StackOptions(
+        profile=load_profile(DEFAULT_PROFILE),
+        state_dir=tmp_path,
+        till_settings={"poll_interval": 3600.0},
+        long_poll=0.05,
+    )
+    async with Stack(options, clock) as stack:
+        kkt = StackHarness(stack, clock)
+        till = kkt.till
+        try:
+
+            async def polls_pass(n: int) -> None:
+                target = till.counters["polls"] + n
+                for _ in range(1000):
+                    if till.counters["polls"] >= target:
+                        return
+                    await asyncio.sleep(0.01)
+                raise AssertionError("the till stopped polling")
+
+            await polls_pass(2)
+            # Start-up moved counts (the OFD took the registration): reported once, coalesced.
+            skipped[0] += 60.0
+            await polls_pass(3)
+            calls = _record_calls(till.link)
+            for _ in range(9):  # nine idle minutes, a few long polls in each
+                skipped[0] += 60.0
+                await polls_pass(2)
+            assert "/heartbeat" not in calls
+            assert calls.count("/lease") >= 18
+
+            till.inject_fault("fn.memory_warning")  # a change the cabinet must see
+            await polls_pass(3)
+            assert calls.count("/heartbeat") == 1
+            [device] = await kkt.cabinet("GET", "/heartbeats")
+            assert device["heartbeat"]["fn"]["warnings"] != 0
+
+            skipped[0] += views.HEARTBEAT_IDLE  # ten quiet minutes more: the safety net
+            await polls_pass(3)
+            assert calls.count("/heartbeat") == 2
+        finally:
+            await kkt.http.aclose()
+
+
+async def test_idle_tills_of_a_fleet_watch_make_no_calls_of_their_own(tmp_path: Path) -> None:
+    """D69: three tills over two points; one watch waits for all; a document wakes its point."""
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    options = StackOptions(
+        profile=load_profile(DEFAULT_PROFILE),
+        state_dir=tmp_path,
+        tills=3,
+        points=2,
+        till_settings={"poll_interval": 3600.0},
+        long_poll=30.0,
+    )
+    async with Stack(options, clock) as stack:
+        kkt = StackHarness(stack, clock)
+        try:
+            assert stack.cloud is not None
+            notifier = stack.cloud.notifier
+            points = {p["retail_point_id"] for p in stack.points}
+            for _ in range(1000):  # every till has polled and listens to the watch
+                if notifier.waiting == dict.fromkeys(points, 1):
+                    break
+                await asyncio.sleep(0.01)
+            # One wait names both points: the fleet watch; no till holds a lease of its own.
+            assert notifier.waiting == dict.fromkeys(points, 1)
+            calls = [_record_calls(t.link) for t in stack.tills]
+            await asyncio.sleep(0.3)
+            assert calls == [[], [], []]  # idle: no lease, no heartbeat, no report
+
+            for access in stack.points:
+                doc = kkt.sale(10.0)
+                auth = (access["login"], access["password"])
+                await kkt.post_document(doc, auth=auth)
+                for _ in range(1000):
+                    answer = await kkt.http.get(
+                        f"{kkt.store_url}/v1/doc/{doc['id']}/status", auth=auth
+                    )
+                    if answer.json()["status"] == "COMPLETED":
+                        break
+                    await asyncio.sleep(0.01)
+                assert answer.json()["status"] == "COMPLETED"
+            served = [till for till, made in zip(stack.tills, calls, strict=True) if made]
+            assert 2 <= len(served) <= 3
+        finally:
+            await kkt.http.aclose()
+
+
+async def test_a_long_polling_till_reports_moved_counts_once_coalesced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    skipped = [0.0]
+    real_monotonic = clock.monotonic
+    monkeypatch.setattr(clock, "monotonic", lambda: real_monotonic() + skipped[0])
+    options = StackOptions(
+        profile=load_profile(DEFAULT_PROFILE),
+        state_dir=tmp_path,
+        till_settings={"poll_interval": 3600.0},
+        long_poll=30.0,
+    )
+    async with Stack(options, clock) as stack:
+        kkt = StackHarness(stack, clock)
+        try:
+            for _ in range(1000):
+                [before] = await kkt.cabinet("GET", "/heartbeats")
+                if before["heartbeat"] is not None:
+                    break
+                await asyncio.sleep(0.01)
+            calls = _record_calls(kkt.till.link)
+            skipped[0] += views.HEARTBEAT_EVERY  # the coalescing interval has passed
+            doc = kkt.sale(10.0)
+            await kkt.post_document(doc)
+            await kkt.wait_for_status(doc["id"], "COMPLETED")
+            for _ in range(1000):  # the poll after the batch reports the moved counts
+                if "/heartbeat" in calls:
+                    break
+                await asyncio.sleep(0.01)
+            [after] = await kkt.cabinet("GET", "/heartbeats")
+            assert after["heartbeat"]["fn"]["lastFd"] > before["heartbeat"]["fn"]["lastFd"]
+        finally:
+            await kkt.http.aclose()
