@@ -24,7 +24,7 @@ from typing import Literal
 
 __all__ = ["IDLE_SECONDS", "IdleConnection", "Synchronous", "immediate", "open_database"]
 
-IDLE_SECONDS = 2.0
+IDLE_SECONDS = 1.0
 """How long an :class:`IdleConnection` stays open unused (between one and two such periods)."""
 
 Synchronous = Literal["FULL", "NORMAL", "OFF"]

@@ -397,6 +397,8 @@ class Stack:
     async def _start_tills(self) -> None:
         """Start the tills concurrently, ``START_BATCH`` at a time; keep them in till order.
 
+        Tills ``1..points`` (one per retail point) start first, then the others.
+
         A till that fails to start is closed, the others that started are kept (``close`` stops
         them) and the first failure is raised.
         """
@@ -415,7 +417,12 @@ class Stack:
                     await self._stop_part("till", till.close(), fn_serial=till.fn_serial)
                     raise
 
-        outcomes = await asyncio.gather(*(start(t) for t in tills), return_exceptions=True)
+        # The first till of each retail point binds alone: the cloud derives a point's password
+        # once and remembers the verdict (store-api.md D58), so the rest never wait for a
+        # derivation; started together, every till of a point would queue one.
+        first = len(self.points)
+        outcomes = await asyncio.gather(*(start(t) for t in tills[:first]), return_exceptions=True)
+        outcomes += await asyncio.gather(*(start(t) for t in tills[first:]), return_exceptions=True)
         self.tills = [t for t, o in zip(tills, outcomes, strict=True) if o is None]
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
