@@ -336,6 +336,7 @@ async def bench_fleet(
     *,
     poll_interval: float = 5.0,
     idle_seconds: float = 5.0,
+    long_poll: float | None = None,
     mqtt: str | None = "spawn",
     profile: str = DEFAULT_PROFILE,
     timeout: float = 600.0,  # noqa: ASYNC109 - a budget for the whole benchmark, not one call
@@ -343,7 +344,7 @@ async def bench_fleet(
     """A fleet as ``kkt-emulator up --tills N --points M`` runs it: start-up, idle cost, throughput.
 
     Starts the installation (real clock, the ``up`` defaults: poll interval 5 s, the control plane
-    when ``mqtt`` is ``"spawn"`` or a URL), measures how long start-up takes and what an idle
+    when ``mqtt`` is ``"spawn"`` or a URL; ``long_poll`` as ``up --long-poll``), measures how long start-up takes and what an idle
     fleet costs in CPU, then posts ``docs_per_point`` sales to every retail point and waits until
     every one is COMPLETED. Reports start-up seconds, receipts per second, CPU seconds, open file
     descriptors (right after start-up, after the idle period — per till too — and the most seen
@@ -365,7 +366,10 @@ async def bench_fleet(
         profile=profile,
         tills=tills,
         points=points,
-        till_settings={"poll_interval": poll_interval},
+        till_settings={
+            "poll_interval": poll_interval,
+            **({} if long_poll is None else {"long_poll": long_poll}),
+        },
         mqtt=mqtt,
     ) as (stack, http, store):
         startup = clock.monotonic() - began
@@ -425,6 +429,7 @@ async def bench_fleet(
         "statuses": statuses,
         "mqtt": mqtt is not None,
         "poll_interval": poll_interval,
+        "long_poll": long_poll,
         "startup_seconds": round(startup, 2),
         "startup_cpu_seconds": round(startup_cpu, 2),
         "idle_cpu_percent": round(100 * idle_cpu / idle_seconds, 1),

@@ -187,6 +187,9 @@ def fleet_command(
     idle_seconds: float = typer.Option(
         5.0, "--idle-seconds", min=0.5, help="How long to measure the idle fleet's CPU."
     ),
+    long_poll: float | None = typer.Option(
+        None, "--long-poll", min=0.0, help="The tills' long poll in seconds (as `up --long-poll`)."
+    ),
     mqtt: str = typer.Option(
         "auto", "--mqtt", help="Control plane: auto, spawn, none or mqtt://host:port (as `up`)."
     ),
@@ -207,6 +210,7 @@ def fleet_command(
             docs_per_point,
             poll_interval=poll_interval,
             idle_seconds=idle_seconds,
+            long_poll=long_poll,
             mqtt=mode,
             profile=profile,
         )

@@ -201,6 +201,8 @@ class TillAgent:
             the process's shared link (see :func:`process_link`) with ``process`` naming it; the
             agent starts it if needed but never closes it.
         process: the process id whose status stands for this till's (shared link), or ``None``.
+        routed: the caller delivers this till's commands (:meth:`deliver`) from one wildcard
+            subscription of its own; the agent then subscribes nothing itself.
         state_interval: seconds between unconditional state publications (pacing time);
             ``None``: only on a change (an event, a changing command, a reconnection).
         answer_budget: how long a command waits for a fresh state before it answers anyway
@@ -213,6 +215,7 @@ class TillAgent:
         link: MqttLink,
         *,
         process: str | None = None,
+        routed: bool = False,
         state_interval: float | None = 3.0,
         answer_budget: float = 3.0,
     ) -> None:
@@ -221,6 +224,7 @@ class TillAgent:
         self.till = till
         self.link = link
         self.process = process
+        self.routed = routed
         self.device_id = till.device_id
         self.state_interval = state_interval
         self.answer_budget = answer_budget
@@ -272,9 +276,10 @@ class TillAgent:
         self._stopping.clear()
         self.till.listeners.append(self._on_event)
         self.link.on_connect.append(self._on_connect)
-        self._subscription = await self.link.subscribe(
-            topics.cmd_topic(self.device_id), self._on_command, qos=1
-        )
+        if not self.routed:
+            self._subscription = await self.link.subscribe(
+                topics.cmd_topic(self.device_id), self.deliver, qos=1
+            )
         self.link.start()
         if self.link.connected:  # the hook only runs on connections made from now on
             await self._on_connect()
@@ -401,7 +406,10 @@ class TillAgent:
 
     # ------------------------------------------------------------------ commands
 
-    def _on_command(self, message: Received) -> None:
+    def deliver(self, message: Received) -> None:
+        """Answer one request of ``kkt/<id>/cmd`` in its own task (never blocks the caller)."""
+        if self._stopping.is_set():
+            return
         task = asyncio.create_task(self._handle(message))
         self._command_tasks.add(task)
         task.add_done_callback(self._command_tasks.discard)

@@ -21,7 +21,7 @@ from kkt_emulator.clock import Clock
 from kkt_emulator.control import topics
 from kkt_emulator.control.agent import ControlSource, TillAgent, new_process_id, process_link
 from kkt_emulator.control.broker import MosquittoBroker, find_mosquitto
-from kkt_emulator.control.link import BrokerAddress, MqttLink
+from kkt_emulator.control.link import BrokerAddress, MqttLink, Received
 from kkt_emulator.errors import ConfigError, TransportError
 from kkt_emulator.logging import get_logger
 
@@ -66,7 +66,10 @@ class ControlPlane:
 
     The process holds one broker connection whatever the number of tills (D70): its last will is
     ``kkt/proc/<processId>/status`` = ``offline``, every till's ``online`` names the process, and
-    each agent subscribes its own ``kkt/<id>/cmd`` on that connection.
+    one subscription to ``kkt/+/cmd`` brings every command, handed to the agent of its till (a
+    command for a till of another process is dropped here). One subscription, not one per till:
+    a thousand SUBSCRIBE round trips at start and after every reconnection would outlast the
+    broker's answer timeout.
 
     Args:
         mqtt: ``"spawn"`` (a private mosquitto on a free loopback port) or a broker URL.
@@ -99,6 +102,7 @@ class ControlPlane:
         self.process_id = new_process_id()
         self.link: MqttLink | None = None
         self.agents: list[TillAgent] = []
+        self._by_device: dict[str, TillAgent] = {}
 
     async def start(self, tills: Sequence[ControlSource]) -> None:
         """Start the broker (if spawned), the process's link and one agent per till.
@@ -124,7 +128,16 @@ class ControlPlane:
             link.on_connect.append(self._process_online)
             self.link = link
             await link.connect(self.connect_timeout)
+            await link.subscribe(topics.ALL_COMMANDS, self._route, qos=1)
         return self.link
+
+    def _route(self, message: Received) -> None:
+        device = topics.device_of(message.topic)
+        agent = self._by_device.get(device) if device else None
+        if agent is None:
+            _log.debug("control_command_for_another_process", topic=message.topic)
+            return
+        agent.deliver(message)
 
     async def _process_online(self) -> None:
         assert self.link is not None
@@ -136,15 +149,21 @@ class ControlPlane:
         """Start an agent for one more till (driven through its ``control``) on the shared link."""
         link = await self._connect()
         agent = TillAgent(
-            till.control, link, process=self.process_id, state_interval=self.state_interval
+            till.control,
+            link,
+            process=self.process_id,
+            routed=True,
+            state_interval=self.state_interval,
         )
         self.agents.append(agent)
         await agent.start()
+        self._by_device[agent.device_id] = agent
         return agent
 
     async def close(self) -> None:
         """Stop agents (each says ``offline``), then the process's status, link and broker."""
         agents, self.agents = self.agents, []
+        self._by_device = {}
         for first in range(0, len(agents), self.batch):
             await asyncio.gather(*(self._stop_agent(a) for a in agents[first : first + self.batch]))
         link, self.link = self.link, None

@@ -37,6 +37,7 @@ from typing import Any
 from kkt_emulator.errors import EmulatorError
 
 __all__ = [
+    "ALL_COMMANDS",
     "ALL_PROCESSES",
     "ALL_STATE",
     "ALL_STATUS",
@@ -75,6 +76,7 @@ ONLINE = "online"
 OFFLINE = "offline"
 ALL_STATUS = f"{PREFIX}/+/status"
 ALL_STATE = f"{PREFIX}/+/state"
+ALL_COMMANDS = f"{PREFIX}/+/cmd"
 PROCESS_LEVEL = "proc"
 ALL_PROCESSES = f"{PREFIX}/{PROCESS_LEVEL}/+/status"
 
