@@ -87,7 +87,11 @@ FDS_PER_TILL = 12
 connection and the cloud's end of it, the OFD connection and its accepted end; with room to spare.
 An idle till holds far fewer (its databases and OFD connection close when idle, D71; the MQTT
 connection is the process's, D70), but start-up and a burst of documents open them all at once."""
-START_BATCH = 100
+START_ATTEMPTS = 3
+"""Starts of one till of a fleet before its failure to reach the cloud ends the start-up."""
+FIRST_BINDS = 8
+"""The first tills of retail points started at once (each costs the cloud a password derivation)."""
+START_BATCH = 25
 """Tills started (and stopped) at once: their drive commands, SQLite writes and bind requests
 interleave on the loop, while the cloud and the broker are never flooded."""
 
@@ -407,22 +411,41 @@ class Stack:
             await tills[0].start()
             self.tills = tills
             return
-        limit = asyncio.Semaphore(START_BATCH)
 
-        async def start(till: Till) -> None:
+        async def start(n: int, limit: asyncio.Semaphore) -> None:
             async with limit:
-                try:
-                    await till.start()
-                except BaseException:
-                    await self._stop_part("till", till.close(), fn_serial=till.fn_serial)
-                    raise
+                for attempt in range(1, START_ATTEMPTS + 1):
+                    till = tills[n]
+                    try:
+                        await till.start()
+                    except TransportError as exc:
+                        # A cloud too busy to answer in time (a fleet starting on a shared
+                        # machine): its state directory keeps what was done; start it afresh.
+                        await self._stop_part("till", till.close(), fn_serial=till.fn_serial)
+                        if attempt == START_ATTEMPTS:
+                            raise
+                        self.log.warning("till_start_retried", till=n + 1, error=str(exc))
+                        tills[n] = self._till(n)
+                    except BaseException:
+                        await self._stop_part("till", till.close(), fn_serial=till.fn_serial)
+                        raise
+                    else:
+                        return
 
-        # The first till of each retail point binds alone: the cloud derives a point's password
-        # once and remembers the verdict (store-api.md D58), so the rest never wait for a
-        # derivation; started together, every till of a point would queue one.
+        # The first till of each retail point binds before the others: the cloud derives a
+        # point's password once and remembers the verdict (store-api.md D58), so the rest never
+        # wait for a derivation; started together, every till of a point would queue one. The
+        # cloud derives in one worker thread, so few of these binds wait at a time (each within
+        # the till's HTTP timeout).
         first = len(self.points)
-        outcomes = await asyncio.gather(*(start(t) for t in tills[:first]), return_exceptions=True)
-        outcomes += await asyncio.gather(*(start(t) for t in tills[first:]), return_exceptions=True)
+        pioneers = asyncio.Semaphore(FIRST_BINDS)
+        outcomes = await asyncio.gather(
+            *(start(n, pioneers) for n in range(min(first, len(tills)))), return_exceptions=True
+        )
+        limit = asyncio.Semaphore(START_BATCH)
+        outcomes += await asyncio.gather(
+            *(start(n, limit) for n in range(first, len(tills))), return_exceptions=True
+        )
         self.tills = [t for t, o in zip(tills, outcomes, strict=True) if o is None]
         for outcome in outcomes:
             if isinstance(outcome, BaseException):

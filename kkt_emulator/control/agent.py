@@ -281,12 +281,32 @@ class TillAgent:
                 topics.cmd_topic(self.device_id), self.deliver, qos=1
             )
         self.link.start()
-        if self.link.connected:  # the hook only runs on connections made from now on
-            await self._on_connect()
         self._tasks = [
             asyncio.create_task(self._state_loop(), name=f"agent-state-{self.device_id}"),
             asyncio.create_task(self._event_loop(), name=f"agent-events-{self.device_id}"),
         ]
+        if self.link.connected:  # the hook only runs on connections made from now on
+            try:
+                await self._on_connect()
+            except TransportError as exc:
+                # A busy broker or loop (a thousand tills starting): say online again later
+                # rather than fail the till's start.
+                self.log.info("agent_announce_deferred", error=str(exc))
+                self._tasks.append(
+                    asyncio.create_task(self._announce(), name=f"agent-announce-{self.device_id}")
+                )
+
+    async def _announce(self) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            await self.till.clock.pace(delay)
+            try:
+                await self._on_connect()
+            except TransportError as exc:
+                self.log.info("agent_announce_deferred", error=str(exc))
+                delay = min(delay * 2, 10.0)
+            else:
+                return
 
     async def stop(self) -> None:
         """Publish ``offline`` (if connected), stop answering and leave the till alone."""

@@ -89,7 +89,7 @@ class ControlPlane:
         host: str = "127.0.0.1",
         state_interval: float | None = None,
         connect_timeout: float = 5.0,
-        batch: int = 200,
+        batch: int = 50,
     ) -> None:
         self.mqtt = mqtt
         self.clock = clock
