@@ -6,17 +6,26 @@ received documents) opens its file through :func:`open_database` and writes insi
 ``None``, so Python never opens a transaction behind our back), WAL so readers never block the
 writer, and ``synchronous`` chosen by the store (``FULL`` where a lost write would lose a signed
 document, ``NORMAL`` where WAL's guarantee after a process crash is enough).
+
+A new file's schema is created in one transaction with ``synchronous=NORMAL``: a lost schema is
+made again by the next open, and the store's first durable commit syncs the WAL with every frame
+before its own. :class:`IdleConnection` is a connection that closes itself after a few idle seconds
+and reopens on the next use, so a thousand idle tills hold no SQLite descriptors (D71).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["Synchronous", "immediate", "open_database"]
+__all__ = ["IDLE_SECONDS", "IdleConnection", "Synchronous", "immediate", "open_database"]
+
+IDLE_SECONDS = 1.0
+"""How long an :class:`IdleConnection` stays open unused (between one and two such periods)."""
 
 Synchronous = Literal["FULL", "NORMAL", "OFF"]
 
@@ -44,11 +53,13 @@ def open_database(
         if row_factory:
             conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={synchronous}")
         if foreign_keys:
             conn.execute("PRAGMA foreign_keys=ON")
         if schema:
-            conn.executescript(schema)
+            # One transaction, not one fsync per table: nothing is lost if it is lost.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(f"BEGIN IMMEDIATE;\n{schema}\nCOMMIT;")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
     except sqlite3.Error:
         conn.close()
         raise
@@ -74,3 +85,121 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         with contextlib.suppress(sqlite3.Error):  # re-raised below with the commit's error
             conn.execute("ROLLBACK")
         raise
+
+
+class IdleConnection:
+    """A store's connection that is closed when unused for a while and reopened on use.
+
+    The first open applies the schema (:func:`open_database`); a reopen only connects and sets
+    ``synchronous`` (and foreign keys) again: WAL mode is kept in the file. Closing checkpoints
+    the WAL into the database and fsyncs it, so it only ever adds durability. Every use happens on
+    the event loop between awaits (SQLite calls are synchronous), so a close never falls inside a
+    transaction; one is refused all the same.
+
+    Without a running event loop (a command-line tool, a synchronous test) nothing is timed: the
+    connection stays open until :meth:`close`.
+
+    Args:
+        path: the database file.
+        schema: applied on the first open.
+        synchronous: the mode of the first open; :meth:`set_synchronous` changes it, and a
+            reopened connection gets the current one.
+        foreign_keys: enforce foreign keys (every open).
+        idle: seconds unused before the connection closes; ``None``: never.
+
+    Raises:
+        sqlite3.Error, OSError: the first open failed (as :func:`open_database`).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        schema: str = "",
+        synchronous: Synchronous = "FULL",
+        foreign_keys: bool = False,
+        idle: float | None = IDLE_SECONDS,
+    ) -> None:
+        self.path = str(path)
+        self.idle = idle
+        self._synchronous: Synchronous = synchronous
+        self._foreign_keys = foreign_keys
+        self._conn: sqlite3.Connection | None = open_database(
+            path, schema=schema, synchronous=synchronous, foreign_keys=foreign_keys
+        )
+        self._used = True
+        self._timer: asyncio.TimerHandle | None = None
+        self.reopens = 0
+        """How many times the connection was opened again after an idle close."""
+        self._arm()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the connection (and its file descriptors) is open now."""
+        return self._conn is not None
+
+    @property
+    def synchronous(self) -> Synchronous:
+        """The ``synchronous`` mode the connection commits with."""
+        return self._synchronous
+
+    def connection(self) -> sqlite3.Connection:
+        """The open connection (reopened if an idle period closed it); marks it used.
+
+        Raises:
+            sqlite3.Error: the file cannot be opened again.
+        """
+        conn = self._conn
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+            try:
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                if self._foreign_keys:
+                    conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error:
+                conn.close()
+                raise
+            self._conn = conn
+            self.reopens += 1
+        self._used = True
+        if self._timer is None:
+            self._arm()
+        return conn
+
+    def set_synchronous(self, mode: Synchronous) -> None:
+        """Commit with ``mode`` from now on (this connection and any reopened one)."""
+        if mode != self._synchronous:
+            self.connection().execute(f"PRAGMA synchronous={mode}")
+            self._synchronous = mode
+
+    def close(self) -> None:
+        """Close the connection for good (a later :meth:`connection` opens it again)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _arm(self) -> None:
+        if self.idle is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop: nothing times the connection, close() ends it
+            return
+        self._timer = loop.call_later(self.idle, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        conn = self._conn
+        if conn is None:
+            return
+        if self._used or conn.in_transaction:
+            self._used = False
+            self._arm()  # used in the last period: look again after the next one
+            return
+        self._conn = None
+        conn.close()

@@ -336,6 +336,7 @@ async def bench_fleet(
     *,
     poll_interval: float = 5.0,
     idle_seconds: float = 5.0,
+    long_poll: float | None = None,
     mqtt: str | None = "spawn",
     profile: str = DEFAULT_PROFILE,
     timeout: float = 600.0,  # noqa: ASYNC109 - a budget for the whole benchmark, not one call
@@ -343,10 +344,11 @@ async def bench_fleet(
     """A fleet as ``kkt-emulator up --tills N --points M`` runs it: start-up, idle cost, throughput.
 
     Starts the installation (real clock, the ``up`` defaults: poll interval 5 s, the control plane
-    when ``mqtt`` is ``"spawn"`` or a URL), measures how long start-up takes and what an idle
+    when ``mqtt`` is ``"spawn"`` or a URL; ``long_poll`` as ``up --long-poll``), measures how long start-up takes and what an idle
     fleet costs in CPU, then posts ``docs_per_point`` sales to every retail point and waits until
     every one is COMPLETED. Reports start-up seconds, receipts per second, CPU seconds, open file
-    descriptors and peak RSS (this process; the broker's own RSS is reported apart).
+    descriptors (right after start-up, after the idle period — per till too — and the most seen
+    while the documents run) and peak RSS (this process; the broker's own RSS is reported apart).
 
     Raises:
         TimeoutError: not every document reached a final status within ``timeout`` seconds.
@@ -364,7 +366,10 @@ async def bench_fleet(
         profile=profile,
         tills=tills,
         points=points,
-        till_settings={"poll_interval": poll_interval},
+        till_settings={
+            "poll_interval": poll_interval,
+            **({} if long_poll is None else {"long_poll": long_poll}),
+        },
         mqtt=mqtt,
     ) as (stack, http, store):
         startup = clock.monotonic() - began
@@ -374,6 +379,9 @@ async def bench_fleet(
         idle_cpu = _cpu_seconds()
         await clock.pace(idle_seconds)
         idle_cpu = _cpu_seconds() - idle_cpu
+        # After the idle period the databases and OFD connections idle tills close are closed.
+        idle_fds = _open_fds()
+        peak_fds = max(fds or 0, idle_fds or 0)
 
         limit = asyncio.Semaphore(20)
         pending: dict[str, tuple[str, str]] = {}
@@ -404,6 +412,7 @@ async def bench_fleet(
             if clock.monotonic() > deadline:
                 raise TimeoutError(f"{len(pending)} of {posted} documents still not final")
             await asyncio.gather(*(check(d, a) for d, a in list(pending.items())))
+            peak_fds = max(peak_fds, _open_fds() or 0)
             if pending:
                 await clock.pace(0.25)
         elapsed = clock.monotonic() - run_began
@@ -420,10 +429,14 @@ async def bench_fleet(
         "statuses": statuses,
         "mqtt": mqtt is not None,
         "poll_interval": poll_interval,
+        "long_poll": long_poll,
         "startup_seconds": round(startup, 2),
         "startup_cpu_seconds": round(startup_cpu, 2),
         "idle_cpu_percent": round(100 * idle_cpu / idle_seconds, 1),
         "open_fds": fds,
+        "idle_open_fds": idle_fds,
+        "idle_fds_per_till": None if idle_fds is None else round(idle_fds / tills, 2),
+        "peak_open_fds": peak_fds or None,
         "seconds": round(elapsed, 2),
         "receipts_per_second": round(posted / elapsed, 1),
         "run_cpu_seconds": round(run_cpu, 2),

@@ -84,8 +84,17 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 KEEP_ALIVE_SECONDS = 120  # above any poll interval a till uses in practice
 FDS_PER_TILL = 12
-"""Descriptors one till holds: two SQLite files with WAL and shm, its cloud connection and the
-cloud's end of it, the OFD connection, the MQTT connection; with room to spare."""
+"""Descriptors one till may hold while it works: two SQLite files with WAL and shm, its cloud
+connection and the cloud's end of it, the OFD connection and its accepted end; with room to spare.
+An idle till holds far fewer (its databases and OFD connection close when idle, D71; the MQTT
+connection is the process's, D70), but start-up and a burst of documents open them all at once."""
+START_ATTEMPTS = 3
+"""Starts of one till of a fleet before its failure to reach the cloud ends the start-up."""
+FIRST_BINDS = 8
+"""The first tills of retail points started at once (each costs the cloud a password derivation)."""
+START_BATCH = 25
+"""Tills started (and stopped) at once: their drive commands, SQLite writes and bind requests
+interleave on the loop, while the cloud and the broker are never flooded."""
 
 
 def _raise_fd_limit(needed: int) -> None:
@@ -392,24 +401,74 @@ class Stack:
                 write_json_atomic(saved, self.points)
 
     async def _start_tills(self) -> None:
-        for n in range(self.options.tills):
-            point = self.points[n % len(self.points)]
-            config = TillConfig(
-                profile=self.options.profile,
-                state_dir=self.state_dir / "tills" / f"till-{n + 1}",
-                server=self.base_url,
-                login=point["service_login"],
-                password=point["service_password"],
-                retail_point_id=point["retail_point_id"],
-                ofd_address=self.ofd.address if self.ofd is not None else None,
-                timing=self.options.timing,
-                settings=self.options.settings_of_tills(),
-                drive_timeout=self.options.drive_timeout,
-                ofd=self.ofd,
-            )
-            till = Till(config, self.clock)
-            await till.start()
-            self.tills.append(till)
+        """Start the tills concurrently, ``START_BATCH`` at a time; keep them in till order.
+
+        Tills ``1..points`` (one per retail point) start first, then the others.
+
+        A till that fails to start is closed, the others that started are kept (``close`` stops
+        them) and the first failure is raised.
+        """
+        tills = [self._till(n) for n in range(self.options.tills)]
+        if len(tills) == 1:  # nothing to overlap: start it in this task, as one till always did
+            await tills[0].start()
+            self.tills = tills
+            return
+
+        async def start(n: int, limit: asyncio.Semaphore) -> None:
+            async with limit:
+                for attempt in range(1, START_ATTEMPTS + 1):
+                    till = tills[n]
+                    try:
+                        await till.start()
+                    except TransportError as exc:
+                        # A cloud too busy to answer in time (a fleet starting on a shared
+                        # machine): its state directory keeps what was done; start it afresh.
+                        await self._stop_part("till", till.close(), fn_serial=till.fn_serial)
+                        if attempt == START_ATTEMPTS:
+                            raise
+                        self.log.warning("till_start_retried", till=n + 1, error=str(exc))
+                        tills[n] = self._till(n)
+                    except BaseException:
+                        await self._stop_part("till", till.close(), fn_serial=till.fn_serial)
+                        raise
+                    else:
+                        return
+
+        # The first till of each retail point binds before the others: the cloud derives a
+        # point's password once and remembers the verdict (store-api.md D58), so the rest never
+        # wait for a derivation; started together, every till of a point would queue one. The
+        # cloud derives in one worker thread, so few of these binds wait at a time (each within
+        # the till's HTTP timeout).
+        first = len(self.points)
+        pioneers = asyncio.Semaphore(FIRST_BINDS)
+        outcomes = await asyncio.gather(
+            *(start(n, pioneers) for n in range(min(first, len(tills)))), return_exceptions=True
+        )
+        limit = asyncio.Semaphore(START_BATCH)
+        outcomes += await asyncio.gather(
+            *(start(n, limit) for n in range(first, len(tills))), return_exceptions=True
+        )
+        self.tills = [t for t, o in zip(tills, outcomes, strict=True) if o is None]
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    def _till(self, n: int) -> Till:
+        point = self.points[n % len(self.points)]
+        config = TillConfig(
+            profile=self.options.profile,
+            state_dir=self.state_dir / "tills" / f"till-{n + 1}",
+            server=self.base_url,
+            login=point["service_login"],
+            password=point["service_password"],
+            retail_point_id=point["retail_point_id"],
+            ofd_address=self.ofd.address if self.ofd is not None else None,
+            timing=self.options.timing,
+            settings=self.options.settings_of_tills(),
+            drive_timeout=self.options.drive_timeout,
+            ofd=self.ofd,
+        )
+        return Till(config, self.clock)
 
     async def _start_control(self) -> None:
         """The MQTT control plane: ``options.mqtt`` is ``"spawn"``, a broker URL or ``None``."""
@@ -430,11 +489,16 @@ class Stack:
         if self.control is not None:
             await self._stop_part("control_plane", self.control.close())
             self.control = None
-        for till in reversed(self.tills):
-            await self._stop_part(
-                "till", till.close(), device_id=till.device_id, fn_serial=till.fn_serial
+        tills, self.tills = self.tills, []
+        for first in range(0, len(tills), START_BATCH):
+            await asyncio.gather(
+                *(
+                    self._stop_part(
+                        "till", till.close(), device_id=till.device_id, fn_serial=till.fn_serial
+                    )
+                    for till in tills[first : first + START_BATCH]
+                )
             )
-        self.tills = []
         if self.ofd is not None:
             await self._stop_part("ofd", self.ofd.__aexit__(None, None, None))
             self.ofd = None

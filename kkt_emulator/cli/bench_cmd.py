@@ -174,9 +174,9 @@ def cloud_command(
 
 @app.command("fleet")
 def fleet_command(
-    tills: int = typer.Option(200, "--tills", min=1, max=1000, help="Tills to start."),
+    tills: int = typer.Option(200, "--tills", min=1, max=10_000, help="Tills to start."),
     points: int = typer.Option(
-        20, "--points", min=1, max=1000, help="Retail points (tills are spread over them)."
+        20, "--points", min=1, max=10_000, help="Retail points (tills are spread over them)."
     ),
     docs_per_point: int = typer.Option(
         5, "--docs-per-point", min=1, max=10_000, help="Sales to post to every retail point."
@@ -187,12 +187,15 @@ def fleet_command(
     idle_seconds: float = typer.Option(
         5.0, "--idle-seconds", min=0.5, help="How long to measure the idle fleet's CPU."
     ),
+    long_poll: float | None = typer.Option(
+        None, "--long-poll", min=0.0, help="The tills' long poll in seconds (as `up --long-poll`)."
+    ),
     mqtt: str = typer.Option(
         "auto", "--mqtt", help="Control plane: auto, spawn, none or mqtt://host:port (as `up`)."
     ),
     profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="Firmware profile."),
 ) -> None:
-    """`up --tills N --points M` under load: start-up seconds, idle CPU, receipts/s, CPU, peak RSS."""
+    """`up --tills N --points M` under load: start-up, idle CPU, fds per till, receipts/s, stop, RSS."""
     from kkt_emulator import eventloop  # noqa: PLC0415 - only this command runs an event loop
     from kkt_emulator.app.bench import bench_fleet  # noqa: PLC0415
     from kkt_emulator.control.plane import resolve_mqtt  # noqa: PLC0415
@@ -207,6 +210,7 @@ def fleet_command(
             docs_per_point,
             poll_interval=poll_interval,
             idle_seconds=idle_seconds,
+            long_poll=long_poll,
             mqtt=mode,
             profile=profile,
         )

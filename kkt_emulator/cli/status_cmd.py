@@ -67,6 +67,8 @@ async def _collect(opts: ControlOptions, url: str) -> list[Outcome]:
                 till.device_id, ok=True, result=till.state
             )
             outcome.extra["status"] = "online" if till.online else "offline"
+            if till.process is not None:
+                outcome.extra["process"] = till.process
             result.append(outcome)
         return result
 

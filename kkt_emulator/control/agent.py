@@ -1,10 +1,14 @@
 """The till-side agent of the control plane: state, events and commands of one till over MQTT.
 
-:class:`TillAgent` joins a till and an :class:`~kkt_emulator.control.link.MqttLink` whose last will
-is ``kkt/<id>/status`` = ``offline`` (:func:`agent_link` builds one):
+:class:`TillAgent` joins a till and an :class:`~kkt_emulator.control.link.MqttLink`. The link is
+either the till's own, whose last will is ``kkt/<id>/status`` = ``offline`` (:func:`agent_link`), or
+the one link its process shares among all its tills (:func:`process_link`, D70), whose last will is
+the process's ``kkt/proc/<processId>/status`` = ``offline``; the agent then names the process in
+its ``online``:
 
-* ``kkt/<id>/status`` — retained ``online`` on every (re)connection, ``offline`` on a clean stop;
-  the broker publishes the will when the process dies;
+* ``kkt/<id>/status`` — retained ``online`` (own link) or ``online <processId>`` (shared link) on
+  every (re)connection, ``offline`` on a clean stop; when the process dies the broker publishes the
+  will (the till's, or its process's, which makes all its tills offline to every client);
 * ``kkt/<id>/state`` — the retained snapshot, republished after every till event, after every
   command that changes something (before its answer, so the answer never outruns the state), on
   every reconnection and at least every ``state_interval`` seconds;
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -42,7 +47,16 @@ from kkt_emulator.errors import (
 from kkt_emulator.logging import get_logger
 from kkt_emulator.till.faults import FAULTS, FaultName
 
-__all__ = ["ControlSource", "ControlledTill", "JsonView", "TillAgent", "agent_link", "clock_id"]
+__all__ = [
+    "ControlSource",
+    "ControlledTill",
+    "JsonView",
+    "TillAgent",
+    "agent_link",
+    "clock_id",
+    "new_process_id",
+    "process_link",
+]
 
 #: How far past a named deadline ``clock.advance --to`` moves the clock.
 PAST_DEADLINE = timedelta(minutes=1)
@@ -160,6 +174,21 @@ def agent_link(url: str, device_id: str, *, clock: Clock | None = None) -> MqttL
     return MqttLink(url, client_id=f"kkt-till-{device_id}", will=will, clock=clock)
 
 
+def new_process_id() -> str:
+    """A fresh id for this process's connection: ``<host>-<pid>-<random>``, valid as a topic level."""
+    host = "".join(c if c.isalnum() or c in "-_." else "_" for c in socket.gethostname())
+    return f"{host or 'host'}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def process_link(url: str, process_id: str, *, clock: Clock | None = None) -> MqttLink:
+    """The one link of a process's tills, client id ``kkt-proc-<processId>``.
+
+    Its last will is ``kkt/proc/<processId>/status`` = offline (retained).
+    """
+    will = LastWill(topics.process_status_topic(process_id), topics.OFFLINE.encode())
+    return MqttLink(url, client_id=f"kkt-proc-{process_id}", will=will, clock=clock)
+
+
 Handler = Callable[[Args], Awaitable[dict[str, Any]]]
 
 
@@ -168,9 +197,14 @@ class TillAgent:
 
     Args:
         till: the till (started: its device id is known).
-        link: a link whose will is this till's ``offline`` status (see :func:`agent_link`);
-            the agent starts it if needed but never closes it.
-        state_interval: seconds between unconditional state publications (pacing time).
+        link: a link whose will is this till's ``offline`` status (see :func:`agent_link`), or
+            the process's shared link (see :func:`process_link`) with ``process`` naming it; the
+            agent starts it if needed but never closes it.
+        process: the process id whose status stands for this till's (shared link), or ``None``.
+        routed: the caller delivers this till's commands (:meth:`deliver`) from one wildcard
+            subscription of its own; the agent then subscribes nothing itself.
+        state_interval: seconds between unconditional state publications (pacing time);
+            ``None``: only on a change (an event, a changing command, a reconnection).
         answer_budget: how long a command waits for a fresh state before it answers anyway
             (a till whose drive does not answer takes a drive timeout per snapshot).
     """
@@ -180,13 +214,17 @@ class TillAgent:
         till: ControlledTill,
         link: MqttLink,
         *,
-        state_interval: float = 3.0,
+        process: str | None = None,
+        routed: bool = False,
+        state_interval: float | None = 3.0,
         answer_budget: float = 3.0,
     ) -> None:
         if not till.device_id:
             raise ConfigError("the till has no device id yet: start it before its agent")
         self.till = till
         self.link = link
+        self.process = process
+        self.routed = routed
         self.device_id = till.device_id
         self.state_interval = state_interval
         self.answer_budget = answer_budget
@@ -238,16 +276,37 @@ class TillAgent:
         self._stopping.clear()
         self.till.listeners.append(self._on_event)
         self.link.on_connect.append(self._on_connect)
-        self._subscription = await self.link.subscribe(
-            topics.cmd_topic(self.device_id), self._on_command, qos=1
-        )
+        if not self.routed:
+            self._subscription = await self.link.subscribe(
+                topics.cmd_topic(self.device_id), self.deliver, qos=1
+            )
         self.link.start()
-        if self.link.connected:  # the hook only runs on connections made from now on
-            await self._on_connect()
         self._tasks = [
             asyncio.create_task(self._state_loop(), name=f"agent-state-{self.device_id}"),
             asyncio.create_task(self._event_loop(), name=f"agent-events-{self.device_id}"),
         ]
+        if self.link.connected:  # the hook only runs on connections made from now on
+            try:
+                await self._on_connect()
+            except TransportError as exc:
+                # A busy broker or loop (a thousand tills starting): say online again later
+                # rather than fail the till's start.
+                self.log.info("agent_announce_deferred", error=str(exc))
+                self._tasks.append(
+                    asyncio.create_task(self._announce(), name=f"agent-announce-{self.device_id}")
+                )
+
+    async def _announce(self) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            await self.till.clock.pace(delay)
+            try:
+                await self._on_connect()
+            except TransportError as exc:
+                self.log.info("agent_announce_deferred", error=str(exc))
+                delay = min(delay * 2, 10.0)
+            else:
+                return
 
     async def stop(self) -> None:
         """Publish ``offline`` (if connected), stop answering and leave the till alone."""
@@ -271,7 +330,9 @@ class TillAgent:
                 )
 
     async def _on_connect(self) -> None:
-        await self.link.publish(topics.status_topic(self.device_id), topics.ONLINE, retain=True)
+        await self.link.publish(
+            topics.status_topic(self.device_id), topics.online_payload(self.process), retain=True
+        )
         self._changed()  # a restarted broker has forgotten the retained state
         await self.publish_state()
 
@@ -301,9 +362,12 @@ class TillAgent:
 
     async def _state_loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.state_interval):
-                    await self._dirty.wait()
+            if self.state_interval is None:
+                await self._dirty.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.state_interval):
+                        await self._dirty.wait()
             if self._stopping.is_set():
                 return
             self._changed()  # at least business time moved: take a new snapshot
@@ -312,7 +376,7 @@ class TillAgent:
                 await self.publish_state()
             except Exception:  # a failing snapshot must not end the periodic publication
                 self.log.exception("agent_snapshot_failed")
-                await self.till.clock.pace(self.state_interval)
+                await self.till.clock.pace(self.state_interval or 3.0)
 
     async def state(self) -> dict[str, Any]:
         """The snapshot published on ``kkt/<id>/state`` (taken now, not published)."""
@@ -362,7 +426,10 @@ class TillAgent:
 
     # ------------------------------------------------------------------ commands
 
-    def _on_command(self, message: Received) -> None:
+    def deliver(self, message: Received) -> None:
+        """Answer one request of ``kkt/<id>/cmd`` in its own task (never blocks the caller)."""
+        if self._stopping.is_set():
+            return
         task = asyncio.create_task(self._handle(message))
         self._command_tasks.add(task)
         task.add_done_callback(self._command_tasks.discard)

@@ -27,11 +27,17 @@ __all__ = ["ControlClient", "Outcome", "TillInfo"]
 
 @dataclass(slots=True)
 class TillInfo:
-    """A till seen on the broker: its retained status and last state."""
+    """A till seen on the broker: its retained status and last state.
+
+    ``online`` is the till's status joined with its process's (``till-protocol.md`` §3, D70): a
+    till whose process went away is offline though its own retained status still says ``online``.
+    ``process`` is the id of the process serving it, when it runs on a process's shared link.
+    """
 
     device_id: str
     online: bool
     state: dict[str, Any] | None = None
+    process: str | None = None
 
 
 @dataclass(slots=True)
@@ -81,17 +87,28 @@ class ControlClient:
         await self.link.close()
 
     async def tills(self) -> list[TillInfo]:
-        """Every till that has a retained status on the broker, sorted by device id."""
+        """Every till that has a retained status on the broker, sorted by device id.
+
+        A till is online when its status says so and the process it names is online too.
+        """
         found: dict[str, TillInfo] = {}
         async with (
+            self.link.messages(topics.ALL_PROCESSES) as process_statuses,
             self.link.messages(topics.ALL_STATUS) as statuses,
             self.link.messages(topics.ALL_STATE) as states,
         ):
             await self.link.sync(self.timeout)
+            processes: dict[str, bool] = {}
+            for message in process_statuses.drain():
+                process = topics.process_of(message.topic)
+                if process:
+                    processes[process] = message.text == topics.ONLINE
             for message in statuses.drain():
                 device = topics.device_of(message.topic)
                 if device and message.payload:
-                    found[device] = TillInfo(device, message.text == topics.ONLINE)
+                    _, process = topics.parse_status(message.payload)
+                    online = topics.till_online(message.payload, processes)
+                    found[device] = TillInfo(device, online, process=process)
             for message in states.drain():
                 device = topics.device_of(message.topic)
                 if device in found and message.payload:

@@ -5,11 +5,18 @@ Every till of an installation lives under ``kkt/<deviceId>/``:
 =====================  =========  ========  ===============================================
 Topic                  Direction  Retained  Payload
 =====================  =========  ========  ===============================================
-``kkt/<id>/status``    till →     yes       ``online`` / ``offline`` (the last will)
+``kkt/<id>/status``    till →     yes       ``online <processId>`` / ``offline``
 ``kkt/<id>/state``     till →     yes       JSON snapshot (:meth:`Till.snapshot_state`)
 ``kkt/<id>/events``    till →     no        JSON ``{"event", "deviceId", "at", "data"}``
 ``kkt/<id>/cmd``       → till     no        JSON ``{"command": NAME, "args": {...}}``
+``kkt/proc/<p>/status``  process  yes       ``online`` / ``offline`` (the last will)
 =====================  =========  ========  ===============================================
+
+All tills of one process share one broker connection (``till-protocol.md`` §3, D70), so the last
+will cannot be per till: it is the process's ``kkt/proc/<processId>/status`` = ``offline``, and a
+till's ``online`` names the process serving it. A till is online when its status says ``online``
+and its process's status does too (:func:`till_online`); a bare ``online`` (a till on a
+connection of its own, whose will is its own ``offline``) needs no process.
 
 A command carries the MQTT 5 response topic and correlation data; the till answers on that topic
 with ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": {"code", "message"}}``. Answers go
@@ -30,6 +37,8 @@ from typing import Any
 from kkt_emulator.errors import EmulatorError
 
 __all__ = [
+    "ALL_COMMANDS",
+    "ALL_PROCESSES",
     "ALL_STATE",
     "ALL_STATUS",
     "COMMANDS",
@@ -50,10 +59,15 @@ __all__ = [
     "event_payload",
     "events_topic",
     "ok_answer",
+    "online_payload",
     "parse_answer",
+    "parse_status",
+    "process_of",
+    "process_status_topic",
     "reply_topic",
     "state_topic",
     "status_topic",
+    "till_online",
 ]
 
 PREFIX = "kkt"
@@ -62,6 +76,9 @@ ONLINE = "online"
 OFFLINE = "offline"
 ALL_STATUS = f"{PREFIX}/+/status"
 ALL_STATE = f"{PREFIX}/+/state"
+ALL_COMMANDS = f"{PREFIX}/+/cmd"
+PROCESS_LEVEL = "proc"
+ALL_PROCESSES = f"{PREFIX}/{PROCESS_LEVEL}/+/status"
 
 #: Every command a till answers (``till-protocol.md`` §3).
 COMMANDS = (
@@ -108,6 +125,55 @@ def events_topic(device_id: str) -> str:
 def cmd_topic(device_id: str) -> str:
     """``kkt/<id>/cmd``: command requests."""
     return f"{PREFIX}/{_check_id(device_id)}/cmd"
+
+
+def process_status_topic(process_id: str) -> str:
+    """``kkt/proc/<processId>/status``: retained ``online``/``offline``, the process's last will."""
+    if not process_id or any(c in process_id for c in "/+# "):
+        raise ValueError(f"not a process id: {process_id!r}")
+    return f"{PREFIX}/{PROCESS_LEVEL}/{process_id}/status"
+
+
+def process_of(topic: str) -> str | None:
+    """The process id in ``kkt/proc/<processId>/status``, or ``None`` for any other topic."""
+    parts = topic.split("/")
+    if (
+        len(parts) == 4
+        and parts[0] == PREFIX
+        and parts[1] == PROCESS_LEVEL
+        and parts[3] == "status"
+    ):
+        return parts[2] or None
+    return None
+
+
+def online_payload(process_id: str | None) -> str:
+    """A till's ``online`` status: ``online <processId>``, or bare ``online`` on its own link."""
+    return ONLINE if process_id is None else f"{ONLINE} {process_id}"
+
+
+def parse_status(payload: bytes) -> tuple[bool, str | None]:
+    """A till's status payload as ``(says online, process id or None)``.
+
+    Anything but ``online`` or ``online <processId>`` (``offline``, an empty or unknown text) is
+    offline.
+    """
+    words = payload.decode(errors="replace").split()
+    if not words or words[0] != ONLINE or len(words) > 2:
+        return False, None
+    return True, words[1] if len(words) == 2 else None
+
+
+def till_online(payload: bytes, processes: dict[str, bool]) -> bool:
+    """Whether a till is online: its status says so and, if it names a process, that process too.
+
+    ``processes`` maps the process ids seen on ``kkt/proc/+/status`` to whether each is online; a
+    named process with no status there (its process status was lost) counts as offline.
+    """
+    online, process = parse_status(payload)
+    if not online:
+        return False
+    return process is None or processes.get(process, False)
 
 
 def reply_topic(client_id: str) -> str:

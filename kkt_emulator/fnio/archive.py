@@ -1,7 +1,8 @@
 """The drive's archive on disk: one SQLite database (WAL) per drive.
 
-The file is opened and written through :mod:`kkt_emulator.sqlite` (``open_database``,
-``immediate``), like every other store.
+The file is opened and written through :mod:`kkt_emulator.sqlite` (``IdleConnection``,
+``immediate``), like every other store; the connection closes after a few idle seconds and reopens
+on the next command (D71), so an idle drive holds no file descriptors.
 
 It holds the drive's state, every signed document (TLV bytes), the OFD acknowledgements and a
 metadata row naming the drive (serial, profile), so reopening the file restores the exact drive.
@@ -39,7 +40,7 @@ from kkt_emulator.fn.state import (
     UnsentEntry,
     queue_change,
 )
-from kkt_emulator.sqlite import Synchronous, immediate, open_database
+from kkt_emulator.sqlite import IDLE_SECONDS, IdleConnection, Synchronous, immediate
 
 __all__ = ["SqliteStore"]
 
@@ -86,25 +87,29 @@ class SqliteStore:
     """
 
     def __init__(
-        self, path: Path | str, serial: str | None = None, profile: str | None = None
+        self,
+        path: Path | str,
+        serial: str | None = None,
+        profile: str | None = None,
+        *,
+        idle: float | None = IDLE_SECONDS,
     ) -> None:
         self.path = Path(path)
         try:
-            self._db = open_database(
-                self.path, schema=_SCHEMA, synchronous="FULL", foreign_keys=True
+            self._handle = IdleConnection(
+                self.path, schema=_SCHEMA, synchronous="FULL", foreign_keys=True, idle=idle
             )
             meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"{self.path}: cannot open the drive archive: {exc}") from exc
         if meta.get("serial") and serial and meta["serial"] != serial:
-            self._db.close()
+            self._handle.close()
             raise ConfigError(f"{self.path} holds drive {meta['serial']}, not {serial}")
         if not meta:
             self._set_meta(
                 {"schema": str(SCHEMA_VERSION), "serial": serial or "", "profile": profile or ""}
             )
         self.meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-        self._sync: Synchronous = "FULL"
         # What the file holds, as the objects of the state last loaded or committed: a commit
         # compares the drive's state with these to write only what changed.
         self._saved_core: str | None = None
@@ -115,8 +120,25 @@ class SqliteStore:
         try:
             self._read()
         except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
-            self._db.close()
+            self._handle.close()
             raise ConfigError(f"{self.path}: the drive state cannot be read: {exc}") from exc
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The connection, reopened if it was closed for being idle (D71).
+
+        Raises:
+            DriveError: 03h (drive failure) if the file cannot be opened again.
+        """
+        try:
+            return self._handle.connection()
+        except sqlite3.Error as exc:
+            raise DriveError(ResultCode.FN_FAILURE, detail=f"archive reopen failed: {exc}") from exc
+
+    @property
+    def connection(self) -> IdleConnection:
+        """The archive's connection handle (open or closed for being idle)."""
+        return self._handle
 
     @classmethod
     def read_meta(cls, path: Path | str) -> dict[str, str]:
@@ -136,7 +158,7 @@ class SqliteStore:
 
     def close(self) -> None:
         """Close the database."""
-        self._db.close()
+        self._handle.close()
 
     def load_state(self) -> DriveState | None:
         """The saved state, or ``None`` for a new drive."""
@@ -319,13 +341,14 @@ class SqliteStore:
     @property
     def synchronous(self) -> Synchronous:
         """The ``synchronous`` mode of the latest write (``FULL`` or ``NORMAL``)."""
-        return self._sync
+        return self._handle.synchronous
 
     def _synchronous(self, mode: Synchronous) -> None:
         """Set ``PRAGMA synchronous`` for the next transaction (only when it changes)."""
-        if mode != self._sync:
-            self._db.execute(f"PRAGMA synchronous={mode}")
-            self._sync = mode
+        try:
+            self._handle.set_synchronous(mode)
+        except sqlite3.Error as exc:
+            raise DriveError(ResultCode.FN_FAILURE, detail=f"archive reopen failed: {exc}") from exc
 
     def wipe(self) -> None:
         """Erase state, documents and acknowledgements (the debug reset 60h).

@@ -10,8 +10,8 @@ The loop of a real till (fn-protocol.md §6.6, §11), per document:
    CRC 0) + the container over TCP; read the operator's 30-byte header and its body;
 5. ``26h`` with that body (the header stripped, as fncore does), then ``41h`` to read back the
    stored acknowledgement, as the real till does — under ``client.exclusive`` again;
-6. ``21h(0)`` when the connection ends: after any failure, or when :meth:`OfdSender.close` is
-   called (the till goes offline or stops).
+6. ``21h(0)`` when the connection ends: after any failure, after ``idle_close`` seconds without
+   a document, or when :meth:`OfdSender.close` is called (the till goes offline or stops).
 
 Decisions:
 
@@ -22,6 +22,11 @@ Decisions:
   answer is served too: a kept connection that fails before the answer began is replaced by a
   new one and the document sent again (the OFD stores a repeated document once and answers it
   again).
+* An idle connection is closed (D72, fn-protocol.md §11.4): ``idle_close`` seconds (pacing time)
+  after the last round that sent a document, the sender ends it with ``21h(0)``, and the next
+  document opens a new one with ``21h(1)``. A thousand idle tills then hold no OFD sockets (nor the
+  stand-in their accepted ends), while a busy till keeps its connection and its five drive commands
+  per document.
 * An unreachable, refusing, silent or garbled OFD raises
   :class:`~kkt_emulator.errors.TransportError` with a one-line reason after ``21h(0)``; a read that
   failed half-way is cancelled with ``24h`` first. The document stays at the head of the drive's
@@ -66,6 +71,8 @@ if TYPE_CHECKING:
 __all__ = ["OfdSender", "parse_address"]
 
 _MIN_INTERVAL = 0.001
+IDLE_CLOSE_SECONDS = 1.5
+"""How long a kept OFD connection stays open without a document (``OfdSender(idle_close=…)``)."""
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -99,6 +106,8 @@ class OfdSender:
             the operator's 1012) once the drive accepted the acknowledgement.
         connect_timeout: real seconds to wait for the TCP connection.
         reply_timeout: real seconds to wait for the operator's answer once the document was sent.
+        idle_close: seconds (pacing time) after which a connection no document used is closed;
+            ``None`` keeps it until a failure or :meth:`close`.
 
     Raises:
         ConfigError: a bad address, FFD version or timeout.
@@ -116,11 +125,14 @@ class OfdSender:
         on_ack: Callable[[int, datetime], Awaitable[None]] | None = None,
         connect_timeout: float = 5.0,
         reply_timeout: float = 30.0,
+        idle_close: float | None = IDLE_CLOSE_SECONDS,
     ) -> None:
         if ffd not in A_VERSIONS:
             raise ConfigError(f"unknown FFD version {ffd!r}: use {', '.join(A_VERSIONS)}")
         if connect_timeout <= 0 or reply_timeout <= 0:
             raise ConfigError("OFD timeouts must be positive")
+        if idle_close is not None and idle_close <= 0:
+            raise ConfigError("the OFD idle close must be positive (or None: never)")
         self.client = client
         self.clock = clock
         self.address = address
@@ -136,6 +148,13 @@ class OfdSender:
         self._wake = asyncio.Event()
         self._pipe: BytePipe | None = None
         self._transport_up = False
+        self.idle_close = idle_close
+        self._rounds = 0
+        """Rounds that sent at least one document (the idle timer closes only if none since)."""
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_task: asyncio.Task[None] | None = None
+        self.idle_closes = 0
+        """How many kept connections were closed for being idle."""
         self.unacknowledged: int | None = None
         """The FD last written to the OFD that the drive has not seen acknowledged (a failed
         round leaves it set; see ``on_sent``)."""
@@ -169,12 +188,52 @@ class OfdSender:
             except BaseException as exc:
                 await self._disconnect(exc)
                 raise
+            if acknowledged:  # a round that sent nothing leaves the running idle timer alone
+                self._rounds += 1
+                self._arm_idle_timer()
             return acknowledged
 
     async def close(self) -> None:
         """End the connection to the OFD and tell the drive (21h(0)); a failure is only logged."""
+        self._cancel_idle_timer()
+        task, self._idle_task = self._idle_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         async with self._round:
             await self._disconnect(None)
+
+    # ------------------------------------------------------------------ idle close
+
+    def _arm_idle_timer(self) -> None:
+        if self.idle_close is None or self._pipe is None:
+            return
+        self._cancel_idle_timer()
+        rounds = self._rounds
+        loop = asyncio.get_running_loop()
+        self._idle_timer = loop.call_later(self.idle_close, self._idle_expired, rounds)
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _idle_expired(self, rounds: int) -> None:
+        self._idle_timer = None
+        if self._idle_task is None or self._idle_task.done():
+            self._idle_task = asyncio.create_task(
+                self._close_idle(rounds), name=f"ofd-idle-{self.fn_serial}"
+            )
+
+    async def _close_idle(self, rounds: int) -> None:
+        """Close the kept connection unless a round ran since the timer was armed."""
+        async with self._round:
+            if rounds != self._rounds or self._pipe is None:
+                return  # used meanwhile: that round armed its own timer
+            await self._disconnect(None)
+            self.idle_closes += 1
+            self.log.debug("ofd_connection_idle_closed", after=self.idle_close)
 
     async def run(
         self, stop: asyncio.Event, interval: float = 1.0, backoff_max: float = 60.0

@@ -1,7 +1,8 @@
 """The till's durable memory: identity, settings, the journal and the outbox (``till-protocol.md`` §2).
 
-It lives in the same SQLite file as the drive's archive (WAL; separate tables, separate
-connection). The rules that make a crash harmless:
+It lives in its own SQLite file (WAL) next to the drive's archive; the connection closes after a
+few idle seconds and reopens on use (:class:`~kkt_emulator.sqlite.IdleConnection`, D71). The rules
+that make a crash harmless:
 
 * before the final drive command the till writes a journal entry «about to fiscalise document X
   as fiscal document N»; it is committed before the command goes out;
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from kkt_emulator.errors import ConfigError
-from kkt_emulator.sqlite import immediate, open_database
+from kkt_emulator.sqlite import IDLE_SECONDS, IdleConnection, immediate
 
 __all__ = ["JournalEntry", "OutboxEntry", "TillStore"]
 
@@ -89,19 +90,30 @@ class OutboxEntry:
 class TillStore:
     """Journal, outbox, processed documents, identity and settings in one SQLite file."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, idle: float | None = IDLE_SECONDS) -> None:
         self.path = Path(path)
         try:
             # FULL: a lost journal write could let a signed receipt be fiscalised again.
-            self._db = open_database(self.path, schema=_SCHEMA, synchronous="FULL")
+            self._handle = IdleConnection(self.path, schema=_SCHEMA, synchronous="FULL", idle=idle)
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"{self.path}: cannot open the till state: {exc}") from exc
-        self._durable = True
-        """Whether the connection commits with ``synchronous=FULL`` now."""
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The connection, reopened if it was closed for being idle (D71)."""
+        try:
+            return self._handle.connection()
+        except sqlite3.Error as exc:
+            raise ConfigError(f"{self.path}: cannot reopen the till state: {exc}") from exc
+
+    @property
+    def connection(self) -> IdleConnection:
+        """The store's connection handle (open or closed for being idle)."""
+        return self._handle
 
     def close(self) -> None:
         """Close the database."""
-        self._db.close()
+        self._handle.close()
 
     def _write(
         self, statements: list[tuple[str, tuple[Any, ...]]], *, durable: bool = True
@@ -111,12 +123,11 @@ class TillStore:
         Not ``durable``: NORMAL, the commit is in the WAL (safe from a process crash) and reaches
         the disk with the next durable commit, which syncs every frame before its own, in order.
         """
-        if durable != self._durable:
-            self._db.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
-            self._durable = durable
-        with immediate(self._db):
+        self._handle.set_synchronous("FULL" if durable else "NORMAL")
+        db = self._db
+        with immediate(db):
             for sql, params in statements:
-                self._db.execute(sql, params)
+                db.execute(sql, params)
 
     # ------------------------------------------------------------------ identity and settings
 

@@ -60,6 +60,8 @@ async def test_status_json(
     for entry in data["tills"]:
         assert entry["ok"] is True
         assert entry["status"] == "online"
+        assert stack.control is not None
+        assert entry["process"] == stack.control.process_id
         assert entry["result"]["deviceId"] == entry["deviceId"]
         assert entry["result"]["clock"]["mode"] == "manual"
     code, out, err = await cli(capsys, "status", "--ready-file", str(ready))

@@ -1,7 +1,8 @@
 """A stand-in till for control-plane tests, and waits with timeouts.
 
-Run as a script (``python control_helpers.py URL DEVICE_ID``) it serves one fake till's agent until
-killed: the last-will test SIGKILLs it.
+Run as a script (``python control_helpers.py URL DEVICE_ID``) it serves one fake till's agent on its
+own link until killed: the last-will test SIGKILLs it. With ``--shared`` and several device ids it
+serves them all on one process link (a control plane) and prints ``ready <processId>``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from kkt_emulator.clock import Clock, ManualClock, RealClock
 from kkt_emulator.control import topics
 from kkt_emulator.control.agent import TillAgent, agent_link
 from kkt_emulator.control.link import MqttLink, Received
+from kkt_emulator.control.plane import ControlPlane
 from kkt_emulator.errors import ConfigError, DriveError
 from kkt_emulator.logging import configure_logging
 from kkt_emulator.till.faults import FAULTS
@@ -218,5 +220,16 @@ async def _serve(url: str, device_id: str) -> None:
             await asyncio.Event().wait()
 
 
+async def _serve_shared(url: str, device_ids: list[str]) -> None:
+    configure_logging("console", "warning")
+    plane = ControlPlane(url, PACE)
+    await plane.start([FakeTill(d) for d in device_ids])
+    print("ready", plane.process_id, flush=True)  # noqa: T201 - the parent test reads this line
+    await asyncio.Event().wait()
+
+
 if __name__ == "__main__":
-    asyncio.run(_serve(sys.argv[1], sys.argv[2]))
+    if sys.argv[2] == "--shared":
+        asyncio.run(_serve_shared(sys.argv[1], sys.argv[3:]))
+    else:
+        asyncio.run(_serve(sys.argv[1], sys.argv[2]))

@@ -201,10 +201,15 @@ async def test_stack_spawns_and_stops_its_broker(tmp_path: Path) -> None:
         url = stack.ready_info()["mqtt"]
         assert url.startswith("mqtt://127.0.0.1:")
         assert f"MQTT broker      {url}" in stack.banner()
+        assert stack.control is not None
+        process = stack.control.process_id
         for till in stack.tills:
             status = await retained(url, f"kkt/{till.device_id}/status")
             assert status is not None
-            assert status.text == "online"
+            assert status.text == f"online {process}"  # the till names the process serving it
+        process_status = await retained(url, f"kkt/proc/{process}/status")
+        assert process_status is not None
+        assert (process_status.text, process_status.retain) == ("online", True)
     link = MqttLink(url)
     with pytest.raises(TransportError, match="cannot reach the MQTT broker"):
         await link.connect(0.3)
@@ -223,9 +228,14 @@ async def test_stack_says_offline_when_it_stops(tmp_path: Path, broker: Mosquitt
 
         async def online() -> bool:
             status = await retained(broker.url, f"kkt/{device}/status")
-            return status is not None and status.text == "online"
+            return status is not None and status.text.startswith("online ")
 
         await wait_for(online, what="online")
+        assert stack.control is not None
+        process = stack.control.process_id
     status = await retained(broker.url, f"kkt/{device}/status")
     assert status is not None
     assert status.text == "offline"
+    process_status = await retained(broker.url, f"kkt/proc/{process}/status")
+    assert process_status is not None
+    assert process_status.text == "offline"

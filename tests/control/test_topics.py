@@ -91,3 +91,25 @@ def test_args_accessors() -> None:
         Args("x", {"zz": 1}).done()
     with pytest.raises(CommandError, match="must be a number"):
         Args("x", {"v": float("nan")}).number("v")
+
+
+def test_process_topics_and_till_status() -> None:
+    assert topics.process_status_topic("h-1-ab") == "kkt/proc/h-1-ab/status"
+    assert topics.process_of("kkt/proc/h-1-ab/status") == "h-1-ab"
+    assert topics.process_of("kkt/d1/status") is None
+    assert topics.device_of("kkt/proc/h-1-ab/status") is None  # never taken for a till
+    for bad in ("", "a/b", "a b", "+"):
+        with pytest.raises(ValueError, match="not a process id"):
+            topics.process_status_topic(bad)
+    assert topics.online_payload(None) == "online"
+    assert topics.online_payload("p1") == "online p1"
+    assert topics.parse_status(b"online p1") == (True, "p1")
+    assert topics.parse_status(b"online") == (True, None)
+    for offline in (b"offline", b"", b"online a b", b"onl"):
+        assert topics.parse_status(offline) == (False, None)
+    processes = {"p1": True, "p2": False}
+    assert topics.till_online(b"online p1", processes)
+    assert not topics.till_online(b"online p2", processes)  # its process died
+    assert not topics.till_online(b"online p3", processes)  # its process is unknown
+    assert topics.till_online(b"online", processes)  # a till on its own link
+    assert not topics.till_online(b"offline", processes)

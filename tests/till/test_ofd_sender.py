@@ -404,3 +404,53 @@ async def test_ofd_down_while_a_connection_is_kept_fails_the_round_and_keeps_the
         assert r.ofd.acknowledged_fds(bench.serial) == {1, 2}
         await r.ofd.clear_faults()
         assert await r.sender.send_once() == [3]
+
+
+async def test_an_idle_connection_is_closed_and_the_next_document_opens_one() -> None:
+    bench = bench_with_documents(DEFAULT_PROFILE, sales=0)
+    async with rig(bench, idle_close=0.05) as r:
+        assert await r.sender.send_once() == [1, 2]
+        assert (await r.ofd_status()).status & 0x01 == 1
+        assert await r.sender.send_once() == []  # a round with nothing to send keeps the timer
+        for _ in range(200):  # a hang guard, not a timing assertion
+            if r.sender.idle_closes:
+                break
+            await r.clock.pace(0.02)
+        assert r.sender.idle_closes == 1
+        # The drive was told (21h(0)) and the OFD saw the connection end.
+        assert r.calls[-1] == Command.OFD_TRANSPORT
+        assert (await r.ofd_status()).status & 0x01 == 0
+        r.calls.clear()
+        local = bench.drive.local_time(r.clock.now())
+        await r.client.receipt(local, 1, 4550, bench.receipt_tlv(4550) + item_tlv(Item()))
+        r.calls.clear()
+        assert await r.sender.send_once() == [3]
+        assert r.ofd.connections == 2
+        assert r.calls[:2] == [Command.OFD_STATUS, Command.OFD_TRANSPORT]  # 21h(1) again
+        assert r.ofd.acknowledged_fds(bench.serial) == {1, 2, 3}
+
+
+async def test_a_busy_connection_is_kept_across_idle_periods() -> None:
+    bench = bench_with_documents(DEFAULT_PROFILE, sales=0)
+    async with rig(bench, idle_close=30.0) as r:
+        assert await r.sender.send_once() == [1, 2]
+        for n in range(3):
+            local = bench.drive.local_time(r.clock.now())
+            await r.client.receipt(
+                local, 1, 4550 + n, bench.receipt_tlv(4550 + n) + item_tlv(Item())
+            )
+            assert await r.sender.send_once() == [3 + n]
+        assert (r.ofd.connections, r.sender.idle_closes) == (1, 0)
+
+
+def test_a_bad_idle_close_is_a_config_error() -> None:
+    bench = DriveBench(DEFAULT_PROFILE)
+    with pytest.raises(ConfigError, match="idle close must be positive"):
+        OfdSender(
+            FnClient(memory_pipe_pair()[0]),
+            ManualClock(bench.now),
+            "127.0.0.1:1",
+            ffd="1.2",
+            fn_serial=bench.serial,
+            idle_close=0,
+        )
