@@ -405,6 +405,21 @@ class WorkerStack(Stack):
         """Every till of every worker, in the order of the installation."""
         return tuple(t for w in self.workers for t in w.tills)
 
+    def ready_info(self) -> dict[str, Any]:
+        """The ready-file of ``up``, and ``workers``: each one's number, pid, state and tills."""
+        return {
+            **super().ready_info(),
+            "workers": [
+                {
+                    "number": w.plan.number,
+                    "pid": w.pid,
+                    "state_dir": str(w.plan.state_dir),
+                    "tills": [t.device_id for t in w.tills],
+                }
+                for w in self.workers
+            ],
+        }
+
     def banner(self) -> str:
         """The banner of ``up``, and the worker processes."""
         pids = ", ".join(str(w.pid) for w in self.workers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from kkt_emulator.app.stack import PointAccess
     from kkt_emulator.clock import Clock
 
+PASSWORD_ENV = "KKT_TILL_PASSWORD"  # noqa: S105 - the name of an environment variable
+
 app = typer.Typer(
     help="Virtual tills against a cloud: one (`run`) or many (`fleet`).", no_args_is_help=True
 )
@@ -43,7 +46,7 @@ def run(
     password: str | None = typer.Option(
         None,
         "--password",
-        envvar="KKT_TILL_PASSWORD",
+        envvar=PASSWORD_ENV,
         show_envvar=True,
         help="The retail point's service password. Prefer the environment variable or"
         " --password-file: a command-line argument is visible to every user in `ps`.",
@@ -157,7 +160,10 @@ def given_points(
         ConfigError: the three lists do not pair up, or a password is missing.
     """
     if len(passwords) <= 1 and len(ids) == 1:
-        passwords = [read_password(passwords[0] if passwords else None, password_file)]
+        given = passwords[0] if passwords else None
+        if given is None and password_file is None:
+            given = os.environ.get(PASSWORD_ENV)
+        passwords = [read_password(given, password_file)]
     elif password_file is not None:
         raise ConfigError("--password-file goes with one --point; give --password for each")
     if not len(ids) == len(logins) == len(passwords):
