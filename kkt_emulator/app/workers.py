@@ -59,6 +59,9 @@ STOP_GRACE = 10.0
 """Seconds a worker has to stop after SIGTERM before it is killed."""
 
 _STDERR_KEPT = 20
+_LINE_LIMIT = 64 * 1024 * 1024
+"""The longest line read from a worker: its ready JSON is one line of ~350 bytes per till (the
+stream's default of 64 KiB is reached at ~200 tills)."""
 
 
 class WorkerError(EmulatorError):
@@ -160,6 +163,7 @@ class Worker:
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,
+            limit=_LINE_LIMIT,
         )
         self._readers = [
             asyncio.create_task(self._read_stdout(), name=f"worker-{self.plan.number}-stdout"),
@@ -206,19 +210,24 @@ class Worker:
         assert self._ready is not None
         exited: asyncio.Future[Any] = asyncio.ensure_future(self.process.wait())
         ready: asyncio.Future[Any] = self._ready
+        stdout: asyncio.Future[Any] = self._readers[0]
         try:
             done, _ = await asyncio.wait(
-                [ready, exited], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                [ready, exited, stdout], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             exited.cancel()
-        if self._ready not in done:
+        name = f"worker {self.plan.number} (pid {self.pid})"
+        if not ready.done():
             if exited in done:
                 await asyncio.gather(*self._readers, return_exceptions=True)
                 raise WorkerError(f"{self.exit_info()}, before it was ready")
-            raise WorkerError(
-                f"worker {self.plan.number} (pid {self.pid}) was not ready after {timeout:.0f} s"
-            )
+            if stdout in done:
+                why = stdout.exception() if not stdout.cancelled() else None
+                raise WorkerError(
+                    f"{name}: its output could not be read before it was ready: {why}"
+                )
+            raise WorkerError(f"{name} was not ready after {timeout:.0f} s")
         self.tills = _tills_of(self.plan.number, self._ready.result())
         return self.tills
 

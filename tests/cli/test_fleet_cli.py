@@ -6,6 +6,7 @@ The processes themselves run in tests/cli/test_fleet_processes.py (slow).
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from kkt_emulator.app.fleet import FleetOptions, clock_options, fleet_clock, read_points
 from kkt_emulator.app.stack import PointAccess
-from kkt_emulator.app.workers import WorkerExit, plan_workers
+from kkt_emulator.app.workers import Worker, WorkerError, WorkerExit, WorkerPlan, plan_workers
 from kkt_emulator.cli.main import main
 from kkt_emulator.cli.till_cmd import given_points
 from kkt_emulator.clock import ManualClock, RealClock, ScaledClock
@@ -236,3 +237,40 @@ def test_a_real_clock_is_real_everywhere() -> None:
         fleet_clock("real", START)
     with pytest.raises(ConfigError, match="needs a timezone"):
         fleet_clock("manual", datetime(2026, 4, 1))  # noqa: DTZ001 - the naive time under test
+
+
+# ------------------------------------------------------------------ a worker process as up sees it
+
+
+def _plan(tmp_path: Path) -> WorkerPlan:
+    return WorkerPlan(1, 0, 1, (_point(0),), tmp_path / "worker-1")
+
+
+async def test_a_worker_announcing_thousands_of_tills_is_read_whole(tmp_path: Path) -> None:
+    till = dict.fromkeys(("device_id", "fn_serial", "kkt_serial", "rnm", "profile"), "x" * 40)
+    script = (
+        "import json, sys\n"
+        f"print(json.dumps({{'tills': [dict({till!r}, state_dir='/s/%d' % n) for n in range(3000)]}}))\n"
+        "sys.stdin.read()\n"  # runs until up closes the pipe, as a fleet does
+    )
+    worker = Worker(_plan(tmp_path), [sys.executable, "-c", script])
+    await worker.start()
+    try:
+        tills = await worker.wait_ready(60.0)
+    finally:
+        await worker.stop(grace=5.0)
+    assert len(tills) == 3000
+    assert tills[-1].state_dir == Path("/s/2999")
+
+
+async def test_a_worker_that_fails_to_start_says_why_in_one_line(tmp_path: Path) -> None:
+    script = "import sys; print('error: the cloud does not answer', file=sys.stderr); sys.exit(2)"
+    worker = Worker(_plan(tmp_path), [sys.executable, "-c", script])
+    await worker.start()
+    with pytest.raises(WorkerError) as failed:
+        await worker.wait_ready(60.0)
+    await worker.stop(grace=5.0)
+    assert str(failed.value) == (
+        f"worker 1 (pid {worker.pid}) exited with code 2: error: the cloud does not answer, "
+        "before it was ready"
+    )
