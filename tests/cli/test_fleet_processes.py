@@ -264,3 +264,15 @@ async def test_a_worker_that_dies_stops_up_with_an_error(tmp_path: Path) -> None
         assert errors == [
             f"error: worker 2 (pid {pids[2]}) was killed by signal 9; everything was stopped"
         ]
+
+
+async def test_workers_do_not_outlive_a_killed_up(tmp_path: Path) -> None:
+    ready = tmp_path / "ready.json"
+    args = ["up", "--workers", "2", "--tills", "2", "--mqtt", "none"]
+    args += ["--state-dir", str(tmp_path / "state"), "--ready-file", str(ready)]
+    async with spawned(tmp_path, "up", *args) as up:
+        info = await up.ready(ready)
+        pids = [w["pid"] for w in info["workers"]]
+        assert await up.stop(signal.SIGKILL) == -signal.SIGKILL
+        # Their pipe from up closed with it: each stops as on SIGTERM.
+        assert await _gone(pids)
