@@ -59,6 +59,7 @@ STOP_GRACE = 10.0
 """Seconds a worker has to stop after SIGTERM before it is killed."""
 
 _STDERR_KEPT = 20
+_EXIT_WAIT = 5.0
 _LINE_LIMIT = 64 * 1024 * 1024
 """The longest line read from a worker: its ready JSON is one line of ~350 bytes per till (the
 stream's default of 64 KiB is reached at ~200 tills)."""
@@ -219,14 +220,19 @@ class Worker:
             exited.cancel()
         name = f"worker {self.plan.number} (pid {self.pid})"
         if not ready.done():
-            if exited in done:
+            if stdout in done:
+                why = None if stdout.cancelled() else stdout.exception()
+                if why is not None:
+                    raise WorkerError(f"{name}: its output could not be read: {why}")
+                # Its output ended: the process is on its way out; say how it ended.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_EXIT_WAIT):
+                        await self.process.wait()
+            if self.process.returncode is not None:
                 await asyncio.gather(*self._readers, return_exceptions=True)
                 raise WorkerError(f"{self.exit_info()}, before it was ready")
             if stdout in done:
-                why = stdout.exception() if not stdout.cancelled() else None
-                raise WorkerError(
-                    f"{name}: its output could not be read before it was ready: {why}"
-                )
+                raise WorkerError(f"{name} closed its output before it was ready")
             raise WorkerError(f"{name} was not ready after {timeout:.0f} s")
         self.tills = _tills_of(self.plan.number, self._ready.result())
         return self.tills
