@@ -67,6 +67,9 @@ START_PARALLEL = 16
 """Tills that start at once: enough to overlap their bind requests and drive start-ups, few
 enough that a cloud is not handed a thousand binds in the same instant."""
 
+START_PATIENCE = 120.0
+"""Seconds a till keeps trying to start while the cloud does not answer it in time."""
+
 _POINT_KEYS = ("retail_point_id", "service_login", "service_password")
 _REAL = RealClock()
 _log = get_logger(__name__)
@@ -175,13 +178,47 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return (ours or leaves)[0]
 
 
+async def _start_one(config: TillConfig, clock: Clock, patience: float) -> Till:
+    """Start one till; a cloud that does not answer in time is asked again for ``patience`` s.
+
+    A cloud that answered the fleet's first request but not a till's is busy (a thousand tills
+    binding at once on a loaded host), not gone: the till is stopped and started again from its
+    state on disk, which start-up keeps consistent at every step.
+    """
+    deadline = clock.monotonic() + patience
+    pause = 0.5
+    while True:
+        till = Till(config, clock)
+        try:
+            await till.start()
+        except BaseException as exc:
+            await stop_tills([till])  # what it opened before it failed (or was cancelled)
+            if isinstance(exc, CloudError) and exc.status in (401, 403):
+                raise ConfigError(
+                    f"the cloud at {config.server} refused the service login "
+                    f"{config.login!r} of retail point {config.retail_point_id}: {exc}"
+                ) from exc
+            if not isinstance(exc, TransportError) or clock.monotonic() + pause > deadline:
+                raise
+            _log.warning("till_start_retried", state_dir=str(config.state_dir), error=str(exc))
+            await clock.pace(pause)
+            pause = min(pause * 2, 5.0)
+        else:
+            return till
+
+
 async def start_tills(
-    configs: list[TillConfig], clock: Clock, *, parallel: int = START_PARALLEL
+    configs: list[TillConfig],
+    clock: Clock,
+    *,
+    parallel: int = START_PARALLEL,
+    patience: float = START_PATIENCE,
 ) -> list[Till]:
     """Start a till per config, ``parallel`` at a time; all or none.
 
-    Returns the tills in the order of ``configs``. When one fails, the others are cancelled,
-    every till started so far is stopped again, and the first error is raised.
+    Returns the tills in the order of ``configs``. A till the cloud does not answer is tried again
+    for ``patience`` seconds. When one fails, the others are cancelled, every till started so far
+    is stopped again, and the first error is raised.
 
     Raises:
         ConfigError: the cloud refused a retail point's service credentials (401 or 403).
@@ -192,18 +229,7 @@ async def start_tills(
     async def one(n: int) -> None:
         config = configs[n]
         async with gate:
-            till = Till(config, clock)
-            try:
-                await till.start()
-            except BaseException as exc:
-                await stop_tills([till])  # what it opened before it failed (or was cancelled)
-                if isinstance(exc, CloudError) and exc.status in (401, 403):
-                    raise ConfigError(
-                        f"the cloud at {config.server} refused the service login "
-                        f"{config.login!r} of retail point {config.retail_point_id}: {exc}"
-                    ) from exc
-                raise
-            started[n] = till
+            started[n] = await _start_one(config, clock, patience)
 
     try:
         async with asyncio.TaskGroup() as group:

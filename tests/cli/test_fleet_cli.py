@@ -15,14 +15,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kkt_emulator.app.fleet import FleetOptions, clock_options, fleet_clock, read_points
-from kkt_emulator.app.stack import PointAccess
+from kkt_emulator.app import fleet as fleet_module
+from kkt_emulator.app.fleet import (
+    FleetOptions,
+    clock_options,
+    fleet_clock,
+    read_points,
+    start_tills,
+)
+from kkt_emulator.app.stack import PointAccess, till_config
 from kkt_emulator.app.workers import Worker, WorkerError, WorkerExit, WorkerPlan, plan_workers
 from kkt_emulator.cli.main import main
 from kkt_emulator.cli.till_cmd import given_points
 from kkt_emulator.clock import ManualClock, RealClock, ScaledClock
-from kkt_emulator.errors import ConfigError
+from kkt_emulator.errors import CloudError, ConfigError, TransportError
 from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
+from kkt_emulator.till.till import TillConfig
 
 START = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 
@@ -274,3 +282,71 @@ async def test_a_worker_that_fails_to_start_says_why_in_one_line(tmp_path: Path)
         f"worker 1 (pid {worker.pid}) exited with code 2: error: the cloud does not answer, "
         "before it was ready"
     )
+
+
+# ------------------------------------------------------------------ a busy cloud at start-up
+
+
+class _FlakyTill:
+    """A till whose start meets a cloud that does not answer the first ``failures`` times."""
+
+    starts: list[str]
+    failures = 0
+    error: Exception = TransportError("cloud unreachable: no answer within 10 s")
+
+    def __init__(self, config: TillConfig, clock: object) -> None:
+        del clock
+        self.config = config
+        self.device_id = self.fn_serial = ""
+        self.closed = False
+
+    async def start(self) -> None:
+        self.starts.append(str(self.config.state_dir))
+        if len(self.starts) <= self.failures:
+            raise self.error
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def flaky(monkeypatch: pytest.MonkeyPatch) -> type[_FlakyTill]:
+    class Flaky(_FlakyTill):
+        starts: list[str] = []  # noqa: RUF012 - one list per test, through the fixture
+
+    monkeypatch.setattr(fleet_module, "Till", Flaky)
+    return Flaky
+
+
+def _configs(tmp_path: Path, count: int) -> list[TillConfig]:
+    profile = load_profile(DEFAULT_PROFILE)
+    return [
+        till_config(profile, tmp_path / f"till-{n}", "http://x", _point(0), ofd_address=None)
+        for n in range(count)
+    ]
+
+
+async def test_a_till_the_busy_cloud_did_not_answer_starts_again(
+    tmp_path: Path, flaky: type[_FlakyTill]
+) -> None:
+    flaky.failures = 2
+    [till] = await start_tills(_configs(tmp_path, 1), ManualClock(START), patience=60.0)
+    assert flaky.starts == [str(tmp_path / "till-0")] * 3
+    assert isinstance(till, flaky)
+
+
+async def test_patience_ends_and_other_errors_are_not_retried(
+    tmp_path: Path, flaky: type[_FlakyTill]
+) -> None:
+    flaky.failures = 1
+    with pytest.raises(TransportError, match="no answer"):
+        await start_tills(_configs(tmp_path, 1), ManualClock(START), patience=0.1)
+    flaky.starts.clear()
+    flaky.error = CloudError(500, "boom")
+    with pytest.raises(CloudError, match="boom"):
+        await start_tills(_configs(tmp_path, 1), ManualClock(START), patience=60.0)
+    assert len(flaky.starts) == 1
+    flaky.starts.clear()
+    flaky.error = CloudError(401, "Unauthorized")
+    with pytest.raises(ConfigError, match="refused the service login 'svc-0' of retail point"):
+        await start_tills(_configs(tmp_path, 1), ManualClock(START), patience=60.0)
