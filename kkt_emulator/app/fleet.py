@@ -68,7 +68,8 @@ START_PARALLEL = 16
 enough that a cloud is not handed a thousand binds in the same instant."""
 
 START_PATIENCE = 120.0
-"""Seconds a till keeps trying to start while the cloud does not answer it in time."""
+"""Seconds without any till of the fleet starting after which a till the cloud does not answer
+in time gives up (and the fleet with it)."""
 
 _POINT_KEYS = ("retail_point_id", "service_login", "service_password")
 _REAL = RealClock()
@@ -178,14 +179,27 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return (ours or leaves)[0]
 
 
-async def _start_one(config: TillConfig, clock: Clock, patience: float) -> Till:
-    """Start one till; a cloud that does not answer in time is asked again for ``patience`` s.
+class _Progress:
+    """When a till of the fleet last started (pacing time): the patience of the others runs from it."""
 
-    A cloud that answered the fleet's first request but not a till's is busy (a thousand tills
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.last = clock.monotonic()
+
+    def made(self) -> None:
+        self.last = self.clock.monotonic()
+
+
+async def _start_one(
+    config: TillConfig, clock: Clock, progress: _Progress, patience: float
+) -> Till:
+    """Start one till; a cloud that does not answer in time is asked again.
+
+    A cloud that answered the fleet's first request but not a till's is busy (thousands of tills
     binding at once on a loaded host), not gone: the till is stopped and started again from its
-    state on disk, which start-up keeps consistent at every step.
+    state on disk, which start-up keeps consistent at every step, for as long as other tills of
+    the fleet keep starting, and ``patience`` seconds after the last one did.
     """
-    deadline = clock.monotonic() + patience
     pause = 0.5
     while True:
         till = Till(config, clock)
@@ -198,12 +212,14 @@ async def _start_one(config: TillConfig, clock: Clock, patience: float) -> Till:
                     f"the cloud at {config.server} refused the service login "
                     f"{config.login!r} of retail point {config.retail_point_id}: {exc}"
                 ) from exc
-            if not isinstance(exc, TransportError) or clock.monotonic() + pause > deadline:
+            stalled = clock.monotonic() + pause > progress.last + patience
+            if not isinstance(exc, TransportError) or stalled:
                 raise
             _log.warning("till_start_retried", state_dir=str(config.state_dir), error=str(exc))
             await clock.pace(pause)
             pause = min(pause * 2, 5.0)
         else:
+            progress.made()
             return till
 
 
@@ -217,7 +233,7 @@ async def start_tills(
     """Start a till per config, ``parallel`` at a time; all or none.
 
     Returns the tills in the order of ``configs``. A till the cloud does not answer is tried again
-    for ``patience`` seconds. When one fails, the others are cancelled, every till started so far
+    while others start, until none has for ``patience`` seconds. When one fails, the others are cancelled, every till started so far
     is stopped again, and the first error is raised.
 
     Raises:
@@ -225,11 +241,12 @@ async def start_tills(
     """
     gate = asyncio.Semaphore(max(1, parallel))
     started: list[Till | None] = [None] * len(configs)
+    progress = _Progress(clock)
 
     async def one(n: int) -> None:
         config = configs[n]
         async with gate:
-            started[n] = await _start_one(config, clock, patience)
+            started[n] = await _start_one(config, clock, progress, patience)
 
     try:
         async with asyncio.TaskGroup() as group:
