@@ -25,6 +25,7 @@ when a name here is no such class::
     ├── ScenarioCheckError         app.scenarios.run a scenario saw what its case does not say
     ├── ChaosStartError            app.chaos.procs  a chaos-run process would not start
     ├── BenchStartError            app.bench_suite  a benchmark process would not start
+    ├── WorkerError                app.workers      a worker of ``up --workers`` would not start
     └── SimulatedCrash             till.context     a ``till.crash`` fault point hit
 
 Structured fields: ``DriveError(code, data, detail)``, ``ValidationError(field, reason)`` and

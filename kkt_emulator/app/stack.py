@@ -48,7 +48,9 @@ __all__ = [
     "TillInfo",
     "curl_example",
     "default_state_dir",
+    "ensure_points",
     "sale_document",
+    "till_config",
     "write_json_atomic",
 ]
 
@@ -150,6 +152,7 @@ class TillInfo:
     rnm: str
     profile: str
     state_dir: Path
+    retail_point_id: str = ""
 
     def to_json(self) -> dict[str, str]:
         """The ready-file's entry for this till."""
@@ -160,7 +163,21 @@ class TillInfo:
             "rnm": self.rnm,
             "profile": self.profile,
             "state_dir": str(self.state_dir),
+            "retail_point_id": self.retail_point_id,
         }
+
+    @classmethod
+    def of(cls, till: Till) -> TillInfo:
+        """What the ready-file says about a started till."""
+        return cls(
+            device_id=till.device_id,
+            fn_serial=till.fn_serial,
+            kkt_serial=till.kkt_serial,
+            rnm=till.rnm,
+            profile=till.profile.name,
+            state_dir=till.state_dir,
+            retail_point_id=till.config.retail_point_id or "",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +277,102 @@ class StackOptions:
         return {**settings, **self.till_settings}
 
 
+def till_config(
+    profile: FirmwareProfile,
+    state_dir: Path,
+    server: str,
+    point: PointAccess,
+    *,
+    ofd_address: str | None,
+    timing: str = "fast",
+    settings: dict[str, Any] | None = None,
+    drive_timeout: float = 5.0,
+    ofd: OfdServer | None = None,
+) -> TillConfig:
+    """How one till of an installation or a fleet runs: bound to ``point`` with its service login.
+
+    ``ofd`` is the OFD stand-in of the same process, when there is one (``ofd.*`` faults act on
+    it); a till in another process than the OFD has only its address.
+    """
+    return TillConfig(
+        profile=profile,
+        state_dir=state_dir,
+        server=server,
+        login=point["service_login"],
+        password=point["service_password"],
+        retail_point_id=point["retail_point_id"],
+        ofd_address=ofd_address,
+        timing=timing,
+        settings=dict(settings or {}),
+        drive_timeout=drive_timeout,
+        ofd=ofd,
+    )
+
+
+def _saved_points(saved: Path) -> list[PointAccess]:
+    if not saved.is_file():
+        return []
+    points: list[PointAccess] = json.loads(saved.read_text(encoding="utf-8"))
+    return points
+
+
+async def ensure_points(
+    base_url: str, saved: Path, count: int, profile: FirmwareProfile, token: str | None
+) -> list[PointAccess]:
+    """The retail points kept in ``saved``, topped up to ``count`` through the cabinet API.
+
+    Each new point has the internet-shop flag on, fresh service credentials and an association
+    (the shop's login and password); ``saved`` is rewritten after each, so a restart reuses them.
+
+    Raises:
+        httpx.HTTPError: the cloud refused or did not answer.
+    """
+    points = _saved_points(saved)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=10.0, headers=headers, verify=client_tls()
+    ) as http:
+        while len(points) < count:
+            n = len(points) + 1
+            body = {
+                "name": f"Интернет-магазин {n}",
+                "address": profile.registration.addresses[0].address,
+                "inn": profile.registration.inn,
+                "internetDocsEnabled": True,
+            }
+            point = (
+                (await http.post("/api/cabinet/v1/retail-points", json=body))
+                .raise_for_status()
+                .json()
+            )
+            creds = (
+                (await http.post(f"/api/cabinet/v1/retail-points/{point['id']}/credentials"))
+                .raise_for_status()
+                .json()
+            )
+            assoc = (
+                (
+                    await http.post(
+                        f"/api/fn/v1/associate/{point['id']}",
+                        auth=(creds["login"], creds["password"]),
+                    )
+                )
+                .raise_for_status()
+                .json()
+            )
+            points.append(
+                {
+                    "retail_point_id": point["id"],
+                    "service_login": creds["login"],
+                    "service_password": creds["password"],
+                    "login": assoc["userName"],
+                    "password": assoc["password"],
+                }
+            )
+            write_json_atomic(saved, points)
+    return points
+
+
 class Stack:
     """Cloud + OFD + tills in one process. Use as an async context manager."""
 
@@ -304,6 +417,10 @@ class Stack:
         await self._ensure_points()
         await self._start_tills()
         await self._start_control()
+        self.announce()
+
+    def announce(self) -> None:
+        """Write the ready-files (``--ready-file`` and ``<state dir>/ready.json``)."""
         if self.options.ready_file is not None:
             write_json_atomic(self.options.ready_file, self.ready_info())
         write_json_atomic(self.state_dir / "ready.json", self.ready_info())
@@ -353,52 +470,13 @@ class Stack:
         self.ofd = ofd
 
     async def _ensure_points(self) -> None:
-        saved = self.state_dir / "points.json"
-        if saved.is_file():
-            self.points = json.loads(saved.read_text(encoding="utf-8"))
-        token = self.options.cabinet_token
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with httpx.AsyncClient(
-            base_url=self.base_url, timeout=10.0, headers=headers, verify=client_tls()
-        ) as http:
-            while len(self.points) < self.options.points:
-                n = len(self.points) + 1
-                body = {
-                    "name": f"Интернет-магазин {n}",
-                    "address": self.options.profile.registration.addresses[0].address,
-                    "inn": self.options.profile.registration.inn,
-                    "internetDocsEnabled": True,
-                }
-                point = (
-                    (await http.post("/api/cabinet/v1/retail-points", json=body))
-                    .raise_for_status()
-                    .json()
-                )
-                creds = (
-                    (await http.post(f"/api/cabinet/v1/retail-points/{point['id']}/credentials"))
-                    .raise_for_status()
-                    .json()
-                )
-                assoc = (
-                    (
-                        await http.post(
-                            f"/api/fn/v1/associate/{point['id']}",
-                            auth=(creds["login"], creds["password"]),
-                        )
-                    )
-                    .raise_for_status()
-                    .json()
-                )
-                self.points.append(
-                    {
-                        "retail_point_id": point["id"],
-                        "service_login": creds["login"],
-                        "service_password": creds["password"],
-                        "login": assoc["userName"],
-                        "password": assoc["password"],
-                    }
-                )
-                write_json_atomic(saved, self.points)
+        self.points = await ensure_points(
+            self.base_url,
+            self.state_dir / "points.json",
+            self.options.points,
+            self.options.profile,
+            self.options.cabinet_token,
+        )
 
     async def _start_tills(self) -> None:
         """Start the tills concurrently, ``START_BATCH`` at a time; keep them in till order.
@@ -455,13 +533,11 @@ class Stack:
 
     def _till(self, n: int) -> Till:
         point = self.points[n % len(self.points)]
-        config = TillConfig(
-            profile=self.options.profile,
-            state_dir=self.state_dir / "tills" / f"till-{n + 1}",
-            server=self.base_url,
-            login=point["service_login"],
-            password=point["service_password"],
-            retail_point_id=point["retail_point_id"],
+        config = till_config(
+            self.options.profile,
+            self.state_dir / "tills" / f"till-{n + 1}",
+            self.base_url,
+            point,
             ofd_address=self.ofd.address if self.ofd is not None else None,
             timing=self.options.timing,
             settings=self.options.settings_of_tills(),
@@ -525,23 +601,17 @@ class Stack:
 
     # ------------------------------------------------------------------ what users see
 
+    def till_infos(self) -> tuple[TillInfo, ...]:
+        """Every till of the installation, as the ready-file lists them."""
+        return tuple(TillInfo.of(t) for t in self.tills)
+
     def ready(self) -> ReadyInfo:
         """What is running and how to reach it (the ready-file, the banner, the test kit)."""
         return ReadyInfo(
             base_url=self.base_url,
             point=self.points[0],
             points=tuple(self.points),
-            tills=tuple(
-                TillInfo(
-                    device_id=t.device_id,
-                    fn_serial=t.fn_serial,
-                    kkt_serial=t.kkt_serial,
-                    rnm=t.rnm,
-                    profile=t.profile.name,
-                    state_dir=t.state_dir,
-                )
-                for t in self.tills
-            ),
+            tills=self.till_infos(),
             ofd=self.ofd.address if self.ofd is not None else None,
             mqtt=self.mqtt_url,
             clock=self.clock.mode,
@@ -566,7 +636,7 @@ class Stack:
             f"  retail point id  {point['retail_point_id']}",
             f"  login/password   {point['login']} / {point['password']}    (association, for shops and plugins)",
             f"  service creds    {point['service_login']} / {point['service_password']}    (for /v1/associate)",
-            f"  tills            {len(self.tills)} × {self.options.profile.name}, clock {info.clock}",
+            f"  tills            {len(info.tills)} × {self.options.profile.name}, clock {info.clock}",
             f"  state dir        {info.state_dir}",
             "",
             "post a sale:",

@@ -11,11 +11,18 @@ from typing import Any
 import typer
 
 from kkt_emulator import eventloop
+from kkt_emulator.app.fleet import MAX_TILLS_PER_PROCESS
 from kkt_emulator.app.stack import Stack, StackOptions, default_state_dir
+from kkt_emulator.app.workers import WorkerExit, WorkerStack, check_workers
 from kkt_emulator.clock import Clock, make_clock
 from kkt_emulator.cloud.db import parse_target
 from kkt_emulator.control.plane import resolve_mqtt
+from kkt_emulator.errors import ConfigError
 from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
+
+MAX_TILLS_IN_PROCESS = 1000
+"""The most tills ``up`` runs in its own process; more are sharded over ``--workers``."""
+MAX_TILLS = 64 * MAX_TILLS_PER_PROCESS
 
 
 def up(
@@ -23,8 +30,18 @@ def up(
         1,
         "--tills",
         min=0,
-        max=1000,
-        help="How many tills to start (0: cloud and OFD only, for `till run`).",
+        max=MAX_TILLS,
+        help=f"How many tills to start (0: cloud and OFD only, for `till run`; more than "
+        f"{MAX_TILLS_IN_PROCESS} need --workers).",
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        max=64,
+        help="Run the tills in this many worker processes (`till fleet`, each with its share "
+        "and its own state under <state dir>/workers); the cloud, the OFD and the broker stay "
+        "in this process. A worker that dies stops everything with a non-zero exit.",
     ),
     points: int = typer.Option(
         1, "--points", min=1, max=1000, help="Retail points; tills are spread over them."
@@ -94,6 +111,11 @@ def up(
     if timing not in ("fast", "realistic"):
         raise typer.BadParameter("--timing must be fast or realistic")
     cloud_db = None if db is None else parse_target(db)  # refused before anything starts
+    if workers is None and tills > MAX_TILLS_IN_PROCESS:
+        raise ConfigError(
+            f"--tills {tills}: at most {MAX_TILLS_IN_PROCESS} tills in one process; "
+            "shard them with --workers N"
+        )
     clock = make_clock(clock_spec)
     mqtt_mode, notice = resolve_mqtt(mqtt)
     if notice:
@@ -114,25 +136,75 @@ def up(
         cabinet_token=cabinet_token,
         cloud_db=cloud_db,
     )
-    eventloop.run(_serve(options, clock))
+    if workers is not None:
+        check_workers(options, workers)
+    failure = eventloop.run(_serve(options, clock, workers))
+    if failure is not None:
+        typer.echo(f"error: {failure}; everything was stopped", err=True)
+        raise typer.Exit(code=1)
 
 
-async def _serve(options: StackOptions, clock: Clock) -> None:
+async def _serve(options: StackOptions, clock: Clock, workers: int | None) -> WorkerExit | None:
+    """Run the installation until a signal; returns the worker that died, if one did.
+
+    A signal during start-up stops what was started so far, at once.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    typer.echo(f"starting {options.tills} till(s) in {options.state_dir} …", err=True)
-    async with Stack(options, clock) as stack:
-        typer.echo(stack.banner())
-        await stop.wait()
-        typer.echo("stopping …", err=True)
-    # The ready-files announce a running installation: gone already (or never written) is fine.
-    if options.ready_file is not None:
+    where = f" in {workers} worker process(es)" if workers is not None else ""
+    typer.echo(f"starting {options.tills} till(s){where}, state in {options.state_dir} …", err=True)
+    stack = Stack(options, clock) if workers is None else WorkerStack(options, clock, workers)
+    signalled = asyncio.ensure_future(stop.wait())
+    starting = asyncio.ensure_future(stack.__aenter__())
+    failure = None
+    try:
+        await asyncio.wait([starting, signalled], return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            typer.echo("stopping …", err=True)
+            starting.cancel()  # the stack stops what it started when its start is cancelled
+            await asyncio.gather(starting, return_exceptions=True)
+            return None
+        starting.result()
+        try:
+            typer.echo(stack.banner())
+            failure = await _until_stopped(stack, signalled)
+            typer.echo("stopping …", err=True)
+        finally:
+            await stack.__aexit__(None, None, None)
+    finally:
+        signalled.cancel()
+        # The ready-files announce a running installation: gone already (or never written) is fine.
+        if options.ready_file is not None:
+            with contextlib.suppress(OSError):
+                options.ready_file.unlink()
         with contextlib.suppress(OSError):
-            options.ready_file.unlink()
-    with contextlib.suppress(OSError):
-        (options.state_dir / "ready.json").unlink()
+            (options.state_dir / "ready.json").unlink()
+    return failure
+
+
+async def _until_stopped(stack: Stack, signalled: asyncio.Future[Any]) -> WorkerExit | None:
+    """Wait for the signal; with workers, also for one of them to end (which it must not)."""
+    if not isinstance(stack, WorkerStack):
+        await signalled
+        return None
+    died = asyncio.ensure_future(stack.wait_exit())
+    try:
+        await asyncio.wait([signalled, died], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        died.cancel()
+    if died.done() and not died.cancelled():
+        failure = died.result()
+        stack.log.error(
+            "worker_died",
+            worker=failure.number,
+            pid=failure.pid,
+            returncode=failure.returncode,
+            last_lines=list(failure.last_lines[-3:]),
+        )
+        return failure
+    return None
 
 
 def register(app: typer.Typer) -> None:
