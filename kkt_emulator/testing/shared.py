@@ -102,9 +102,26 @@ class LoopThread:
         self._thread.start()
 
     def run(self, coroutine: Coroutine[Any, Any, _T], timeout: float = 300.0) -> _T:
-        """Run ``coroutine`` on the loop and wait for it from synchronous code (a sync fixture)."""
+        """Run ``coroutine`` on the loop and wait for it from synchronous code (a sync fixture).
+
+        The calling thread blocks; a caller interrupted while it waits (Ctrl-C, a timeout) cancels
+        the coroutine rather than leaving it running.
+
+        Raises:
+            RuntimeError: called from the loop's own thread, where it could only deadlock.
+        """
+        if _running_loop() is self.loop:
+            coroutine.close()
+            raise RuntimeError(
+                "a blocking call on the installation's own event loop would never return: "
+                "await the coroutine instead"
+            )
         future: Future[_T] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        return future.result(timeout)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()
+            raise
 
     async def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coroutine`` on the loop and await it from another loop (a test's)."""

@@ -122,7 +122,7 @@ async def test_the_next_test_gets_it_back_as_it_was(kkt_stack):
 async def test_a_fresh_installation_is_the_tests_own(kkt_stack):
     assert not kkt_stack.shared
     assert kkt_stack.till.fn_serial != seen["drive"]
-    assert await kkt_stack.till.sell(100)
+    assert await kkt_stack.run(kkt_stack.till.sell(100))
 
 
 async def test_moving_business_time(kkt_stack, kkt_clock):
