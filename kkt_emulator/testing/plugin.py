@@ -33,8 +33,8 @@ Fixtures:
 test's installation (tests of one shape share one); ``--kkt-profile NAME`` chooses the firmware
 profile for the whole run.
 
-Event loops (``docs/ci.md`` D81). Every fixture is synchronous: each installation, shared or
-fresh, runs on the session's own event loop in a background thread
+Event loops (``docs/ci.md``, "The pytest plugin"). Every fixture is synchronous: each
+installation, shared or fresh, runs on the session's own event loop in a background thread
 (:class:`~kkt_emulator.testing.shared.LoopThread`), and every method of :class:`KktStack` hops
 there from whatever loop awaits it. So the fixtures need no asyncio plugin and no loop scope, and
 an ``async def`` test that uses them runs whoever runs it: pytest-asyncio when it takes the test
