@@ -255,7 +255,7 @@ class KktStack:
         points: every retail point with its credentials.
         mqtt_url: the control plane's broker, or ``None``.
         harness: the underlying :class:`~kkt_emulator.testing.stack.StackHarness` (this test's own
-            HTTP client; its ``stack`` runs on the installation's loop, see :meth:`run`).
+            HTTP client, used on the installation's loop like its ``stack``: see :meth:`run`).
         clock: the installation's manual clock.
         shared: whether the installation is the session's shared one (else the test's own).
     """

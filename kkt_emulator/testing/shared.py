@@ -17,12 +17,13 @@ be trusted), a point whose flag cannot be unset, credentials that stopped workin
 did not drain within :data:`DRAIN_SECONDS`.
 
 The installations run on an event loop of their own in a background thread
-(:class:`LoopThread`), because pytest-asyncio gives each test its own loop by default
-(``asyncio_default_test_loop_scope = function``) and nothing loop-bound may outlive one. HTTP is
-loop-neutral: each test talks to the shared cloud from its own loop through a
-:class:`~kkt_emulator.testing.stack.StackHarness` of its own. In-process calls (faults, settings,
-till state) hop to the installation's loop (:meth:`LoopThread.call`), and so does the clock
-(:class:`HomedClock`).
+(:class:`LoopThread`): a test's loop, where it has one, lives for that test only (pytest-asyncio's
+default ``asyncio_default_test_loop_scope = function``, or the plugin's own loop for an unmarked
+test) and nothing loop-bound may outlive it; a ``def`` test has no loop at all. So the plugin's
+fixtures are synchronous and every call of a test hops to the installation's loop — awaited from
+the test's loop (:meth:`LoopThread.call`) or blocking from its thread (:meth:`LoopThread.run`) —
+and so does the clock (:class:`HomedClock`). Each test still has an HTTP client of its own
+(:class:`~kkt_emulator.testing.stack.StackHarness`), closed after it.
 """
 
 from __future__ import annotations
