@@ -9,7 +9,7 @@ before each test:
 * the till settings back to what the installation started with (power saving off, online …);
 * the retail points' cabinet flags back (internet documents, stop on errors, pickup window …);
 * the queue empty: nothing QUEUED, PENDING or REQUEUED, no document in a till's hands, nothing
-  waiting for the OFD.
+  waiting for the OFD, and every OFD acknowledgement queued for the cloud.
 
 What cannot be put back retires the installation and the next test gets a new one: a test that
 moved business time (the manual clock never goes back), a test that failed (its state is not to
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from kkt_emulator.app.stack import PointAccess, Stack
+    from kkt_emulator.till.till import Till
 
 __all__ = [
     "DRAIN_SECONDS",
@@ -356,6 +357,8 @@ class SharedInstallation:
             queue = state["queue"]
             if queue["inFlight"] or queue["outbox"] or state["ofdBacklog"]["unsent"]:
                 return False
+            if not _acks_queued(till, state):
+                return False
         params: list[tuple[str, str | int]] = [("status", s) for s in _UNFINISHED]
         params.append(("limit", 1))
         for point in stack.points:
@@ -396,6 +399,23 @@ class SharedInstallation:
             self._http = None
         stack, self.stack = self.stack, None
         await stack.close()
+
+
+def _acks_queued(till: Till, state: dict[str, Any]) -> bool:
+    """Whether ``till`` queued the OFD's acknowledgement of every document its drive signed.
+
+    The drive stops counting a document as unsent when it takes the OFD's receipt, and the till
+    queues the acknowledgement for the cloud just after: for that moment neither the backlog nor
+    the outbox shows it, and a reset that looked then would hand the next test an outbox that
+    fills up under it. The till's mark (the highest fiscal number whose acknowledgement is
+    queued) closes the gap; a drive or a till without one is taken as it is.
+    """
+    store = till.store
+    last_fd = (state.get("drive") or {}).get("lastFd")
+    if store is None or last_fd is None:
+        return True
+    mark = store.ofd_acked_mark(till.fn_serial)
+    return mark is None or mark >= int(last_fd)
 
 
 class SharedPool:
