@@ -1,13 +1,19 @@
 """The pytest plugin: a whole virtual installation for a shop's own test suite, in one fixture.
 
 Installed with the package and loaded through the ``pytest11`` entry point, so ``pip install
-kkt-emulator`` (plus ``pytest-asyncio``) is all a user needs::
+kkt-emulator`` is all a user needs — no asyncio plugin, no configuration::
 
     async def test_sale_is_fiscalised(kkt_stack, kkt_documents):
         doc = kkt_documents.sale(total=45.50)
         await kkt_stack.post_document(doc)
         status = await kkt_stack.wait_for_status(doc["id"], "COMPLETED")
-        assert status["fiscInfo"]["fnNumber"]
+        assert status["fiscalInfo"]["fnNumber"]
+
+
+    def test_sale_from_a_synchronous_suite(kkt_stack_sync, kkt_documents):
+        doc = kkt_documents.sale(total=45.50)
+        kkt_stack_sync.post_document(doc)
+        assert kkt_stack_sync.wait_for_status(doc["id"], "COMPLETED")["fiscalInfo"]["fnNumber"]
 
 Fixtures:
 
@@ -15,16 +21,26 @@ Fixtures:
   MQTT control plane on the session's broker; a manual clock. One installation per shape serves
   the whole session and is reset after each test (faults, settings, point flags, queue; see
   :mod:`~kkt_emulator.testing.shared`); ``@pytest.mark.kkt_fresh`` (or ``--kkt-fresh`` for the run)
-  gives a test an installation of its own, started for it and torn down after it.
+  gives a test an installation of its own, started for it and torn down after it. Its methods are
+  coroutines (:class:`KktStack`).
+* ``kkt_stack_sync`` — the same installation with blocking methods of the same names, for
+  ``def test_…`` suites (:class:`SyncKktStack`).
 * ``kkt_documents`` — builders of valid store documents (:class:`Documents`).
 * ``kkt_clock`` — the manual clock ``kkt_stack`` runs on (business time moves only on ``advance``).
 * ``mqtt_broker`` — a private mosquitto for the whole session (skips the test without mosquitto).
 
 ``@pytest.mark.kkt(profile=..., tills=..., points=..., mqtt=..., **till_settings)`` shapes one
 test's installation (tests of one shape share one); ``--kkt-profile NAME`` chooses the firmware
-profile for the whole run. The async fixtures are ``pytest_asyncio`` fixtures, so they work in both
-``asyncio_mode = "auto"`` and ``"strict"`` (where the tests carry ``@pytest.mark.asyncio``), on
-each test's own loop: the shared installation runs on a loop of its own in a background thread.
+profile for the whole run.
+
+Event loops (``docs/ci.md``, "The pytest plugin"). Every fixture is synchronous: each
+installation, shared or fresh, runs on the session's own event loop in a background thread
+(:class:`~kkt_emulator.testing.shared.LoopThread`), and every method of :class:`KktStack` hops
+there from whatever loop awaits it. So the fixtures need no asyncio plugin and no loop scope, and
+an ``async def`` test that uses them runs whoever runs it: pytest-asyncio when it takes the test
+(``asyncio_mode = "auto"``, or ``@pytest.mark.asyncio`` in strict mode), else this plugin, on a
+new event loop of the test's own (:func:`pytest_pyfunc_call`) — in strict mode without the marker,
+with pytest-asyncio disabled (``-p no:asyncio``) or not installed.
 """
 
 from __future__ import annotations
@@ -32,9 +48,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import inspect
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,27 +65,25 @@ from kkt_emulator.profiles import DEFAULT_PROFILE
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
-    from kkt_emulator.app.stack import PointAccess
+    from kkt_emulator.app.stack import PointAccess, Stack
     from kkt_emulator.clock import ManualClock
     from kkt_emulator.control.broker import MosquittoBroker
-    from kkt_emulator.testing.shared import LoopThread, SharedInstallation, SharedPool
+    from kkt_emulator.testing.shared import HomedClock, LoopThread, SharedInstallation, SharedPool
     from kkt_emulator.testing.stack import StackHarness
     from kkt_emulator.till.till import Till
 
-try:
-    import pytest_asyncio
-
-    _HAS_PYTEST_ASYNCIO = True
-except ImportError:  # pragma: no cover - the fixtures then explain what is missing
-    _HAS_PYTEST_ASYNCIO = False
-
-__all__ = ["Documents", "KktStack", "MqttBroker"]
+__all__ = ["Documents", "KktStack", "MqttBroker", "SyncKktStack"]
 
 _T = TypeVar("_T")
 log = get_logger(__name__)
 _FAULT_OPTIONS = ("count", "probability", "seed")
 #: What every till of the plugin's installations starts with (before a marker's settings).
 TILL_SETTINGS: dict[str, Any] = {"poll_interval": 0.05}
+#: The plugin's fixtures: an ``async def`` test that uses one (directly or through a fixture of
+#: its own) and that no asyncio plugin took is run by :func:`pytest_pyfunc_call`.
+FIXTURES = frozenset({"kkt_stack", "kkt_stack_sync", "kkt_clock", "kkt_documents", "mqtt_broker"})
+#: Markers of the async plugins that run their tests themselves.
+_OTHER_ASYNC_MARKERS = ("anyio", "trio")
 _INSTALLATION = pytest.StashKey["SharedInstallation"]()
 _FAILED = pytest.StashKey[bool]()
 
@@ -115,6 +130,38 @@ def pytest_runtest_makereport(
     if call.when in ("setup", "call") and report.failed:
         item.stash[_FAILED] = True
     return report
+
+
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run an ``async def`` test that uses the plugin's fixtures when no asyncio plugin took it.
+
+    pytest-asyncio (auto mode, or a test marked ``asyncio``) hands pytest a synchronous wrapper
+    of the test; a test for anyio or trio (``anyio_backend``, the ``anyio``/``trio`` markers) is
+    left to that plugin. What is still a coroutine function here would fail in pytest's own hook
+    (which runs last) with "async def functions are not natively supported": this hook runs it on
+    a new event loop of the test's own, closed after it. Every other test is left alone.
+    """
+    function = pyfuncitem.obj
+    if not inspect.iscoroutinefunction(function) or FIXTURES.isdisjoint(pyfuncitem.fixturenames):
+        return None
+    if "anyio_backend" in pyfuncitem.fixturenames or any(
+        pyfuncitem.get_closest_marker(name) is not None for name in _OTHER_ASYNC_MARKERS
+    ):
+        return None
+    info = pyfuncitem._fixtureinfo  # noqa: SLF001 - how pytest's own hook finds the arguments
+    for name, definitions in info.name2fixturedefs.items():
+        fixture = definitions[-1].func
+        if inspect.iscoroutinefunction(fixture) or inspect.isasyncgenfunction(fixture):
+            pytest.fail(
+                f"{pyfuncitem.name} uses the async fixture {name!r}, which runs on another event "
+                "loop than the test: mark the test @pytest.mark.asyncio or set asyncio_mode = auto "
+                "(pytest-asyncio then runs both on one loop)",
+                pytrace=False,
+            )
+    arguments = {name: pyfuncitem.funcargs[name] for name in info.argnames}
+    with asyncio.Runner() as runner:
+        runner.run(function(**arguments))
+    return True
 
 
 # ---------------------------------------------------------------------------- documents
@@ -194,6 +241,11 @@ class Documents:
 class KktStack:
     """What a test sees of a running installation (the ``kkt_stack`` fixture).
 
+    Every method is a coroutine that runs on the installation's own event loop (a background
+    thread) and may be awaited from any loop: pytest-asyncio's, the plugin's, one of the test's
+    own. For a ``def`` test, :class:`SyncKktStack` (``kkt_stack_sync``) has the same methods
+    blocking.
+
     Attributes:
         store_url: the store API base (``…/api/fn``).
         cabinet_url: the cabinet API base (``…/api/cabinet/v1``).
@@ -203,15 +255,15 @@ class KktStack:
         points: every retail point with its credentials.
         mqtt_url: the control plane's broker, or ``None``.
         harness: the underlying :class:`~kkt_emulator.testing.stack.StackHarness` (this test's own
-            HTTP client; in a shared installation its ``stack`` runs on the installation's loop).
+            HTTP client, used on the installation's loop like its ``stack``: see :meth:`run`).
         clock: the installation's manual clock.
-        shared: whether the installation is the session's shared one (see :meth:`run`).
+        shared: whether the installation is the session's shared one (else the test's own).
     """
 
-    def __init__(self, harness: StackHarness, home: LoopThread | None = None) -> None:
+    def __init__(self, harness: StackHarness, home: LoopThread, *, shared: bool = True) -> None:
         self.harness = harness
         self._home = home
-        self.shared = home is not None
+        self.shared = shared
         self.clock = harness.clock
         self.store_url = harness.store_url
         self.cabinet_url = harness.cabinet_url
@@ -231,6 +283,11 @@ class KktStack:
         """The first till."""
         return self.harness.till
 
+    @property
+    def home(self) -> LoopThread:
+        """The event loop (and its thread) the installation runs on."""
+        return self._home
+
     def info(self) -> dict[str, Any]:
         """What ``kkt-emulator up`` writes to its ready-file."""
         return self.harness.stack.ready_info()
@@ -238,15 +295,11 @@ class KktStack:
     async def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         """Await ``coroutine`` where the installation's tasks run; returns its result.
 
-        A shared installation runs on an event loop of its own (a background thread), so a test
-        that calls the tills or the stack directly goes through here::
+        The installation runs on an event loop of its own (a background thread), so a test that
+        calls the tills or the stack directly goes through here::
 
             receipt = await kkt_stack.run(kkt_stack.till.sell(10000))
-
-        For an installation of the test's own (``kkt_fresh``) it simply awaits the coroutine.
         """
-        if self._home is None:
-            return await coroutine
         return await self._home.call(coroutine)
 
     async def post_document(
@@ -260,17 +313,19 @@ class KktStack:
         Raises:
             CloudError: the cloud refused the document (its HTTP status and message).
         """
+        return await self.run(self._post_document(doc, auth))
+
+    async def _post_document(
+        self, doc: dict[str, Any], auth: tuple[str, str] | None
+    ) -> dict[str, Any]:
         answer = await self.harness.post_document(doc, auth)
         for till in self.tills:
-            if self._home is None:
-                till.ctx.wake.set()
-            else:
-                self._home.loop.call_soon_threadsafe(till.ctx.wake.set)
+            till.ctx.wake.set()
         return answer
 
     async def status(self, doc_id: str) -> dict[str, Any]:
         """``GET /v1/doc/{id}/status``."""
-        return await self.harness.status(doc_id)
+        return await self.run(self.harness.status(doc_id))
 
     async def wait_for_status(
         self,
@@ -284,15 +339,19 @@ class KktStack:
             TimeoutError: not reached within ``timeout`` real seconds (the last status is in the
                 message).
         """
-        return await self.harness.wait_for_status(doc_id, *statuses, timeout=timeout)
+        return await self.run(self.harness.wait_for_status(doc_id, *statuses, timeout=timeout))
 
     async def document_detail(self, doc_id: str) -> dict[str, Any]:
         """The cabinet's view of a document: history, OFD delivery, error detail."""
-        return await self.harness.document_detail(doc_id)
+        return await self.run(self.harness.document_detail(doc_id))
 
     async def advance(self, delta: timedelta | str) -> datetime:
-        """Move business time forward (``timedelta`` or ``"31d"``, ``"15m"``, ``"1h30m"``)."""
-        return await self.harness.advance(delta)
+        """Move business time forward (``timedelta`` or ``"31d"``, ``"15m"``, ``"1h30m"``).
+
+        Raises:
+            ConfigError: ``delta`` is not a duration.
+        """
+        return await self.run(self.harness.advance(delta))
 
     async def inject(self, fault: str, **params: Any) -> list[dict[str, Any]]:
         """Inject a fault into every till (``till-protocol.md`` §4); returns it as each till lists it.
@@ -368,6 +427,9 @@ class KktStack:
             stop_on_errors: stop taking documents after an error (``stopOnErrors``).
             retail_point_id: which point (the first by default).
             fields: other cabinet fields, as the API spells them (``pickupWindow`` …).
+
+        Raises:
+            CloudError: the cabinet refused the change (its HTTP status and answer).
         """
         body = dict(fields)
         if internet_docs is not None:
@@ -375,14 +437,149 @@ class KktStack:
         if stop_on_errors is not None:
             body["stopOnErrors"] = stop_on_errors
         point = retail_point_id or self.retail_point_id
-        answer: dict[str, Any] = await self.harness.cabinet(
-            "PATCH", f"/retail-points/{point}", json=body
+        answer: dict[str, Any] = await self.run(
+            self.harness.cabinet("PATCH", f"/retail-points/{point}", json=body)
         )
         return answer
 
     async def till_state(self, index: int = 0) -> dict[str, Any]:
         """A till's whole state, as the control plane publishes it (settings, drive, shift …)."""
         return await self.run(self.tills[index].snapshot_state())
+
+
+class SyncKktStack:
+    """A running installation with blocking methods (the ``kkt_stack_sync`` fixture).
+
+    The twin of :class:`KktStack` for ``def test_…`` suites (Django, Flask, requests): the same
+    attributes and the same methods, each of which runs its :class:`KktStack` coroutine on the
+    installation's loop and waits for it, returning what the coroutine returns and raising what
+    it raises. It needs no event loop in the test; called from inside a running loop (an
+    ``async def`` test), it blocks that loop while it waits, so async tests use ``kkt_stack``.
+
+    Attributes:
+        aio: the :class:`KktStack` it wraps (the same installation as ``kkt_stack``).
+    """
+
+    def __init__(self, stack: KktStack) -> None:
+        self.aio = stack
+        self.harness = stack.harness
+        self.shared = stack.shared
+        self.clock = stack.clock
+        self.store_url = stack.store_url
+        self.cabinet_url = stack.cabinet_url
+        self.login = stack.login
+        self.password = stack.password
+        self.retail_point_id = stack.retail_point_id
+        self.points = stack.points
+        self.mqtt_url = stack.mqtt_url
+
+    @property
+    def tills(self) -> list[Till]:
+        """The running tills."""
+        return self.aio.tills
+
+    @property
+    def till(self) -> Till:
+        """The first till."""
+        return self.aio.till
+
+    def info(self) -> dict[str, Any]:
+        """What ``kkt-emulator up`` writes to its ready-file."""
+        return self.aio.info()
+
+    def run(self, coroutine: Coroutine[Any, Any, _T], timeout: float = 300.0) -> _T:
+        """Run ``coroutine`` on the installation's loop and wait for it, at most ``timeout`` s.
+
+        ::
+
+            receipt = kkt_stack_sync.run(kkt_stack_sync.till.sell(10000))
+
+        Raises:
+            TimeoutError: the coroutine did not finish in time (it is cancelled).
+            RuntimeError: called on the installation's own loop, where it could only deadlock.
+        """
+        return self.aio.home.run(coroutine, timeout)
+
+    def post_document(
+        self, doc: dict[str, Any], auth: tuple[str, str] | None = None
+    ) -> dict[str, Any]:
+        """``POST /v2/doc``; returns the DocumentStatus (see :meth:`KktStack.post_document`).
+
+        Raises:
+            CloudError: the cloud refused the document (its HTTP status and message).
+        """
+        return self.run(self.aio.post_document(doc, auth))
+
+    def status(self, doc_id: str) -> dict[str, Any]:
+        """``GET /v1/doc/{id}/status``."""
+        return self.run(self.aio.status(doc_id))
+
+    def wait_for_status(self, doc_id: str, *statuses: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Wait until the document's status is one of ``statuses`` (default: COMPLETED or FAILED).
+
+        Raises:
+            TimeoutError: not reached within ``timeout`` real seconds (the last status is in the
+                message).
+        """
+        return self.run(self.aio.wait_for_status(doc_id, *statuses, timeout=timeout))
+
+    def document_detail(self, doc_id: str) -> dict[str, Any]:
+        """The cabinet's view of a document: history, OFD delivery, error detail."""
+        return self.run(self.aio.document_detail(doc_id))
+
+    def advance(self, delta: timedelta | str) -> datetime:
+        """Move business time forward (``timedelta`` or ``"31d"``, ``"15m"``, ``"1h30m"``).
+
+        Raises:
+            ConfigError: ``delta`` is not a duration.
+        """
+        return self.run(self.aio.advance(delta))
+
+    def inject(self, fault: str, **params: Any) -> list[dict[str, Any]]:
+        """Inject a fault into every till (see :meth:`KktStack.inject`).
+
+        Raises:
+            ConfigError: an unknown fault or a bad parameter.
+        """
+        return self.run(self.aio.inject(fault, **params))
+
+    def clear_faults(self, name: str | None = None) -> list[str]:
+        """Clear one fault (or all) on every till; returns the names cleared."""
+        return self.run(self.aio.clear_faults(name))
+
+    def set_till(self, **settings: Any) -> dict[str, Any]:
+        """Change every till's settings; returns the first till's (see :meth:`KktStack.set_till`).
+
+        Raises:
+            ConfigError: an unknown setting or a bad value.
+        """
+        return self.run(self.aio.set_till(**settings))
+
+    def set_point(
+        self,
+        *,
+        internet_docs: bool | None = None,
+        stop_on_errors: bool | None = None,
+        retail_point_id: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Change a retail point in the cabinet; returns the point (see :meth:`KktStack.set_point`).
+
+        Raises:
+            CloudError: the cabinet refused the change (its HTTP status and answer).
+        """
+        return self.run(
+            self.aio.set_point(
+                internet_docs=internet_docs,
+                stop_on_errors=stop_on_errors,
+                retail_point_id=retail_point_id,
+                **fields,
+            )
+        )
+
+    def till_state(self, index: int = 0) -> dict[str, Any]:
+        """A till's whole state, as the control plane publishes it (settings, drive, shift …)."""
+        return self.run(self.aio.till_state(index))
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,13 +635,37 @@ def _shared_installation(request: pytest.FixtureRequest) -> SharedInstallation:
     return installation
 
 
-@contextlib.asynccontextmanager
-async def _kkt_stack(request: pytest.FixtureRequest, clock: ManualClock) -> AsyncIterator[KktStack]:
-    """An installation of the test's own (``kkt_fresh``), on the test's loop."""
+def _homed(clock: ManualClock, home: LoopThread) -> HomedClock:
+    """``clock`` as a clock any loop may move, homed on the installation's loop.
+
+    Fails the test when an overriding ``kkt_clock`` returned a clock of another kind.
+    """
+    from kkt_emulator.testing.shared import HomedClock  # noqa: PLC0415 - keep plugin load light
+
+    if not isinstance(clock, HomedClock):
+        pytest.fail(
+            f"kkt_clock returned a {type(clock).__name__}: return a "
+            "kkt_emulator.testing.shared.HomedClock(start) (a ManualClock that the test's event "
+            "loop may move while the installation runs on its own)",
+            pytrace=False,
+        )
+    if clock.home is None:
+        clock.home = home.loop
+    elif clock.home is not home.loop:
+        pytest.fail("kkt_clock is already homed on another event loop", pytrace=False)
+    return clock
+
+
+@contextlib.contextmanager
+def _fresh_stack(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[KktStack]:
+    """An installation of the test's own (``kkt_fresh``), on the session's installation loop."""
     from kkt_emulator.app.stack import Stack, StackOptions  # noqa: PLC0415
     from kkt_emulator.profiles import load_profile  # noqa: PLC0415 - keep plugin load light
-    from kkt_emulator.testing.stack import StackHarness, settle  # noqa: PLC0415
+    from kkt_emulator.testing.stack import StackHarness  # noqa: PLC0415
 
+    pool: SharedPool = request.getfixturevalue("_kkt_shared_pool")
+    home = pool.thread
+    homed = _homed(clock, home)
     shape = _shape(request)
     mqtt_url = _mqtt_url(request, shape)
     state_dir = request.getfixturevalue("tmp_path_factory").mktemp("kkt")
@@ -456,65 +677,68 @@ async def _kkt_stack(request: pytest.FixtureRequest, clock: ManualClock) -> Asyn
         till_settings={**TILL_SETTINGS, **shape.settings},
         mqtt=mqtt_url,
     )
-    async with Stack(options, clock) as stack:
-        harness = StackHarness(stack, clock)
+    stack = Stack(options, homed)
+    home.run(stack.__aenter__())
+    try:
+        harness = StackHarness(stack, homed)
         try:
-            yield KktStack(harness)
+            yield KktStack(harness, home, shared=False)
         finally:
-            await harness.http.aclose()
-            await settle(stack)
+            home.run(harness.http.aclose())
+    finally:
+        home.run(_stop(stack))
 
 
-@contextlib.asynccontextmanager
-async def _shared_stack(
+async def _stop(stack: Stack) -> None:
+    from kkt_emulator.testing.stack import settle  # noqa: PLC0415 - keep plugin load light
+
+    try:
+        await settle(stack)
+    finally:
+        await stack.close()
+
+
+@contextlib.contextmanager
+def _shared_stack(
     request: pytest.FixtureRequest, installation: SharedInstallation
-) -> AsyncIterator[KktStack]:
-    """This test's view of a shared installation: its own HTTP client, calls hop to the loop."""
+) -> Iterator[KktStack]:
+    """This test's view of a shared installation, with an HTTP client of its own."""
     from kkt_emulator.testing.stack import StackHarness  # noqa: PLC0415 - keep plugin load light
 
     pool: SharedPool = request.getfixturevalue("_kkt_shared_pool")
     harness = StackHarness(installation.running, installation.clock)
     try:
-        yield KktStack(harness, home=pool.thread)
+        yield KktStack(harness, pool.thread)
     finally:
-        await harness.http.aclose()
+        pool.thread.run(harness.http.aclose())
         if installation.clock.advanced:
             installation.retired = "the test moved business time"
         elif request.node.stash.get(_FAILED, False):
             installation.retired = "the test failed"
-        await pool.release(installation)
+        pool.thread.run(pool.release(installation))
 
 
-def _missing_asyncio() -> None:
-    pytest.fail("kkt_stack needs pytest-asyncio: pip install pytest-asyncio", pytrace=False)
+@pytest.fixture
+def kkt_stack(request: pytest.FixtureRequest, kkt_clock: ManualClock) -> Iterator[KktStack]:
+    """A running installation (cloud, OFD, tills, control plane) on a manual clock.
+
+    The session's shared installation of the test's shape, reset before the test; one of the
+    test's own with ``@pytest.mark.kkt_fresh``, ``--kkt-fresh`` or an overridden ``kkt_clock``.
+    Its methods are coroutines; ``kkt_stack_sync`` has them blocking.
+    """
+    installation = request.node.stash.get(_INSTALLATION, None)
+    if installation is not None and installation.clock is kkt_clock:
+        with _shared_stack(request, installation) as stack:
+            yield stack
+    else:
+        with _fresh_stack(request, kkt_clock) as stack:
+            yield stack
 
 
-if _HAS_PYTEST_ASYNCIO:
-
-    @pytest_asyncio.fixture
-    async def kkt_stack(
-        request: pytest.FixtureRequest, kkt_clock: ManualClock
-    ) -> AsyncIterator[KktStack]:
-        """A running installation (cloud, OFD, tills, control plane) on a manual clock.
-
-        The session's shared installation of the test's shape, reset before the test; one of
-        the test's own with ``@pytest.mark.kkt_fresh``, ``--kkt-fresh`` or an overridden
-        ``kkt_clock``.
-        """
-        installation = request.node.stash.get(_INSTALLATION, None)
-        if installation is not None and installation.clock is kkt_clock:
-            async with _shared_stack(request, installation) as stack:
-                yield stack
-        else:
-            async with _kkt_stack(request, kkt_clock) as stack:
-                yield stack
-
-else:  # pragma: no cover - without pytest-asyncio there is no event loop for the installation
-
-    @pytest.fixture
-    def kkt_stack() -> None:
-        """A running installation (needs pytest-asyncio)."""
-        _missing_asyncio()
+@pytest.fixture
+def kkt_stack_sync(kkt_stack: KktStack) -> SyncKktStack:
+    """``kkt_stack`` with blocking methods, for ``def test_…`` (the same installation)."""
+    return SyncKktStack(kkt_stack)
 
 
 @pytest.fixture
@@ -529,20 +753,24 @@ def kkt_clock(request: pytest.FixtureRequest) -> ManualClock:
 
     In the shared installation it is the installation's clock: business time stays where it was
     when the installation started (a test that advances it gets the installation replaced after
-    it). Otherwise a new clock that starts now.
+    it). Otherwise a new clock that starts now. Either may be moved from any event loop
+    (:class:`HomedClock`); a fixture that overrides this one returns a ``HomedClock`` too.
     """
     if _shares(request):
         return _shared_installation(request).clock
-    from kkt_emulator.clock import ManualClock  # noqa: PLC0415 - keep plugin load light
+    from kkt_emulator.testing.shared import HomedClock  # noqa: PLC0415 - keep plugin load light
 
-    return ManualClock(datetime.now(UTC).replace(microsecond=0))
+    return HomedClock(datetime.now(UTC).replace(microsecond=0))
 
 
 @pytest.fixture(scope="session")
 def _kkt_shared_pool(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SharedPool]:
-    """The session's shared installations (one per shape), stopped when the session ends."""
+    """The session's shared installations (one per shape) and the loop every installation runs on.
+
+    Stopped when the session ends.
+    """
     from kkt_emulator.control.broker import find_mosquitto  # noqa: PLC0415 - keep plugin load light
     from kkt_emulator.testing.shared import SharedPool  # noqa: PLC0415
 

@@ -9,7 +9,7 @@ before each test:
 * the till settings back to what the installation started with (power saving off, online …);
 * the retail points' cabinet flags back (internet documents, stop on errors, pickup window …);
 * the queue empty: nothing QUEUED, PENDING or REQUEUED, no document in a till's hands, nothing
-  waiting for the OFD.
+  waiting for the OFD, and every OFD acknowledgement queued for the cloud.
 
 What cannot be put back retires the installation and the next test gets a new one: a test that
 moved business time (the manual clock never goes back), a test that failed (its state is not to
@@ -17,12 +17,13 @@ be trusted), a point whose flag cannot be unset, credentials that stopped workin
 did not drain within :data:`DRAIN_SECONDS`.
 
 The installations run on an event loop of their own in a background thread
-(:class:`LoopThread`), because pytest-asyncio gives each test its own loop by default
-(``asyncio_default_test_loop_scope = function``) and nothing loop-bound may outlive one. HTTP is
-loop-neutral: each test talks to the shared cloud from its own loop through a
-:class:`~kkt_emulator.testing.stack.StackHarness` of its own. In-process calls (faults, settings,
-till state) hop to the installation's loop (:meth:`LoopThread.call`), and so does the clock
-(:class:`HomedClock`).
+(:class:`LoopThread`): a test's loop, where it has one, lives for that test only (pytest-asyncio's
+default ``asyncio_default_test_loop_scope = function``, or the plugin's own loop for an unmarked
+test) and nothing loop-bound may outlive it; a ``def`` test has no loop at all. So the plugin's
+fixtures are synchronous and every call of a test hops to the installation's loop — awaited from
+the test's loop (:meth:`LoopThread.call`) or blocking from its thread (:meth:`LoopThread.run`) —
+and so does the clock (:class:`HomedClock`). Each test still has an HTTP client of its own
+(:class:`~kkt_emulator.testing.stack.StackHarness`), closed after it.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from kkt_emulator.app.stack import PointAccess, Stack
+    from kkt_emulator.till.till import Till
 
 __all__ = [
     "DRAIN_SECONDS",
@@ -102,9 +104,26 @@ class LoopThread:
         self._thread.start()
 
     def run(self, coroutine: Coroutine[Any, Any, _T], timeout: float = 300.0) -> _T:
-        """Run ``coroutine`` on the loop and wait for it from synchronous code (a sync fixture)."""
+        """Run ``coroutine`` on the loop and wait for it from synchronous code (a sync fixture).
+
+        The calling thread blocks; a caller interrupted while it waits (Ctrl-C, a timeout) cancels
+        the coroutine rather than leaving it running.
+
+        Raises:
+            RuntimeError: called from the loop's own thread, where it could only deadlock.
+        """
+        if _running_loop() is self.loop:
+            coroutine.close()
+            raise RuntimeError(
+                "a blocking call on the installation's own event loop would never return: "
+                "await the coroutine instead"
+            )
         future: Future[_T] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        return future.result(timeout)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()
+            raise
 
     async def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coroutine`` on the loop and await it from another loop (a test's)."""
@@ -338,6 +357,8 @@ class SharedInstallation:
             queue = state["queue"]
             if queue["inFlight"] or queue["outbox"] or state["ofdBacklog"]["unsent"]:
                 return False
+            if not _acks_queued(till, state):
+                return False
         params: list[tuple[str, str | int]] = [("status", s) for s in _UNFINISHED]
         params.append(("limit", 1))
         for point in stack.points:
@@ -378,6 +399,23 @@ class SharedInstallation:
             self._http = None
         stack, self.stack = self.stack, None
         await stack.close()
+
+
+def _acks_queued(till: Till, state: dict[str, Any]) -> bool:
+    """Whether ``till`` queued the OFD's acknowledgement of every document its drive signed.
+
+    The drive stops counting a document as unsent when it takes the OFD's receipt, and the till
+    queues the acknowledgement for the cloud just after: for that moment neither the backlog nor
+    the outbox shows it, and a reset that looked then would hand the next test an outbox that
+    fills up under it. The till's mark (the highest fiscal number whose acknowledgement is
+    queued) closes the gap; a drive or a till without one is taken as it is.
+    """
+    store = till.store
+    last_fd = (state.get("drive") or {}).get("lastFd")
+    if store is None or last_fd is None:
+        return True
+    mark = store.ofd_acked_mark(till.fn_serial)
+    return mark is None or mark >= int(last_fd)
 
 
 class SharedPool:

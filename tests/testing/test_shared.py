@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,6 +73,35 @@ async def test_the_clock_is_moved_on_its_home_loop_from_another(loop_thread: Loo
 async def _until(done: Callable[[], bool]) -> None:
     while not done():
         await PACE.pace(0.001)
+
+
+def test_a_blocking_run_waits_for_the_loop_and_refuses_the_loop_itself(
+    loop_thread: LoopThread,
+) -> None:
+    async def nested() -> int:
+        return loop_thread.run(asyncio.sleep(0, 7))
+
+    assert loop_thread.run(asyncio.sleep(0, 7)) == 7
+    with pytest.raises(RuntimeError, match="would never return"):
+        loop_thread.run(nested())
+
+
+def test_a_blocking_run_that_gives_up_cancels_the_coroutine(loop_thread: LoopThread) -> None:
+    started = threading.Event()
+    cancelled = threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    with pytest.raises(TimeoutError):
+        loop_thread.run(forever(), timeout=0.05)
+    # On a loop too busy to start it within the timeout, it is cancelled before it begins.
+    assert cancelled.wait(WAIT_S) or not started.is_set()
 
 
 def test_shapes_with_the_same_parts_share_a_key() -> None:
