@@ -1,6 +1,6 @@
 """User-visible texts of the cloud stand-in, byte for byte as clients and support scripts match.
 
-Sources: ``store-api.md`` §7.2 (D29), §7.4 (D35, D37), D83, D84 and ``support-cases.md`` §2, §5.
+Sources: ``store-api.md`` §7.2 (D29), §7.4 (D35, D37), D83 and ``support-cases.md`` §2, §5.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ STATUS_TEXTS: Final = MappingProxyType(
     }
 )
 
-# D84: the prefix the cabinet's document card puts before the 235-second text (the support deck:
+# D83: the prefix the cabinet's document card puts before the 235-second text (the support deck:
 # «Сообщение ФН об ошибке в документе: POS doesn't connect for document within 235 seconds»). A
 # till's own texts carry «Сообщение ФН об ошибке: » already (till/failures.py composes it).
 DOCUMENT_ERROR_PREFIX: Final = "Сообщение ФН об ошибке в документе: "
@@ -61,7 +61,7 @@ def status_text(status: str) -> str:
 
 
 def failure_text(message: str) -> str:
-    """The error line the cabinet's document card shows for a ``failureInfo.message`` (D84).
+    """The error line the cabinet's document card shows for a ``failureInfo.message`` (D83).
 
     A till's texts already carry «Сообщение ФН об ошибке: »; the 235-second rule's vendor text gets
     «Сообщение ФН об ошибке в документе: » before it, as the support deck shows it. Every other

@@ -121,7 +121,7 @@ def document_summary(record: DocumentRecord) -> JsonObject:
     """One line of the cabinet's document list.
 
     ``statusText`` is the status as the cabinet names it in Russian (D83) and ``failureText`` the
-    error line of the cabinet's document card (D84); the store API's views carry neither.
+    error line of the cabinet's document card (D83); the store API's views carry neither.
     """
     state = record.state
     return {

@@ -182,7 +182,7 @@ def test_unreachable_server_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_documents_show_statuses_in_russian_and_the_cabinet_error_line(
     server: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """D83, D84: «Ошибка» beside FAILED, the deck's «… в документе: » line; the store view as is."""
+    """D83: «Ошибка» beside FAILED, the deck's «… в документе: » line; the store view as is."""
     monkeypatch.setattr(output.console, "width", 400)  # one table row per line
     point = run_json(capsys, server, "points", "create", "--name", "S", "--pickup-window", "5min")
     creds = run_json(capsys, server, "credentials", point["id"])

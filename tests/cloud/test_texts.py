@@ -1,4 +1,4 @@
-"""The cabinet's Russian status names and error line (D83, D84) against the support deck."""
+"""The cabinet's Russian status names and error line (D83) against the support deck."""
 
 from __future__ import annotations
 
