@@ -72,7 +72,8 @@ async def test_a_shop_only_shift_closes_after_24_hours_without_a_document(tmp_pa
         assert _closes(events) == []
         # At 24 hours it closes by itself: no document arrived, the cashier got no Z-report.
         await kkt.advance(timedelta(minutes=2))
-        await _until(kkt, "the shift closed", lambda: not _shift(kkt)["open"])
+        await _until(kkt, "the shift closed", lambda: bool(_closes(events)))
+        assert _shift(kkt)["open"] is False
         [closed] = _closes(events)
         assert closed["shiftNumber"] == 1
         assert closed["automatic"] is True
@@ -107,7 +108,8 @@ async def test_separate_mode_one_shift_across_batches_and_the_counter_shift_ends
         assert (sale["shiftNumber"], sale["appShiftNumber"]) == (1, 1)
         assert kkt.till.counter_shift() == {"number": 1, "open": True}
         await kkt.advance(_expires(kkt) - kkt.clock.now())
-        await _until(kkt, "the shift closed", lambda: not _shift(kkt)["open"])
+        await _until(kkt, "the shift closed", lambda: bool(_closes(events)))
+        assert _shift(kkt)["open"] is False
         [closed] = _closes(events)
         assert (closed["shiftNumber"], closed["automatic"]) == (1, True)
         await _until(kkt, "the counter shift closed", lambda: not kkt.till.counter_shift()["open"])
@@ -131,5 +133,6 @@ async def test_a_drive_that_does_not_answer_delays_the_close_until_it_does(
         await kkt.clock.pace(0.8)  # at least one close timed out meanwhile
         assert _closes(events) == []
         kkt.till.clear_faults("fn.disconnected")
-        await _until(kkt, "the shift closed", lambda: not _shift(kkt)["open"])
+        await _until(kkt, "the shift closed", lambda: bool(_closes(events)))
+        assert _shift(kkt)["open"] is False
         assert [c["automatic"] for c in _closes(events)] == [True]
