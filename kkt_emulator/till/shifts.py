@@ -22,13 +22,15 @@ from kkt_emulator.till.context import TillContext
 from kkt_emulator.till.receipts import correction_receipt_tlv, counter_receipt_tlv
 from kkt_emulator.till.results import CorrectionResult, CounterShift, SaleResult, ShiftClosed
 
-__all__ = ["SHIFT_LENGTH", "SHIFT_RECHECK", "Shifts"]
+__all__ = ["SHIFT_LENGTH", "SHIFT_RECHECK", "SHIFT_RETRY_MAX", "Shifts"]
 
 SHIFT_LENGTH = timedelta(hours=24)
 SHIFT_RECHECK = 5.0
 """Real seconds between the shift timer's looks at the stored opening time when nothing woke it
-(a snapshot or a restart may change it behind the timer's back), and before it retries a close
-the drive refused."""
+(a snapshot or a restart may change it behind the timer's back), and before it first retries a
+close the drive refused."""
+SHIFT_RETRY_MAX = 300.0
+"""Real seconds the shift timer waits at most between retries of a refused close (doubling)."""
 
 
 class Shifts:
@@ -138,9 +140,12 @@ class Shifts:
         The till starts it beside its loops. It sleeps on the business clock until the open
         shift's closing time (so a manual clock's ``advance`` past it closes the shift with no
         document arriving), wakes when a shift opens, and looks again every
-        :data:`SHIFT_RECHECK` real seconds. A drive that refuses is tried again after that pause.
+        :data:`SHIFT_RECHECK` real seconds. A drive that refuses is tried again after that pause,
+        doubling up to :data:`SHIFT_RETRY_MAX`; the next document still closes a shift it finds
+        too old (:meth:`ensure_open`).
         """
         ctx = self.ctx
+        retry = SHIFT_RECHECK
         while not ctx.stopping.is_set():
             self.opened.clear()
             due = self.closing_time()
@@ -151,8 +156,12 @@ class Shifts:
                 await self.close_if_due()
             except (DriveError, TransportError, ConfigError) as exc:
                 # ConfigError: the till is between a stop and a start (a crash being restarted).
-                ctx.log.warning("shift_close_on_time_failed", error=str(exc))
-                await ctx.clock.pace(SHIFT_RECHECK)
+                # A drive that refuses for good (storage exhausted, expired) is asked less often.
+                ctx.log.warning("shift_close_on_time_failed", error=str(exc), retry_s=retry)
+                await ctx.clock.pace(retry)
+                retry = min(retry * 2, SHIFT_RETRY_MAX)
+            else:
+                retry = SHIFT_RECHECK
 
     async def _wait_for(self, due: datetime | None) -> None:
         """Until ``due`` on the business clock, a shift opening, or :data:`SHIFT_RECHECK`."""
