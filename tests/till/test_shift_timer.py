@@ -136,3 +136,14 @@ async def test_a_drive_that_does_not_answer_delays_the_close_until_it_does(
         await _until(kkt, "the shift closed", lambda: bool(_closes(events)))
         assert _shift(kkt)["open"] is False
         assert [c["automatic"] for c in _closes(events)] == [True]
+
+
+async def test_the_timer_outlives_a_crash_and_restart_of_the_till(tmp_path: Path) -> None:
+    async with StackHarness.running(tmp_path) as kkt:
+        events = _listen(kkt)
+        await _shop_document(kkt, 10.0)
+        await kkt.till._restart_after_crash("power cut")  # the store and the drive reopened
+        assert _shift(kkt)["open"] is True
+        await kkt.advance(_expires(kkt) - kkt.clock.now())
+        await _until(kkt, "the shift closed", lambda: bool(_closes(events)))
+        assert [c["automatic"] for c in _closes(events)] == [True]
