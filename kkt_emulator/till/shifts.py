@@ -124,13 +124,14 @@ class Shifts:
                 ctx.state.put(shift_opened_at=None)  # closed already (a drive put back, a restore)
                 return None
             answer = await self.close_drive_shift(ctx.local_now(), automatic=True)
+            app_shift = answer.shift_number
+            if ctx.settings.shift_mode == "separate":
+                # Under the lock: a sale waiting for it opens the app's next shift, not this one.
+                counter = self.counter_shift()
+                app_shift = counter.number
+                if counter.open:
+                    ctx.state.put(counter_shift_open=False)
         ctx.ofd_wake.set()
-        app_shift = answer.shift_number
-        if ctx.settings.shift_mode == "separate":
-            counter = self.counter_shift()
-            app_shift = counter.number
-            if counter.open:
-                ctx.state.put(counter_shift_open=False)
         ctx.log.info("shift_closed_on_time", shift=answer.shift_number, fd=answer.fd)
         return ShiftClosed(answer.shift_number, app_shift, answer.fd)
 
@@ -250,12 +251,13 @@ class Shifts:
             )
             self.address_used()
             shift = await ctx.fn.call(Command.SHIFT_PARAMS)
+            # Under the lock, so the shift timer cannot close the drive's shift in between.
+            app_shift = (
+                self._open_counter_shift()
+                if ctx.settings.shift_mode == "separate"
+                else shift.shift_number
+            )
         ctx.ofd_wake.set()  # the new document goes to the OFD now, not at the next idle check
-        app_shift = (
-            self._open_counter_shift()
-            if ctx.settings.shift_mode == "separate"
-            else shift.shift_number
-        )
         return SaleResult(
             shift.shift_number, app_shift, answer.receipt_number, answer.fd, answer.fpd
         )
