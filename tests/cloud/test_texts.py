@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from kkt_emulator.cloud.lifecycle import Status
 from kkt_emulator.cloud.texts import (
@@ -60,3 +62,9 @@ def test_requeued_and_an_unknown_code() -> None:
 )
 def test_the_cabinet_error_line(message: str, shown: str) -> None:
     assert failure_text(message) == shown
+
+
+@given(st.text())
+def test_only_the_235_second_text_gets_the_document_prefix(message: str) -> None:
+    assume(message != PICKUP_TIMEOUT_TEXT)
+    assert failure_text(message) == message
