@@ -78,7 +78,7 @@ def _doc_table(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         note = "; ".join(
             [*(["blocking"] if row["blocking"] else []), *row["warnings"]]
-            + ([row["failureInfo"]["message"]] if row.get("failureInfo") else [])
+            + ([row["failureText"]] if row.get("failureText") else [])
         )
         table.add_row(
             str(row["number"]),
@@ -86,7 +86,7 @@ def _doc_table(rows: list[dict[str, Any]]) -> None:
             row["retailPointId"][:8],
             row["docNum"],
             row["total"],
-            row["status"],
+            f"{row['status']} «{row['statusText']}»",
             row["timeStatusChanged"],
             row["ofd"]["state"],
             note,
@@ -96,11 +96,12 @@ def _doc_table(rows: list[dict[str, Any]]) -> None:
 
 def _show_document(doc: dict[str, Any]) -> None:
     console.print(
-        f"[bold]{doc['id']}[/bold] ({doc['status']}), retail point {doc['retailPointId']}"
+        f"[bold]{doc['id']}[/bold] ({doc['status']} «{doc['statusText']}»),"
+        f" retail point {doc['retailPointId']}"
     )
     console.print(f"  docNum {doc['docNum']}, total {doc['total']}, accepted {doc['acceptedAt']}")
     if doc.get("failureInfo"):
-        console.print(f"  error: {doc['failureInfo']['type']}: {doc['failureInfo']['message']}")
+        console.print(f"  error: {doc['failureInfo']['type']}: {doc['failureText']}")
     if doc.get("errorDetail"):
         console.print(f"  error detail: {doc['errorDetail']}")
     console.print(f"  OFD: {doc['ofd']['state']} {doc['ofd']['changedAt'] or ''}")
@@ -110,7 +111,8 @@ def _show_document(doc: dict[str, Any]) -> None:
         console.print(f"  possible duplicate of: {doc['possibleDuplicateOf']}")
     console.print("  history:")
     for entry in doc.get("history", []):
-        console.print(f"    {entry['at']}  {entry['status']:<18} {entry['event']}")
+        status = f"{entry['status']} «{entry['statusText']}»"
+        console.print(f"    {entry['at']}  {status:<40} {entry['event']}")
 
 
 # -- retail points --------------------------------------------------------------------------------------

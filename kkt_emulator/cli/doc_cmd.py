@@ -17,6 +17,7 @@ from kkt_emulator.app.stack import EXAMPLE_SALE
 from kkt_emulator.cli.output import JSON_OPTION, console, emit
 from kkt_emulator.cli.ready import READY_OPTION, load_ready
 from kkt_emulator.clock import RealClock
+from kkt_emulator.cloud.texts import status_text
 from kkt_emulator.errors import CloudError, ConfigError, TransportError
 from kkt_emulator.net import client_tls
 
@@ -51,7 +52,10 @@ def example(name: Example) -> dict[str, Any]:
 
 
 def _human(status: dict[str, Any]) -> None:
-    line = f"[bold]{status.get('id', '')}[/bold] {status['status']}"
+    # The store API carries the codes only; the cabinet's Russian name goes beside (D83).
+    line = (
+        f"[bold]{status.get('id', '')}[/bold] {status['status']} «{status_text(status['status'])}»"
+    )
     if status.get("failureInfo"):
         line += f" — {status['failureInfo']['type']}: {status['failureInfo']['message']}"
     console.print(line)

@@ -335,6 +335,8 @@ def archive_command(
             for node in data["tlvs"]:
                 children = node.get("children") or []
                 value = f"({len(children)} tags)" if children else node.get("value")
+                if "fiscal_sign" in node:
+                    value = f"{node['fiscal_sign']} ({node['value']})"
                 console.print(f"  {node['tag']} {node['name']}: {value}")
                 for child in children:
                     console.print(f"      {child['tag']} {child['name']}: {child.get('value')}")

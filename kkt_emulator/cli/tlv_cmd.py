@@ -121,6 +121,9 @@ def _label(node: dict[str, Any]) -> Text:
     text.append(f" {node['name']}", style="cyan")
     if node["type"] == "stlv" and "error" not in node:
         text.append(f" ({node['length']} bytes)")
+    elif "fiscal_sign" in node:
+        # The ФПД as the receipt prints it, the six bytes of the tag beside it.
+        text.append(f": {node['fiscal_sign']} ({node['value']})")
     else:
         value = node["value"]
         quoted = node["type"] in _TEXT_TYPES and "error" not in node

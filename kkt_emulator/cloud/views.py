@@ -18,6 +18,8 @@ from kkt_emulator.cloud.texts import (
     MESSAGE_QUEUED,
     PICKUP_SHOP_TEXT,
     PICKUP_TIMEOUT_TEXT,
+    failure_text,
+    status_text,
 )
 
 if TYPE_CHECKING:
@@ -116,7 +118,11 @@ def fn_status_view(state: FnState, at: datetime) -> JsonObject:
 
 
 def document_summary(record: DocumentRecord) -> JsonObject:
-    """One line of the cabinet's document list."""
+    """One line of the cabinet's document list.
+
+    ``statusText`` is the status as the cabinet names it in Russian (D83) and ``failureText`` the
+    error line of the cabinet's document card (D83); the store API's views carry neither.
+    """
     state = record.state
     return {
         "number": record.seq,
@@ -126,9 +132,11 @@ def document_summary(record: DocumentRecord) -> JsonObject:
         "clientId": record.client_id,
         "total": record.total,
         "status": state.status.value,
+        "statusText": status_text(state.status.value),
         "timeStatusChanged": format_time(state.changed_at),
         "acceptedAt": format_time(record.created_at),
         "failureInfo": failure_view(state.failure),
+        "failureText": failure_text(state.failure.message) if state.failure is not None else None,
         "blocking": state.blocking,
         "fiscalised": state.fiscalised,
         "fnNumber": record.fn_number,
@@ -174,6 +182,7 @@ def document_detail(
                 {
                     "at": format_time(h.at),
                     "status": h.status.value,
+                    "statusText": status_text(h.status.value),
                     "event": h.event,
                     "detail": h.detail,
                 }

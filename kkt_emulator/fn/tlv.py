@@ -647,6 +647,10 @@ def decode_tree(data: bytes) -> list[TlvNode]:
     return [_decode_node(offset, tlv, 0) for offset, tlv in _scan(data)]
 
 
+_FISCAL_SIGN_TAG = 1077  # ФПД: 2 bytes of unknown meaning + the printed sign, UInt32 big endian
+_FISCAL_SIGN_SIZE = 6
+
+
 def _json_value(node: TlvNode) -> object:
     value = node.value
     if node.error is not None:
@@ -665,7 +669,9 @@ def tree_to_json(nodes: Iterable[TlvNode]) -> list[dict[str, Any]]:
 
     Each dict has ``tag``, ``name``, ``type``, ``length``, ``value`` (str, int, Decimal as str,
     datetime in ISO format, bytes as hex, ``None`` for an STLV) and ``children``; a node that failed
-    to decode has its raw value as hex and an ``error``.
+    to decode has its raw value as hex and an ``error``. Tag 1077 keeps its six raw bytes in
+    ``value`` and adds ``fiscal_sign``, the ФПД as the receipt prints it: bytes 2–5 read as a
+    big-endian UInt32 (fn-protocol.md §12.1).
     """
     result: list[dict[str, Any]] = []
     for node in nodes:
@@ -679,6 +685,8 @@ def tree_to_json(nodes: Iterable[TlvNode]) -> list[dict[str, Any]]:
         }
         if node.error is not None:
             item["error"] = node.error
+        elif node.tag == _FISCAL_SIGN_TAG and len(node.raw) == _FISCAL_SIGN_SIZE:
+            item["fiscal_sign"] = int.from_bytes(node.raw[2:6], "big")
         result.append(item)
     return result
 

@@ -59,7 +59,7 @@ class Loops:
         ctx: the till's shared state.
         link: the cloud link.
         fiscaliser: fiscalises leased documents and reconciles.
-        shifts: closes the shop's shift in ``separate`` mode.
+        shifts: the till's shifts (their timer closes them on time, not the poll loop).
         views: heartbeats.
         faults: the faults in force (``cloud.drop_result``).
         restart: reopens the till from disk after a simulated crash.
@@ -111,8 +111,6 @@ class Loops:
             for item in items:
                 await self._pace_ofd_backlog()
                 await self.fiscaliser.fiscalise(item)
-            if items and ctx.settings.shift_mode == "separate":
-                await self.shifts.close_shop_shift()
         finally:
             self._in_batch = False
         await self.flush_outbox()

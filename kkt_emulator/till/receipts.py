@@ -186,13 +186,21 @@ def build_receipt(
     positions = document.get("inventPositions") or []
     payments = document.get("moneyPositions") or []
 
-    # Firmware check 1 (support-cases §5 row 6): negative price, quantity or sum.
+    # Firmware check 1 (support-cases §5 row 6): negative price, quantity or sum. A discount
+    # larger than its position's amount leaves the position a negative sum (D84).
     for index, position in enumerate(positions):
         for key in ("price", "quantity", "discSum"):
             if key in position and position[key] is not None and _decimal(position[key]) < 0:
                 raise TillCheckError(
                     NEGATIVE, {"position": index, "field": key, "value": position[key]}
                 )
+        discount = position.get("discSum")
+        if discount is not None and _decimal(position["price"]) * _decimal(
+            position["quantity"]
+        ) < _decimal(discount):
+            raise TillCheckError(
+                NEGATIVE, {"position": index, "field": "discSum", "value": discount}
+            )
     for index, payment in enumerate(payments):
         if _decimal(payment.get("sum", 0)) < 0:
             raise TillCheckError(

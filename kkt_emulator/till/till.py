@@ -273,6 +273,7 @@ class Till:
         self._tasks = [
             asyncio.create_task(self.loops.poll_loop(), name=f"till-poll-{ctx.kkt_serial}"),
             asyncio.create_task(self.loops.outbox_loop(), name=f"till-outbox-{ctx.kkt_serial}"),
+            asyncio.create_task(self.shifts.shift_timer(), name=f"till-shift-{ctx.kkt_serial}"),
         ]
         if ctx.config.ofd_address:
             self._tasks.append(

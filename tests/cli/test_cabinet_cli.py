@@ -8,12 +8,14 @@ import socket
 import threading
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 import uvicorn
 
+from kkt_emulator.cli import output
 from kkt_emulator.cli.main import main
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.cloud.app import Cloud
@@ -23,7 +25,6 @@ from kkt_emulator.net import listen_socket
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 
 @pytest.fixture
@@ -176,3 +177,87 @@ def test_unreachable_server_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2
     assert err.startswith(f"error: cannot reach the cloud at http://127.0.0.1:{port}")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_documents_show_statuses_in_russian_and_the_cabinet_error_line(
+    server: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D83: «Ошибка» beside FAILED, the deck's «… в документе: » line; the store view as is."""
+    monkeypatch.setattr(output.console, "width", 400)  # one table row per line
+    point = run_json(capsys, server, "points", "create", "--name", "S", "--pickup-window", "5min")
+    creds = run_json(capsys, server, "credentials", point["id"])
+    queued = doc(docNum="Q")
+    shop_post(server, point["id"], queued, creds)
+    [listed] = run_json(capsys, server, "documents", "list")
+    assert (listed["status"], listed["statusText"]) == ("QUEUED", "В очереди")
+    assert listed["failureText"] is None
+    run_json(capsys, server, "clock", "advance", "235s")
+    shown = run_json(capsys, server, "documents", "show", queued["id"])
+    assert (shown["status"], shown["statusText"]) == ("FAILED", "Ошибка")
+    assert shown["failureText"] == (
+        "Сообщение ФН об ошибке в документе: POS doesn't connect for document within 235 seconds"
+    )
+    assert [h["statusText"] for h in shown["history"]] == ["В очереди", "Ошибка"]
+    # The store API's view inside the detail keeps the vendor's fields and bare text (D37).
+    store = shown["storeStatus"]
+    assert "statusText" not in store
+    assert "failureText" not in store
+    assert store["failureInfo"]["message"] == "POS doesn't connect for document within 235 seconds"
+    code, out, _ = run(capsys, "cabinet", "documents", "list", "--server", server)
+    assert code == 0
+    [row] = [line for line in out.splitlines() if queued["id"] in line]
+    assert "FAILED «Ошибка»" in row
+    assert "Сообщение ФН об ошибке в документе: POS doesn't connect" in row
+    code, out, _ = run(capsys, "cabinet", "documents", "show", queued["id"], "--server", server)
+    assert code == 0
+    assert "(FAILED «Ошибка»)" in out
+    assert (
+        "error: NON_FN_FAILURE: Сообщение ФН об ошибке в документе: POS doesn't connect for"
+        " document within 235 seconds"
+    ) in out
+    assert "QUEUED «В очереди»" in out
+    redriven = run_json(capsys, server, "redrive", queued["id"])
+    assert (redriven["status"], redriven["statusText"]) == ("REQUEUED", "Повторно в очереди")
+    assert redriven["failureText"] is None
+
+
+def test_doc_status_shows_the_russian_status_beside_the_code(
+    server: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """D83: ``doc status`` reads the store API (codes only) and names the status in Russian."""
+    point = run_json(capsys, server, "points", "create", "--name", "S", "--pickup-window", "5min")
+    creds = run_json(capsys, server, "credentials", point["id"])
+    with httpx.Client(base_url=server) as http:
+        assoc = http.post(
+            f"/api/fn/v1/associate/{point['id']}", auth=(creds["login"], creds["password"])
+        ).json()
+    ready = tmp_path / "ready.json"
+    ready.write_text(
+        json.dumps(
+            {
+                "store_api": f"{server}/api/fn",
+                "login": assoc["userName"],
+                "password": assoc["password"],
+            }
+        ),
+        encoding="utf-8",
+    )
+    queued = doc()
+    with httpx.Client(base_url=server) as http:
+        answer = http.post(
+            "/api/fn/v2/doc", json=queued, auth=(assoc["userName"], assoc["password"])
+        )
+        assert answer.status_code == 200, answer.text
+    code, out, err = run(capsys, "doc", "status", queued["id"], "--ready-file", str(ready))
+    assert code == 0, err
+    assert f"{queued['id']} QUEUED «В очереди»" in out
+    code, out, _ = run(capsys, "doc", "status", queued["id"], "--ready-file", str(ready), "--json")
+    assert code == 0
+    assert "statusText" not in json.loads(out)  # the store API's JSON is the vendor's
+    run_json(capsys, server, "clock", "advance", "235s")
+    code, out, _ = run(capsys, "doc", "status", queued["id"], "--ready-file", str(ready))
+    assert code == 0
+    assert (
+        f"{queued['id']} FAILED «Ошибка» — NON_FN_FAILURE: POS doesn't connect for document"
+        " within 235 seconds"
+    ) in out

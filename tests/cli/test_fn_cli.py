@@ -116,6 +116,11 @@ def test_fn_archive_lists_and_decodes(capsys: pytest.CaptureFixture[str], tmp_pa
     tags = {node["tag"]: node for node in json.loads(out)["tlvs"]}
     assert tags[1040]["value"] == receipt.fd
     assert tags[1020]["value"] == 4550  # the total the drive formed from 16h
+    assert tags[1077]["fiscal_sign"] == receipt.fpd  # the ФПД as printed, the raw bytes kept
+    assert tags[1077]["value"] == ("2104" + f"{receipt.fpd:08x}")
+    code, out, _ = run(capsys, "fn", "archive", str(tmp_path), "--fd", str(receipt.fd))
+    assert code == 0
+    assert f"1077 ФПД: {receipt.fpd} (2104{receipt.fpd:08x})" in out
     code, _, err = run(capsys, "fn", "archive", str(tmp_path), "--fd", "99")
     assert (code, err.count("\n")) == (2, 1)
     code, _, err = run(capsys, "fn", "archive", str(tmp_path / "missing"))

@@ -152,4 +152,42 @@ def test_capture_copy_is_readable(tmp_path: Path, capsys: pytest.CaptureFixture[
     copy = tmp_path / "capture with spaces.bin"
     shutil.copyfile(CAPTURE, copy)
     assert main(["tlv", "decode", "--file", str(copy)]) == 0
-    assert "1077 ФПД: 2104aa107541" in capsys.readouterr().out
+    assert "1077 ФПД: 2853205313 (2104aa107541)" in capsys.readouterr().out
+
+
+def _fiscal_sign_node(nodes: list[dict[str, object]]) -> dict[str, object]:
+    (node,) = [n for n in nodes if n["tag"] == 1077]
+    return node
+
+
+def test_fiscal_sign_as_printed_in_the_real_capture(capsys: pytest.CaptureFixture[str]) -> None:
+    """Tag 1077 of the yandex/ofd capture: printed ФПД 2853205313, the six bytes kept."""
+    assert main(["tlv", "decode", "--file", str(CAPTURE)]) == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if "1077" in line]
+    assert line.endswith("1077 ФПД: 2853205313 (2104aa107541)")
+    assert main(["tlv", "decode", "--json", "--file", str(CAPTURE)]) == 0
+    (root,) = json.loads(capsys.readouterr().out)["tlvs"]
+    node = _fiscal_sign_node(root["children"])
+    assert (node["fiscal_sign"], node["value"], node["length"]) == (2853205313, "2104aa107541", 6)
+
+
+@pytest.mark.parametrize(
+    ("tlv_hex", "printed"),
+    [("35 04 06 00 21 04 1C 6B 81 A4", 476807588), ("35 04 06 00 00 00 FF FF FF FF", 2**32 - 1)],
+)
+def test_fiscal_sign_of_a_bare_tag(
+    tlv_hex: str, printed: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["tlv", "decode", "--json", tlv_hex]) == 0
+    node = _fiscal_sign_node(json.loads(capsys.readouterr().out))
+    assert node["fiscal_sign"] == printed
+    assert node["value"] == bytes.fromhex(tlv_hex)[4:].hex()
+
+
+def test_a_short_fiscal_sign_is_not_read_as_a_number(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tlv", "decode", "--json", "35 04 04 00 21 04 AA 10"]) == 0
+    node = _fiscal_sign_node(json.loads(capsys.readouterr().out))
+    assert "fiscal_sign" not in node
+    assert node["value"] == "2104aa10"
+    assert main(["tlv", "decode", "35 04 04 00 21 04 AA 10"]) == 0
+    assert "1077 ФПД: 2104aa10" in capsys.readouterr().out

@@ -142,6 +142,7 @@ async def test_document_actions_on_unknown_or_wrong_status(
         {
             "at": "2024-05-01T09:00:00+00:00",
             "status": "QUEUED",
+            "statusText": "В очереди",
             "event": "accepted",
             "detail": {"clientId": "", "route": "v2"},
         }

@@ -441,6 +441,7 @@ def test_tree_to_json() -> None:
             "length": 6,
             "value": "2104aa107541",
             "children": [],
+            "fiscal_sign": 2853205313,
         },
         {
             "tag": 1059,

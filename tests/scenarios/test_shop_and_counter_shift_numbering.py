@@ -5,12 +5,12 @@ Which number each report shows, per ``shift_mode``:
 * ``shared`` (the default): shop documents and counter sales go into one shift. The receipts'
   shift number (1038, what the OFD and the store API's ``fiscalInfo.shiftNumber`` show) and the
   till app's Z-report number are the same.
-* ``separate``: the shop's shifts open and close by themselves around its documents (their
-  reports exist only at the OFD; the till prints no Z-report for them), and the till app numbers
-  the counter's shifts on its own («программная» смена). The drive has one shift at a time, so its
-  numbers advance for both: the OFD sees shifts 1 and 2 of the shop and shift 3 of the counter,
-  while the till app's Z-report says shift 1. A shop document that arrives while the counter's
-  shift is open goes into that shift.
+* ``separate``: the shop's shift opens by itself with its first document and closes by itself 24
+  hours later (D85), whatever batches of documents came in between (its reports exist only at the
+  OFD; the till prints no Z-report for it), and the till app numbers the counter's shifts on its
+  own («программная» смена). The drive has one shift at a time, so its numbers advance for both:
+  the OFD sees shift 1 of the shop and shift 2 of the counter, while the till app's Z-report says
+  shift 1. A shop document that arrives while the counter's shift is open goes into that shift.
 """
 
 from __future__ import annotations
@@ -39,18 +39,19 @@ async def test_shop_and_counter_shift_numbering(tmp_path: Path) -> None:
         assert ofd is not None
 
         async def separate(_run: ScenarioRun) -> None:
-            # The OFD holds the opening and closing reports of the shop's automatic shifts.
+            # The OFD holds the opening and closing reports of the shop's automatic shift.
             async def shifts_reported() -> bool:
                 codes = [d.doc_code for d in ofd.received(kkt.till.fn_serial)]
                 return (
-                    codes.count(DocCode.CLOSE_SHIFT) >= 3 and codes.count(DocCode.OPEN_SHIFT) >= 4
+                    codes.count(DocCode.CLOSE_SHIFT) >= 2 and codes.count(DocCode.OPEN_SHIFT) >= 3
                 )
 
             await until(kkt, shifts_reported)
             codes = [d.doc_code for d in ofd.received(kkt.till.fn_serial)]
-            assert (codes.count(DocCode.OPEN_SHIFT), codes.count(DocCode.CLOSE_SHIFT)) == (4, 3)
+            assert (codes.count(DocCode.OPEN_SHIFT), codes.count(DocCode.CLOSE_SHIFT)) == (3, 2)
 
-        # On a new till: the shop's shifts 1 and 2, the counter's (3, 1) with the shop's third
-        # document in it, the Z-report (3, 1), then the app's shift 2.
+        # On a new till: the shop's shift 1 with both its documents, closed on time; the
+        # counter's (2, 1) with the shop's third document in it, the Z-report (2, 1), then the
+        # app's shift 2.
         await run_case(kkt, separate_shift_numbering, separate=separate)
         assert kkt.till.settings.shift_mode == "separate"

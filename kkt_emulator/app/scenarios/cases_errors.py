@@ -32,12 +32,19 @@ PENDING_TIMEOUT = failure(
 )
 PICKUP = failure("NON_FN_FAILURE", "POS doesn't connect for document within 235 seconds")
 SHOP_MESSAGE = "Касса не ответила на запрос в течение 5 минут"
+# The deck's card of «Документ возврата №2» (store-api.md D83).
+PICKUP_CARD = (
+    "Сообщение ФН об ошибке в документе: POS doesn't connect for document within 235 seconds"
+)
 
 
 async def expect_failure_seen(
-    run: ScenarioRun, doc: dict[str, Any], wanted: dict[str, str]
+    run: ScenarioRun, doc: dict[str, Any], wanted: dict[str, str], card: str | None = None
 ) -> dict[str, Any]:
     """Wait for the posted ``doc`` to fail; check its failure in the store and the cabinet.
+
+    ``card`` is the error line the cabinet's document card shows (``failureText``), the failure's
+    message when not given.
 
     Returns:
         The cabinet's document detail.
@@ -47,6 +54,8 @@ async def expect_failure_seen(
     run.expect("message", status.get("message"), wanted["message"])
     detail = await run.detail(doc["id"])
     run.expect("cabinet failureInfo", detail.get("failureInfo"), wanted)
+    run.expect("cabinet status", (detail["status"], detail["statusText"]), ("FAILED", "Ошибка"))
+    run.expect("cabinet card", detail["failureText"], card or wanted["message"])
     return detail
 
 
@@ -125,7 +134,7 @@ async def error_pickup_window(run: ScenarioRun) -> None:
             await run.advance("234s")
             run.expect("at 234 s", (await run.status(doc["id"]))["status"], "QUEUED")
             await run.advance("1s")
-            detail = await expect_failure_seen(run, doc, PICKUP)
+            detail = await expect_failure_seen(run, doc, PICKUP, PICKUP_CARD)
             run.expect("shopMessage", detail["shopMessage"], SHOP_MESSAGE)
 
             async def told() -> bool:
