@@ -255,6 +255,7 @@ class TillAgent:
         self._generation = 0
         self._snapshot_task: asyncio.Task[dict[str, Any]] | None = None
         self._snapshot_generation = -1
+        self._state_now: datetime | None = None  # the business time of the last snapshot
         self.last_state: dict[str, Any] | None = None
         self._last_state_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
@@ -390,7 +391,9 @@ class TillAgent:
         }
 
     async def _take_snapshot(self) -> dict[str, Any]:
+        now = self.till.clock.now()
         state = await self.state()
+        self._state_now = now
         self.last_state = state
         self._last_state_at = self.till.clock.monotonic()
         try:
@@ -493,6 +496,11 @@ class TillAgent:
 
     async def _status(self, args: Args) -> dict[str, Any]:
         args.done()
+        clock = self.till.clock
+        if isinstance(clock, ManualClock) and self._state_now != clock.now():
+            # Business time moved since the last snapshot (a clock shared with a sibling till,
+            # advanced through the sibling's command): the snapshot's clock and deadlines are old.
+            self._changed()
         try:
             async with asyncio.timeout(self.answer_budget):
                 return await self.publish_state()
