@@ -98,6 +98,11 @@ class FleetWatch:
         self._after = ""
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def watching(self) -> int:
+        """How many members the watch in flight names (tests wait for a whole fleet to listen)."""
+        return len(self._named)
+
     def join(
         self, token: Callable[[], str | None], active: Callable[[], bool], wait: float
     ) -> WatchMember | None:

@@ -305,8 +305,10 @@ async def test_idle_tills_of_a_fleet_watch_make_no_calls_of_their_own(tmp_path: 
             assert stack.cloud is not None
             notifier = stack.cloud.notifier
             points = {p["retail_point_id"] for p in stack.points}
+            watch = FleetWatch.shared(stack.base_url)
+            assert watch is not None
             for _ in range(1000):  # every till has polled and listens to the watch
-                if notifier.waiting == dict.fromkeys(points, 1):
+                if notifier.waiting == dict.fromkeys(points, 1) and watch.watching == 3:
                     break
                 await asyncio.sleep(0.01)
             # One wait names both points: the fleet watch; no till holds a lease of its own.
