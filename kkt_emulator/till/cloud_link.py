@@ -123,6 +123,11 @@ class ResultAck:
         )
 
 
+#: Seconds a kept connection to the cloud stays open unused: longer than the 5 s poll, so a polling
+#: till keeps its one connection; an idle till of a fleet watch lets it go (D71).
+IDLE_CLOSE = 15.0
+
+
 class _Answer(Protocol):
     """What the link reads of an HTTP answer (httpx's or the lean client's)."""
 
@@ -163,7 +168,7 @@ class CloudLink:
         self._lean: LeanHttp | None = None
         self._client: httpx.AsyncClient | None = None
         if transport is None and self.server.startswith("http://"):
-            self._lean = LeanHttp(self.server + API)
+            self._lean = LeanHttp(self.server + API, idle_close=IDLE_CLOSE)
         else:
             self._client = httpx.AsyncClient(
                 base_url=self.server, timeout=timeout, transport=transport

@@ -67,6 +67,8 @@ class _Connection:
         self.writer = writer
         self.used = False
         """Whether it carried an exchange before (a kept connection the server may have closed)."""
+        self.kept = 0
+        """How many times it was put back to be kept (its idle timer checks it is the same time)."""
 
     def close(self) -> None:
         self.writer.close()
@@ -82,12 +84,20 @@ class LeanHttp:
     Args:
         base_url: ``http://host:port`` (a path prefix is kept).
         user_agent: sent with every request.
+        idle_close: seconds after which a kept connection no request used is closed (``None``:
+            kept until the server closes it); an idle till of a fleet holds no socket (D71).
 
     Raises:
         ValueError: ``base_url`` is not a plain ``http`` URL.
     """
 
-    def __init__(self, base_url: str, user_agent: str = "kkt-emulator-till") -> None:
+    def __init__(
+        self,
+        base_url: str,
+        user_agent: str = "kkt-emulator-till",
+        *,
+        idle_close: float | None = None,
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"not a plain http URL: {base_url!r}")
@@ -99,6 +109,7 @@ class LeanHttp:
         self._fixed = f"Host: {netloc}\r\nUser-Agent: {user_agent}\r\nAccept: */*\r\n"
         self._idle: list[_Connection] = []
         self._closed = False
+        self.idle_close = idle_close
 
     async def aclose(self) -> None:
         """Close every kept connection; later calls fail."""
@@ -146,8 +157,7 @@ class LeanHttp:
                         conn.close()
                         raise
                     if keep and not self._closed:
-                        conn.used = True
-                        self._idle.append(conn)
+                        self._keep(conn)
                     else:
                         conn.close()
                     return response
@@ -155,6 +165,19 @@ class LeanHttp:
             raise LeanHttpError(f"no answer within {timeout:g} s") from exc
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             raise LeanHttpError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _keep(self, conn: _Connection) -> None:
+        conn.used = True
+        conn.kept += 1
+        self._idle.append(conn)
+        if self.idle_close is not None:
+            asyncio.get_running_loop().call_later(self.idle_close, self._expire, conn, conn.kept)
+
+    def _expire(self, conn: _Connection, kept: int) -> None:
+        """The idle timer: close ``conn`` if it is still the same kept, unused connection."""
+        if conn.kept == kept and conn in self._idle:
+            self._idle.remove(conn)
+            conn.close()
 
     async def _connection(self) -> _Connection:
         while self._idle:

@@ -84,6 +84,48 @@ async def test_one_connection_carries_many_exchanges() -> None:
     assert body == '{"k":"в"}'.encode()
 
 
+async def test_a_kept_connection_unused_for_idle_close_is_closed() -> None:
+    """D71: an idle till of a fleet holds no socket; a later call opens a new connection."""
+    closed = asyncio.Event()
+
+    async def keep(_r: bytes, writer: asyncio.StreamWriter, _n: int) -> bool:
+        _json(writer, b"{}")
+        return True
+
+    async with server(keep) as (url, seen):
+        http = LeanHttp(url, idle_close=0.05)
+        try:
+            assert (await http.post("/a", timeout=5.0)).status_code == 200
+            assert (await http.post("/b", timeout=5.0)).status_code == 200  # reused at once
+            [conn] = http._idle
+            for _ in range(200):
+                if not http._idle and conn.writer.is_closing():
+                    closed.set()
+                    break
+                await asyncio.sleep(0.01)
+            assert closed.is_set()
+            assert (await http.post("/c", timeout=5.0)).status_code == 200
+        finally:
+            await http.aclose()
+    assert seen == [1, 1, 2]
+
+
+async def test_without_idle_close_a_kept_connection_stays() -> None:
+    async def keep(_r: bytes, writer: asyncio.StreamWriter, _n: int) -> bool:
+        _json(writer, b"{}")
+        return True
+
+    async with server(keep) as (url, seen):
+        http = LeanHttp(url)
+        try:
+            assert (await http.post("/a", timeout=5.0)).status_code == 200
+            await asyncio.sleep(0.1)
+            assert (await http.post("/b", timeout=5.0)).status_code == 200
+        finally:
+            await http.aclose()
+    assert seen == [1, 1]
+
+
 async def test_a_connection_the_server_closed_is_replaced_once() -> None:
     async def once_per_connection(_r: bytes, writer: asyncio.StreamWriter, _n: int) -> bool:
         _json(writer, b"{}")
