@@ -36,6 +36,7 @@ from kkt_emulator.app.stack import (
     _raise_fd_limit,
     ensure_points,
     till_config,
+    uses_fleet_watch,
     write_json_atomic,
 )
 from kkt_emulator.clock import Clock, ManualClock, RealClock, ScaledClock, make_clock
@@ -401,6 +402,7 @@ class Fleet:
                 timing=opts.timing,
                 settings=opts.settings,
                 drive_timeout=opts.drive_timeout,
+                fleet_watch=uses_fleet_watch(opts.count),
             )
             for n in range(opts.count)
         ]

@@ -288,11 +288,13 @@ def till_config(
     settings: dict[str, Any] | None = None,
     drive_timeout: float = 5.0,
     ofd: OfdServer | None = None,
+    fleet_watch: bool = True,
 ) -> TillConfig:
     """How one till of an installation or a fleet runs: bound to ``point`` with its service login.
 
     ``ofd`` is the OFD stand-in of the same process, when there is one (``ofd.*`` faults act on
-    it); a till in another process than the OFD has only its address.
+    it); a till in another process than the OFD has only its address. ``fleet_watch``: see
+    :func:`uses_fleet_watch`.
     """
     return TillConfig(
         profile=profile,
@@ -306,7 +308,23 @@ def till_config(
         settings=dict(settings or {}),
         drive_timeout=drive_timeout,
         ofd=ofd,
+        fleet_watch=fleet_watch,
     )
+
+
+FLEET_WATCH_FROM = 32
+"""The number of tills in one process from which they wait on a fleet watch (D109)."""
+
+
+def uses_fleet_watch(tills: int) -> bool:
+    """Whether ``tills`` long-polling tills of one process share a fleet watch (D109).
+
+    The watch makes an idle fleet cost one request instead of one per till, and costs each
+    document one more exchange (the watch's answer, then the lease). Below
+    :data:`FLEET_WATCH_FROM` tills the tills' own long polls cost little, and the exchange saved
+    is most of the latency from a shop's POST to COMPLETED.
+    """
+    return tills >= FLEET_WATCH_FROM
 
 
 def _saved_points(saved: Path) -> list[PointAccess]:
@@ -543,6 +561,7 @@ class Stack:
             settings=self.options.settings_of_tills(),
             drive_timeout=self.options.drive_timeout,
             ofd=self.ofd,
+            fleet_watch=uses_fleet_watch(self.options.tills),
         )
         return Till(config, self.clock)
 

@@ -97,7 +97,8 @@ class TillConfig:
 
     ``ofd`` is the OFD stand-in of the same process, when there is one: OFD faults act on it
     (see :class:`~kkt_emulator.till.ports.OfdFaults`); ``ofd_address`` is where the till sends
-    its documents.
+    its documents. ``fleet_watch`` lets a long-polling till wait on its process's fleet watch
+    (D69); off, it holds its own long poll, which answers a document one exchange sooner (D109).
     """
 
     profile: FirmwareProfile
@@ -113,6 +114,7 @@ class TillConfig:
     settings: dict[str, Any] = field(default_factory=dict)
     drive_timeout: float = 5.0
     ofd: OfdFaults | None = None
+    fleet_watch: bool = True
 
 
 class TillContext:

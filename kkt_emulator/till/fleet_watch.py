@@ -149,10 +149,10 @@ class FleetWatch:
         try:
             while self._members:
                 self._changed.clear()
-                # A till told already (its signal not yet taken) needs no watch until it listens.
-                named = [
-                    m for m in self._members if m.active() and m.token() and not m.ready.is_set()
-                ]
+                # A till told already stays named: its lease may race a later document, and a
+                # till that listens again while named costs no renewal (only news after
+                # ``after`` is told, so a signal already taken is not repeated).
+                named = [m for m in self._members if m.active() and m.token()]
                 self._named = {m: m.token() or "" for m in named}
                 if not named:
                     await self._changed.wait()

@@ -160,9 +160,12 @@ class Loops:
     def _fleet_watch(self, wait: float) -> WatchMember | None:
         """This till's place in its process's fleet watch (D69), joined on first use.
 
-        ``None`` when the till long-polls on its own: an ``https`` cloud or a test transport, a
-        cloud without ``/watch``, or a watch that names as many tills as it may.
+        ``None`` when the till long-polls on its own: a till configured without the watch (a
+        small installation, D109), an ``https`` cloud or a test transport, a cloud without
+        ``/watch``, or a watch that names as many tills as it may.
         """
+        if not self.ctx.config.fleet_watch:
+            return None
         member = self._watch
         if member is not None:
             if member.watch.supported is not False and not member.watch.closed:

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from kkt_emulator.app.stack import Stack, StackOptions
+from kkt_emulator.app import stack as stack_module
+from kkt_emulator.app.stack import FLEET_WATCH_FROM, Stack, StackOptions, uses_fleet_watch
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.errors import CloudError
 from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
@@ -288,8 +289,11 @@ async def test_a_till_long_polling_alone_heartbeats_only_on_a_change(
             await kkt.http.aclose()
 
 
-async def test_idle_tills_of_a_fleet_watch_make_no_calls_of_their_own(tmp_path: Path) -> None:
+async def test_idle_tills_of_a_fleet_watch_make_no_calls_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """D69: three tills over two points; one watch waits for all; a document wakes its point."""
+    monkeypatch.setattr(stack_module, "FLEET_WATCH_FROM", 1)  # a fleet, however small (D109)
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     options = StackOptions(
         profile=load_profile(DEFAULT_PROFILE),
@@ -369,3 +373,31 @@ async def test_a_long_polling_till_reports_moved_counts_once_coalesced(
             assert after["heartbeat"]["fn"]["lastFd"] > before["heartbeat"]["fn"]["lastFd"]
         finally:
             await kkt.http.aclose()
+
+
+async def test_a_small_installation_long_polls_without_the_fleet_watch(tmp_path: Path) -> None:
+    """D109: below FLEET_WATCH_FROM tills each till holds its own long poll, one exchange per
+    document; from it on they share the watch."""
+    assert not uses_fleet_watch(FLEET_WATCH_FROM - 1)
+    assert uses_fleet_watch(FLEET_WATCH_FROM)
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    options = StackOptions(
+        profile=load_profile(DEFAULT_PROFILE),
+        state_dir=tmp_path,
+        tills=2,
+        till_settings={"poll_interval": 3600.0},
+        long_poll=30.0,
+    )
+    async with Stack(options, clock) as stack:
+        for till in stack.tills:
+            assert till.ctx.config.fleet_watch is False
+        notifier = stack.cloud.notifier
+        point = stack.points[0]["retail_point_id"]
+        for _ in range(200):  # each till's own lease is waiting on the cloud: two waits
+            if notifier.waiting == {point: 2}:
+                break
+            await asyncio.sleep(0.02)
+        assert notifier.waiting == {point: 2}
+        server = stack.base_url.rstrip("/")
+        watches = [w for (_, base), w in FleetWatch._shared.items() if base == server]
+        assert watches == []
