@@ -7,17 +7,27 @@ received documents) opens its file through :func:`open_database` and writes insi
 writer, and ``synchronous`` chosen by the store (``FULL`` where a lost write would lose a signed
 document, ``NORMAL`` where WAL's guarantee after a process crash is enough).
 
-A new file's schema is created in one transaction with ``synchronous=NORMAL``: a lost schema is
-made again by the next open, and the store's first durable commit syncs the WAL with every frame
-before its own. :class:`IdleConnection` is a connection that closes itself after a few idle seconds
-and reopens on the next use, so a thousand idle tills hold no SQLite descriptors (D71).
+A new file is a copy of its schema's template (D111): the schema is made once per process in a
+scratch file, and each new database is that image, written, synced and linked into place under its
+name (so a crash leaves either no file or a whole one, and an existing file is never overwritten).
+Making a file and its schema directly costs a journal-mode switch and a rollback journal with their
+syncs, and the DDL itself: a thousand tills start with two thousand new files. The store's first
+durable commit syncs the WAL with every frame before its own, as before.
+
+:class:`IdleConnection` is a connection that closes itself after a few idle seconds and reopens on
+the next use, so a thousand idle tills hold no SQLite descriptors (D71); the close (a checkpoint and
+its syncs) runs in a worker thread, off the event loop (D111).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import os
 import sqlite3
+import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -46,16 +56,20 @@ def open_database(
         be made. Callers translate both into their own error with the path.
     """
     name = str(path)
+    copied = False
     if name != ":memory:":
         Path(name).parent.mkdir(parents=True, exist_ok=True)
+        if schema and not Path(name).exists():
+            copied = _create_from_template(Path(name), schema)
     conn = sqlite3.connect(name, isolation_level=None, check_same_thread=False, timeout=timeout)
     try:
         if row_factory:
             conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
+        if not copied:  # a template copy is in WAL mode already
+            conn.execute("PRAGMA journal_mode=WAL")
         if foreign_keys:
             conn.execute("PRAGMA foreign_keys=ON")
-        if schema:
+        if schema and not copied:
             # One transaction, not one fsync per table: nothing is lost if it is lost.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(f"BEGIN IMMEDIATE;\n{schema}\nCOMMIT;")
@@ -64,6 +78,75 @@ def open_database(
         conn.close()
         raise
     return conn
+
+
+_templates: dict[str, bytes] = {}
+_templates_lock = threading.Lock()
+
+
+def _template(schema: str) -> bytes:
+    """The image of a new WAL-mode database holding ``schema`` (made once per process)."""
+    with _templates_lock:
+        image = _templates.get(schema)
+        if image is None:
+            with tempfile.TemporaryDirectory(prefix="kkt-sqlite-") as scratch:
+                path = Path(scratch) / "template.sqlite3"
+                conn = sqlite3.connect(path, isolation_level=None)
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=OFF")  # a scratch file: read back, then gone
+                    conn.executescript(f"BEGIN IMMEDIATE;\n{schema}\nCOMMIT;")
+                finally:
+                    conn.close()  # checkpoints: the whole database is in the file
+                image = _templates[schema] = path.read_bytes()
+    return image
+
+
+def _create_from_template(path: Path, schema: str) -> bool:
+    """Write a new database at ``path`` from ``schema``'s template; ``False`` if one appeared.
+
+    The image is written to a scratch name beside ``path``, synced (the WAL's first durable commit
+    must never outlive the pages it builds on) and hard-linked to ``path``, which fails rather than
+    replace a file another opener made meanwhile.
+    """
+    scratch = path.with_name(f".{path.name}.new-{os.getpid()}-{threading.get_ident()}")
+    image = _template(schema)
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as out:
+            out.write(image)
+        if hasattr(os, "fdatasync"):
+            os.fdatasync(fd)
+        else:  # macOS, Windows
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(scratch, path)
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: make the file the slow way
+        return False
+    finally:
+        scratch.unlink(missing_ok=True)
+    return True
+
+
+_closer: concurrent.futures.ThreadPoolExecutor | None = None
+_closer_lock = threading.Lock()
+
+
+def _close_off_loop(conn: sqlite3.Connection) -> None:
+    """Close ``conn`` in the worker thread: its checkpoint and syncs do not hold the loop."""
+    global _closer  # noqa: PLW0603 - one worker for the process, made on first use
+    with _closer_lock:
+        if _closer is None:
+            _closer = concurrent.futures.ThreadPoolExecutor(1, "kkt-sqlite-close")
+        closer = _closer
+    try:
+        closer.submit(conn.close)
+    except RuntimeError:  # the interpreter is shutting down: close here
+        conn.close()
 
 
 @contextlib.contextmanager
@@ -202,4 +285,4 @@ class IdleConnection:
             self._arm()  # used in the last period: look again after the next one
             return
         self._conn = None
-        conn.close()
+        _close_off_loop(conn)

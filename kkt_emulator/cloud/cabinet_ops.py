@@ -130,7 +130,7 @@ class CabinetOperations(ServiceCore):
         point = self._point(point_id)
         login = f"svc-{uuid.uuid4().hex[:12]}"
         password = generate_password()
-        salt, digest = self.hasher.hash(password)
+        salt, digest = self.hasher.hash_generated(password)
         with self.storage.transaction():
             self.storage.upsert_master_credential(
                 MasterCredential(login, point.account_id, point.id, "service", salt, digest),

@@ -68,7 +68,7 @@ class StoreOperations(ServiceCore):
         if point.account_id != cred.account_id:
             raise CloudError(403, f"No rights for retail point {point_id}")
         password = generate_password()
-        salt, digest = self.hasher.hash(password)
+        salt, digest = self.hasher.hash_generated(password)
         now = self.clock.now()
         key = client_id or ""
         with self.storage.transaction():

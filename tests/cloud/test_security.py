@@ -67,6 +67,21 @@ def test_an_unknown_login_costs_one_derivation_per_password() -> None:
     assert len(hasher.threads) == 3
 
 
+def test_a_generated_secret_is_one_salted_sha256_checked_by_any_process() -> None:
+    """D110: the cloud's own random secrets skip PBKDF2; a person's password keeps it."""
+    import hashlib  # noqa: PLC0415 - only this test recomputes a hash by hand
+
+    salt, stored = PasswordHasher(iterations=1000).hash_generated("Zq3xYb7LmN0pQr2s")
+    assert salt.startswith(b"sha256:")
+    assert stored == hashlib.sha256(salt + b"Zq3xYb7LmN0pQr2s").digest()
+    fresh = PasswordHasher(iterations=10**9)  # PBKDF2 this slow would never finish the test
+    assert fresh.verify("Zq3xYb7LmN0pQr2s", salt, stored)
+    assert not fresh.verify("Zq3xYb7LmN0pQr2S", salt, stored)
+    person_salt, person_stored = PasswordHasher(iterations=1000).hash("Zq3xYb7LmN0pQr2s")
+    assert not person_salt.startswith(b"sha256:")
+    assert person_stored != hashlib.sha256(person_salt + b"Zq3xYb7LmN0pQr2s").digest()
+
+
 async def test_asynchronous_checks_derive_in_the_worker_thread() -> None:
     salt, stored = PasswordHasher(iterations=1000).hash("right")
     hasher = CountingHasher()

@@ -391,6 +391,7 @@ async def test_a_small_installation_long_polls_without_the_fleet_watch(tmp_path:
     async with Stack(options, clock) as stack:
         for till in stack.tills:
             assert till.ctx.config.fleet_watch is False
+        assert stack.cloud is not None
         notifier = stack.cloud.notifier
         point = stack.points[0]["retail_point_id"]
         for _ in range(200):  # each till's own lease is waiting on the cloud: two waits
