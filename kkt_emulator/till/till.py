@@ -250,19 +250,26 @@ class Till:
         ctx.kkt_serial = store.get("kkt_serial") or ""
         ctx.fn_serial = store.get("fn_serial") or ""
         profile = ctx.profile
+        first: dict[str, Any] = {}
         if not ctx.kkt_serial:
             prefix = profile.kkt_serial_prefix
             ctx.kkt_serial = prefix + random_digits(12 - len(prefix))
             drive_prefix = profile.drive.serial_prefix
             ctx.fn_serial = drive_prefix + random_digits(16 - len(drive_prefix))
-            store.put(kkt_serial=ctx.kkt_serial, fn_serial=ctx.fn_serial, profile=profile.name)
+            first = {
+                "kkt_serial": ctx.kkt_serial,
+                "fn_serial": ctx.fn_serial,
+                "profile": profile.name,
+            }
         elif store.get("profile") not in (None, profile.name):
             raise ConfigError(
                 f"{ctx.state_dir} belongs to a till of profile {store.get('profile')!r}, not {profile.name!r}"
             )
-        saved = store.get("settings") or {}
-        ctx.settings.update(**{**saved, **ctx.config.settings})
-        store.put(settings=ctx.settings.to_json())
+        saved = store.get("settings")
+        ctx.settings.update(**{**(saved or {}), **ctx.config.settings})
+        settings = ctx.settings.to_json()
+        if first or settings != saved:  # identity and settings: one durable commit, or none
+            store.put(**first, settings=settings)
         ctx.log = get_logger(fn_serial=ctx.fn_serial, kkt_serial=ctx.kkt_serial)
         await self.drive_slot.start()
         await self.keeper.ensure_registered()
