@@ -67,6 +67,28 @@ class WatchRequest(BaseModel):
     tokens: list[str] = Field(max_length=MAX_WATCHED)
 
 
+_turns: dict[str, int] = {}
+"""Per retail point, where the next fleet watch answer starts telling its tills (D112)."""
+
+
+def _in_turn(point_id: str, indices: list[int], count: int) -> list[int]:
+    """``count`` of a point's watched tills, taking turns across answers (D112).
+
+    A document needs one till: a watch tells as many tills of a point as the point has documents
+    to lease (each till leases up to its batch), not all of them, and the next answer starts with
+    the till after the last one told, so work spreads over the point's tills.
+    """
+    if count <= 0 or not indices:
+        return []
+    if count >= len(indices):
+        return indices
+    start = _turns.get(point_id, 0) % len(indices)
+    _turns[point_id] = start + count
+    if len(_turns) > 100_000:  # points come and go; a fresh start only resets the turns
+        _turns.clear()
+    return (indices[start:] + indices[:start])[:count]
+
+
 def _after(text: str, epoch: str) -> int:
     """The sequence number of a watch's ``after`` (``EPOCH:N``); -1 (everything) for another epoch."""
     mark, sep, number = text.partition(":")
@@ -258,8 +280,10 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
                 ready = [
                     index
                     for point_id, indices in points.items()
-                    if notifier.changed_since(point_id, seen) and service.has_eligible(point_id)
-                    for index in indices
+                    if notifier.changed_since(point_id, seen)
+                    for index in _in_turn(
+                        point_id, indices, service.eligible_count(point_id, len(indices))
+                    )
                 ]
                 seen = cursor
                 remaining = deadline - clock.monotonic()

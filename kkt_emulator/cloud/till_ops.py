@@ -272,6 +272,10 @@ class TillOperations(TimerOperations):
         """Whether a till of the point would get a document now."""
         return bool(self.storage.eligible_for_lease(point_id, 1))
 
+    def eligible_count(self, point_id: str, cap: int) -> int:
+        """How many documents a till of the point would get now, counted up to ``cap``."""
+        return len(self.storage.eligible_for_lease(point_id, cap)) if cap > 0 else 0
+
     def lease(
         self, device: Device, point: RetailPoint, limit: int, *, resume: bool = False
     ) -> list[LeasedDocument]:

@@ -402,3 +402,45 @@ async def test_a_small_installation_long_polls_without_the_fleet_watch(tmp_path:
         server = stack.base_url.rstrip("/")
         watches = [w for (_, base), w in FleetWatch._shared.items() if base == server]
         assert watches == []
+
+
+async def test_a_watch_tells_one_till_of_a_point_per_document_in_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D112: four tills of one point in a watch; each document wakes one till, the next another."""
+    monkeypatch.setattr(stack_module, "FLEET_WATCH_FROM", 1)
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    options = StackOptions(
+        profile=load_profile(DEFAULT_PROFILE),
+        state_dir=tmp_path,
+        tills=4,
+        till_settings={"poll_interval": 3600.0},
+        long_poll=30.0,
+    )
+    async with Stack(options, clock) as stack:
+        kkt = StackHarness(stack, clock)
+        try:
+            watch = FleetWatch.shared(stack.base_url)
+            assert watch is not None
+            for _ in range(1000):
+                if watch.watching == 4:
+                    break
+                await asyncio.sleep(0.01)
+            assert watch.watching == 4
+            await asyncio.sleep(0.2)  # start-up calls have settled
+            woken: list[int] = []
+            for _ in range(2):
+                calls = [_record_calls(t.link) for t in stack.tills]
+                doc = kkt.sale(10.0)
+                await kkt.post_document(doc)
+                await kkt.wait_for_status(doc["id"], "COMPLETED")
+                leased = [n for n, made in enumerate(calls) if "/lease" in made]
+                assert len(leased) == 1, calls  # one document, one till asked
+                woken += leased
+                for _ in range(200):  # that till listens again before the next document
+                    if watch.watching == 4:
+                        break
+                    await asyncio.sleep(0.01)
+            assert woken[0] != woken[1]  # in turn
+        finally:
+            await kkt.http.aclose()
