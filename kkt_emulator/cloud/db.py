@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
+from kkt_emulator.cloud.schema_backoffice import BACKOFFICE_SCHEMA
 from kkt_emulator.errors import ConfigError, EmulatorError
 from kkt_emulator.logging import get_logger
 
@@ -56,7 +57,9 @@ __all__ = [
 
 SCHEMA_VERSION: Final = 1
 
-SCHEMA: Final = """
+SCHEMA: Final = (
+    BACKOFFICE_SCHEMA
+    + """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (
     id TEXT PRIMARY KEY,
@@ -183,6 +186,7 @@ CREATE TABLE IF NOT EXISTS ofd_parked (
     PRIMARY KEY (fn_number, fn_doc_number)
 );
 """
+)
 """The schema in SQLite's dialect; :mod:`~kkt_emulator.cloud.db_postgres` translates it."""
 
 _SCHEMES: Final = {"postgresql": "postgresql", "postgres": "postgresql", "sqlite": "sqlite"}
