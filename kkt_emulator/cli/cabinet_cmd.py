@@ -214,18 +214,41 @@ def points_set(
         emit(client.update_point(point_id, **changes), as_json, _show_point)
 
 
+class ServiceName(StrEnum):
+    """Which service's pair ``cabinet credentials`` generates (``orders-and-backoffice.md`` O2)."""
+
+    SHOP = "shop"  # «Чеки интернет-магазина»: the store API's pair
+    ORDERS = "orders"
+    MOYSKLAD = "moysklad"
+    ONEC = "onec"
+    SKLAD = "sklad"
+    MOEDELO = "moedelo"
+    ELBA = "elba"
+
+
 @app.command("credentials")
 def credentials(
     point_id: str = typer.Argument(help="Retail point id."),
+    service: ServiceName = typer.Option(
+        ServiceName.SHOP,
+        "--service",
+        help="shop: the store API's pair; orders, moysklad, onec, sklad, moedelo, elba: the"
+        " account's pair of that service (switches it on, the old pair stops working).",
+    ),
     server: str = SERVER,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """«Сгенерировать логин и пароль»: new service credentials (shown once)."""
     with _client(server, token) as client:
-        creds = client.generate_credentials(point_id)
+        if service is ServiceName.SHOP:
+            creds: dict[str, Any] = dict(client.generate_credentials(point_id))
+        else:
+            creds = client.generate_service_credentials(point_id, service.value)
 
-    def human(c: dict[str, str]) -> None:
+    def human(c: dict[str, Any]) -> None:
+        if "title" in c:
+            console.print(f"service:      {c['title']}")
         console.print(f"retail point: {c['retailPointId']}")
         console.print(f"login:        {c['login']}")
         console.print(f"password:     {c['password']}")

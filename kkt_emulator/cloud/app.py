@@ -35,10 +35,11 @@ from kkt_emulator.cloud.device_api import Notifier, device_router
 from kkt_emulator.cloud.responses import JsonResponse
 from kkt_emulator.cloud.responses import message as _message
 from kkt_emulator.cloud.service import CallbackRequest, CloudService
+from kkt_emulator.cloud.service_auth import service_cabinet_router, spring_body
 from kkt_emulator.cloud.settings import MAX_BODY_BYTES, CloudSettings
 from kkt_emulator.cloud.storage import DatabaseTarget, Storage, StorageError
 from kkt_emulator.cloud.store_api import STORE_SECURITY_SCHEME, store_fast_path, store_router
-from kkt_emulator.errors import CloudError, TransportError, ValidationError
+from kkt_emulator.errors import CloudError, ServiceApiError, TransportError, ValidationError
 from kkt_emulator.logging import get_logger
 
 if TYPE_CHECKING:
@@ -401,6 +402,7 @@ class Cloud:
             default_response_class=JsonResponse,
             lifespan=lifespan,
         )
+        app.state.service = self.service  # for the account-level APIs' auth (service_auth)
         # Added first, so it runs inside BodyLimit: the 413 applies to the fast path too.
         app.add_middleware(StoreFastPath, match=store_fast_path(self.service), log=self.log)
         app.add_middleware(BodyLimit)
@@ -408,6 +410,12 @@ class Cloud:
         @app.exception_handler(CloudError)
         async def cloud_error(_: Request, exc: CloudError) -> JsonResponse:
             return _error_answer(exc, cloud.log)
+
+        @app.exception_handler(ServiceApiError)
+        async def service_api_error(request: Request, exc: ServiceApiError) -> JsonResponse:
+            headers = {"WWW-Authenticate": 'Basic realm="api"'} if exc.status == 401 else None
+            body = spring_body(exc, request.url.path, cloud.clock.now())  # O3
+            return JsonResponse(body, status_code=exc.status, headers=headers)
 
         @app.exception_handler(ValidationError)
         async def validation_error(_: Request, exc: ValidationError) -> JsonResponse:
@@ -430,6 +438,7 @@ class Cloud:
         app.include_router(store, prefix="/fn", include_in_schema=False)  # D2
         app.include_router(device_router(self.service, self.notifier))
         app.include_router(cabinet_router(self.service))
+        app.include_router(service_cabinet_router(self.service))
         generate = app.openapi
 
         def openapi() -> dict[str, Any]:

@@ -13,8 +13,9 @@ status and a message for ``{"message": …}``) or :class:`~kkt_emulator.errors.V
     ├── timers → till_ops       lifecycle deadlines; till API (till-protocol.md §1)
     ├── cabinet_ops             cabinet (ЛК) API
     ├── callbacks               responseURL callbacks (D41–D46)
-    ├── backoffice_ops          catalogues, integrations, feeds (orders-and-backoffice.md §3.3)
-    └── demo                    the virtual till of demo mode (D4)
+    ├── demo                    the virtual till of demo mode (D4)
+    ├── service_auth            account services, their pairs, Basic auth of /api/v1, /api/v2 (O2)
+    └── backoffice_ops          catalogues, integrations, feeds (orders-and-backoffice.md §3.3)
 
 and :mod:`~kkt_emulator.cloud.views` renders the JSON.
 """
@@ -26,6 +27,7 @@ from kkt_emulator.cloud.cabinet_ops import CabinetOperations
 from kkt_emulator.cloud.callbacks import CallbackOperations, CallbackRequest, callback_url
 from kkt_emulator.cloud.core import DEFAULT_ACCOUNT
 from kkt_emulator.cloud.demo import DemoOperations
+from kkt_emulator.cloud.service_auth import ServiceCredentialOperations
 from kkt_emulator.cloud.store_ops import StoreOperations
 from kkt_emulator.cloud.till_ops import TillOperations
 from kkt_emulator.cloud.views import format_time
@@ -39,6 +41,7 @@ class CloudService(
     CabinetOperations,
     CallbackOperations,
     DemoOperations,
+    ServiceCredentialOperations,
     BackofficeOperations,
 ):
     """Store, till and cabinet operations over one :class:`~kkt_emulator.cloud.storage.Storage`.

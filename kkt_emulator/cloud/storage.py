@@ -8,6 +8,7 @@ SQLite (the embedded default) or PostgreSQL (D73)::
     ├── db_postgres             PostgreSQL: dialect, advisory claims, NOTIFY/LISTEN, psycopg → StorageError
     ├── tables_directory        accounts, master credentials, retail points, associations, devices
     ├── tables_documents        documents, history, lifecycle and callback deadlines
+    ├── service_auth_tables     account services and their generated pairs (O2, B2, O11)
     └── tables_backoffice       catalogues, integrations, webhook events, the integration outbox
 
 The rows are the frozen dataclasses of :mod:`kkt_emulator.cloud.records`, re-exported here.
@@ -32,6 +33,7 @@ from kkt_emulator.cloud.records import (
     from_db_time,
     to_db_time,
 )
+from kkt_emulator.cloud.service_auth_tables import ServiceCredentialTables
 from kkt_emulator.cloud.tables_backoffice import BackofficeTables
 from kkt_emulator.cloud.tables_directory import DirectoryTables
 from kkt_emulator.cloud.tables_documents import DocumentTables
@@ -60,7 +62,7 @@ __all__ = [
 ]
 
 
-class Storage(DirectoryTables, DocumentTables, BackofficeTables):
+class Storage(DirectoryTables, DocumentTables, ServiceCredentialTables, BackofficeTables):
     """The cloud database: a path (``":memory:"`` for tests) or ``postgresql://`` URL (D74).
 
     Close it with :meth:`close`.

@@ -261,3 +261,24 @@ def test_doc_status_shows_the_russian_status_beside_the_code(
         f"{queued['id']} FAILED «Ошибка» — NON_FN_FAILURE: POS doesn't connect for document"
         " within 235 seconds"
     ) in out
+
+
+def test_service_credentials_of_orders(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``cabinet credentials POINT --service orders``: an account pair the orders auth accepts."""
+    point = run_json(capsys, server, "points", "create", "--name", "Courier shop")
+    first = run_json(capsys, server, "credentials", point["id"], "--service", "orders")
+    assert first["service"] == "orders"
+    assert first["title"] == "Заказы (выдача/доставка)"
+    assert "@" in first["login"]
+    second = run_json(capsys, server, "credentials", point["id"], "--service", "orders")
+    assert second["login"] != first["login"]
+    code, out, _ = run(
+        capsys, "cabinet", "credentials", point["id"], "--service", "elba", "--server", server
+    )
+    assert code == 0
+    assert "Контур.Эльба" in out
+    code, _, err = run(
+        capsys, "cabinet", "credentials", point["id"], "--service", "kassa", "--server", server
+    )
+    assert code == 2
+    assert "kassa" in err
