@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from kkt_emulator.cloud.catalog import CATALOG_TYPES, check_entity, entry_key, parse_changes
-from kkt_emulator.cloud.core import ServiceCore
 from kkt_emulator.cloud.feeds import FEED_BUILDERS, INTEGRATION_TITLES, INTEGRATIONS, onec_payload
 from kkt_emulator.cloud.lifecycle import CALLBACK_WINDOW, callback_offset
+from kkt_emulator.cloud.service_auth import ServiceCredentialOperations
 from kkt_emulator.cloud.tables_backoffice import FeedRecord, Integration
 from kkt_emulator.cloud.views import format_time, opt_format
-from kkt_emulator.errors import CloudError, ValidationError
+from kkt_emulator.errors import CloudError, ServiceApiError, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -111,7 +111,7 @@ def _page(start: int, count: int) -> None:
         raise ValidationError("count", f"must be 1–{MAX_PAGE}")
 
 
-class BackofficeOperations(ServiceCore):
+class BackofficeOperations(ServiceCredentialOperations):
     """Catalogues, integrations, webhook events and the integration outbox."""
 
     # -- catalogues (B8, B15, B16) -----------------------------------------------------------------
@@ -224,12 +224,14 @@ class BackofficeOperations(ServiceCore):
             raise CloudError(404, f"Unknown integration: {name} ({', '.join(INTEGRATIONS)})")
         return name
 
-    @staticmethod
-    def _integration_view(name: str, found: Integration | None) -> JsonObject:
+    def _integration_view(
+        self, account_id: str, name: str, found: Integration | None
+    ) -> JsonObject:
         return {
             "name": name,
             "title": INTEGRATION_TITLES[name],
-            "enabled": bool(found and found.enabled),
+            "accountId": account_id,
+            "enabled": self.service_enabled(account_id, name),
             "uuid": found.uuid if found else None,
             "webhookUrl": found.webhook_url if found else None,
             "moyskladWebhookPath": (
@@ -239,10 +241,10 @@ class BackofficeOperations(ServiceCore):
         }
 
     def integrations(self, point_id: str) -> list[JsonObject]:
-        """The point's four services (☐ МойСклад ☐ Обмен с 1С ☐ Моё Дело ☐ Контур.Эльба)."""
-        self._point(point_id)
-        found = {i.name: i for i in self.storage.list_integrations(point_id)}
-        return [self._integration_view(name, found.get(name)) for name in INTEGRATIONS]
+        """The four services of the point's account (☐ МойСклад ☐ Обмен с 1С ☐ Моё Дело ☐ Контур.Эльба)."""
+        account_id = self._point(point_id).account_id
+        found = {i.name: i for i in self.storage.list_integrations(account_id)}
+        return [self._integration_view(account_id, n, found.get(n)) for n in INTEGRATIONS]
 
     def set_integration(
         self,
@@ -253,67 +255,88 @@ class BackofficeOperations(ServiceCore):
         webhook_url: str | None,
         url_given: bool,
     ) -> JsonObject:
-        """Switch a service on or off and set its webhook URL (B17).
+        """Switch a service of the point's account on or off and set its webhook URL (B17).
 
-        The uuid is made the first time and kept. Switching МойСклад on (from off) empties the
-        point's ``INVENTORY`` catalogue in the same transaction (B8: MoySklad is the master of the
-        goods and sends them again).
+        The switch is the account service's (O11), so the service's Basic pair works exactly
+        while it is on; the uuid is made the first time and kept. Switching МойСклад on (from
+        off) empties the ``INVENTORY`` catalogue of every point of the account in the same
+        transaction (B8: MoySklad is the master of the goods and sends them again).
         """
-        self._point(point_id)
+        account_id = self._point(point_id).account_id
         name = self._integration_name(name)
         url = _check_url(webhook_url) if url_given else None
         now = self.clock.now()
-        cleared = False
+        cleared: list[str] = []
         with self.storage.transaction():
             self.storage.lock_point(point_id)
-            old = self.storage.get_integration(point_id, name)
-            was_on = bool(old and old.enabled)
+            was_on = self.service_enabled(account_id, name)
+            old = self.storage.get_integration(account_id, name)
             new = Integration(
-                retail_point_id=point_id,
+                account_id=account_id,
                 name=name,
-                enabled=was_on if enabled is None else enabled,
                 uuid=old.uuid if old else str(uuid.uuid4()),
                 webhook_url=url if url_given else (old.webhook_url if old else None),
                 changed_at=now,
             )
             self.storage.put_integration(new)
-            if name == "moysklad" and new.enabled and not was_on:
-                rev = self.storage.next_catalog_revision(point_id)
-                self.storage.clear_catalog(point_id, "INVENTORY", rev)
-                cleared = True
+            if enabled is not None and enabled != was_on:
+                self.set_service_enabled(account_id, name, enabled=enabled)
+            if name == "moysklad" and enabled and not was_on:
+                for point in self.storage.list_points():
+                    if point.account_id == account_id and not point.deleted:
+                        rev = self.storage.next_catalog_revision(point.id)
+                        self.storage.clear_catalog(point.id, "INVENTORY", rev)
+                        cleared.append(point.id)
         self.log.info(
             "integration_set",
-            retail_point_id=point_id,
+            account_id=account_id,
             integration=name,
-            enabled=new.enabled,
+            enabled=self.service_enabled(account_id, name),
             inventory_cleared=cleared,
         )
-        return self._integration_view(name, new)
+        return self._integration_view(account_id, name, new)
 
-    def enabled_integrations(self, point_id: str) -> list[Integration]:
-        """The point's services switched on, in the cabinet's order."""
-        found = {i.name: i for i in self.storage.list_integrations(point_id) if i.enabled}
-        return [found[name] for name in INTEGRATIONS if name in found]
+    def enabled_integrations(self, account_id: str) -> list[Integration]:
+        """The account's integration services switched on, in the cabinet's order.
+
+        A service switched on without the back office ever setting it (a generated pair) gets
+        its uuid now.
+        """
+        found = {i.name: i for i in self.storage.list_integrations(account_id)}
+        enabled = []
+        for name in INTEGRATIONS:
+            if not self.service_enabled(account_id, name):
+                continue
+            integration = found.get(name)
+            if integration is None:
+                integration = Integration(
+                    account_id, name, str(uuid.uuid4()), None, self.clock.now()
+                )
+                self.storage.put_integration(integration)
+            enabled.append(integration)
+        return enabled
 
     def moysklad_webhook(self, hook_uuid: str, content_type: str | None, body: bytes) -> int:
         """``POST /api/v1/moysklad/webhook/{uuid}`` (B8): record the body; 404 unless enabled."""
         integration = self.storage.get_integration_by_uuid(hook_uuid)
-        if integration is None or integration.name != "moysklad" or not integration.enabled:
-            raise CloudError(404, f"Webhook not found: {hook_uuid}")
+        if (
+            integration is None
+            or integration.name != "moysklad"
+            or not self.service_enabled(integration.account_id, "moysklad")
+        ):
+            raise ServiceApiError(404, f"Webhook not found: {hook_uuid}")
         text = body.decode("utf-8", "replace")
         with self.storage.transaction():
             seq = self.storage.add_integration_event(
                 integration, self.clock.now(), content_type, text
             )
-        self.log.info(
-            "moysklad_webhook_recorded", retail_point_id=integration.retail_point_id, event_seq=seq
-        )
+        self.log.info("moysklad_webhook_recorded", account_id=integration.account_id, event_seq=seq)
         return seq
 
     def integration_events(self, point_id: str, limit: int = 100) -> list[JsonObject]:
-        """The point's recorded webhook bodies, newest first."""
-        self._point(point_id)
-        return [_event_view(e) for e in self.storage.list_integration_events(point_id, limit)]
+        """The webhook bodies recorded for the point's account, newest first."""
+        account_id = self._point(point_id).account_id
+        return [_event_view(e) for e in self.storage.list_integration_events(account_id, limit)]
 
     # -- the integration outbox (B6, B18, B19) -----------------------------------------------------
 
@@ -332,11 +355,13 @@ class BackofficeOperations(ServiceCore):
         number = shift.get("shiftNum")
         now = self.clock.now()
         made: list[str] = []
+        account_id = self._point(point_id).account_id
         with self.storage.transaction():
-            for integration in self.enabled_integrations(point_id):
+            for integration in self.enabled_integrations(account_id):
                 payload = FEED_BUILDERS[integration.name](docs, shift)
                 record = self._new_record(
                     integration,
+                    point_id,
                     kind="shift",
                     source_key=f"shift:{shift_id}",
                     shift_id=shift_id,
@@ -356,6 +381,7 @@ class BackofficeOperations(ServiceCore):
     @staticmethod
     def _new_record(
         integration: Integration,
+        point_id: str,
         *,
         kind: str,
         source_key: str,
@@ -368,7 +394,7 @@ class BackofficeOperations(ServiceCore):
         return FeedRecord(
             seq=0,
             id=str(uuid.uuid4()),
-            retail_point_id=integration.retail_point_id,
+            retail_point_id=point_id,
             integration=integration.name,
             kind=kind,
             source_key=source_key,
@@ -395,12 +421,13 @@ class BackofficeOperations(ServiceCore):
 
         Needs the 1С service on (400 otherwise); delivered like a shift's record.
         """
-        self._point(point_id)
+        account_id = self._point(point_id).account_id
         if period_to <= period_from:
             raise ValidationError("to", "must be after from")
-        integration = next(
-            (i for i in self.enabled_integrations(point_id) if i.name == "onec"), None
-        )
+        with self.storage.transaction():
+            integration = next(
+                (i for i in self.enabled_integrations(account_id) if i.name == "onec"), None
+            )
         if integration is None:
             raise CloudError(400, "The «Обмен с 1С» service is not enabled for this retail point")
         payload = onec_payload(documents, format_time(period_from), format_time(period_to))
@@ -409,6 +436,7 @@ class BackofficeOperations(ServiceCore):
             number = self.storage.count_period_exports(point_id) + 1
             record = self._new_record(
                 integration,
+                point_id,
                 kind="period",
                 source_key=f"period:{format_time(period_from)}/{format_time(period_to)}:{number}",
                 shift_id=None,
@@ -448,7 +476,8 @@ class BackofficeOperations(ServiceCore):
         now = self.clock.now()
         with self.storage.transaction():
             record = self._feed_record(point_id, record_id)
-            integration = self.storage.get_integration(point_id, record.integration)
+            account_id = self._point(point_id).account_id
+            integration = self.storage.get_integration(account_id, record.integration)
             url = integration.webhook_url if integration else None
             if url is None:
                 raise CloudError(400, f"The {record.integration} service has no webhook URL")

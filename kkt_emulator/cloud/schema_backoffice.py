@@ -7,7 +7,8 @@ dialect, translated for PostgreSQL by :func:`kkt_emulator.cloud.db_postgres.post
   the entry's code (B15); a deleted entry stays as a tombstone with the revision that deleted it,
   so a till's ``since`` pull learns of the deletion (B16).
 * ``catalog_revisions``: the point's catalogue revision, raised once per applied change.
-* ``integrations``: the cabinet's back-office services per retail point (B17).
+* ``integrations``: what the back office keeps of an account's integration services beside their
+  switch (which is the service's, ``service_credentials``): the uuid and the webhook URL (B17).
 * ``integration_events``: MoySklad webhook bodies as received (B8).
 * ``feed_records``: the integration outbox (B6, B18, B19).
 """
@@ -34,18 +35,17 @@ CREATE TABLE IF NOT EXISTS catalog_revisions (
     rev INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS integrations (
-    retail_point_id TEXT NOT NULL,
+    account_id TEXT NOT NULL,
     name TEXT NOT NULL,
-    enabled INTEGER NOT NULL,
     uuid TEXT NOT NULL UNIQUE,
     webhook_url TEXT,
     changed_at TEXT NOT NULL,
-    PRIMARY KEY (retail_point_id, name)
+    PRIMARY KEY (account_id, name)
 );
 CREATE TABLE IF NOT EXISTS integration_events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     uuid TEXT NOT NULL,
-    retail_point_id TEXT NOT NULL,
+    account_id TEXT NOT NULL,
     integration TEXT NOT NULL,
     received_at TEXT NOT NULL,
     content_type TEXT,

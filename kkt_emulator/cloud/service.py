@@ -41,8 +41,8 @@ class CloudService(
     CabinetOperations,
     CallbackOperations,
     DemoOperations,
-    ServiceCredentialOperations,
     BackofficeOperations,
+    ServiceCredentialOperations,
 ):
     """Store, till and cabinet operations over one :class:`~kkt_emulator.cloud.storage.Storage`.
 

@@ -53,11 +53,13 @@ class CatalogEntry:
 
 @dataclass(frozen=True)
 class Integration:
-    """One back-office service of a retail point (B17): switched on or off, with its uuid."""
+    """An account's integration service as the back office keeps it (B17): its uuid and URL.
 
-    retail_point_id: str
+    Whether it is on is the service's switch (``service_credentials``, O11).
+    """
+
+    account_id: str
     name: str
-    enabled: bool
     uuid: str
     webhook_url: str | None
     changed_at: datetime
@@ -69,7 +71,7 @@ class IntegrationEvent:
 
     seq: int
     uuid: str
-    retail_point_id: str
+    account_id: str
     integration: str
     received_at: datetime
     content_type: str | None
@@ -114,9 +116,8 @@ def _entry(row: Row) -> CatalogEntry:
 
 def _integration(row: Row) -> Integration:
     return Integration(
-        row["retail_point_id"],
+        row["account_id"],
         row["name"],
-        bool(row["enabled"]),
         row["uuid"],
         row["webhook_url"],
         from_db_time(row["changed_at"]),
@@ -127,7 +128,7 @@ def _event(row: Row) -> IntegrationEvent:
     return IntegrationEvent(
         int(row["seq"]),
         row["uuid"],
-        row["retail_point_id"],
+        row["account_id"],
         row["integration"],
         from_db_time(row["received_at"]),
         row["content_type"],
@@ -161,24 +162,41 @@ class BackofficeTables(Database):
 
     def __init__(self, target: str | Path | DatabaseTarget) -> None:
         super().__init__(target)
+        self._catalog_revisions: dict[str, int] = self._cache()  # by point (every heartbeat, B16)
         self._feeds_claimed: set[int] = set()
         self._feeds_held_elsewhere: dict[int, datetime] = {}
+
+    def _forget(self, kind: str, key: str) -> None:
+        """Drop the cached revision of a point whose catalogue another process changed (D76)."""
+        super()._forget(kind, key)
+        if kind == "catalog":
+            self._catalog_revisions.pop(key, None)
 
     # -- catalogues --------------------------------------------------------------------------------
 
     def catalog_revision(self, point_id: str) -> int:
-        """The point's catalogue revision (0: nothing was ever changed)."""
-        row = self._one("SELECT rev FROM catalog_revisions WHERE retail_point_id = ?", (point_id,))
-        return 0 if row is None else int(row["rev"])
+        """The point's catalogue revision (0: nothing was ever changed); cached (D59, D76)."""
+        cached = self._catalog_revisions.get(point_id)
+        if cached is not None:
+            return cached
+        with self._lock:  # read and fill at once, so that no write falls in between
+            row = self._one(
+                "SELECT rev FROM catalog_revisions WHERE retail_point_id = ?", (point_id,)
+            )
+            rev = self._catalog_revisions[point_id] = 0 if row is None else int(row["rev"])
+            return rev
 
     def next_catalog_revision(self, point_id: str) -> int:
         """Raise the point's revision by one and return it (inside the writing transaction)."""
-        row = self._execute(
-            "INSERT INTO catalog_revisions (retail_point_id, rev) VALUES (?, 1)"
-            " ON CONFLICT (retail_point_id) DO UPDATE SET rev = catalog_revisions.rev + 1"
-            " RETURNING rev",
-            (point_id,),
-        ).fetchone()
+        with self._lock:
+            self._catalog_revisions.pop(point_id, None)
+            self._announce("catalog", point_id)
+            row = self._execute(
+                "INSERT INTO catalog_revisions (retail_point_id, rev) VALUES (?, 1)"
+                " ON CONFLICT (retail_point_id) DO UPDATE SET rev = catalog_revisions.rev + 1"
+                " RETURNING rev",
+                (point_id,),
+            ).fetchone()
         return int(row["rev"])
 
     def get_catalog_entry(self, point_id: str, catalog_type: str, code: str) -> CatalogEntry | None:
@@ -252,12 +270,12 @@ class BackofficeTables(Database):
 
     # -- integrations ------------------------------------------------------------------------------
 
-    def get_integration(self, point_id: str, name: str) -> Integration | None:
-        """The point's integration of this name, if it was ever switched."""
+    def get_integration(self, account_id: str, name: str) -> Integration | None:
+        """The account's integration of this name, if it was ever set."""
         row = self._one(
-            "SELECT * FROM integrations WHERE retail_point_id = ? AND name = ?"  # noqa: S608 - a constant lock clause
+            "SELECT * FROM integrations WHERE account_id = ? AND name = ?"  # noqa: S608 - a constant lock clause
             + self._for_update(),
-            (point_id, name),
+            (account_id, name),
         )
         return None if row is None else _integration(row)
 
@@ -266,24 +284,22 @@ class BackofficeTables(Database):
         row = self._one("SELECT * FROM integrations WHERE uuid = ?", (uuid,))
         return None if row is None else _integration(row)
 
-    def list_integrations(self, point_id: str) -> list[Integration]:
-        """The point's integrations that were ever switched."""
+    def list_integrations(self, account_id: str) -> list[Integration]:
+        """The account's integrations that were ever set."""
         rows = self._all(
-            "SELECT * FROM integrations WHERE retail_point_id = ? ORDER BY name", (point_id,)
+            "SELECT * FROM integrations WHERE account_id = ? ORDER BY name", (account_id,)
         )
         return [_integration(r) for r in rows]
 
     def put_integration(self, integration: Integration) -> None:
-        """Store an integration's switch, URL and uuid."""
+        """Store an integration's URL and uuid."""
         self._execute(
-            "INSERT INTO integrations (retail_point_id, name, enabled, uuid, webhook_url, changed_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (retail_point_id, name) DO UPDATE SET"
-            " enabled = excluded.enabled, webhook_url = excluded.webhook_url,"
-            " changed_at = excluded.changed_at",
+            "INSERT INTO integrations (account_id, name, uuid, webhook_url, changed_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, name) DO UPDATE SET"
+            " webhook_url = excluded.webhook_url, changed_at = excluded.changed_at",
             (
-                integration.retail_point_id,
+                integration.account_id,
                 integration.name,
-                int(integration.enabled),
                 integration.uuid,
                 integration.webhook_url,
                 to_db_time(integration.changed_at),
@@ -295,11 +311,11 @@ class BackofficeTables(Database):
     ) -> int:
         """Record a webhook body; its number."""
         row = self._execute(
-            "INSERT INTO integration_events (uuid, retail_point_id, integration, received_at,"
+            "INSERT INTO integration_events (uuid, account_id, integration, received_at,"
             " content_type, body) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
             (
                 integration.uuid,
-                integration.retail_point_id,
+                integration.account_id,
                 integration.name,
                 to_db_time(at),
                 content_type,
@@ -308,11 +324,11 @@ class BackofficeTables(Database):
         ).fetchone()
         return int(row["seq"])
 
-    def list_integration_events(self, point_id: str, limit: int = 100) -> list[IntegrationEvent]:
-        """The point's recorded webhook bodies, newest first."""
+    def list_integration_events(self, account_id: str, limit: int = 100) -> list[IntegrationEvent]:
+        """The account's recorded webhook bodies, newest first."""
         rows = self._all(
-            "SELECT * FROM integration_events WHERE retail_point_id = ? ORDER BY seq DESC LIMIT ?",
-            (point_id, limit),
+            "SELECT * FROM integration_events WHERE account_id = ? ORDER BY seq DESC LIMIT ?",
+            (account_id, limit),
         )
         return [_event(r) for r in rows]
 
