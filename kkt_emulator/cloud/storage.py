@@ -7,7 +7,8 @@ SQLite (the embedded default) or PostgreSQL (D73)::
     ├── db_sqlite               a SQLite file: WAL, BEGIN IMMEDIATE, sqlite3 → StorageError
     ├── db_postgres             PostgreSQL: dialect, advisory claims, NOTIFY/LISTEN, psycopg → StorageError
     ├── tables_directory        accounts, master credentials, retail points, associations, devices
-    └── tables_documents        documents, history, lifecycle and callback deadlines
+    ├── tables_documents        documents, history, lifecycle and callback deadlines
+    └── tables_cashdocs         cash documents tills upload, cashier shifts, upload marks (B7)
 
 The rows are the frozen dataclasses of :mod:`kkt_emulator.cloud.records`, re-exported here.
 """
@@ -31,6 +32,7 @@ from kkt_emulator.cloud.records import (
     from_db_time,
     to_db_time,
 )
+from kkt_emulator.cloud.tables_cashdocs import CashDocTables
 from kkt_emulator.cloud.tables_directory import DirectoryTables
 from kkt_emulator.cloud.tables_documents import DocumentTables
 
@@ -58,7 +60,7 @@ __all__ = [
 ]
 
 
-class Storage(DirectoryTables, DocumentTables):
+class Storage(DirectoryTables, DocumentTables, CashDocTables):
     """The cloud database: a path (``":memory:"`` for tests) or ``postgresql://`` URL (D74).
 
     Close it with :meth:`close`.
