@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
-from kkt_emulator.cloud.schema_backoffice import BACKOFFICE_SCHEMA
 from kkt_emulator.errors import ConfigError, EmulatorError
 from kkt_emulator.logging import get_logger
 
@@ -57,9 +56,7 @@ __all__ = [
 
 SCHEMA_VERSION: Final = 1
 
-SCHEMA: Final = (
-    BACKOFFICE_SCHEMA
-    + """
+SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (
     id TEXT PRIMARY KEY,
@@ -196,7 +193,6 @@ CREATE TABLE IF NOT EXISTS service_credentials (
     PRIMARY KEY (account_id, service)
 );
 """
-)
 """The schema in SQLite's dialect; :mod:`~kkt_emulator.cloud.db_postgres` translates it."""
 
 _SCHEMES: Final = {"postgresql": "postgresql", "postgres": "postgresql", "sqlite": "sqlite"}

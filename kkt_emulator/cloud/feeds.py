@@ -22,6 +22,8 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Final
 
+from kkt_emulator.cashdocs import vat_of
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
@@ -47,12 +49,6 @@ INTEGRATION_TITLES: Final = {
 _SALES: Final = frozenset({"SALE", "SALE_BY_SOFT"})
 _RETURNS: Final = frozenset({"RETURN", "RETURN_BY_SALE"})
 _CENT: Final = Decimal("0.01")
-_VAT_SHARE: Final = {
-    1102: Decimal(20) / 120,
-    1103: Decimal(10) / 110,
-    1106: Decimal(20) / 120,
-    1107: Decimal(10) / 110,
-}
 
 
 def _dec(value: Any) -> Decimal:
@@ -71,11 +67,8 @@ def _vat_tag(value: Any) -> int | None:
 
 
 def vat_amount(vat_tag: int | None, amount: Decimal) -> Decimal:
-    """The VAT inside ``amount`` at ``vat_tag``, rounded half-up to kopecks (B5)."""
-    share = _VAT_SHARE.get(vat_tag or 0)
-    if share is None:
-        return Decimal(0)
-    return (amount * share).quantize(_CENT, rounding=ROUND_HALF_UP)
+    """The VAT inside ``amount`` at ``vat_tag``, rounded half-up to kopecks, as B5 counts it."""
+    return vat_of(amount, vat_tag)
 
 
 def _kind(doc: dict[str, Any]) -> str | None:

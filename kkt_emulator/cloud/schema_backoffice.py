@@ -1,7 +1,7 @@
 """The back office's tables in the cloud schema (``orders-and-backoffice.md`` §3.3, B8, B6).
 
-Kept apart so :mod:`kkt_emulator.cloud.db` adds them to its one schema with one line; SQLite's
-dialect, translated for PostgreSQL by :func:`kkt_emulator.cloud.db_postgres.postgres_schema`.
+:class:`~kkt_emulator.cloud.tables_backoffice.BackofficeTables` names them as its ``TABLES``, which
+:class:`~kkt_emulator.cloud.db.Database` adds to the schema; SQLite's dialect, translated for PostgreSQL by :func:`kkt_emulator.cloud.db_postgres.postgres_schema`.
 
 * ``catalog_items``: one row per catalogue entry of a retail point and catalogue type, keyed by
   the entry's code (B15); a deleted entry stays as a tombstone with the revision that deleted it,

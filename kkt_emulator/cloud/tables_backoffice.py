@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from kkt_emulator.cloud.db import Database
 from kkt_emulator.cloud.records import dumps, from_db_time, loads, opt_db_time, opt_time, to_db_time
+from kkt_emulator.cloud.schema_backoffice import BACKOFFICE_SCHEMA
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -159,6 +160,8 @@ def _feed(row: Row) -> FeedRecord:
 
 class BackofficeTables(Database):
     """Catalogues, integrations, webhook events and the integration outbox."""
+
+    TABLES = BACKOFFICE_SCHEMA  # added to the schema by Database (no line in db.SCHEMA)
 
     def __init__(self, target: str | Path | DatabaseTarget) -> None:
         super().__init__(target)
