@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
@@ -126,6 +127,102 @@ def backoffice_router(service: CloudService) -> APIRouter:
                 raise ValidationError("body", "the batch is not UTF-8 text") from exc
             return service.apply_catalog_changes(point.id, text)
 
+    # -- reads (B1–B4) -----------------------------------------------------------------------------
+
+    @router.get("/retail-points", summary="The account's retail points (a plain array)")
+    async def retail_points(who: BackofficePrincipal) -> list[dict[str, Any]]:
+        return service.backoffice_points(who.account_id)
+
+    @router.get("/retail-point/{rp}", summary="One retail point")
+    async def retail_point(rp: str, who: BackofficePrincipal) -> dict[str, Any]:
+        with o3_errors():
+            return service.backoffice_point(
+                service.authorized_point(who, rp, forbidden=BACKOFFICE_FORBIDDEN)
+            )
+
+    @router.get(
+        "/retail-point/{rp}/get-recent-shifts",
+        summary="Shifts opened in the last days × 24 h plus any still open, newest first (B3)",
+    )
+    async def recent_shifts(
+        rp: str, who: BackofficePrincipal, days: Annotated[float, Query(gt=0, le=3660)] = 1
+    ) -> list[dict[str, Any]]:
+        with o3_errors():
+            point = service.authorized_point(who, rp, forbidden=BACKOFFICE_FORBIDDEN)
+            return service.recent_shifts(point.id, days)
+
+    @router.get("/retail-point/{rp}/shift", summary="Every shift, newest first (B3 envelope)")
+    async def shifts(
+        rp: str,
+        who: BackofficePrincipal,
+        start: Annotated[int, Query()] = 0,
+        count: Annotated[int, Query()] = 100,
+    ) -> dict[str, Any]:
+        with o3_errors():
+            point = service.authorized_point(who, rp, forbidden=BACKOFFICE_FORBIDDEN)
+            return service.backoffice_shifts(point.id, start, count)
+
+    @router.get("/retail-point/{rp}/shift/{shift_id}", summary="One shift with its totals (B4, B5)")
+    async def shift(rp: str, shift_id: str, who: BackofficePrincipal) -> dict[str, Any]:
+        with o3_errors():
+            point = service.authorized_point(who, rp, forbidden=BACKOFFICE_FORBIDDEN)
+            return service.shift_by_id(point.id, shift_id)
+
+    @router.get(
+        "/retail-point/{rp}/shift/{shift_id}/cashdoc",
+        summary="The shift's cash documents, full, in upload order (a plain array)",
+    )
+    async def shift_cashdocs(
+        rp: str, shift_id: str, who: BackofficePrincipal
+    ) -> list[dict[str, Any]]:
+        with o3_errors():
+            point = service.authorized_point(who, rp, forbidden=BACKOFFICE_FORBIDDEN)
+            return service.backoffice_shift_cashdocs(point.id, shift_id)
+
+    @router.get("/retail-point/{rp}/shift/{shift_id}/cashdoc/{doc_id}", summary="One cash document")
+    async def shift_cashdoc(
+        rp: str, shift_id: str, doc_id: str, who: BackofficePrincipal
+    ) -> dict[str, Any]:
+        with o3_errors():
+            point = service.authorized_point(who, rp, forbidden=BACKOFFICE_FORBIDDEN)
+            return service.backoffice_shift_cashdoc(point.id, shift_id, doc_id)
+
+    @router.get(
+        "/retail-point/{rp}/cashdocs",
+        summary="Cash documents: q filters (==, beginDateTime=ge=/=lt=, :quickSearch), sort, page",
+    )
+    async def cashdocs(
+        rp: str,
+        who: BackofficePrincipal,
+        *,
+        q: Annotated[str | None, Query(max_length=2048)] = None,
+        sort_field: Annotated[str | None, Query(alias="sortField")] = None,
+        sort_direction: Annotated[str | None, Query(alias="sortDirection")] = None,
+        start: Annotated[int, Query()] = 0,
+        count: Annotated[int, Query()] = 100,
+    ) -> dict[str, Any]:
+        with o3_errors():
+            point = service.authorized_point(who, rp, forbidden=BACKOFFICE_FORBIDDEN)
+            return service.backoffice_cashdocs(
+                point.id,
+                q=q,
+                sort_field=sort_field,
+                sort_direction=sort_direction,
+                start=start,
+                count=count,
+            )
+
+    @router.get("/retail-point/{rp}/moneydocs", summary="Cash in and cash out (B3 envelope)")
+    async def moneydocs(
+        rp: str,
+        who: BackofficePrincipal,
+        start: Annotated[int, Query()] = 0,
+        count: Annotated[int, Query()] = 100,
+    ) -> dict[str, Any]:
+        with o3_errors():
+            point = service.authorized_point(who, rp, forbidden=BACKOFFICE_FORBIDDEN)
+            return service.backoffice_moneydocs(point.id, start, count)
+
     @router.post(
         "/moysklad/webhook/{hook_uuid}",
         summary="MoySklad → МодульКасса: recorded for an enabled МойСклад integration (B8)",
@@ -205,6 +302,22 @@ def backoffice_cabinet_router(service: CloudService) -> APIRouter:
         count: Annotated[int, Query()] = 100,
     ) -> dict[str, Any]:
         return service.feed_records(point_id, integration, start, count)
+
+    @router.post(
+        "/feeds/onec/export",
+        summary="«Выгрузить за период»: a 1С report of the cash documents begun in [from, to)",
+    )
+    async def onec_export(point_id: str, body: OnecExport) -> dict[str, Any]:
+        moments = []
+        for name, text in (("from", body.period_from), ("to", body.period_to)):
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError as exc:
+                raise ValidationError(name, "not an ISO 8601 date-time") from exc
+            if moment.tzinfo is None:
+                raise ValidationError(name, "needs a UTC offset")
+            moments.append(moment)
+        return service.onec_export(point_id, moments[0], moments[1])
 
     @router.get("/feeds/{record_id}", summary="One feed record with its delivery state")
     async def feed(point_id: str, record_id: str) -> dict[str, Any]:

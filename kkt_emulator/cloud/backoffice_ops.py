@@ -18,11 +18,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
+from kkt_emulator.cashdocs import SHIFT_DOC_TYPES
+from kkt_emulator.cloud.backoffice_query import parse_q, parse_sort
+from kkt_emulator.cloud.cashdoc_ops import CashDocOperations, cashdoc_view, shift_object
 from kkt_emulator.cloud.catalog import CATALOG_TYPES, check_entity, entry_key, parse_changes
 from kkt_emulator.cloud.feeds import FEED_BUILDERS, INTEGRATION_TITLES, INTEGRATIONS, onec_payload
 from kkt_emulator.cloud.lifecycle import CALLBACK_WINDOW, callback_offset
 from kkt_emulator.cloud.service_auth import ServiceCredentialOperations
 from kkt_emulator.cloud.tables_backoffice import FeedRecord, Integration
+from kkt_emulator.cloud.tables_cashdocs import CashDocQuery
 from kkt_emulator.cloud.views import format_time, opt_format
 from kkt_emulator.errors import CloudError, ServiceApiError, ValidationError
 
@@ -30,7 +34,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from kkt_emulator.cloud.catalog import CatalogCommand
+    from kkt_emulator.cloud.storage import RetailPoint
     from kkt_emulator.cloud.tables_backoffice import CatalogEntry, IntegrationEvent
+    from kkt_emulator.cloud.tables_cashdocs import CashShiftRecord
     from kkt_emulator.cloud.views import JsonObject
 
 __all__ = ["MAX_PAGE", "BackofficeOperations", "FeedDelivery", "feed_envelope"]
@@ -111,8 +117,134 @@ def _page(start: int, count: int) -> None:
         raise ValidationError("count", f"must be 1–{MAX_PAGE}")
 
 
-class BackofficeOperations(ServiceCredentialOperations):
-    """Catalogues, integrations, webhook events and the integration outbox."""
+class BackofficeOperations(CashDocOperations, ServiceCredentialOperations):
+    """Catalogues, integrations, webhook events, the integration outbox and the v1 reads."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # B19: the shift's records are written in the transaction that completes it.
+        self.storage.on_shift_completed(self._shift_completed)
+
+    def _shift_completed(self, shift: CashShiftRecord) -> None:
+        """The "shift completed" listener (B12): one feed record per enabled integration."""
+        documents = [r.document for r in self.storage.shift_documents(shift.id)]
+        view = shift_object(shift, documents, self.clock.now())
+        self.record_shift_feeds(shift.retail_point_id, view, documents)
+
+    # -- back-office reads (B1–B4) -----------------------------------------------------------------
+
+    def backoffice_point(self, point: RetailPoint) -> JsonObject:
+        """A retail point as ``GET /api/v1/retail-point/{rp}`` shows it (§3.2 keys, B20)."""
+        devices = self.storage.list_devices(point.id)
+        state, _ = self.fn_state(point)
+        kkm = None
+        if devices:
+            device = devices[0]
+            kkm = {
+                "serialNo": device.till_serial,
+                "modelName": device.model,
+                "fiscalInfo": {"fnNo": device.fn_serial or None},
+            }
+        return {
+            "id": point.id,
+            "name": point.name,
+            "address": point.address,
+            "fullAddress": point.address,
+            "inn": point.inn,
+            "phone": None,
+            "timeZoneId": None,
+            "type": "RETAIL",
+            "kktStatus": state.value,
+            "kkmInfo": kkm,
+            "settings": {
+                "internetDocsEnabled": point.internet_docs_enabled,
+                "defaultTaxMode": point.default_tax_mode.value,
+            },
+        }
+
+    def backoffice_points(self, account_id: str) -> list[JsonObject]:
+        """``GET /api/v1/retail-points``: the account's points, oldest first (a plain array)."""
+        return [
+            self.backoffice_point(p)
+            for p in self.storage.list_points()
+            if p.account_id == account_id and not p.deleted
+        ]
+
+    def backoffice_shifts(self, point_id: str, start: int, count: int) -> JsonObject:
+        """``GET …/shift``: every shift of the point, newest first, ``{data, pos, total_count}``."""
+        _page(start, count)
+        shifts = self.storage.list_shifts(point_id)
+        page = shifts[start : start + count]
+        return {
+            "data": [self.shift_view(s) for s in page],
+            "pos": start,
+            "total_count": len(shifts),
+        }
+
+    def backoffice_shift_cashdocs(self, point_id: str, shift_id: str) -> list[JsonObject]:
+        """``GET …/shift/{id}/cashdoc``: the shift's documents, full, in upload order (array)."""
+        shift = self.storage.get_shift(shift_id)
+        if shift is None or shift.retail_point_id != point_id:
+            raise CloudError(404, f"Shift not found: {shift_id}")
+        return [
+            cashdoc_view(r)
+            for r in self.storage.shift_documents(shift_id)
+            if r.doc_type not in SHIFT_DOC_TYPES
+        ]
+
+    def backoffice_shift_cashdoc(self, point_id: str, shift_id: str, doc_id: str) -> JsonObject:
+        """``GET …/shift/{id}/cashdoc/{doc}``: one document of the shift."""
+        record = self.storage.get_cashdoc(doc_id)
+        if (
+            record is None
+            or record.retail_point_id != point_id
+            or record.shift_id != shift_id
+            or record.doc_type in SHIFT_DOC_TYPES
+        ):
+            raise CloudError(404, f"Cash document not found: {doc_id}")
+        return cashdoc_view(record)
+
+    def backoffice_cashdocs(
+        self,
+        point_id: str,
+        *,
+        q: str | None,
+        sort_field: str | None,
+        sort_direction: str | None,
+        start: int,
+        count: int,
+    ) -> JsonObject:
+        """``GET …/cashdocs`` (B3): filtered, sorted, one page, ``{data, pos, total_count}``."""
+        _page(start, count)
+        field, descending = parse_sort(sort_field, sort_direction)
+        query = CashDocQuery(
+            point_id,
+            sort_field=field,
+            descending=descending,
+            start=start,
+            count=count,
+            **parse_q(q),
+        )
+        records, total = self.cash_documents(query)
+        return {"data": [cashdoc_view(r) for r in records], "pos": start, "total_count": total}
+
+    def backoffice_moneydocs(self, point_id: str, start: int, count: int) -> JsonObject:
+        """``GET …/moneydocs``: cash in and out, oldest first, ``{data, pos, total_count}``."""
+        _page(start, count)
+        records, total = self.money_documents(point_id, start=start, count=count)
+        return {"data": [cashdoc_view(r) for r in records], "pos": start, "total_count": total}
+
+    def onec_export(self, point_id: str, period_from: datetime, period_to: datetime) -> JsonObject:
+        """«Выгрузить за период» (B6): a ``onec`` record of the documents begun in the period.
+
+        The period is ``[period_from, period_to)``; the record is delivered like a shift's.
+        """
+        records, _ = self.cash_documents(
+            CashDocQuery(point_id, begin_from=period_from, begin_to=period_to, count=None)
+        )
+        return self.record_onec_export(
+            point_id, period_from, period_to, [r.document for r in records]
+        )
 
     # -- catalogues (B8, B15, B16) -----------------------------------------------------------------
 

@@ -43,8 +43,8 @@ class CloudService(
     CabinetOperations,
     CallbackOperations,
     DemoOperations,
-    CashDocOperations,
     BackofficeOperations,
+    CashDocOperations,
     ServiceCredentialOperations,
 ):
     """Store, till and cabinet operations over one :class:`~kkt_emulator.cloud.storage.Storage`.
