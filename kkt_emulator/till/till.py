@@ -33,6 +33,7 @@ import httpx
 
 from kkt_emulator.errors import ConfigError
 from kkt_emulator.logging import get_logger
+from kkt_emulator.till.catalog import TillCatalog
 from kkt_emulator.till.cloud_link import CloudLink, Lease
 from kkt_emulator.till.context import (
     Listener,
@@ -101,6 +102,8 @@ class Till:
         self.shifts = Shifts(ctx)
         self.fiscaliser = Fiscaliser(ctx, self.shifts, self.fault_control)
         self.views = StateViews(ctx, self.shifts, self.fault_control, self.link)
+        self.catalog = TillCatalog(ctx, self.link)
+        """The retail point's catalogue as this till holds it (B16)."""
         self.loops = Loops(
             ctx,
             link=self.link,
@@ -109,6 +112,7 @@ class Till:
             views=self.views,
             faults=self.fault_control,
             restart=self._restart_after_crash,
+            catalog=self.catalog,
         )
         self.keeper = DriveKeeper(ctx, self.drive_slot, self.shifts, self.fiscaliser)
         self.control = TillControl(self)

@@ -82,7 +82,8 @@ async def test_clear_and_add_replace_the_inventory_catalogue(
     assert first.json() == {"revision": 1, "applied": 2}
     listed = await inventory(http, point, auth)
     assert [e["inventCode"] for e in listed["data"]] == ["001", "002"]
-    assert listed["pos"] == 0 and listed["total_count"] == 2
+    assert listed["pos"] == 0
+    assert listed["total_count"] == 2
 
     second = await changes(
         http,
@@ -139,7 +140,8 @@ async def test_listing_pages_and_other_types(
     assert response.status_code == 200, response.text
     page = await inventory(http, point, auth, start=2, count=2)
     assert [e["inventCode"] for e in page["data"]] == ["002", "003"]
-    assert page["pos"] == 2 and page["total_count"] == 5
+    assert page["pos"] == 2
+    assert page["total_count"] == 5
     cashier = {
         "catalogType": "CONTRACTOR",
         "code": "7",
@@ -185,7 +187,8 @@ async def test_the_till_pulls_what_changed_since_its_revision(
     await changes(http, point, auth, batch(item("001", "Хлеб", 45), item("002", "Молоко", 89.9)))
     assert (await till.heartbeat())["catalogRevision"] == 1
     full = (await http.get("/api/device/v1/catalog", headers=till.headers)).json()
-    assert full["revision"] == 1 and full["full"] is True
+    assert full["revision"] == 1
+    assert full["full"] is True
     assert [e["code"] for e in full["entries"]] == ["001", "002"]
 
     await changes(
@@ -200,11 +203,13 @@ async def test_the_till_pulls_what_changed_since_its_revision(
     delta = (
         await http.get("/api/device/v1/catalog", params={"since": 1}, headers=till.headers)
     ).json()
-    assert delta["revision"] == 2 and delta["full"] is False
+    assert delta["revision"] == 2
+    assert delta["full"] is False
     assert [(e["code"], e["deleted"]) for e in delta["entries"]] == [("001", True), ("003", False)]
     assert delta["entries"][0]["entity"] is None
     unchanged = (
         await http.get("/api/device/v1/catalog", params={"since": 2}, headers=till.headers)
     ).json()
-    assert unchanged["entries"] == [] and unchanged["revision"] == 2
+    assert unchanged["entries"] == []
+    assert unchanged["revision"] == 2
     assert (await http.get("/api/device/v1/catalog")).status_code == 401

@@ -41,7 +41,8 @@ def test_a_batch_reads_back_in_order(entries: list[tuple[str, str, Any]], newlin
         ("add", code.strip()) for code, _, _ in entries
     ]
     for command, (_, name, _) in zip(parsed, entries, strict=True):
-        assert command.entity is not None and command.entity["catalogType"] == "INVENTORY"
+        assert command.entity is not None
+        assert command.entity["catalogType"] == "INVENTORY"
         assert command.entity["name"] == name
 
 

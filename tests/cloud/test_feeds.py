@@ -45,7 +45,7 @@ def _at(minutes: int) -> str:
     return (T0 + timedelta(minutes=minutes)).isoformat()
 
 
-def _doc(
+def _doc(  # noqa: PLR0917 - a table of documents reads best positionally
     shift: dict[str, Any],
     num: int,
     doc_type: str,
@@ -160,7 +160,8 @@ async def test_a_complete_shift_gives_one_record_per_enabled_integration(
     records = {r["integration"]: r for r in listed["data"]}
     assert sorted(records) == ["elba", "moedelo", "moysklad", "onec"]
     for record in records.values():
-        assert record["shiftId"] == shift["id"] and record["shiftNum"] == 7
+        assert record["shiftId"] == shift["id"]
+        assert record["shiftNum"] == 7
         assert record["retailPointId"] == point.id
 
     ms = records["moysklad"]["payload"]["documents"]
@@ -229,9 +230,8 @@ async def test_a_complete_shift_gives_one_record_per_enabled_integration(
     # Only Моё дело has a URL: one POST of its envelope, delivered at the first attempt.
     assert [str(r.url) for r in shop.requests] == ["http://accounting.test/hook?k=1"]
     sent = json.loads(shop.requests[0].content)
-    assert (
-        sent["id"] == records["moedelo"]["id"] and sent["payload"] == records["moedelo"]["payload"]
-    )
+    assert sent["id"] == records["moedelo"]["id"]
+    assert sent["payload"] == records["moedelo"]["payload"]
     assert shop.requests[0].method == "POST"
     assert records["moedelo"]["delivery"]["state"] == "delivered"
     assert records["elba"]["delivery"]["state"] == "no_url"
@@ -249,7 +249,8 @@ async def test_delivery_is_retried_on_the_callback_schedule_and_can_be_resent(
     await upload(http, till, docs)
     await cloud.wait_idle()
     (record,) = (await feeds(http, point))["data"]
-    assert record["delivery"]["attempts"] == 1 and record["delivery"]["lastError"] == "HTTP 500"
+    assert record["delivery"]["attempts"] == 1
+    assert record["delivery"]["lastError"] == "HTTP 500"
     assert len(shop.requests) == 1
 
     await clock.advance(timedelta(seconds=59))
@@ -262,7 +263,8 @@ async def test_delivery_is_retried_on_the_callback_schedule_and_can_be_resent(
     await cloud.wait_idle()
     assert len(shop.requests) == 3
     (record,) = (await feeds(http, point))["data"]
-    assert record["delivery"]["state"] == "delivered" and record["delivery"]["attempts"] == 3
+    assert record["delivery"]["state"] == "delivered"
+    assert record["delivery"]["attempts"] == 3
 
     # «Отправить повторно»: to the current URL, from now.
     await switch(http, point, "elba", webhookUrl="http://elba.test/v2")
@@ -271,9 +273,8 @@ async def test_delivery_is_retried_on_the_callback_schedule_and_can_be_resent(
     await cloud.wait_idle()
     assert str(shop.requests[-1].url) == "http://elba.test/v2"
     detail = (await http.get(f"{CABINET}/retail-points/{point.id}/feeds/{record['id']}")).json()
-    assert (
-        detail["delivery"]["url"] == "http://elba.test/v2" and detail["delivery"]["attempts"] == 1
-    )
+    assert detail["delivery"]["url"] == "http://elba.test/v2"
+    assert detail["delivery"]["attempts"] == 1
     unknown = await http.get(f"{CABINET}/retail-points/{point.id}/feeds/{uuid.uuid4()}")
     assert unknown.status_code == 404
 
@@ -324,10 +325,8 @@ async def test_the_moysklad_webhook_and_enabling_moysklad_empties_inventory(
     assert (await http.get(inventory, auth=LOGIN)).json()["total_count"] == 1
 
     view = await switch(http, point, "moysklad", enabled=True)
-    assert (
-        view["enabled"] is True
-        and view["moyskladWebhookPath"] == f"/api/v1/moysklad/webhook/{view['uuid']}"
-    )
+    assert view["enabled"] is True
+    assert view["moyskladWebhookPath"] == f"/api/v1/moysklad/webhook/{view['uuid']}"
     assert (await http.get(inventory, auth=LOGIN)).json()["total_count"] == 0
 
     event = {"events": [{"meta": {"type": "product"}, "action": "UPDATE"}]}
@@ -381,9 +380,11 @@ async def test_the_back_office_reads_and_the_1c_period_export(
     recent = (await http.get(f"{base}/get-recent-shifts", params={"days": 1}, auth=LOGIN)).json()
     assert [s["id"] for s in recent] == [second["id"], first["id"]]
     one = (await http.get(f"{base}/shift/{first['id']}", auth=LOGIN)).json()
-    assert one["shiftTotals"]["salesByCash"] == 480.0 and one["status"] == "CLOSED"
+    assert one["shiftTotals"]["salesByCash"] == 480.0
+    assert one["status"] == "CLOSED"
     envelope = (await http.get(f"{base}/shift", params={"count": 1}, auth=LOGIN)).json()
-    assert envelope["total_count"] == 2 and [s["id"] for s in envelope["data"]] == [second["id"]]
+    assert envelope["total_count"] == 2
+    assert [s["id"] for s in envelope["data"]] == [second["id"]]
     cashdocs = (await http.get(f"{base}/shift/{first['id']}/cashdoc", auth=LOGIN)).json()
     assert [d["docNum"] for d in cashdocs] == [
         "1",
@@ -415,7 +416,8 @@ async def test_the_back_office_reads_and_the_1c_period_export(
     desc = (
         await http.get(f"{base}/cashdocs", params={"sortDirection": "desc", "count": 1}, auth=LOGIN)
     ).json()
-    assert desc["data"][0]["id"] == docs2[-2]["id"] and desc["total_count"] == 14
+    assert desc["data"][0]["id"] == docs2[-2]["id"]
+    assert desc["total_count"] == 14
     linked = (
         await http.get(
             f"{base}/cashdocs", params={"count": 1, "q": f"linkedDocId=={uuid.uuid4()}"}, auth=LOGIN
@@ -423,7 +425,8 @@ async def test_the_back_office_reads_and_the_1c_period_export(
     ).json()
     assert linked == {"data": [], "pos": 0, "total_count": 0}
     bad = await http.get(f"{base}/cashdocs", params={"q": "total==5"}, auth=LOGIN)
-    assert bad.status_code == 400 and bad.json()["status"] == 400
+    assert bad.status_code == 400
+    assert bad.json()["status"] == 400
     money = (await http.get(f"{base}/moneydocs", auth=LOGIN)).json()
     assert [d["docType"] for d in money["data"]] == ["CASH_IN", "CASH_OUT"] * 2
 
