@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from kkt_emulator.cli import integrations_cmd
 from kkt_emulator.cli.output import JSON_OPTION, console, emit
 from kkt_emulator.cloud.cabinet_client import DEFAULT_SERVER, CabinetClient
 from kkt_emulator.cloud.settings import PickupWindow
@@ -29,6 +30,8 @@ clock_app = typer.Typer(help="The clock of a cloud that runs alone.", no_args_is
 app.add_typer(points_app, name="points")
 app.add_typer(documents_app, name="documents")
 app.add_typer(clock_app, name="clock")
+app.add_typer(integrations_cmd.integrations_app, name="integrations")  # B17
+app.add_typer(integrations_cmd.feeds_app, name="feeds")  # B6, B19
 
 SERVER: Any = typer.Option(
     DEFAULT_SERVER, "--server", envvar="KKT_CLOUD_URL", help="Base URL of the cloud."
