@@ -192,6 +192,31 @@ CREATE TABLE IF NOT EXISTS service_credentials (
     changed_at TEXT NOT NULL,
     PRIMARY KEY (account_id, service)
 );
+CREATE TABLE IF NOT EXISTS orders (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    retail_point_id TEXT NOT NULL,
+    document_number TEXT NOT NULL,
+    body TEXT NOT NULL,
+    prepaid INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    rev INTEGER NOT NULL,
+    claimed_by TEXT,
+    source TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    changed_at TEXT NOT NULL,
+    receipt TEXT,
+    fiscalized_at TEXT,
+    callback_first_at TEXT,
+    callback_attempts INTEGER NOT NULL DEFAULT 0,
+    callback_next_at TEXT,
+    callback_last_error TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS orders_number
+    ON orders (retail_point_id, document_number) WHERE state <> 'DELETED';
+CREATE INDEX IF NOT EXISTS orders_rev ON orders (retail_point_id, rev);
+CREATE INDEX IF NOT EXISTS orders_callback ON orders (callback_next_at)
+    WHERE callback_next_at IS NOT NULL;
 """
 """The schema in SQLite's dialect; :mod:`~kkt_emulator.cloud.db_postgres` translates it."""
 

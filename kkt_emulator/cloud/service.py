@@ -14,7 +14,8 @@ status and a message for ``{"message": …}``) or :class:`~kkt_emulator.errors.V
     ├── cabinet_ops             cabinet (ЛК) API
     ├── callbacks               responseURL callbacks (D41–D46)
     ├── demo                    the virtual till of demo mode (D4)
-    └── service_auth            account services, their pairs, Basic auth of /api/v1, /api/v2 (O2)
+    ├── service_auth            account services, their pairs, Basic auth of /api/v1, /api/v2 (O2)
+    └── orders_ops              the orders desk: orders API, v1 façade, tills, callbacks (O1–O10)
 
 and :mod:`~kkt_emulator.cloud.views` renders the JSON.
 """
@@ -25,6 +26,7 @@ from kkt_emulator.cloud.cabinet_ops import CabinetOperations
 from kkt_emulator.cloud.callbacks import CallbackOperations, CallbackRequest, callback_url
 from kkt_emulator.cloud.core import DEFAULT_ACCOUNT
 from kkt_emulator.cloud.demo import DemoOperations
+from kkt_emulator.cloud.orders_ops import OrderOperations
 from kkt_emulator.cloud.service_auth import ServiceCredentialOperations
 from kkt_emulator.cloud.store_ops import StoreOperations
 from kkt_emulator.cloud.till_ops import TillOperations
@@ -34,6 +36,7 @@ __all__ = ["DEFAULT_ACCOUNT", "CallbackRequest", "CloudService", "callback_url",
 
 
 class CloudService(
+    OrderOperations,
     StoreOperations,
     TillOperations,
     CabinetOperations,

@@ -8,7 +8,8 @@ SQLite (the embedded default) or PostgreSQL (D73)::
     ├── db_postgres             PostgreSQL: dialect, advisory claims, NOTIFY/LISTEN, psycopg → StorageError
     ├── tables_directory        accounts, master credentials, retail points, associations, devices
     ├── tables_documents        documents, history, lifecycle and callback deadlines
-    └── service_auth_tables     account services and their generated pairs (O2, B2, O11)
+    ├── service_auth_tables     account services and their generated pairs (O2, B2, O11)
+    └── orders_tables           orders of the orders API, their state and callbacks (O5, O9)
 
 The rows are the frozen dataclasses of :mod:`kkt_emulator.cloud.records`, re-exported here.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kkt_emulator.cloud.db import SCHEMA_VERSION, DatabaseTarget, StorageError, parse_target
+from kkt_emulator.cloud.orders_tables import OrderTables
 from kkt_emulator.cloud.records import (
     Account,
     Association,
@@ -60,7 +62,7 @@ __all__ = [
 ]
 
 
-class Storage(DirectoryTables, DocumentTables, ServiceCredentialTables):
+class Storage(DirectoryTables, DocumentTables, ServiceCredentialTables, OrderTables):
     """The cloud database: a path (``":memory:"`` for tests) or ``postgresql://`` URL (D74).
 
     Close it with :meth:`close`.
