@@ -182,41 +182,6 @@ CREATE TABLE IF NOT EXISTS ofd_parked (
     at TEXT,
     PRIMARY KEY (fn_number, fn_doc_number)
 );
-CREATE TABLE IF NOT EXISTS service_credentials (
-    account_id TEXT NOT NULL REFERENCES accounts(id),
-    service TEXT NOT NULL,
-    enabled INTEGER NOT NULL,
-    login TEXT UNIQUE,
-    salt BLOB,
-    hash BLOB,
-    changed_at TEXT NOT NULL,
-    PRIMARY KEY (account_id, service)
-);
-CREATE TABLE IF NOT EXISTS orders (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    retail_point_id TEXT NOT NULL,
-    document_number TEXT NOT NULL,
-    body TEXT NOT NULL,
-    prepaid INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    rev INTEGER NOT NULL,
-    claimed_by TEXT,
-    source TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    changed_at TEXT NOT NULL,
-    receipt TEXT,
-    fiscalized_at TEXT,
-    callback_first_at TEXT,
-    callback_attempts INTEGER NOT NULL DEFAULT 0,
-    callback_next_at TEXT,
-    callback_last_error TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS orders_number
-    ON orders (retail_point_id, document_number) WHERE state <> 'DELETED';
-CREATE INDEX IF NOT EXISTS orders_rev ON orders (retail_point_id, rev);
-CREATE INDEX IF NOT EXISTS orders_callback ON orders (callback_next_at)
-    WHERE callback_next_at IS NOT NULL;
 """
 """The schema in SQLite's dialect; :mod:`~kkt_emulator.cloud.db_postgres` translates it."""
 
@@ -385,14 +350,21 @@ class Database:
         self._on_remote_change: Callable[[str | None], None] | None = None
         self._log = get_logger(component="cloud.db")
         self._conn: Connection
+        # A table group of its own module adds its tables as a class attribute ``TABLES`` (SQL in
+        # SQLite's dialect, ``CREATE … IF NOT EXISTS``), so it needs no line in :data:`SCHEMA`.
+        schema = SCHEMA + "".join(
+            str(cls.__dict__["TABLES"])
+            for cls in reversed(type(self).__mro__)
+            if "TABLES" in cls.__dict__
+        )
         if self.target.kind == "postgresql":
             from kkt_emulator.cloud.db_postgres import PostgresConnection  # noqa: PLC0415
 
-            self._conn = PostgresConnection(self.target.location, SCHEMA, SCHEMA_VERSION)
+            self._conn = PostgresConnection(self.target.location, schema, SCHEMA_VERSION)
         else:
             from kkt_emulator.cloud.db_sqlite import SqliteConnection  # noqa: PLC0415
 
-            self._conn = SqliteConnection(self.target.location, SCHEMA, SCHEMA_VERSION)
+            self._conn = SqliteConnection(self.target.location, schema, SCHEMA_VERSION)
 
     def _listen(self) -> None:
         """Start hearing the other processes; called once every table group is set up."""

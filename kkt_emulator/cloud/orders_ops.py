@@ -23,6 +23,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any, Final
 
+from kkt_emulator.cashdocs import RECEIPT_TYPES
 from kkt_emulator.cloud.callbacks import CallbackOperations, CallbackRequest, callback_url
 from kkt_emulator.cloud.lifecycle import CALLBACK_WINDOW, CallbackKind, callback_offset
 from kkt_emulator.cloud.orders_model import ORDER_KEYS, parse_external_cashdoc, parse_order
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from kkt_emulator.cloud.orders_model import ParsedOrder
     from kkt_emulator.cloud.service_auth import Principal
     from kkt_emulator.cloud.storage import Device, RetailPoint
+    from kkt_emulator.cloud.tables_cashdocs import CashDocRecord
 
 __all__ = ["EXTERNAL_SHIFT", "IN_PAYMENT_TEXT", "OrderOperations", "order_view"]
 
@@ -120,6 +122,23 @@ def _page(start: int | None, count: int | None) -> tuple[int, int]:
 
 class OrderOperations(CallbackOperations, TimerOperations, ServiceCredentialOperations):
     """The orders API, the v1 façade, the tills' order calls and the order callbacks."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # O9: an uploaded receipt naming an order (linkedDocId) fiscalises it, in its transaction
+        self.storage.on_cashdoc_stored(self._cashdoc_stored)
+
+    def _cashdoc_stored(self, record: CashDocRecord) -> None:
+        """The "cash document stored" listener (B12): a receipt of an order fiscalises it."""
+        if record.linked_doc_id is None or record.doc_type not in RECEIPT_TYPES:
+            return
+        info = record.document.get("fiscalInfo")
+        self.order_receipt_stored(
+            record.retail_point_id,
+            record.linked_doc_id,
+            dict(info) if isinstance(info, dict) else {},
+            receipt_id=record.doc_id,
+        )
 
     # -- the orders API (O1–O6) --------------------------------------------------------------------
 
@@ -398,7 +417,12 @@ class OrderOperations(CallbackOperations, TimerOperations, ServiceCredentialOper
     # -- the receipt arrives (O9) ------------------------------------------------------------------
 
     def order_receipt_stored(
-        self, point_id: str, order_id: str, fiscal_info: dict[str, Any]
+        self,
+        point_id: str,
+        order_id: str,
+        fiscal_info: dict[str, Any],
+        *,
+        receipt_id: str | None = None,
     ) -> bool:
         """The cloud stored a receipt whose ``linkedDocId`` is ``order_id``; whether it was the first.
 
@@ -415,7 +439,7 @@ class OrderOperations(CallbackOperations, TimerOperations, ServiceCredentialOper
             url = order.body.get("responseURL")
             order = order.replace(
                 state="FISCALIZED" if order.live else order.state,
-                receipt=dict(fiscal_info),
+                receipt={"id": receipt_id, "fiscalInfo": dict(fiscal_info)},
                 fiscalized_at=now,
                 rev=self._next_rev(point_id),
                 changed_at=now,
@@ -440,7 +464,7 @@ class OrderOperations(CallbackOperations, TimerOperations, ServiceCredentialOper
             if not url or order.callback_next_at is None:  # pragma: no cover - not scheduled
                 self.storage.release_order_callback(order.seq)
                 continue
-            qr = (order.receipt or {}).get("qr")
+            qr = ((order.receipt or {}).get("fiscalInfo") or {}).get("qr")
             requests.append(
                 CallbackRequest(
                     seq=-order.seq,

@@ -114,7 +114,35 @@ def _values(order: OrderRecord) -> tuple[object, ...]:
 
 
 class OrderTables(Database):
-    """Orders (created with :data:`~kkt_emulator.cloud.db.SCHEMA`)."""
+    """Orders."""
+
+    TABLES = """
+CREATE TABLE IF NOT EXISTS orders (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    retail_point_id TEXT NOT NULL,
+    document_number TEXT NOT NULL,
+    body TEXT NOT NULL,
+    prepaid INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    rev INTEGER NOT NULL,
+    claimed_by TEXT,
+    source TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    changed_at TEXT NOT NULL,
+    receipt TEXT,
+    fiscalized_at TEXT,
+    callback_first_at TEXT,
+    callback_attempts INTEGER NOT NULL DEFAULT 0,
+    callback_next_at TEXT,
+    callback_last_error TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS orders_number
+    ON orders (retail_point_id, document_number) WHERE state <> 'DELETED';
+CREATE INDEX IF NOT EXISTS orders_rev ON orders (retail_point_id, rev);
+CREATE INDEX IF NOT EXISTS orders_callback ON orders (callback_next_at)
+    WHERE callback_next_at IS NOT NULL;
+"""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

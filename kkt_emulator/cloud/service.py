@@ -13,6 +13,7 @@ status and a message for ``{"message": …}``) or :class:`~kkt_emulator.errors.V
     ├── timers → till_ops       lifecycle deadlines; till API (till-protocol.md §1)
     ├── cabinet_ops             cabinet (ЛК) API
     ├── callbacks               responseURL callbacks (D41–D46)
+    ├── cashdoc_ops             cash documents tills upload, cashier shifts (B7, B9–B12)
     ├── demo                    the virtual till of demo mode (D4)
     ├── service_auth            account services, their pairs, Basic auth of /api/v1, /api/v2 (O2)
     └── orders_ops              the orders desk: orders API, v1 façade, tills, callbacks (O1–O10)
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from kkt_emulator.cloud.cabinet_ops import CabinetOperations
 from kkt_emulator.cloud.callbacks import CallbackOperations, CallbackRequest, callback_url
+from kkt_emulator.cloud.cashdoc_ops import CashDocOperations
 from kkt_emulator.cloud.core import DEFAULT_ACCOUNT
 from kkt_emulator.cloud.demo import DemoOperations
 from kkt_emulator.cloud.orders_ops import OrderOperations
@@ -43,6 +45,7 @@ class CloudService(
     CallbackOperations,
     DemoOperations,
     ServiceCredentialOperations,
+    CashDocOperations,
 ):
     """Store, till and cabinet operations over one :class:`~kkt_emulator.cloud.storage.Storage`.
 

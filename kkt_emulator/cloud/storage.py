@@ -8,6 +8,7 @@ SQLite (the embedded default) or PostgreSQL (D73)::
     ├── db_postgres             PostgreSQL: dialect, advisory claims, NOTIFY/LISTEN, psycopg → StorageError
     ├── tables_directory        accounts, master credentials, retail points, associations, devices
     ├── tables_documents        documents, history, lifecycle and callback deadlines
+    ├── tables_cashdocs         cash documents tills upload, cashier shifts, upload marks (B7)
     ├── service_auth_tables     account services and their generated pairs (O2, B2, O11)
     └── orders_tables           orders of the orders API, their state and callbacks (O5, O9)
 
@@ -35,6 +36,7 @@ from kkt_emulator.cloud.records import (
     to_db_time,
 )
 from kkt_emulator.cloud.service_auth_tables import ServiceCredentialTables
+from kkt_emulator.cloud.tables_cashdocs import CashDocTables
 from kkt_emulator.cloud.tables_directory import DirectoryTables
 from kkt_emulator.cloud.tables_documents import DocumentTables
 
@@ -62,7 +64,7 @@ __all__ = [
 ]
 
 
-class Storage(DirectoryTables, DocumentTables, ServiceCredentialTables, OrderTables):
+class Storage(DirectoryTables, DocumentTables, CashDocTables, ServiceCredentialTables, OrderTables):
     """The cloud database: a path (``":memory:"`` for tests) or ``postgresql://`` URL (D74).
 
     Close it with :meth:`close`.

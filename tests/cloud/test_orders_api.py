@@ -18,6 +18,7 @@ from cloud_helpers import FakeShop, FakeTill, make_point
 
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.cloud.app import Cloud
+from kkt_emulator.cloud.tables_cashdocs import CashDocQuery
 
 if TYPE_CHECKING:
     from cloud_helpers import Point
@@ -571,3 +572,48 @@ async def test_orders_on_postgresql_and_sqlite(any_db: str, settings: CloudSetti
             assert len(shop.requests) == 1
             listed = (await http.get(desk.base, auth=desk.pair)).json()
             assert listed["total_count"] == 1
+
+
+async def test_an_uploaded_receipt_fiscalises_the_order_and_calls_back(
+    desk: Desk, cloud: Cloud, shop: FakeShop
+) -> None:
+    """The receipt comes through the till's upload queue (B7) with ``linkedDocId`` (O7, O9)."""
+    created = await desk.created(order(responseURL="http://shop/cb?id=7"))
+    till = await FakeTill(desk.http, desk.point).bind()
+    claim = f"/api/device/v1/orders/{created['id']}/claim"
+    assert (await desk.http.post(claim, headers=till.headers)).status_code == 200
+    lookup = CashDocQuery(desk.point.id, linked_doc_id=created["id"])
+    assert cloud.storage.list_cashdocs(lookup)[1] == 0  # before: total_count 0 (O9)
+    shift = {"id": str(uuid.uuid4()), "shiftNum": 1}
+    receipt = {
+        "id": str(uuid.uuid4()),
+        "docNum": "17",
+        "docType": "SALE",
+        "status": "CLOSED",
+        "beginDateTime": "2024-05-01T10:41:07+00:00",
+        "shift": shift,
+        "linkedDocId": created["id"],
+        "actualSum": 600.0,
+        "moneyPositions": [{"paymentType": "CASH", "sum": 1000.0}],
+        "change": 400.0,
+        "fiscalInfo": {"qr": "t=20240501T1041&s=600.00", "fnDocNumber": 342},
+    }
+    counter_sale = {**receipt, "id": str(uuid.uuid4()), "docNum": "18", "linkedDocId": None}
+    url = "/api/device/v1/cashdocs"
+    for _ in range(2):  # the second upload is the till's retry: a duplicate, nothing again
+        sent = await desk.http.post(
+            url, headers=till.headers, json={"documents": [receipt, counter_sale]}
+        )
+        assert sent.status_code == 200, sent.text
+        await cloud.wait_idle()
+    assert [str(r.url) for r in shop.requests] == [
+        "http://shop/cb?id=7&status=SUCCESS&qr=t%3D20240501T1041%26s%3D600.00"
+    ]
+    found, total = cloud.storage.list_cashdocs(lookup)
+    assert total == 1
+    assert found[0].document["fiscalInfo"]["fnDocNumber"] == 342
+    state = (await desk.http.get(f"{CABINET}/retail-points/{desk.point.id}/orders")).json()
+    assert state[0]["state"] == "FISCALIZED"
+    assert state[0]["receipt"]["id"] == receipt["id"]
+    synced = await _sync(till)
+    assert synced["orders"][0]["state"] == "FISCALIZED"
