@@ -317,6 +317,17 @@ class CloudLink:
             await self.ofd_acks(acks)
         return answers
 
+    async def cashdocs(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Upload cash documents in FIFO order (``/cashdocs``, ``orders-and-backoffice.md`` B9).
+
+        Idempotent per document id: the answer lists ``stored`` or ``duplicate`` for each.
+        """
+        answer: dict[str, Any] = (
+            await self._call("/cashdocs", json={"documents": documents})
+        ).json()
+        results: list[dict[str, Any]] = answer.get("results", [])
+        return results
+
     async def ofd_acks(self, acks: list[dict[str, Any]]) -> dict[str, Any]:
         """Report OFD deliveries by fiscal document number."""
         answer: dict[str, Any] = (await self._call("/ofd-acks", json={"acks": acks})).json()
