@@ -38,6 +38,7 @@ from kkt_emulator.cloud.backoffice_api import (
 from kkt_emulator.cloud.cabinet_api import cabinet_router
 from kkt_emulator.cloud.callback_client import CallbackClient
 from kkt_emulator.cloud.device_api import Notifier, device_router
+from kkt_emulator.cloud.orders_api import orders_cabinet_router, orders_routers
 from kkt_emulator.cloud.responses import JsonResponse
 from kkt_emulator.cloud.responses import message as _message
 from kkt_emulator.cloud.service import CallbackRequest, CloudService
@@ -497,8 +498,12 @@ class Cloud:
         app.include_router(store, prefix="/fn", include_in_schema=False)  # D2
         app.include_router(device_router(self.service, self.notifier))
         app.include_router(cabinet_router(self.service))
-        app.include_router(service_cabinet_router(self.service))
-        app.include_router(backoffice_router(self.service))
+        services = service_cabinet_router(self.service)
+        services.include_router(orders_cabinet_router(self.service))
+        app.include_router(services)
+        for router in orders_routers(self.service, self.notifier):  # before any /shift/{id} route
+            app.include_router(router)
+        app.include_router(backoffice_router(self.service))  # after the :external façade (O10)
         app.include_router(backoffice_cabinet_router(self.service))
         app.include_router(catalog_device_router(self.service))
         generate = app.openapi

@@ -182,16 +182,6 @@ CREATE TABLE IF NOT EXISTS ofd_parked (
     at TEXT,
     PRIMARY KEY (fn_number, fn_doc_number)
 );
-CREATE TABLE IF NOT EXISTS service_credentials (
-    account_id TEXT NOT NULL REFERENCES accounts(id),
-    service TEXT NOT NULL,
-    enabled INTEGER NOT NULL,
-    login TEXT UNIQUE,
-    salt BLOB,
-    hash BLOB,
-    changed_at TEXT NOT NULL,
-    PRIMARY KEY (account_id, service)
-);
 """
 """The schema in SQLite's dialect; :mod:`~kkt_emulator.cloud.db_postgres` translates it."""
 

@@ -16,6 +16,7 @@ status and a message for ``{"message": …}``) or :class:`~kkt_emulator.errors.V
     ├── cashdoc_ops             cash documents tills upload, cashier shifts (B7, B9–B12)
     ├── demo                    the virtual till of demo mode (D4)
     ├── service_auth            account services, their pairs, Basic auth of /api/v1, /api/v2 (O2)
+    ├── orders_ops              the orders desk: orders API, v1 façade, tills, callbacks (O1–O10)
     └── backoffice_ops          catalogues, integrations, feeds (orders-and-backoffice.md §3.3)
 
 and :mod:`~kkt_emulator.cloud.views` renders the JSON.
@@ -29,6 +30,7 @@ from kkt_emulator.cloud.callbacks import CallbackOperations, CallbackRequest, ca
 from kkt_emulator.cloud.cashdoc_ops import CashDocOperations
 from kkt_emulator.cloud.core import DEFAULT_ACCOUNT
 from kkt_emulator.cloud.demo import DemoOperations
+from kkt_emulator.cloud.orders_ops import OrderOperations
 from kkt_emulator.cloud.service_auth import ServiceCredentialOperations
 from kkt_emulator.cloud.store_ops import StoreOperations
 from kkt_emulator.cloud.till_ops import TillOperations
@@ -38,6 +40,7 @@ __all__ = ["DEFAULT_ACCOUNT", "CallbackRequest", "CloudService", "callback_url",
 
 
 class CloudService(
+    OrderOperations,
     StoreOperations,
     TillOperations,
     CabinetOperations,

@@ -48,7 +48,20 @@ def _credential_from_row(row: Row) -> ServiceCredential:
 
 
 class ServiceCredentialTables(Database):
-    """The ``service_credentials`` table (created with :data:`~kkt_emulator.cloud.db.SCHEMA`)."""
+    """The ``service_credentials`` table."""
+
+    TABLES = """
+CREATE TABLE IF NOT EXISTS service_credentials (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    service TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    login TEXT UNIQUE,
+    salt BLOB,
+    hash BLOB,
+    changed_at TEXT NOT NULL,
+    PRIMARY KEY (account_id, service)
+);
+"""
 
     def get_service_credential(self, login: str) -> ServiceCredential | None:
         """The service pair with this login, if any."""

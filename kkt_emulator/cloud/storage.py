@@ -10,6 +10,7 @@ SQLite (the embedded default) or PostgreSQL (D73)::
     ├── tables_documents        documents, history, lifecycle and callback deadlines
     ├── tables_cashdocs         cash documents tills upload, cashier shifts, upload marks (B7)
     ├── service_auth_tables     account services and their generated pairs (O2, B2, O11)
+    ├── orders_tables           orders of the orders API, their state and callbacks (O5, O9)
     └── tables_backoffice       catalogues, integrations, webhook events, the integration outbox
 
 The rows are the frozen dataclasses of :mod:`kkt_emulator.cloud.records`, re-exported here.
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kkt_emulator.cloud.db import SCHEMA_VERSION, DatabaseTarget, StorageError, parse_target
+from kkt_emulator.cloud.orders_tables import OrderTables
 from kkt_emulator.cloud.records import (
     Account,
     Association,
@@ -65,7 +67,12 @@ __all__ = [
 
 
 class Storage(
-    DirectoryTables, DocumentTables, CashDocTables, ServiceCredentialTables, BackofficeTables
+    DirectoryTables,
+    DocumentTables,
+    CashDocTables,
+    ServiceCredentialTables,
+    OrderTables,
+    BackofficeTables,
 ):
     """The cloud database: a path (``":memory:"`` for tests) or ``postgresql://`` URL (D74).
 
