@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
+from kkt_emulator.cloud.backoffice_query import parse_q
 from kkt_emulator.cloud.core import UNAUTHORIZED
 from kkt_emulator.cloud.security import parse_bearer
 from kkt_emulator.cloud.service_auth import BACKOFFICE_FORBIDDEN, BackofficePrincipal
@@ -203,6 +204,8 @@ def backoffice_router(service: CloudService) -> APIRouter:
     ) -> dict[str, Any]:
         with o3_errors():
             point = service.authorized_point(who, rp, forbidden=BACKOFFICE_FORBIDDEN)
+            if parse_q(q).get("shift_id") == ":external":  # the orders as cash documents (O10)
+                return service.external_cashdocs(who, point.id, start, count)
             return service.backoffice_cashdocs(
                 point.id,
                 q=q,

@@ -447,3 +447,40 @@ async def test_the_back_office_reads_and_the_1c_period_export(
     assert export["card"] == sum(s["card"] for s in shifts)
     bread = next(p for p in export["sales"] if p["name"] == "Хлеб")
     assert (bread["quantity"], bread["sum"]) == (4.0, 200.0)
+
+
+async def test_cashdocs_of_the_external_shift_are_the_orders(
+    http: httpx.AsyncClient, owned: Point
+) -> None:
+    """``cashdocs?q=shift.id==":external"`` lists the orders as cash documents (O10)."""
+    point = owned
+    pair = (
+        await http.post(f"{CABINET}/retail-points/{point.id}/services/orders/credentials")
+    ).json()
+    auth = (pair["login"], pair["password"])
+    order = {
+        "documentNumber": "51234",
+        "documentType": "SALE",
+        "documentDateTime": "2024-05-01T12:00:00+0300",
+        "inventPositions": [
+            {
+                "name": "Нитки",
+                "measure": "pcs",
+                "inventoryType": "INVENTORY",
+                "quantity": 2,
+                "price": 150,
+            }
+        ],
+    }
+    created = await http.post(f"/api/v2/retail-point/{point.id}/order", json=order, auth=auth)
+    assert created.status_code == 200, created.text
+    base = f"/api/v1/retail-point/{point.id}/cashdocs"
+    external = (await http.get(base, params={"q": 'shift.id==":external"'}, auth=LOGIN)).json()
+    assert external["total_count"] == 1
+    assert external["data"][0]["id"] == created.json()["id"]
+    assert external["data"][0]["shift"] == {"id": ":external"}
+    assert (await http.get(base, auth=LOGIN)).json()["total_count"] == 0  # no receipt yet
+    lookup = await http.get(
+        base, params={"count": 1, "q": f"linkedDocId=={created.json()['id']}"}, auth=LOGIN
+    )
+    assert lookup.json() == {"data": [], "pos": 0, "total_count": 0}
