@@ -60,7 +60,7 @@ class FeedDelivery:
 
 
 def feed_envelope(record: FeedRecord) -> JsonObject:
-    """The record as the cabinet lists it and the webhook receives it (§4.5)."""
+    """The record as the cabinet lists it and the webhook receives it (orders-and-backoffice.md §4.5)."""
     return {
         "id": record.id,
         "integration": record.integration,
@@ -134,7 +134,7 @@ class BackofficeOperations(CashDocOperations, ServiceCredentialOperations):
     # -- back-office reads (B1–B4) -----------------------------------------------------------------
 
     def backoffice_point(self, point: RetailPoint) -> JsonObject:
-        """A retail point as ``GET /api/v1/retail-point/{rp}`` shows it (§3.2 keys, B20)."""
+        """A retail point as ``GET /api/v1/retail-point/{rp}`` shows it (orders-and-backoffice.md §3.2, B20)."""
         devices = self.storage.list_devices(point.id)
         state, _ = self.fn_state(point)
         kkm = None

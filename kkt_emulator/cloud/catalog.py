@@ -8,7 +8,7 @@ Catalogue types (``orders-and-backoffice.md`` §3.2, B8): ``INVENTORY`` (goods, 
 ``SIMPLE_DISCOUNT`` and ``MODIFIER_GROUP`` (keyed by ``code``) (B15). An entry is stored as the
 JSON object it was sent as, with ``catalogType`` set; only the fields a till uses are checked.
 
-The batch of ``POST …/catalog-changes`` (§3.2, as LM sends it)::
+The batch of ``POST …/catalog-changes`` (orders-and-backoffice.md §3.2, as LM sends it)::
 
     ### data begin ###
     {"command":"clear","catalogs":["INVENTORY"]}

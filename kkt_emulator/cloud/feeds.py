@@ -1,7 +1,7 @@
 """The payloads of the integration feeds (``orders-and-backoffice.md`` B6, §4.5): pure functions.
 
 Each takes the cash documents of a shift (or of a period) as the till uploaded them (v1 cash
-documents, §3.2) and returns the project-format payload of one integration:
+documents, orders-and-backoffice.md §3.2) and returns the project-format payload of one integration:
 
 * ``moysklad`` — every sale and return with its positions and payments;
 * ``onec`` — «Отчёт о розничных продажах»: positions aggregated by (``inventCode``, ``name``,
