@@ -17,6 +17,7 @@ when a name here is no such class::
     │   ├── LocalRefusalError      fnio.client      the client refused before the drive saw it
     │   └── TillCheckError         till.receipts    the firmware's own checks failed a document
     ├── CloudError                 errors           the cloud answered an HTTP error
+    │   └── ServiceApiError        errors           an orders/back-office API refusal (O3 body)
     ├── ConfigError                errors           bad profile, setting or CLI flag
     ├── StorageError               cloud.db         the cloud database failed
     ├── IllegalTransitionError     cloud.lifecycle  the lifecycle table forbids it
@@ -93,6 +94,21 @@ class CloudError(EmulatorError):
         self.status = status
         self.message = message
         super().__init__(f"HTTP {status}: {message}" if message else f"HTTP {status}")
+
+
+class ServiceApiError(CloudError):
+    """A refusal of the orders or back-office API, answered with the Spring-style body (O3).
+
+    Attributes:
+        errors: the field errors of a 400 (``defaultMessage, rejectedValue, code, objectName,
+            field``), empty for other statuses.
+    """
+
+    def __init__(
+        self, status: int, message: str, errors: list[dict[str, object]] | None = None
+    ) -> None:
+        super().__init__(status, message)
+        self.errors = list(errors or ())
 
 
 class ConfigError(EmulatorError):

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from kkt_emulator.cli import integrations_cmd
 from kkt_emulator.cli.output import JSON_OPTION, console, emit
 from kkt_emulator.cloud.cabinet_client import DEFAULT_SERVER, CabinetClient
 from kkt_emulator.cloud.settings import PickupWindow
@@ -29,6 +30,8 @@ clock_app = typer.Typer(help="The clock of a cloud that runs alone.", no_args_is
 app.add_typer(points_app, name="points")
 app.add_typer(documents_app, name="documents")
 app.add_typer(clock_app, name="clock")
+app.add_typer(integrations_cmd.integrations_app, name="integrations")  # B17
+app.add_typer(integrations_cmd.feeds_app, name="feeds")  # B6, B19
 
 SERVER: Any = typer.Option(
     DEFAULT_SERVER, "--server", envvar="KKT_CLOUD_URL", help="Base URL of the cloud."
@@ -214,18 +217,41 @@ def points_set(
         emit(client.update_point(point_id, **changes), as_json, _show_point)
 
 
+class ServiceName(StrEnum):
+    """Which service's pair ``cabinet credentials`` generates (``orders-and-backoffice.md`` O2)."""
+
+    SHOP = "shop"  # «Чеки интернет-магазина»: the store API's pair
+    ORDERS = "orders"
+    MOYSKLAD = "moysklad"
+    ONEC = "onec"
+    SKLAD = "sklad"
+    MOEDELO = "moedelo"
+    ELBA = "elba"
+
+
 @app.command("credentials")
 def credentials(
     point_id: str = typer.Argument(help="Retail point id."),
+    service: ServiceName = typer.Option(
+        ServiceName.SHOP,
+        "--service",
+        help="shop: the store API's pair; orders, moysklad, onec, sklad, moedelo, elba: the"
+        " account's pair of that service (switches it on, the old pair stops working).",
+    ),
     server: str = SERVER,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """«Сгенерировать логин и пароль»: new service credentials (shown once)."""
     with _client(server, token) as client:
-        creds = client.generate_credentials(point_id)
+        if service is ServiceName.SHOP:
+            creds: dict[str, Any] = dict(client.generate_credentials(point_id))
+        else:
+            creds = client.generate_service_credentials(point_id, service.value)
 
-    def human(c: dict[str, str]) -> None:
+    def human(c: dict[str, Any]) -> None:
+        if "title" in c:
+            console.print(f"service:      {c['title']}")
         console.print(f"retail point: {c['retailPointId']}")
         console.print(f"login:        {c['login']}")
         console.print(f"password:     {c['password']}")

@@ -24,21 +24,29 @@ from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kkt_emulator.clock import Clock, RealClock
+from kkt_emulator.cloud.backoffice_api import (
+    backoffice_cabinet_router,
+    backoffice_router,
+    catalog_device_router,
+)
 from kkt_emulator.cloud.cabinet_api import cabinet_router
 from kkt_emulator.cloud.callback_client import CallbackClient
 from kkt_emulator.cloud.device_api import Notifier, device_router
+from kkt_emulator.cloud.orders_api import orders_cabinet_router, orders_routers
 from kkt_emulator.cloud.responses import JsonResponse
 from kkt_emulator.cloud.responses import message as _message
 from kkt_emulator.cloud.service import CallbackRequest, CloudService
+from kkt_emulator.cloud.service_auth import service_cabinet_router, spring_body
 from kkt_emulator.cloud.settings import MAX_BODY_BYTES, CloudSettings
 from kkt_emulator.cloud.storage import DatabaseTarget, Storage, StorageError
 from kkt_emulator.cloud.store_api import STORE_SECURITY_SCHEME, store_fast_path, store_router
-from kkt_emulator.errors import CloudError, TransportError, ValidationError
+from kkt_emulator.errors import CloudError, ServiceApiError, TransportError, ValidationError
 from kkt_emulator.logging import get_logger
 
 if TYPE_CHECKING:
@@ -50,6 +58,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
     from structlog.typing import FilteringBoundLogger
 
+    from kkt_emulator.cloud.backoffice_ops import FeedDelivery
     from kkt_emulator.cloud.store_api import Answer
 
 __all__ = ["Cloud", "JsonResponse", "create_app"]
@@ -210,6 +219,7 @@ class Cloud:
         self._timer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._feeds_in_flight: dict[int, asyncio.Task[None]] = {}  # B19, by feed record
         self._loop: asyncio.AbstractEventLoop | None = None
         self.running = False
         self.app = self._build_app()
@@ -239,13 +249,18 @@ class Cloud:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        tasks = [t for t in (self._timer, *self._in_flight.values()) if t is not None]
+        tasks = [
+            t
+            for t in (self._timer, *self._in_flight.values(), *self._feeds_in_flight.values())
+            if t is not None
+        ]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._in_flight.clear()
+        self._feeds_in_flight.clear()
         if self._http is not None:
             await self._http.aclose()
         self.service.hasher.close()
@@ -278,11 +293,13 @@ class Cloud:
         for _ in range(1000):
             for _ in range(5):
                 await self.clock.pace(0)
-            if not self._in_flight:
-                due = self.service.next_deadline()
+            if not self._in_flight and not self._feeds_in_flight:
+                due = self._next_deadline()
                 if due is None or due > self.clock.now():
                     return
-            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+            await asyncio.gather(
+                *self._in_flight.values(), *self._feeds_in_flight.values(), return_exceptions=True
+            )
 
     # -- timers ------------------------------------------------------------------------------------
 
@@ -293,7 +310,7 @@ class Cloud:
         query) and does the work only when one is due (D61).
         """
         now = self.clock.now()
-        deadline = self.service.next_deadline(tuple(self._in_flight))
+        deadline = self._next_deadline()
         if deadline is None or deadline > now:
             return deadline
         self.service.sweep(now)
@@ -302,7 +319,19 @@ class Cloud:
             self._in_flight[request.seq] = asyncio.create_task(
                 self._attempt(request), name=f"callback-{request.seq}"
             )
-        return self.service.next_deadline(tuple(self._in_flight))
+        for delivery in self.service.due_feed_deliveries(now, tuple(self._feeds_in_flight)):
+            self._feeds_in_flight[delivery.seq] = asyncio.create_task(
+                self._deliver_feed(delivery), name=f"feed-{delivery.seq}"
+            )
+        return self._next_deadline()
+
+    def _next_deadline(self) -> datetime | None:
+        """The earliest deadline: lifecycle timers, callbacks and feed deliveries not in flight."""
+        deadline = self.service.next_deadline(tuple(self._in_flight))
+        feed = self.service.next_feed_deadline(tuple(self._feeds_in_flight))
+        if feed is not None and (deadline is None or feed < deadline):
+            return feed
+        return deadline
 
     async def _timer_loop(self) -> None:
         # The sleep towards the next deadline is kept while a pass finds the same deadline, so a
@@ -378,6 +407,38 @@ class Cloud:
             self._in_flight.pop(request.seq, None)
             self._wake.set()
 
+    async def _deliver_feed(self, delivery: FeedDelivery) -> None:
+        """One feed delivery attempt: POST the record's JSON to its URL (B19: D43, D44)."""
+        delivered, error = False, ""
+        try:
+            parts = urlsplit(delivery.url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                error = "unusable webhook URL"
+            else:
+                assert self._http is not None
+                body = orjson.dumps(delivery.body)
+                status = await self._http.send("POST", parts, body)
+                delivered = status == 200
+                if not delivered:
+                    error = f"HTTP {status}"
+        except TransportError as exc:
+            error = str(exc)
+        except ValueError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        try:
+            self.service.feed_delivery_finished(delivery, delivered=delivered, error=error)
+        except Exception:
+            # Logged with its traceback; the record's deadline is unchanged, so it is tried again.
+            self.log.exception(
+                "feed_result_not_recorded",
+                retail_point_id=delivery.retail_point_id,
+                feed_record=delivery.record_id,
+                delivered=delivered,
+            )
+        finally:
+            self._feeds_in_flight.pop(delivery.seq, None)
+            self._wake.set()
+
     # -- the FastAPI app ---------------------------------------------------------------------------
 
     def _build_app(self) -> FastAPI:
@@ -401,6 +462,7 @@ class Cloud:
             default_response_class=JsonResponse,
             lifespan=lifespan,
         )
+        app.state.service = self.service  # for the account-level APIs' auth (service_auth)
         # Added first, so it runs inside BodyLimit: the 413 applies to the fast path too.
         app.add_middleware(StoreFastPath, match=store_fast_path(self.service), log=self.log)
         app.add_middleware(BodyLimit)
@@ -408,6 +470,12 @@ class Cloud:
         @app.exception_handler(CloudError)
         async def cloud_error(_: Request, exc: CloudError) -> JsonResponse:
             return _error_answer(exc, cloud.log)
+
+        @app.exception_handler(ServiceApiError)
+        async def service_api_error(request: Request, exc: ServiceApiError) -> JsonResponse:
+            headers = {"WWW-Authenticate": 'Basic realm="api"'} if exc.status == 401 else None
+            body = spring_body(exc, request.url.path, cloud.clock.now())  # O3
+            return JsonResponse(body, status_code=exc.status, headers=headers)
 
         @app.exception_handler(ValidationError)
         async def validation_error(_: Request, exc: ValidationError) -> JsonResponse:
@@ -430,6 +498,14 @@ class Cloud:
         app.include_router(store, prefix="/fn", include_in_schema=False)  # D2
         app.include_router(device_router(self.service, self.notifier))
         app.include_router(cabinet_router(self.service))
+        services = service_cabinet_router(self.service)
+        services.include_router(orders_cabinet_router(self.service))
+        app.include_router(services)
+        for router in orders_routers(self.service, self.notifier):  # before any /shift/{id} route
+            app.include_router(router)
+        app.include_router(backoffice_router(self.service))  # after the :external façade (O10)
+        app.include_router(backoffice_cabinet_router(self.service))
+        app.include_router(catalog_device_router(self.service))
         generate = app.openapi
 
         def openapi() -> dict[str, Any]:

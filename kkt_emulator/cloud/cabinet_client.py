@@ -126,6 +126,30 @@ class CabinetClient:
         )
         return result
 
+    def generate_service_credentials(self, point_id: str, service: str) -> dict[str, Any]:
+        """«Сгенерировать логин и пароль» for an account service (``orders``, ``moysklad`` …)."""
+        result: dict[str, Any] = self._call(
+            "POST",
+            f"/retail-points/{_segment(point_id)}/services/{_segment(service)}/credentials",
+        )
+        return result
+
+    def services(self, account_id: str) -> list[dict[str, Any]]:
+        """An account's services with their switches and logins."""
+        result: list[dict[str, Any]] = self._call(
+            "GET", f"/accounts/{_segment(account_id)}/services"
+        )
+        return result
+
+    def switch_service(self, account_id: str, service: str, *, enabled: bool) -> dict[str, Any]:
+        """Switch an account service on or off."""
+        result: dict[str, Any] = self._call(
+            "PATCH",
+            f"/accounts/{_segment(account_id)}/services/{_segment(service)}",
+            json={"enabled": enabled},
+        )
+        return result
+
     # -- documents ---------------------------------------------------------------------------------------
 
     def list_documents(

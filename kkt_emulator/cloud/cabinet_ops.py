@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from kkt_emulator.cloud import lifecycle as lc
 from kkt_emulator.cloud import views
+from kkt_emulator.cloud.cashdoc_ops import upload_state
 from kkt_emulator.cloud.core import DEFAULT_ACCOUNT, ServiceCore, is_uuid
 from kkt_emulator.cloud.lifecycle import Status
 from kkt_emulator.cloud.security import generate_password
@@ -188,8 +189,16 @@ class CabinetOperations(ServiceCore):
         return views.document_summary(record)
 
     def devices(self) -> list[views.JsonObject]:
-        """Every till with its last heartbeat (the cabinet's heartbeat view)."""
-        return [views.device_view(d) for d in self.storage.list_devices()]
+        """Every till with its last heartbeat (the cabinet's heartbeat view).
+
+        Each also shows its upload queue as its heartbeat reported it and when its last cash
+        documents arrived (``lastUploadAt``, ``orders-and-backoffice.md`` B7).
+        """
+        devices = self.storage.list_devices()
+        uploads = self.storage.devices_with_uploads([d.device_id for d in devices])
+        return [
+            {**views.device_view(d), **upload_state(d, uploads.get(d.device_id))} for d in devices
+        ]
 
     def point_view(self, point: RetailPoint) -> views.JsonObject:
         """A retail point for the cabinet, with its current ``fnState``."""

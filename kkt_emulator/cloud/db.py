@@ -350,14 +350,21 @@ class Database:
         self._on_remote_change: Callable[[str | None], None] | None = None
         self._log = get_logger(component="cloud.db")
         self._conn: Connection
+        # A table group of its own module adds its tables as a class attribute ``TABLES`` (SQL in
+        # SQLite's dialect, ``CREATE … IF NOT EXISTS``), so it needs no line in :data:`SCHEMA`.
+        schema = SCHEMA + "".join(
+            str(cls.__dict__["TABLES"])
+            for cls in reversed(type(self).__mro__)
+            if "TABLES" in cls.__dict__
+        )
         if self.target.kind == "postgresql":
             from kkt_emulator.cloud.db_postgres import PostgresConnection  # noqa: PLC0415
 
-            self._conn = PostgresConnection(self.target.location, SCHEMA, SCHEMA_VERSION)
+            self._conn = PostgresConnection(self.target.location, schema, SCHEMA_VERSION)
         else:
             from kkt_emulator.cloud.db_sqlite import SqliteConnection  # noqa: PLC0415
 
-            self._conn = SqliteConnection(self.target.location, SCHEMA, SCHEMA_VERSION)
+            self._conn = SqliteConnection(self.target.location, schema, SCHEMA_VERSION)
 
     def _listen(self) -> None:
         """Start hearing the other processes; called once every table group is set up."""

@@ -1,7 +1,7 @@
 """The till-facing API ``/api/device/v1`` (``till-protocol.md`` §1).
 
-Calls: bind, heartbeat, lease, results, ofd-acks, and outbox (results and OFD acknowledgements in
-one exchange, D63).
+Calls: bind, heartbeat, lease, results, ofd-acks, outbox (results and OFD acknowledgements in
+one exchange, D63), and cashdocs (the till's upload queue, ``orders-and-backoffice.md`` B9).
 
 The long poll of ``lease`` waits on the clock's pacing (real time), never on business time, and
 leases only after checking that its client is still connected, then answers at once: a handler
@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPBasic, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
+from kkt_emulator.cloud.cashdoc_ops import CashDocsRequest
 from kkt_emulator.cloud.schemas import (
     BindRequest,
     HeartbeatRequest,
@@ -333,5 +334,16 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
     async def ofd_acks(request: Request, body: OfdAcksRequest) -> dict[str, Any]:
         device, _ = service.authenticate_device(request.headers.get("authorization"))
         return service.ofd_acks(device, body.acks).to_json()
+
+    @router.post(
+        "/cashdocs",
+        dependencies=[Depends(_bearer)],
+        responses={**_ERRORS, 409: {"model": MessageSchema}},
+        summary="The till's upload queue (orders-and-backoffice.md B7, B9): cash documents in"
+        " FIFO order, stored in order, idempotent per document id",
+    )
+    async def cashdocs(request: Request, body: CashDocsRequest) -> dict[str, Any]:
+        device, point = service.authenticate_device(request.headers.get("authorization"))
+        return service.upload_cashdocs(device, point, body.documents)
 
     return router

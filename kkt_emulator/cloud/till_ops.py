@@ -216,6 +216,7 @@ class TillOperations(TimerOperations):
             "deviceId": device.device_id,
             "retailPointId": point.id,
             "settings": self.point_settings(point),
+            "catalogRevision": self.storage.catalog_revision(point.id),  # B16
         }
 
     def mark_seen(self, devices: Iterable[Device], every: timedelta = SEEN_EVERY) -> int:

@@ -138,6 +138,11 @@ class ControlledTill(Protocol):
     async def sell(self, total_kopecks: int, cashier: str = ..., /) -> JsonView:
         """A counter sale entered at the till; returns its fiscal data."""
 
+    async def sell_items(
+        self, items: list[str], card: int = ..., cash: int | None = ..., cashier: str = ..., /
+    ) -> JsonView:
+        """A counter sale of catalogue items (``CODE*QTY``), card and cash as given (B16)."""
+
     async def correction(self, total: int, cashier: str = ..., operation: int = ..., /) -> JsonView:
         """A correction receipt (17h) for a settlement that was not registered."""
 
@@ -240,6 +245,7 @@ class TillAgent:
             "clock.show": (self._clock_show, False),
             "shift.close": (self._shift_close, True),
             "sell": (self._sell, True),
+            "sell.items": (self._sell_items, True),
             "correction": (self._correction, True),
             "fn.replace": (self._fn_replace, True),
             "snapshot": (self._snapshot, False),
@@ -625,6 +631,17 @@ class TillAgent:
         if cashier is None:
             return (await self.till.sell(total)).to_json()
         return (await self.till.sell(total, cashier)).to_json()
+
+    async def _sell_items(self, args: Args) -> dict[str, Any]:
+        items = args.strings("items", required=True)
+        card = args.integer("card_kopecks") or 0
+        cash = args.integer("cash_kopecks")
+        cashier = args.text("cashier") or "Кассир"
+        args.done()
+        assert items is not None
+        if card < 0 or (cash is not None and cash < 0):
+            raise CommandError(ErrorCode.BAD_ARGS, "sell.items: sums must not be negative")
+        return (await self.till.sell_items(items, card, cash, cashier)).to_json()
 
     async def _correction(self, args: Args) -> dict[str, Any]:
         total = args.integer("total_kopecks", required=True)

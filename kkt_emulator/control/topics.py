@@ -91,6 +91,7 @@ COMMANDS = (
     "clock.show",
     "shift.close",
     "sell",
+    "sell.items",
     "correction",
     "fn.replace",
     "snapshot",
@@ -381,6 +382,17 @@ class Args:
         ):
             raise self._fail(name, "must be a number")
         return float(value)
+
+    def strings(self, name: str, *, required: bool = False) -> list[str] | None:
+        """A list of strings (``sell.items``'s ``CODE*QTY`` items)."""
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._fail(name, "must be a list of strings")
+        if required and not value:
+            raise self._fail(name, "must not be empty")
+        return list(value)
 
     def mapping(self, name: str, *, required: bool = False) -> dict[str, Any] | None:
         """A JSON object argument."""

@@ -194,6 +194,7 @@ class CloudLink:
         params: dict[str, Any] | None = None,
         auth: tuple[str, str] | None = None,
         extra_timeout: float = 0.0,
+        method: str = "POST",
     ) -> _Answer:
         if self.before_call is not None:
             await self.before_call()
@@ -211,12 +212,12 @@ class CloudLink:
             if self._lean is not None:
                 query = f"?{urlencode(params)}" if params else ""
                 response = await self._lean.post(
-                    path + query, body=json, headers=headers, timeout=timeout
+                    path + query, body=json, headers=headers, timeout=timeout, method=method
                 )
             else:
                 assert self._client is not None
-                response = await self._client.post(
-                    API + path, json=json, params=params, headers=headers, timeout=timeout
+                response = await self._client.request(
+                    method, API + path, json=json, params=params, headers=headers, timeout=timeout
                 )
         except (httpx.HTTPError, LeanHttpError) as exc:
             raise TransportError(
@@ -316,6 +317,29 @@ class CloudLink:
         if acks:
             await self.ofd_acks(acks)
         return answers
+
+    async def catalog(self, since: int) -> dict[str, Any]:
+        """``GET /catalog?since=REV``: the retail point's catalogue changed after ``since`` (B16).
+
+        Raises:
+            CloudError: an HTTP error, or an answer without a revision.
+            TransportError: no answer.
+        """
+        answer = (await self._call("/catalog", params={"since": since}, method="GET")).json()
+        if not isinstance(answer, dict) or not isinstance(answer.get("revision"), int):
+            raise CloudError(502, "/catalog: the answer has no revision")
+        return answer
+
+    async def cashdocs(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Upload cash documents in FIFO order (``/cashdocs``, ``orders-and-backoffice.md`` B9).
+
+        Idempotent per document id: the answer lists ``stored`` or ``duplicate`` for each.
+        """
+        answer: dict[str, Any] = (
+            await self._call("/cashdocs", json={"documents": documents})
+        ).json()
+        results: list[dict[str, Any]] = answer.get("results", [])
+        return results
 
     async def ofd_acks(self, acks: list[dict[str, Any]]) -> dict[str, Any]:
         """Report OFD deliveries by fiscal document number."""

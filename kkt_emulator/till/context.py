@@ -151,6 +151,8 @@ class TillContext:
         """Set to cut the OFD loop's pause short (a new signed document)."""
         self.outbox_wake = asyncio.Event()
         """Set to cut the outbox loop's pause short (a report was queued)."""
+        self.upload_wake = asyncio.Event()
+        """Set to wake the upload loop: a cash document was queued, a fault or setting changed."""
         self.stopping = asyncio.Event()
         self.last_error: str | None = None
         self.counters = {"fiscalized": 0, "failed": 0, "polls": 0, "backlogPaced": 0}
@@ -219,6 +221,7 @@ class TillContext:
         self.wake.set()
         self.ofd_wake.set()
         self.outbox_wake.set()
+        self.upload_wake.set()
 
     async def pause(self, seconds: float) -> None:
         """Wait ``seconds`` (pacing) or until :attr:`wake` is set."""

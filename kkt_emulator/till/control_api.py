@@ -8,10 +8,13 @@ so the till never imports the control plane. The dict-returning methods of
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kkt_emulator.till.catalog import parse_item
 from kkt_emulator.till.faults import ActiveFault
+from kkt_emulator.till.receipts import kopecks
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
     from kkt_emulator.profiles import FirmwareProfile
     from kkt_emulator.till.context import Listener, TillSettings
     from kkt_emulator.till.results import (
+        CashDocResult,
         CorrectionResult,
         DriveReplaced,
         SaleResult,
@@ -113,6 +117,26 @@ class TillControl:
     async def sell(self, total_kopecks: int, cashier: str = "Кассир", /) -> SaleResult:
         """A counter sale entered at the till."""
         return await self._till.shifts.sell(total_kopecks, cashier)
+
+    async def sell_items(
+        self, items: list[str], card: int = 0, cash: int | None = None, cashier: str = "Кассир", /
+    ) -> CashDocResult:
+        """A counter sale of catalogue items (``CODE`` or ``CODE*QTY``), from the till's catalogue.
+
+        ``card`` kopecks are paid by card, the rest in cash; ``cash`` is what the buyer handed
+        over (the rest of the sum when not given; more than it leaves change). B16.
+        """
+        positions = await self._till.catalog.positions([parse_item(t) for t in items])
+        due = sum(
+            kopecks(Decimal(str(p["price"])) * Decimal(str(p["quantity"]))) for p in positions
+        )
+        payments: list[dict[str, Any]] = []
+        if card:
+            payments.append({"paymentType": "CARD", "sum": card / 100})
+        tendered = max(due - card, 0) if cash is None else cash
+        if tendered:
+            payments.append({"paymentType": "CASH", "sum": tendered / 100})
+        return await self._till.shifts.counter_receipt(positions, payments, cashier=cashier)
 
     async def correction(
         self, total: int, cashier: str = "Кассир", operation: int = 1, /

@@ -7,7 +7,8 @@ Each is implemented at its own layer, never by faking an outcome above it:
 * drive — the drive itself answers the code (``FiscalDrive.forced_result`` / ``forced_warnings``);
 * drive link — bytes between till and drive are dropped, delayed or corrupted (:class:`FaultyLink`);
 * till — the firmware stops polling, goes offline, or dies at a crash point;
-* till → cloud — a result report is withheld, every call is delayed;
+* till → cloud — a result report is withheld, every call is delayed, the upload of cash
+  documents is blocked or refused (``orders-and-backoffice.md`` B14);
 * OFD — the OFD stand-in refuses, rejects or answers slowly.
 """
 
@@ -49,6 +50,8 @@ class FaultName(StrEnum):
     TILL_CRASH = "till.crash"
     CLOUD_DROP_RESULT = "cloud.drop_result"
     CLOUD_LATENCY = "cloud.latency"
+    UPLOAD_BLOCK = "upload.block"
+    UPLOAD_REJECT = "upload.reject"
     OFD_DOWN = "ofd.down"
     OFD_REJECT = "ofd.reject"
     OFD_SLOW = "ofd.slow"
@@ -126,6 +129,16 @@ FAULTS: dict[str, FaultInfo] = {
             "till → cloud",
             "every call to the cloud is delayed by delay_ms",
             {"delay_ms": float},
+        ),
+        FaultInfo(
+            FaultName.UPLOAD_BLOCK,
+            "till → cloud",
+            "cash documents are not uploaded (the queue grows; polling and results go on)",
+        ),
+        FaultInfo(
+            FaultName.UPLOAD_REJECT,
+            "till → cloud",
+            "the next uploads of cash documents are refused (the head blocks, then retries)",
         ),
         FaultInfo(FaultName.OFD_DOWN, "OFD", "connections to the OFD are refused"),
         FaultInfo(

@@ -8,14 +8,14 @@ one it does not. A shop document is never fiscalised twice.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from structlog.typing import FilteringBoundLogger
 
 from kkt_emulator.errors import DriveError, TransportError
 from kkt_emulator.fn.codes import Command, DocCode, ResultCode
-from kkt_emulator.fn.signing import fpd_from_1077, receipt_qr
+from kkt_emulator.fn.signing import fpd_from_1077
 from kkt_emulator.fn.tlv import decode_uint, decode_unixtime, decode_vln, parse_tlvs
 from kkt_emulator.fnio.client import LocalRefusalError, ReceiptAnswer
 from kkt_emulator.till.cloud_link import Lease
@@ -23,6 +23,7 @@ from kkt_emulator.till.context import TillContext
 from kkt_emulator.till.failures import Failure, drive_failure, link_failure, till_failure
 from kkt_emulator.till.fault_control import FaultControl
 from kkt_emulator.till.faults import CrashPoint
+from kkt_emulator.till.outbox import fiscal_info
 from kkt_emulator.till.receipts import CHECK_TYPES, ReceiptPlan, TillCheckError, build_receipt
 from kkt_emulator.till.shifts import Shifts
 from kkt_emulator.till.store import JournalEntry
@@ -149,23 +150,17 @@ class Fiscaliser:
         check_type: str,
         operation: int,
     ) -> dict[str, Any]:
-        ctx = self.ctx
-        utc = (local - ctx.config.utc_offset).replace(tzinfo=UTC)
-        return {
-            "shiftNumber": shift,
-            "checkNumber": receipt,
-            "kktNumber": ctx.kkt_serial,
-            "fnNumber": ctx.fn_serial,
-            "fnDocNumber": fd,
-            "fnDocMark": fpd,
-            "date": utc.isoformat(),
-            "sum": total / 100,
-            "checkType": check_type,
-            "qr": receipt_qr(
-                local, total, ctx.fn_serial, fd, fpd, operation, seconds=True, fd_digits=10
-            ),
-            "ecrRegistrationNumber": ctx.rnm,
-        }
+        return fiscal_info(
+            self.ctx,
+            shift=shift,
+            receipt=receipt,
+            fd=fd,
+            fpd=fpd,
+            local=local,
+            total=total,
+            check_type=check_type,
+            operation=operation,
+        )
 
     async def fiscalise(self, item: Lease) -> dict[str, Any]:
         """Fiscalise one leased document and record its outcome; returns the result report."""

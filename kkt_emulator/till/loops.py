@@ -25,6 +25,7 @@ from kkt_emulator.till.shifts import Shifts
 from kkt_emulator.till.views import StateViews
 
 if TYPE_CHECKING:
+    from kkt_emulator.till.catalog import TillCatalog
     from kkt_emulator.till.cloud_link import Lease
     from kkt_emulator.till.ofd_sender import OfdSender
 
@@ -63,6 +64,7 @@ class Loops:
         views: heartbeats.
         faults: the faults in force (``cloud.drop_result``).
         restart: reopens the till from disk after a simulated crash.
+        catalog: the till's catalogue, pulled when a heartbeat names another revision (B16).
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class Loops:
         views: StateViews,
         faults: FaultControl,
         restart: Callable[[str], Awaitable[None]],
+        catalog: TillCatalog | None = None,
     ) -> None:
         self.ctx = ctx
         self.link = link
@@ -83,6 +86,7 @@ class Loops:
         self.views = views
         self.faults = faults
         self.restart = restart
+        self.catalog = catalog
         self.ofd_sender: OfdSender | None = None
         self._withheld: set[str] = set()
         self._flush_lock = asyncio.Lock()
@@ -99,7 +103,9 @@ class Loops:
         if ctx.state.journal_entries():
             await self.fiscaliser.reconcile()
         if self.views.heartbeat_due():
-            await self.views.heartbeat()
+            beat = await self.views.heartbeat()
+            if self.catalog is not None:  # B16: a pull only when the revision moved
+                await self.catalog.follow(beat.raw.get("catalogRevision"))
         items = await self._lease()
         ctx.counters["polls"] += 1
         if items:

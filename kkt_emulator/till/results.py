@@ -14,6 +14,7 @@ from kkt_emulator.till.context import TillSettings
 from kkt_emulator.till.faults import ActiveFault
 
 __all__ = [
+    "CashDocResult",
     "CorrectionResult",
     "CounterShift",
     "DriveReplaced",
@@ -44,6 +45,28 @@ class SaleResult:
             "checkNumber": self.check_number,
             "fnDocNumber": self.fn_doc_number,
             "fnDocMark": self.fn_doc_mark,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CashDocResult:
+    """A document made at the till and queued for upload (``orders-and-backoffice.md`` B13).
+
+    ``sale`` and ``fiscal_info`` are ``None`` for cash in and out (no drive document).
+    """
+
+    doc_id: str
+    doc_type: str
+    sale: SaleResult | None
+    fiscal_info: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        """As the ``sell``, ``cash.in`` and ``cash.out`` commands answer."""
+        return {
+            **(self.sale.to_json() if self.sale is not None else {}),
+            "id": self.doc_id,
+            "docType": self.doc_type,
+            "fiscalInfo": self.fiscal_info,
         }
 
 
@@ -182,6 +205,7 @@ class TillState:
     deadlines: dict[str, datetime | None]
     now: datetime
     clock_mode: str
+    upload_queue: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON of ``kkt/<id>/state`` (before the agent adds ``fnSerial``)."""
@@ -201,4 +225,5 @@ class TillState:
             "faults": [f.to_json() for f in self.faults],
             "deadlines": {k: v.isoformat() if v else None for k, v in self.deadlines.items()},
             "clock": {"now": self.now.isoformat(), "mode": self.clock_mode},
+            "uploadQueue": self.upload_queue,
         }

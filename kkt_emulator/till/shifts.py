@@ -12,17 +12,35 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
+from kkt_emulator.cashdocs import shift_totals
 from kkt_emulator.errors import ConfigError, DriveError, TransportError
 from kkt_emulator.fn.codes import Command
 from kkt_emulator.fn.tlv import tlv_string
 from kkt_emulator.fnio.client import ShiftAnswer
 from kkt_emulator.profiles import Address
 from kkt_emulator.till.context import TillContext
-from kkt_emulator.till.receipts import correction_receipt_tlv, counter_receipt_tlv
-from kkt_emulator.till.results import CorrectionResult, CounterShift, SaleResult, ShiftClosed
+from kkt_emulator.till.outbox import CashDocs, enqueue_cashdoc, fiscal_info
+from kkt_emulator.till.receipts import (
+    TAX_MODES,
+    build_receipt,
+    correction_receipt_tlv,
+    kopecks,
+)
+from kkt_emulator.till.results import (
+    CashDocResult,
+    CorrectionResult,
+    CounterShift,
+    SaleResult,
+    ShiftClosed,
+)
 
 __all__ = ["SHIFT_LENGTH", "SHIFT_LOOK", "SHIFT_RECHECK", "SHIFT_RETRY_MAX", "Shifts"]
+
+_CORRECTION_TYPES = {1: "SALE_CORRECTION", 2: "SALE_RETURN_CORRECTION"}
+"""The cash-document type of a correction receipt by its operation (1054), B13."""
 
 SHIFT_LENGTH = timedelta(hours=24)
 SHIFT_RECHECK = 5.0
@@ -42,8 +60,10 @@ class Shifts:
         ctx: the till's shared state.
     """
 
-    def __init__(self, ctx: TillContext) -> None:
+    def __init__(self, ctx: TillContext, cashdocs: CashDocs | None = None) -> None:
         self.ctx = ctx
+        self.cashdocs = cashdocs
+        """The upload queue the counter's documents go to (``orders-and-backoffice.md`` B7)."""
         self.opened = asyncio.Event()
         """Set when a shift opens: the shift timer reads its closing time again."""
 
@@ -83,12 +103,21 @@ class Shifts:
         too old), not the cashier; the event says so.
         """
         ctx = self.ctx
-        answer = await ctx.fn.close_shift(local, tlv_string(1021, ctx.profile.registration.cashier))
+        cashier = ctx.profile.registration.cashier
+        answer = await ctx.fn.close_shift(local, tlv_string(1021, cashier))
         ctx.state.put(shift_opened_at=None)
-        ctx.emit(
-            "shift.closed",
-            {"shiftNumber": answer.shift_number, "fnDocNumber": answer.fd, "automatic": automatic},
-        )
+        # The cashier shift ends with the drive's: its SHIFT_CLOSE is queued with its totals (B10).
+        closed = None
+        if self.cashdocs is not None:
+            closed = self.cashdocs.close_shift(answer.shift_number, cashier)
+        event: dict[str, object] = {
+            "shiftNumber": answer.shift_number,
+            "fnDocNumber": answer.fd,
+            "automatic": automatic,
+        }
+        # B5 keys, from the till's own documents of the shift (B11; zeros for a shop-only shift).
+        event.update(closed or {"cashShiftId": None, "shiftTotals": shift_totals(())})
+        ctx.emit("shift.closed", event)
         return answer
 
     # ------------------------------------------------------------------ closing on time (D85)
@@ -238,19 +267,115 @@ class Shifts:
 
     # ------------------------------------------------------------------ counter documents
 
-    async def sell(self, total: int, cashier: str = "Кассир") -> SaleResult:
-        """A counter sale entered at the till (cash, one item); returns its fiscal data.
+    async def sell(
+        self,
+        total: int,
+        cashier: str = "Кассир",
+        *,
+        card: int = 0,
+        cash: int | None = None,
+        doc_type: str = "SALE",
+        vat_tag: int = 1105,
+    ) -> SaleResult:
+        """A counter sale (or return) entered at the till, one free-price item; its fiscal data.
 
-        ``shiftNumber`` is the drive's (the OFD's) shift; ``appShiftNumber`` the one the till app
-        prints, which differs in ``shift_mode = separate`` (see :meth:`counter_shift`).
+        ``total`` kopecks; ``card`` of it paid by card, the rest in cash; ``cash`` is what the
+        buyer handed over (at least the cash part; the difference is the change). ``doc_type``
+        ``SALE`` or ``RETURN``; ``vat_tag`` the item's (store-api.md §6.4). ``shiftNumber`` is the
+        drive's (the OFD's) shift; ``appShiftNumber`` the one the till app prints, which differs in
+        ``shift_mode = separate`` (see :meth:`counter_shift`).
+        """
+        if total <= 0 or card < 0 or card > total:
+            raise ConfigError("sell: the total must be positive and the card part within it")
+        cash_part = total - card
+        tendered = cash_part if cash is None else cash
+        if tendered < cash_part:
+            raise ConfigError(
+                f"sell: {tendered / 100:.2f} in cash does not cover the cash part {cash_part / 100:.2f}"
+            )
+        payments: list[dict[str, object]] = []
+        if tendered:
+            payments.append({"paymentType": "CASH", "sum": tendered / 100})
+        if card:
+            payments.append({"paymentType": "CARD", "sum": card / 100})
+        position = {
+            "name": "Товар по свободной цене",
+            "price": total / 100,
+            "quantity": 1,
+            "vatTag": vat_tag,
+        }
+        result = await self.counter_receipt(
+            [position], payments, doc_type=doc_type, cashier=cashier
+        )
+        assert result.sale is not None  # a receipt always has its fiscal data
+        return result.sale
+
+    async def counter_receipt(
+        self,
+        positions: list[dict[str, Any]],
+        payments: list[dict[str, Any]],
+        *,
+        doc_type: str = "SALE",
+        cashier: str = "Кассир",
+        linked_doc_id: str | None = None,
+        contact: str | None = None,
+        description: str | None = None,
+    ) -> CashDocResult:
+        """A receipt made at the till: fiscalised, then queued for upload (B7, B13).
+
+        ``positions`` are store-API positions (``name``, ``price`` and ``quantity`` in roubles and
+        units, ``vatTag``; optional ``discSum``, ``paymentObject``, ``paymentMethod``,
+        ``inventCode``, ``measure``); ``payments`` ``{paymentType, sum}`` in roubles as handed over:
+        cash beyond what is left to pay after the other payments is the change. ``doc_type``
+        ``SALE`` or ``RETURN``; ``linked_doc_id`` names the order a courier's receipt pays
+        (``orders-and-backoffice.md`` O7); ``contact`` the buyer's phone or e-mail (tag 1008).
+        Opens the shift if none is open, as every counter document does.
+
+        Raises:
+            ConfigError: payments that do not cover the sum, or card payments beyond it.
+            TillCheckError: the firmware's own checks (a negative amount).
+            DriveError, TransportError: the drive refused or is unreachable (nothing queued).
         """
         ctx = self.ctx
+        if not positions:
+            raise ConfigError("a receipt needs at least one position")
+        due = sum(
+            (
+                Decimal(kopecks(Decimal(str(p["price"])) * Decimal(str(p["quantity"]))))
+                - kopecks(p.get("discSum") or 0)
+                for p in positions
+            ),
+            Decimal(0),
+        )
+        other = sum(kopecks(p["sum"]) for p in payments if p["paymentType"] != "CASH")
+        cash = sum(kopecks(p["sum"]) for p in payments if p["paymentType"] == "CASH")
+        if other > due:
+            raise ConfigError("non-cash payments exceed the receipt's sum")
+        change = other + cash - int(due)
+        if change < 0:
+            raise ConfigError(
+                f"payments {(other + cash) / 100:.2f} do not cover the sum {int(due) / 100:.2f}"
+            )
+        net = [dict(p) for p in payments if p["paymentType"] != "CASH"]
+        if cash - change:
+            net.append({"paymentType": "CASH", "sum": (cash - change) / 100})
+        reg = ctx.profile.registration
+        tax_bit = reg.tax_mask & -reg.tax_mask
+        tax_mode = next(name for name, bit in TAX_MODES.items() if bit == tax_bit)
+        receipt_doc: dict[str, Any] = {
+            "docType": doc_type,
+            "inventPositions": positions,
+            "moneyPositions": net,
+            "taxMode": tax_mode,
+            "printReceipt": contact is None,
+        }
+        if contact is not None:
+            receipt_doc["email"] = contact
         async with ctx.fn.exclusive:
             local = ctx.local_now()
             await self.ensure_open(local)
-            answer = await ctx.fn.receipt(
-                local, 1, total, counter_receipt_tlv(ctx.profile, total, cashier, self.address())
-            )
+            plan = build_receipt(receipt_doc, ctx.profile, self.address(), cashier)
+            answer = await ctx.fn.receipt(local, plan.operation, plan.total, plan.all_tlv)
             self.address_used()
             shift = await ctx.fn.call(Command.SHIFT_PARAMS)
             # Under the lock, so the shift timer cannot close the drive's shift in between.
@@ -259,10 +384,93 @@ class Shifts:
                 if ctx.settings.shift_mode == "separate"
                 else shift.shift_number
             )
+            info = fiscal_info(
+                ctx,
+                shift=shift.shift_number,
+                receipt=answer.receipt_number,
+                fd=answer.fd,
+                fpd=answer.fpd,
+                local=local,
+                total=plan.total,
+                check_type=plan.check_type,
+                operation=plan.operation,
+            )
+            doc_id = self._queue_receipt(
+                app_shift,
+                shift.shift_number,
+                cashier,
+                doc_type=doc_type,
+                positions=positions,
+                payments=payments,
+                change=Decimal(change) / 100,
+                info=info,
+                linked_doc_id=linked_doc_id,
+                description=description,
+            )
         ctx.ofd_wake.set()  # the new document goes to the OFD now, not at the next idle check
-        return SaleResult(
+        ctx.emit(
+            "document.fiscalized",
+            {
+                "docId": doc_id,
+                "origin": "till",
+                "docType": doc_type,
+                "linkedDocId": linked_doc_id,
+                **info,
+            },
+        )
+        sale = SaleResult(
             shift.shift_number, app_shift, answer.receipt_number, answer.fd, answer.fpd
         )
+        return CashDocResult(doc_id, doc_type, sale, info)
+
+    def _queue_receipt(
+        self,
+        app_shift: int,
+        drive_shift: int,
+        cashier: str,
+        **document: Any,
+    ) -> str:
+        """Queue a counter document for upload in one store transaction; its id (B7)."""
+        cashdocs = self.cashdocs
+        if cashdocs is None:
+            return ""
+        with self.ctx.state.transaction() as db:
+            shift = cashdocs.open_shift_in(db, app_shift, drive_shift, cashier)
+            made = cashdocs.receipt_document(db, shift, cashier=cashier, **document)
+            enqueue_cashdoc(db, made, at=made["beginDateTime"])
+        cashdocs.queued()
+        return str(made["id"])
+
+    async def cash_move(
+        self, total: int, cashier: str = "Кассир", *, out: bool = False
+    ) -> CashDocResult:
+        """Cash in («внесение») or out («выплата»): a non-fiscal till document (B13).
+
+        It needs an open shift (one opens, as for a sale); no drive document is made, so the
+        result carries no fiscal data.
+        """
+        ctx = self.ctx
+        if total <= 0:
+            raise ConfigError("the sum must be positive")
+        doc_type = "CASH_OUT" if out else "CASH_IN"
+        async with ctx.fn.exclusive:
+            local = ctx.local_now()
+            drive_shift = await self.ensure_open(local)
+            app_shift = (
+                self._open_counter_shift() if ctx.settings.shift_mode == "separate" else drive_shift
+            )
+            doc_id = self._queue_receipt(
+                app_shift,
+                drive_shift,
+                cashier,
+                doc_type=doc_type,
+                positions=[],
+                payments=[{"paymentType": "CASH", "sum": total / 100}],
+                change=Decimal(0),
+                info=None,
+            )
+        ctx.emit("cashdoc.created", {"docId": doc_id, "docType": doc_type, "sum": total / 100})
+        return CashDocResult(doc_id, doc_type, None, None)
 
     async def correction(
         self, total: int, cashier: str = "Кассир", operation: int = 1
@@ -283,8 +491,52 @@ class Shifts:
             answer = await ctx.fn.receipt(local, operation, total, tlv, correction=True)
             self.address_used()
             shift = await ctx.fn.call(Command.SHIFT_PARAMS)
+            doc_type = _CORRECTION_TYPES.get(operation)
+            info = fiscal_info(
+                ctx,
+                shift=shift.shift_number,
+                receipt=answer.receipt_number,
+                fd=answer.fd,
+                fpd=answer.fpd,
+                local=local,
+                total=total,
+                check_type="CORRECTION",
+                operation=operation,
+            )
+            doc_id = ""
+            if doc_type is not None:  # purchase corrections (3, 4) are no back-office document
+                app_shift = (
+                    self._open_counter_shift()
+                    if ctx.settings.shift_mode == "separate"
+                    else shift.shift_number
+                )
+                position = {
+                    "name": "Товар по свободной цене",
+                    "price": total / 100,
+                    "quantity": 1,
+                    "vatTag": 1105,
+                }
+                doc_id = self._queue_receipt(
+                    app_shift,
+                    shift.shift_number,
+                    cashier,
+                    doc_type=doc_type,
+                    positions=[position],
+                    payments=[{"paymentType": "CASH", "sum": total / 100}],
+                    change=Decimal(0),
+                    info=info,
+                )
         ctx.ofd_wake.set()
         ctx.emit("state.changed", {"reason": "correction", "fnDocNumber": answer.fd})
+        ctx.emit(
+            "document.fiscalized",
+            {
+                "docId": doc_id or None,
+                "origin": "till",
+                "docType": doc_type or "CORRECTION",
+                **info,
+            },
+        )
         return CorrectionResult(
             shift.shift_number, answer.receipt_number, answer.fd, answer.fpd, total, operation
         )

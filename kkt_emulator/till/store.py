@@ -23,8 +23,10 @@ the cloud's resumed leases or the acknowledgement mark give back on start (``til
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from typing import Any
 from kkt_emulator.errors import ConfigError
 from kkt_emulator.sqlite import IDLE_SECONDS, IdleConnection, immediate
 
-__all__ = ["JournalEntry", "OutboxEntry", "TillStore"]
+__all__ = ["CashDocEntry", "JournalEntry", "OutboxEntry", "TillStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS till_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,6 +58,17 @@ CREATE TABLE IF NOT EXISTS till_outbox (
     payload TEXT NOT NULL,
     UNIQUE (kind, key)
 );
+CREATE TABLE IF NOT EXISTS till_cashdocs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL UNIQUE,
+    shift_id TEXT NOT NULL,
+    doc_type TEXT NOT NULL,
+    document TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    uploaded_at TEXT
+);
+CREATE INDEX IF NOT EXISTS till_cashdocs_queue ON till_cashdocs (seq) WHERE uploaded_at IS NULL;
+CREATE INDEX IF NOT EXISTS till_cashdocs_shift ON till_cashdocs (shift_id, seq);
 """
 
 
@@ -85,6 +98,16 @@ class OutboxEntry:
     kind: str
     key: str
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CashDocEntry:
+    """A cash document in the upload queue (``orders-and-backoffice.md`` B7)."""
+
+    seq: int
+    doc_id: str
+    document: dict[str, Any]
+    created_at: str
 
 
 class TillStore:
@@ -314,3 +337,50 @@ class TillStore:
         self._write(
             [("DELETE FROM till_outbox WHERE seq = ?", (e.seq,)) for e in entries], durable=False
         )
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextlib.contextmanager
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the store's connection; ``durable`` waits for the disk.
+
+        For writes that must commit together with a cash document queued for upload
+        (:func:`kkt_emulator.till.outbox.enqueue_cashdoc` takes the connection it yields).
+        """
+        self._handle.set_synchronous("FULL" if durable else "NORMAL")
+        db = self._db
+        with immediate(db):
+            yield db
+
+    # ------------------------------------------------------------------ the upload queue (B7)
+
+    def cashdoc_queue(self, limit: int) -> list[CashDocEntry]:
+        """The oldest cash documents not yet uploaded, in FIFO order."""
+        rows = self._db.execute(
+            "SELECT seq, doc_id, document, created_at FROM till_cashdocs"
+            " WHERE uploaded_at IS NULL ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [CashDocEntry(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
+
+    def cashdoc_queue_state(self) -> tuple[int, str | None]:
+        """How many cash documents wait for upload, and when the oldest was made."""
+        row = self._db.execute(
+            "SELECT COUNT(*), MIN(created_at) FROM till_cashdocs WHERE uploaded_at IS NULL"
+        ).fetchone()
+        return int(row[0]), row[1]
+
+    def cashdocs_uploaded(self, seqs: list[int], at: str) -> None:
+        """Mark queued documents as taken by the cloud (kept for the shift's totals)."""
+        # Lost on a power cut, they are uploaded again: the cloud answers «duplicate» (B9).
+        self._write(
+            [("UPDATE till_cashdocs SET uploaded_at = ? WHERE seq = ?", (at, seq)) for seq in seqs],
+            durable=False,
+        )
+
+    def shift_cashdocs(self, shift_id: str) -> list[dict[str, Any]]:
+        """Every cash document of a cashier shift, uploaded or not, in the order made."""
+        rows = self._db.execute(
+            "SELECT document FROM till_cashdocs WHERE shift_id = ? ORDER BY seq", (shift_id,)
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]

@@ -33,6 +33,7 @@ import httpx
 
 from kkt_emulator.errors import ConfigError
 from kkt_emulator.logging import get_logger
+from kkt_emulator.till.catalog import TillCatalog
 from kkt_emulator.till.cloud_link import CloudLink, Lease
 from kkt_emulator.till.context import (
     Listener,
@@ -48,6 +49,7 @@ from kkt_emulator.till.fault_control import CRASH_ENV, FaultControl
 from kkt_emulator.till.faults import CRASH_POINTS, ActiveFault, CrashPoint, FaultName
 from kkt_emulator.till.fiscal import Fiscaliser
 from kkt_emulator.till.loops import Loops
+from kkt_emulator.till.outbox import CashDocs
 from kkt_emulator.till.shifts import Shifts
 from kkt_emulator.till.views import StateViews
 
@@ -98,9 +100,12 @@ class Till:
         self.fault_control = FaultControl(ctx, config.ofd)
         self.link.before_call = self.fault_control.cloud_latency
         self.drive_slot = DriveSlot(ctx, self.fault_control)
-        self.shifts = Shifts(ctx)
+        self.cashdocs = CashDocs(ctx, self.link, self.fault_control)
+        self.shifts = Shifts(ctx, self.cashdocs)
         self.fiscaliser = Fiscaliser(ctx, self.shifts, self.fault_control)
         self.views = StateViews(ctx, self.shifts, self.fault_control, self.link)
+        self.catalog = TillCatalog(ctx, self.link)
+        """The retail point's catalogue as this till holds it (B16)."""
         self.loops = Loops(
             ctx,
             link=self.link,
@@ -109,6 +114,7 @@ class Till:
             views=self.views,
             faults=self.fault_control,
             restart=self._restart_after_crash,
+            catalog=self.catalog,
         )
         self.keeper = DriveKeeper(ctx, self.drive_slot, self.shifts, self.fiscaliser)
         self.control = TillControl(self)
@@ -281,6 +287,7 @@ class Till:
             asyncio.create_task(self.loops.poll_loop(), name=f"till-poll-{ctx.kkt_serial}"),
             asyncio.create_task(self.loops.outbox_loop(), name=f"till-outbox-{ctx.kkt_serial}"),
             asyncio.create_task(self.shifts.shift_timer(), name=f"till-shift-{ctx.kkt_serial}"),
+            asyncio.create_task(self.cashdocs.upload_loop(), name=f"till-upload-{ctx.kkt_serial}"),
         ]
         if ctx.config.ofd_address:
             self._tasks.append(
@@ -392,6 +399,16 @@ class Till:
         """A counter sale entered at the till (cash, one item); returns its fiscal data."""
         return (await self.shifts.sell(total, cashier)).to_json()
 
+    async def cash_move(
+        self, total: int, cashier: str = "Кассир", *, out: bool = False
+    ) -> dict[str, Any]:
+        """Cash in (or out, ``out``) at the till: a non-fiscal document for the upload queue."""
+        return (await self.shifts.cash_move(total, cashier, out=out)).to_json()
+
+    def upload_queue(self) -> dict[str, Any]:
+        """``uploadQueue {size, oldestAt, lastError}`` (``orders-and-backoffice.md`` B7)."""
+        return self.cashdocs.queue_state()
+
     async def correction(
         self, total: int, cashier: str = "Кассир", operation: int = 1
     ) -> dict[str, Any]:
@@ -410,6 +427,7 @@ class Till:
         ctx.state.put(settings=ctx.settings.to_json())
         ctx.wake.set()
         ctx.outbox_wake.set()
+        ctx.upload_wake.set()
         return ctx.settings
 
     async def replace_drive(self, ofd_wait: float = 30.0) -> dict[str, Any]:

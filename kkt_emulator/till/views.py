@@ -195,7 +195,9 @@ class StateViews:
         if drive is None:
             return None
         s = drive.state
-        return (s.last_fd, len(s.unsent), s.receipts_in_shift)
+        cashdocs = self.shifts.cashdocs
+        uploads = (cashdocs.queued_count, cashdocs.uploaded) if cashdocs is not None else None
+        return (s.last_fd, len(s.unsent), s.receipts_in_shift, uploads)
 
     def state_changed(self) -> bool:
         """Whether what a heartbeat tells the cloud changed since the last one (or none was sent).
@@ -258,6 +260,8 @@ class StateViews:
             "firmwareProfile": ctx.profile.name,
             "appVersion": ctx.profile.app_version,
         }
+        if self.shifts.cashdocs is not None:
+            body["uploadQueue"] = self.shifts.cashdocs.queue_state()
         answer = await self.link.heartbeat(body)
         ctx.point_settings = answer.settings
         self._sent_at = ctx.clock.monotonic()
@@ -311,4 +315,5 @@ class StateViews:
             deadlines=self.deadlines(),
             now=ctx.clock.now(),
             clock_mode=ctx.clock.mode,
+            upload_queue=self.shifts.cashdocs.queue_state() if self.shifts.cashdocs else None,
         )

@@ -261,3 +261,79 @@ def test_doc_status_shows_the_russian_status_beside_the_code(
         f"{queued['id']} FAILED «Ошибка» — NON_FN_FAILURE: POS doesn't connect for document"
         " within 235 seconds"
     ) in out
+
+
+def test_service_credentials_of_orders(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``cabinet credentials POINT --service orders``: an account pair the orders auth accepts."""
+    point = run_json(capsys, server, "points", "create", "--name", "Courier shop")
+    first = run_json(capsys, server, "credentials", point["id"], "--service", "orders")
+    assert first["service"] == "orders"
+    assert first["title"] == "Заказы (выдача/доставка)"
+    assert "@" in first["login"]
+    second = run_json(capsys, server, "credentials", point["id"], "--service", "orders")
+    assert second["login"] != first["login"]
+    code, out, _ = run(
+        capsys, "cabinet", "credentials", point["id"], "--service", "elba", "--server", server
+    )
+    assert code == 0
+    assert "Контур.Эльба" in out
+    code, _, err = run(
+        capsys, "cabinet", "credentials", point["id"], "--service", "kassa", "--server", server
+    )
+    assert code == 2
+    assert "kassa" in err
+
+
+def test_integrations_and_feeds_from_the_command_line(
+    server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    point = run_json(capsys, server, "points", "create", "--name", "Склад", "--inn", "7727401209")
+    listed = run_json(capsys, server, "integrations", "list", point["id"])
+    assert [(i["name"], i["enabled"]) for i in listed] == [
+        ("moysklad", False),
+        ("onec", False),
+        ("moedelo", False),
+        ("elba", False),
+    ]
+    row = run_json(
+        capsys,
+        server,
+        "integrations",
+        "set",
+        point["id"],
+        "moedelo",
+        "--on",
+        "--url",
+        "http://accounting.test/hook",
+    )
+    assert row["enabled"] is True
+    assert row["webhookUrl"] == "http://accounting.test/hook"
+    row = run_json(capsys, server, "integrations", "set", point["id"], "moedelo", "--no-url")
+    assert row["webhookUrl"] is None
+    assert row["enabled"] is True
+    page = run_json(capsys, server, "feeds", "list", point["id"])
+    assert page == {"data": [], "pos": 0, "total_count": 0}
+    # 1С is off: the export is refused with one line and a non-zero exit.
+    code, _, err = run(
+        capsys,
+        "cabinet",
+        "feeds",
+        "export",
+        point["id"],
+        "--from",
+        "2024-05-01T00:00:00+03:00",
+        "--to",
+        "2024-05-02T00:00:00+03:00",
+        "--server",
+        server,
+    )
+    assert code != 0
+    assert "Обмен с 1С" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "cabinet", "integrations", "set", point["id"], "sbis", "--on")
+    assert code == 2
+    code, _, err = run(
+        capsys, "cabinet", "integrations", "set", point["id"], "elba", "--server", server
+    )
+    assert code == 2
+    assert "nothing to change" in err

@@ -159,6 +159,11 @@ class FakeTill:
         await PACE.pace(self.jitter.uniform(0, 0.05))
         return Json({"total": total_kopecks, "cashier": cashier})
 
+    async def sell_items(
+        self, items: list[str], card: int = 0, cash: int | None = None, cashier: str = "Кассир", /
+    ) -> Json:
+        return Json({"items": items, "card": card, "cash": cash, "cashier": cashier})
+
     async def correction(
         self, total_kopecks: int, cashier: str = "Кассир", operation: int = 1, /
     ) -> Json:

@@ -311,3 +311,22 @@ async def test_a_till_that_cannot_give_its_state_still_answers(broker: Mosquitto
             fresh = await control.command("dev-stuck", "status")
             assert "stale" not in fresh
             assert [f["name"] for f in fresh["faults"]] == ["fn.disconnected"]
+
+
+@pytest.mark.usefixtures("fake")
+async def test_sell_items_takes_its_arguments_typed(control: ControlClient) -> None:
+    """``sell.items`` (D97): a list of ``CODE*QTY`` strings and the card and cash parts."""
+    sold = await control.command(
+        "dev-1", "sell.items", {"items": ["001*2", "002"], "card_kopecks": 10000}
+    )
+    assert sold == {"items": ["001*2", "002"], "card": 10000, "cash": None, "cashier": "Кассир"}
+    refused: list[dict[str, Any]] = [
+        {"items": "001"},
+        {"items": []},
+        {"items": ["001"], "card_kopecks": -1},
+        {},
+    ]
+    for args in refused:
+        with pytest.raises(CommandError) as caught:
+            await control.command("dev-1", "sell.items", args)
+        assert caught.value.code == "bad_args"

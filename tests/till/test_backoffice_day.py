@@ -1,0 +1,239 @@
+"""A scripted day at one till, through to the shift's totals and the four feeds (issue 14 done-when).
+
+Real cloud on a port, a real till with its drive and OFD, a real webhook receiver on a port:
+counter sales from the point's catalogue in cash and by card, a mixed payment with change, a
+return, a correction, cash in and out, two VAT rates, and an internet-shop document fiscalised by
+the same till in the same hours. The shift's totals and the four feed records must equal the
+values computed by hand below; the shop's document must change none of them. Then, with
+``upload.block``, the next shift's documents and feeds wait; after the fault is cleared
+everything arrives in order and nothing twice (``orders-and-backoffice.md`` §5 checks 11–13).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+
+from kkt_emulator.clock import RealClock
+from kkt_emulator.net import listen_socket
+from kkt_emulator.testing.stack import StackHarness
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+CATALOG = (
+    "### data begin ###\n"
+    '{"command":"clear","catalogs":["INVENTORY"]}\n---\n'
+    '{"command":"add","entity":{"inventCode":"001","name":"Хлеб","price":50,"vatTag":1102}}\n---\n'
+    '{"command":"add","entity":{"inventCode":"002","name":"Молоко","price":80,"vatTag":1103}}\n---\n'
+    '{"command":"add","entity":{"inventCode":"003","name":"Сыр","price":300,"vatTag":1102}}\n'
+    "### data end ###"
+)
+
+
+@contextlib.asynccontextmanager
+async def receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """An accounting program's webhook on a real port: records every body it is sent."""
+    received: list[dict[str, Any]] = []
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def hook(request: Request) -> dict[str, str]:
+        received.append(json.loads(await request.body()))
+        return {"ok": "yes"}
+
+    sock = listen_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            await RealClock().pace(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/hook", received
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def until(kkt: StackHarness, check: Any, what: str, seconds: float = 20.0) -> Any:
+    deadline = kkt.clock.monotonic() + seconds
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert kkt.clock.monotonic() < deadline, f"timed out waiting for {what}"
+        await kkt.clock.pace(0.05)
+
+
+class Office:
+    """The back office and the cabinet of the stack's retail point."""
+
+    def __init__(self, kkt: StackHarness, auth: tuple[str, str]) -> None:
+        self.kkt = kkt
+        self.auth = auth
+        self.v1 = f"{kkt.stack.base_url}/api/v1/retail-point/{kkt.retail_point_id}"
+        self.point = f"/retail-points/{kkt.retail_point_id}"
+
+    async def get(self, path: str, **params: Any) -> Any:
+        response = await self.kkt.http.get(self.v1 + path, params=params, auth=self.auth)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def feeds(self) -> list[dict[str, Any]]:
+        listed = await self.kkt.cabinet("GET", f"{self.point}/feeds", params={"count": 1000})
+        return list(listed["data"])
+
+
+async def test_a_scripted_day_gives_hand_computed_totals_and_feeds(tmp_path: Path) -> None:
+    async with receiver() as (url, received), StackHarness.running(tmp_path) as kkt:
+        till = kkt.till
+        pair = await kkt.cabinet(
+            "POST", f"/retail-points/{kkt.retail_point_id}/services/sklad/credentials"
+        )
+        office = Office(kkt, (pair["login"], pair["password"]))
+        for name in ("moysklad", "onec", "moedelo", "elba"):
+            await kkt.cabinet("PUT", f"{office.point}/integrations/{name}", json={"enabled": True})
+        await kkt.cabinet("PUT", f"{office.point}/integrations/moedelo", json={"webhookUrl": url})
+        response = await kkt.http.post(
+            f"{office.v1}/catalog-changes", content=CATALOG.encode(), auth=office.auth
+        )
+        assert response.status_code == 200, response.text
+
+        control = till.control
+        # 1. cash: 2 × Хлеб 50 (20 %) + Молоко 80 (10 %) = 180, 200 handed over, 20 change.
+        await control.sell_items(["001*2", "002"], 0, 20000)
+        # 2. card: Сыр 300 (20 %).
+        await control.sell_items(["003"], 30000)
+        # An internet-shop document, fiscalised by the same till in the same hours.
+        web = kkt.sale(999.0)
+        await kkt.post_document(web)
+        await kkt.wait_for_status(web["id"], "COMPLETED")
+        # 3. mixed with change: 5 × Хлеб = 250; 100 by card, 200 in cash for the 150 left: 50 change.
+        await control.sell_items(["001*5"], 10000, 20000)
+        # 4. a return of one Хлеб to the card.
+        bread = await till.catalog.positions([("001", Decimal(1))])
+        await till.shifts.counter_receipt(
+            bread, [{"paymentType": "CARD", "sum": 50}], doc_type="RETURN"
+        )
+        # 5. a correction receipt of 70; 6. cash in 1000 and out 300.
+        await till.shifts.correction(7000)
+        await till.shifts.cash_move(100000)
+        await till.shifts.cash_move(30000, out=True)
+        assert await till.close_shift() is not None
+
+        records = await until(kkt, lambda: _four(office), "the four feed records")
+        shift_id = records["moysklad"]["shiftId"]
+        shift = await office.get(f"/shift/{shift_id}")
+        assert shift["status"] == "CLOSED"
+        assert shift["shiftTotals"] == {
+            "sales": 730.0,  # 180 + 300 + 250; the shop's 999 is not in it
+            "salesByCash": 330.0,  # 180 + 150
+            "salesByCard": 400.0,  # 300 + 100
+            "salesByOther": 0.0,
+            "returns": 50.0,
+            "returnsByCash": 0.0,
+            "returnsByCard": 50.0,
+            "returnsByOther": 0.0,
+            "cashIns": 1000.0,
+            "cashOuts": 300.0,
+            "corrIns": 70.0,
+            "corrOuts": 0.0,
+            "salesCount": 3,
+            "returnsCount": 1,
+            "corrCount": 1,
+            "vatTotals": [
+                # 100/6 = 16.67, 300/6 = 50.00, 250/6 = 41.67 (per position); 50/6 = 8.33
+                {
+                    "vatTag": 1102,
+                    "sales": 650.0,
+                    "returns": 50.0,
+                    "vatSales": 108.34,
+                    "vatReturns": 8.33,
+                },
+                {
+                    "vatTag": 1103,
+                    "sales": 80.0,
+                    "returns": 0.0,
+                    "vatSales": 7.27,
+                    "vatReturns": 0.0,
+                },
+            ],
+        }
+
+        moysklad = records["moysklad"]["payload"]["documents"]
+        assert [(d["docType"], sum(p["posSum"] for p in d["positions"])) for d in moysklad] == [
+            ("SALE", 180.0),
+            ("SALE", 300.0),
+            ("SALE", 250.0),
+            ("RETURN", 50.0),
+        ]
+        assert {p["paymentType"]: p["sum"] for p in moysklad[2]["payments"]} == {
+            "CARD": 100.0,
+            "CASH": 150.0,
+        }
+        # The shop's sale (its «Хлеб» at 999, no VAT) reached no feed.
+        positions = [p for d in moysklad for p in d["positions"]]
+        assert all(p["price"] != 999.0 and p["vatTag"] != 1105 for p in positions)
+        assert web["id"] not in {d["id"] for d in moysklad}
+        onec = records["onec"]["payload"]
+        assert {(p["inventCode"], p["quantity"], p["sum"], p["vatSum"]) for p in onec["sales"]} == {
+            ("001", 7.0, 350.0, 58.34),
+            ("002", 1.0, 80.0, 7.27),
+            ("003", 1.0, 300.0, 50.0),
+        }
+        assert [(p["inventCode"], p["sum"], p["vatSum"]) for p in onec["returns"]] == [
+            ("001", 50.0, 8.33)
+        ]
+        assert (onec["cash"], onec["card"]) == (330.0, 350.0)
+        assert records["moedelo"]["payload"]["cash"] == {"sales": 330.0, "returns": 0.0}
+        assert records["moedelo"]["payload"]["card"] == {"sales": 400.0, "returns": 50.0}
+        assert "positions" not in json.dumps(records["moedelo"]["payload"])
+        assert records["elba"]["payload"]["cashTotal"] == 330.0
+        await until(kkt, lambda: _got(received, 1), "the Моё дело webhook")
+        assert received[0]["id"] == records["moedelo"]["id"]
+
+        # The next shift with the upload channel down: nothing reaches the cloud, no feed.
+        till.inject_fault("upload.block")
+        second = [await control.sell_items(["002*3"], 0, None) for _ in range(2)]
+        await till.close_shift()
+        await kkt.clock.pace(0.5)
+        assert till.upload_queue()["size"] >= 4  # open, two sales, close
+        assert len(await office.feeds()) == 4
+        ids = [s.doc_id for s in second]
+        found = await office.get("/cashdocs", q=f"id=={ids[0]}")
+        assert found["total_count"] == 0
+        till.clear_faults("upload.block")
+        await until(kkt, lambda: _count(office, 8), "the second shift's feeds")
+        assert till.upload_queue()["size"] == 0
+        listed = await office.get("/cashdocs", count=1000)
+        uploaded = [d["id"] for d in listed["data"]]
+        assert len(uploaded) == len(set(uploaded))  # nothing twice
+        assert [i for i in uploaded if i in ids] == ids  # in order
+        feeds = await office.feeds()
+        per_shift = [(r["shiftId"], r["integration"]) for r in feeds]
+        assert len(per_shift) == len(set(per_shift)) == 8
+        new = {r["integration"]: r for r in feeds[4:]}
+        assert new["elba"]["payload"]["cashTotal"] == 480.0  # 2 × 3 × 80
+        await until(kkt, lambda: _got(received, 2), "the second Моё дело webhook")
+        await kkt.clock.pace(0.3)
+        assert [r["id"] for r in received] == [records["moedelo"]["id"], new["moedelo"]["id"]]
+
+
+async def _four(office: Office) -> dict[str, dict[str, Any]] | None:
+    feeds = await office.feeds()
+    return {r["integration"]: r for r in feeds} if len(feeds) >= 4 else None
+
+
+async def _count(office: Office, n: int) -> bool:
+    return len(await office.feeds()) >= n
+
+
+async def _got(received: list[dict[str, Any]], n: int) -> bool:
+    return len(received) >= n
