@@ -127,8 +127,11 @@ class LeanHttp:
         body: Any = None,
         headers: dict[str, str] | None = None,
         timeout: float,  # noqa: ASYNC109 - one deadline for connect, send and the whole answer
+        method: str = "POST",
     ) -> LeanResponse:
         """``POST`` ``path`` (with its query) and a JSON ``body``; returns the answer.
+
+        ``method`` ``GET`` sends the same request without a body (the till's order sync).
 
         Raises:
             LeanHttpError: no answer within ``timeout`` seconds, a connection error, or an answer
@@ -137,7 +140,7 @@ class LeanHttp:
         if self._closed:
             raise LeanHttpError("the client is closed")
         payload = b"" if body is None else orjson.dumps(body)
-        head = [f"POST {self.prefix}{path} HTTP/1.1\r\n", self._fixed]
+        head = [f"{method} {self.prefix}{path} HTTP/1.1\r\n", self._fixed]
         for name, value in (headers or {}).items():
             head.append(f"{name}: {value}\r\n")
         if body is not None:
