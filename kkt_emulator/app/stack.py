@@ -205,6 +205,8 @@ class ReadyInfo:
     clock: ClockMode
     state_dir: Path
     pid: int
+    orders: tuple[str, str] | None = None
+    """The account's «Заказы (выдача/доставка)» pair (orders-and-backoffice.md O2, D93)."""
 
     @property
     def store_api(self) -> str:
@@ -240,6 +242,9 @@ class ReadyInfo:
             "clock": str(self.clock),
             "state_dir": str(self.state_dir),
             "pid": self.pid,
+            "orders_api": f"{self.base_url}/api/v2/retail-point/{self.point['retail_point_id']}/order",
+            "orders_login": self.orders[0] if self.orders else None,
+            "orders_password": self.orders[1] if self.orders else None,
         }
 
 
@@ -271,7 +276,7 @@ class StackOptions:
 
     def settings_of_tills(self) -> dict[str, Any]:
         """The settings every till starts with."""
-        settings: dict[str, Any] = {}
+        settings: dict[str, Any] = {"orders": True}  # the courier's orders (D90)
         if self.long_poll is not None:
             settings["long_poll"] = self.long_poll
         return {**settings, **self.till_settings}
@@ -391,6 +396,38 @@ async def ensure_points(
     return points
 
 
+def _saved_pair(saved: Path) -> tuple[str, str] | None:
+    """The pair ``saved`` keeps, or ``None`` when there is none (or it is unreadable)."""
+    try:
+        kept = json.loads(saved.read_text(encoding="utf-8"))
+        return str(kept["login"]), str(kept["password"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+async def ensure_orders_pair(
+    base_url: str, saved: Path, point_id: str, token: str | None
+) -> tuple[str, str]:
+    """The account's orders-service pair kept in ``saved``, generated once (D93).
+
+    A restart reuses it: generating a new one would invalidate the pair a shop already has (O2).
+
+    Raises:
+        httpx.HTTPError: the cloud refused or did not answer.
+    """
+    kept = _saved_pair(saved)
+    if kept is not None:
+        return kept
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=10.0, headers=headers, verify=client_tls()
+    ) as http:
+        url = f"/api/cabinet/v1/retail-points/{point_id}/services/orders/credentials"
+        creds = (await http.post(url)).raise_for_status().json()
+    write_json_atomic(saved, {"login": creds["login"], "password": creds["password"]})
+    return str(creds["login"]), str(creds["password"])
+
+
 class Stack:
     """Cloud + OFD + tills in one process. Use as an async context manager."""
 
@@ -407,6 +444,7 @@ class Stack:
         self.ofd: OfdServer | None = None
         self.tills: list[Till] = []
         self.points: list[PointAccess] = []
+        self.orders_pair: tuple[str, str] | None = None
         self.base_url = ""
         self._server: uvicorn.Server | None = None
         self._server_task: asyncio.Task[None] | None = None
@@ -493,6 +531,12 @@ class Stack:
             self.state_dir / "points.json",
             self.options.points,
             self.options.profile,
+            self.options.cabinet_token,
+        )
+        self.orders_pair = await ensure_orders_pair(
+            self.base_url,
+            self.state_dir / "orders.json",
+            self.points[0]["retail_point_id"],
             self.options.cabinet_token,
         )
 
@@ -636,6 +680,7 @@ class Stack:
             clock=self.clock.mode,
             state_dir=self.state_dir,
             pid=os.getpid(),
+            orders=self.orders_pair,
         )
 
     def ready_info(self) -> dict[str, Any]:
@@ -655,6 +700,7 @@ class Stack:
             f"  retail point id  {point['retail_point_id']}",
             f"  login/password   {point['login']} / {point['password']}    (association, for shops and plugins)",
             f"  service creds    {point['service_login']} / {point['service_password']}    (for /v1/associate)",
+            f"  orders creds     {fmt_pair(info.orders)}    (orders API, POST {info.base_url}/api/v2/retail-point/<id>/order)",
             f"  tills            {len(info.tills)} × {self.options.profile.name}, clock {info.clock}",
             f"  state dir        {info.state_dir}",
             "",
@@ -663,6 +709,11 @@ class Stack:
             "then: kkt-emulator doc status <id>   (or GET /api/fn/v1/doc/<id>/status)",
         ]
         return "\n".join(lines)
+
+
+def fmt_pair(pair: tuple[str, str] | None) -> str:
+    """``login / password`` of a pair for the banner, ``—`` when there is none."""
+    return "—" if pair is None else f"{pair[0]} / {pair[1]}"
 
 
 def sale_document(

@@ -30,6 +30,7 @@ def _register_control(app: typer.Typer) -> None:
         clock_cmd,
         fault_cmd,
         fn_replace_cmd,
+        order_cmd,
         sale_cmd,
         settings_cmd,
         shift_cmd,
@@ -43,6 +44,7 @@ def _register_control(app: typer.Typer) -> None:
     app.add_typer(clock_cmd.app, name="clock")
     app.add_typer(shift_cmd.app, name="shift")
     sale_cmd.register(app)
+    app.add_typer(order_cmd.app, name="order")
     snapshot_cmd.register(app)
     fn_replace_cmd.register(fn_cmd.app)
 

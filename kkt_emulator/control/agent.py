@@ -28,6 +28,7 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, Self
 
@@ -149,6 +150,19 @@ class ControlledTill(Protocol):
     async def replace_drive(self) -> JsonView:
         """Put in a new drive and register it."""
 
+    async def order_list(self) -> JsonView:
+        """The courier's orders on the till (orders-and-backoffice.md O7)."""
+
+    async def order_pay(
+        self,
+        order_id: str,
+        cash: Decimal | None = ...,
+        card: Decimal | None = ...,
+        drop: tuple[int, ...] = ...,
+        /,
+    ) -> JsonView:
+        """Take the payment for an order and fiscalise its receipt (O8)."""
+
     async def save_snapshot(self, path: Path, /) -> JsonView:
         """Save the till's whole state to ``path``."""
 
@@ -250,6 +264,8 @@ class TillAgent:
             "fn.replace": (self._fn_replace, True),
             "snapshot": (self._snapshot, False),
             "restore": (self._restore, True),
+            "order.list": (self._order_list, False),
+            "order.pay": (self._order_pay, True),
         }
         assert set(self.commands) == set(topics.COMMANDS)
         self._events: asyncio.Queue[tuple[str, dict[str, Any], datetime]] = asyncio.Queue()
@@ -669,3 +685,34 @@ class TillAgent:
 
     async def _restore(self, args: Args) -> dict[str, Any]:
         return (await self.till.load_snapshot(self._path(args))).to_json()
+
+    async def _order_list(self, args: Args) -> dict[str, Any]:
+        args.done()
+        return (await self.till.order_list()).to_json()
+
+    async def _order_pay(self, args: Args) -> dict[str, Any]:
+        """``order.pay``: ``order_id``; ``cash_kopecks``, ``card_kopecks``; ``drop`` ("1,3")."""
+        order_id = args.text("order_id", required=True)
+        cash = args.integer("cash_kopecks")
+        card = args.integer("card_kopecks")
+        drop_text = args.text("drop")
+        args.done()
+        assert order_id is not None
+        for name, value in (("cash_kopecks", cash), ("card_kopecks", card)):
+            if value is not None and value < 0:
+                raise CommandError(ErrorCode.BAD_ARGS, f"order.pay: {name} must be 0 or more")
+        drop: list[int] = []
+        for part in (drop_text or "").split(","):
+            if part.strip():
+                if not part.strip().isdigit():
+                    raise CommandError(
+                        ErrorCode.BAD_ARGS, f"order.pay: drop lists position numbers, not {part!r}"
+                    )
+                drop.append(int(part))
+        paid = await self.till.order_pay(
+            order_id,
+            None if cash is None else Decimal(cash) / 100,
+            None if card is None else Decimal(card) / 100,
+            tuple(drop),
+        )
+        return paid.to_json()

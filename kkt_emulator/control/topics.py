@@ -96,6 +96,8 @@ COMMANDS = (
     "fn.replace",
     "snapshot",
     "restore",
+    "order.list",
+    "order.pay",
 )
 
 #: The named deadlines ``clock.advance`` can jump to (``Till.deadlines``).

@@ -12,7 +12,7 @@ import base64
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -344,4 +344,23 @@ class CloudLink:
     async def ofd_acks(self, acks: list[dict[str, Any]]) -> dict[str, Any]:
         """Report OFD deliveries by fiscal document number."""
         answer: dict[str, Any] = (await self._call("/ofd-acks", json={"acks": acks})).json()
+        return answer
+
+    # -- orders (orders-and-backoffice.md O7, O14) ----------------------------------------------------
+
+    async def orders(self, since: int, wait: float = 0.0) -> dict[str, Any]:
+        """``GET /orders``: the point's orders changed after revision ``since`` (long-polls)."""
+        params: dict[str, Any] = {"since": since, "wait": wait}
+        response = await self._call("/orders", params=params, extra_timeout=wait, method="GET")
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    async def claim_order(self, order_id: str) -> dict[str, Any]:
+        """``POST /orders/{id}/claim``: this till takes the order (409: another till has it)."""
+        answer: dict[str, Any] = (await self._call(f"/orders/{quote(order_id)}/claim")).json()
+        return answer
+
+    async def release_order(self, order_id: str) -> dict[str, Any]:
+        """``POST /orders/{id}/release``: give a claimed order back to the point's tills."""
+        answer: dict[str, Any] = (await self._call(f"/orders/{quote(order_id)}/release")).json()
         return answer

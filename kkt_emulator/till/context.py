@@ -53,6 +53,7 @@ class TillSettings:
     long_poll: float = 0.0
     shift_mode: str = "shared"
     max_docs: int = 10
+    orders: bool = False  # sync the point's orders (orders-and-backoffice.md O7, D90)
 
     def update(self, **values: Any) -> None:
         """Change settings, validating each one.
@@ -62,7 +63,7 @@ class TillSettings:
         """
         for key, raw in values.items():
             value = raw
-            if key in ("power_saving", "online"):
+            if key in ("power_saving", "online", "orders"):
                 if not isinstance(value, bool):
                     raise ConfigError(f"{key} must be true or false")
             elif key in ("poll_interval", "long_poll"):

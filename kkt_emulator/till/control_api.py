@@ -18,10 +18,12 @@ from kkt_emulator.till.receipts import kopecks
 
 if TYPE_CHECKING:
     from datetime import datetime
+    from decimal import Decimal
 
     from kkt_emulator.clock import Clock
     from kkt_emulator.profiles import FirmwareProfile
     from kkt_emulator.till.context import Listener, TillSettings
+    from kkt_emulator.till.orders import OrderList, OrderPaid
     from kkt_emulator.till.results import (
         CashDocResult,
         CorrectionResult,
@@ -143,6 +145,21 @@ class TillControl:
     ) -> CorrectionResult:
         """A correction receipt (17h) for a settlement that was not registered."""
         return await self._till.shifts.correction(total, cashier, operation)
+
+    async def order_list(self) -> OrderList:
+        """The orders on the till, synced first when the cloud can be reached (O7)."""
+        return await self._till.orders.fresh_listing()
+
+    async def order_pay(
+        self,
+        order_id: str,
+        cash: Decimal | None = None,
+        card: Decimal | None = None,
+        drop: tuple[int, ...] = (),
+        /,
+    ) -> OrderPaid:
+        """Take the payment for an order and fiscalise its receipt (O8)."""
+        return await self._till.orders.pay(order_id, cash=cash, card=card, drop=drop)
 
     async def replace_drive(self) -> DriveReplaced:
         """Put in a new drive and register it."""

@@ -131,7 +131,7 @@ class LeanHttp:
     ) -> LeanResponse:
         """``POST`` ``path`` (with its query) and a JSON ``body``; returns the answer.
 
-        ``method`` ``GET`` makes the same request without a body (the till's catalogue pull).
+        ``method`` ``GET`` makes the same request without a body (the catalogue pull, the order sync).
 
         Raises:
             LeanHttpError: no answer within ``timeout`` seconds, a connection error, or an answer

@@ -49,6 +49,7 @@ from kkt_emulator.till.fault_control import CRASH_ENV, FaultControl
 from kkt_emulator.till.faults import CRASH_POINTS, ActiveFault, CrashPoint, FaultName
 from kkt_emulator.till.fiscal import Fiscaliser
 from kkt_emulator.till.loops import Loops
+from kkt_emulator.till.orders import OrderDesk
 from kkt_emulator.till.outbox import CashDocs
 from kkt_emulator.till.shifts import Shifts
 from kkt_emulator.till.views import StateViews
@@ -102,6 +103,8 @@ class Till:
         self.drive_slot = DriveSlot(ctx, self.fault_control)
         self.cashdocs = CashDocs(ctx, self.link, self.fault_control)
         self.shifts = Shifts(ctx, self.cashdocs)
+        self.orders = OrderDesk(ctx, self.link, self.shifts)
+        """The courier's orders (orders-and-backoffice.md §2.8)."""
         self.fiscaliser = Fiscaliser(ctx, self.shifts, self.fault_control)
         self.views = StateViews(ctx, self.shifts, self.fault_control, self.link)
         self.catalog = TillCatalog(ctx, self.link)
@@ -288,6 +291,7 @@ class Till:
             asyncio.create_task(self.loops.outbox_loop(), name=f"till-outbox-{ctx.kkt_serial}"),
             asyncio.create_task(self.shifts.shift_timer(), name=f"till-shift-{ctx.kkt_serial}"),
             asyncio.create_task(self.cashdocs.upload_loop(), name=f"till-upload-{ctx.kkt_serial}"),
+            asyncio.create_task(self.orders.sync_loop(), name=f"till-orders-{ctx.kkt_serial}"),
         ]
         if ctx.config.ofd_address:
             self._tasks.append(

@@ -32,13 +32,13 @@ def _options(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> StackOptions:
 def test_long_poll_reaches_every_till(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     options = _options(monkeypatch, ["--state-dir", str(tmp_path), "--long-poll", "5"])
     assert options.long_poll == 5.0
-    assert options.settings_of_tills() == {"long_poll": 5.0, "poll_interval": 5.0}
+    assert options.settings_of_tills() == {"orders": True, "long_poll": 5.0, "poll_interval": 5.0}
 
 
 def test_the_real_poll_stays_the_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     options = _options(monkeypatch, ["--state-dir", str(tmp_path)])
     # 0 turns a long poll a till kept from an earlier run off again.
-    assert options.settings_of_tills() == {"long_poll": 0.0, "poll_interval": 5.0}
+    assert options.settings_of_tills() == {"orders": True, "long_poll": 0.0, "poll_interval": 5.0}
 
 
 def test_a_long_poll_above_the_cloud_limit_is_refused(tmp_path: Path) -> None:

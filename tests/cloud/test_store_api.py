@@ -576,7 +576,12 @@ async def test_chunked_body_over_limit_is_413(http: httpx.AsyncClient, point: Po
 async def test_unknown_path_and_wrong_method(http: httpx.AsyncClient, point: Point) -> None:
     assert_message(await http.get("/api/fn/v3/doc", auth=point.assoc), 404)
     assert_message(await http.get("/api/fn/v2/doc", auth=point.assoc), 405)
-    assert_message(await http.post("/api/v2/retail-point/x/order", auth=point.assoc), 404)  # D53
+    assert_message(await http.post("/api/v3/retail-point/x/order", auth=point.assoc), 404)
+    # the orders API is served now (orders-and-backoffice.md supersedes D53): an association is
+    # a right pair of no account API
+    refused = await http.post("/api/v2/retail-point/x/order", auth=point.assoc)
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "Forbidden"
 
 
 async def test_any_host_header_is_accepted(http: httpx.AsyncClient, point: Point) -> None:

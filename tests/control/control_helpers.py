@@ -13,6 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,19 @@ class FakeTill:
     async def replace_drive(self) -> Json:
         self.fn_serial = "9999000000000002"
         return Json({"fnSerial": self.fn_serial})
+
+    async def order_list(self) -> Json:
+        return Json({"orders": [], "rev": 0, "synced": False})
+
+    async def order_pay(
+        self,
+        order_id: str,
+        cash: Decimal | None = None,
+        card: Decimal | None = None,
+        drop: tuple[int, ...] = (),
+        /,
+    ) -> Json:
+        return Json({"orderId": order_id, "cash": cash, "card": card, "drop": list(drop)})
 
     async def save_snapshot(self, path: Path, /) -> Json:
         self.snapshots.append(path)

@@ -300,7 +300,8 @@ async def test_idle_tills_of_a_fleet_watch_make_no_calls_of_their_own(
         state_dir=tmp_path,
         tills=3,
         points=2,
-        till_settings={"poll_interval": 3600.0},
+        # the order sync is a till's own long poll (store-api.md D90): off, as in a fleet
+        till_settings={"poll_interval": 3600.0, "orders": False},
         long_poll=30.0,
     )
     async with Stack(options, clock) as stack:

@@ -1,0 +1,128 @@
+"""`kkt-emulator order list|pay` over MQTT against a running installation, and its ready-file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kkt_emulator.app.stack import Stack, StackOptions
+from kkt_emulator.cli.main import main
+from kkt_emulator.clock import ManualClock, RealClock
+from kkt_emulator.control.broker import MosquittoBroker
+from kkt_emulator.logging import configure_logging
+from kkt_emulator.profiles import load_profile
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def installation(tmp_path: Path) -> AsyncIterator[tuple[Stack, Path]]:
+    configure_logging("console", "warning")
+    ready = tmp_path / "ready.json"
+    async with MosquittoBroker() as broker:
+        options = StackOptions(
+            profile=load_profile("modulkassa-ffd12"),
+            state_dir=tmp_path / "state",
+            tills=2,
+            ready_file=ready,
+            till_settings={"poll_interval": 0.05},
+            long_poll=2.0,
+            mqtt=broker.url,
+        )
+        async with Stack(options, ManualClock(datetime(2026, 4, 1, 9, 0, tzinfo=UTC))) as stack:
+            yield stack, ready
+
+
+async def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+async def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    code, out, err = await cli(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+async def test_order_list_and_pay_over_the_control_plane(
+    installation: tuple[Stack, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack, ready = installation
+    info = json.loads(ready.read_text(encoding="utf-8"))
+    pair = (info["orders_login"], info["orders_password"])
+    assert info["orders_api"].endswith(f"/retail-point/{info['retail_point_id']}/order")
+    assert "orders creds" in stack.banner()
+    assert info["orders_login"] in stack.banner()
+    body = {
+        "documentNumber": "77",
+        "documentType": "SALE",
+        "documentDateTime": "2026-04-01T12:00:00+03:00",
+        "inventPositions": [
+            {"name": "Нитки", "measure": "pcs", "quantity": 2, "price": 150},
+            {"name": "Доставка", "measure": "other", "quantity": 1, "price": 300},
+        ],
+    }
+    async with httpx.AsyncClient() as http:
+        created = await http.post(info["orders_api"], json=body, auth=pair)
+    assert created.status_code == 200, created.text
+    order_id = created.json()["id"]
+    clock = RealClock()
+    for _ in range(300):
+        if all(any(o["id"] == order_id for o in t.orders.listing()) for t in stack.tills):
+            break
+        await clock.pace(0.05)
+
+    listed = await cli_json(capsys, "order", "list", "--ready-file", str(ready))
+    assert len(listed["tills"]) == 2
+    for entry in listed["tills"]:
+        assert [o["id"] for o in entry["result"]["orders"]] == [order_id]
+    code, out, _ = await cli(capsys, "order", "list", "--ready-file", str(ready))
+    assert code == 0
+    assert "Нитки" in out
+
+    code, _, err = await cli(capsys, "order", "pay", order_id, "--ready-file", str(ready))
+    assert code == 2
+    assert "name the courier's with --device" in err
+    device = stack.tills[0].device_id
+    code, _, err = await cli(
+        capsys, "order", "pay", order_id, "--cash", "100", "-d", device, "--ready-file", str(ready)
+    )
+    assert code == 2
+    assert "not enough" in err
+    code, _, err = await cli(
+        capsys, "order", "pay", order_id, "--drop", "0", "-d", device, "--ready-file", str(ready)
+    )
+    assert code == 2
+    paid = await cli_json(
+        capsys,
+        "order",
+        "pay",
+        order_id,
+        "--cash",
+        "1000",
+        "--drop",
+        "2",
+        "-d",
+        device,
+        "--ready-file",
+        str(ready),
+    )
+    result = paid["tills"][0]["result"]
+    assert result["total"] == 300.0
+    assert result["change"] == 700.0
+    assert result["droppedPositions"] == [2]
+    other = stack.tills[1].device_id
+    code, _, err = await cli(
+        capsys, "order", "pay", order_id, "-d", other, "--ready-file", str(ready)
+    )
+    assert code == 2  # the first till holds it: 409 at the second
+    assert "409" in err
