@@ -18,7 +18,6 @@ from kkt_emulator.till.receipts import kopecks
 
 if TYPE_CHECKING:
     from datetime import datetime
-    from decimal import Decimal
 
     from kkt_emulator.clock import Clock
     from kkt_emulator.profiles import FirmwareProfile
