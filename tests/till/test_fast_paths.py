@@ -386,7 +386,7 @@ async def test_a_small_installation_long_polls_without_the_fleet_watch(tmp_path:
         profile=load_profile(DEFAULT_PROFILE),
         state_dir=tmp_path,
         tills=2,
-        till_settings={"poll_interval": 3600.0},
+        till_settings={"poll_interval": 3600.0, "orders": False},  # no order long poll (D90)
         long_poll=30.0,
     )
     async with Stack(options, clock) as stack:
