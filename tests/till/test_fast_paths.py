@@ -415,7 +415,7 @@ async def test_a_watch_tells_one_till_of_a_point_per_document_in_turn(
         profile=load_profile(DEFAULT_PROFILE),
         state_dir=tmp_path,
         tills=4,
-        till_settings={"poll_interval": 3600.0},
+        till_settings={"poll_interval": 3600.0, "orders": False},
         long_poll=30.0,
     )
     async with Stack(options, clock) as stack:
@@ -428,10 +428,16 @@ async def test_a_watch_tells_one_till_of_a_point_per_document_in_turn(
                     break
                 await asyncio.sleep(0.01)
             assert watch.watching == 4
-            await asyncio.sleep(0.2)  # start-up calls have settled
             woken: list[int] = []
+            calls = [_record_calls(t.link) for t in stack.tills]
             for _ in range(2):
-                calls = [_record_calls(t.link) for t in stack.tills]
+                for _ in range(50):  # start-up calls and OFD acknowledgements have settled
+                    for made in calls:
+                        made.clear()
+                    await asyncio.sleep(0.3)
+                    if not any(calls):
+                        break
+                assert not any(calls), calls
                 doc = kkt.sale(10.0)
                 await kkt.post_document(doc)
                 await kkt.wait_for_status(doc["id"], "COMPLETED")
