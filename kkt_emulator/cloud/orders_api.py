@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPBearer
 
 from kkt_emulator.cloud.device_api import _disconnected
-from kkt_emulator.cloud.orders_ops import order_view
+from kkt_emulator.cloud.orders_ops import order_view, orders_key
 from kkt_emulator.cloud.service_auth import OrdersPrincipal
 from kkt_emulator.errors import ServiceApiError
 
@@ -126,7 +126,7 @@ def orders_routers(service: CloudService, notifier: Notifier) -> list[APIRouter]
                     return {"rev": since, "orders": []}
                 if gone is None:
                     gone = asyncio.ensure_future(_disconnected(request))
-                await notifier.wait(point.id, clock, remaining, gone)  # D66
+                await notifier.wait(orders_key(point.id), clock, remaining, gone)  # D66
         finally:
             if gone is not None:
                 gone.cancel()

@@ -46,13 +46,23 @@ if TYPE_CHECKING:
     from kkt_emulator.cloud.storage import Device, RetailPoint
     from kkt_emulator.cloud.tables_cashdocs import CashDocRecord
 
-__all__ = ["EXTERNAL_SHIFT", "IN_PAYMENT_TEXT", "OrderOperations", "order_view"]
+__all__ = ["EXTERNAL_SHIFT", "IN_PAYMENT_TEXT", "OrderOperations", "order_view", "orders_key"]
 
 EXTERNAL_SHIFT: Final = ":external"
 IN_PAYMENT_TEXT: Final = "Заказ уже проводится или проведён на кассе"  # O6
 CONFLICT: Final = "object-already-exists"  # O3
 LIVE_STATES: Final = ("NEW", "ON_TILL", "IN_PAYMENT", "FISCALIZED")
 MAX_COUNT: Final = 1000
+
+
+def orders_key(point_id: str) -> str:
+    """What an order write announces (``ServiceCore.on_change``): the point's orders alone.
+
+    Order long polls wait on this key, not on the point's, so a document's every step does not wake
+    each till's order poll, and an order write wakes no document long poll; the timer task wakes on
+    every announcement, as it must for the order callbacks (O9).
+    """
+    return f"orders:{point_id}"
 
 
 def order_view(order: OrderRecord) -> dict[str, Any]:
@@ -190,7 +200,7 @@ class OrderOperations(CallbackOperations, TimerOperations, ServiceCredentialOper
             document_number=order.document_number,
             source=source,
         )
-        self.on_change(point.id)
+        self.on_change(orders_key(point.id))
         return order
 
     def update_order(self, who: Principal, point_id: str, body: bytes) -> OrderRecord:
@@ -233,7 +243,7 @@ class OrderOperations(CallbackOperations, TimerOperations, ServiceCredentialOper
             )
             self.storage.update_order(order)
         self.log.info("order_updated", order_id=order.id, retail_point_id=point.id)
-        self.on_change(point.id)
+        self.on_change(orders_key(point.id))
         return order
 
     def find_order(self, who: Principal, point_id: str, order_id: str) -> OrderRecord:
@@ -267,7 +277,7 @@ class OrderOperations(CallbackOperations, TimerOperations, ServiceCredentialOper
                 )
             )
         self.log.info("order_deleted", order_id=order_id, retail_point_id=point.id, was=order.state)
-        self.on_change(point.id)
+        self.on_change(orders_key(point.id))
 
     # -- the v1 façade (O10) -----------------------------------------------------------------------
 
@@ -343,7 +353,7 @@ class OrderOperations(CallbackOperations, TimerOperations, ServiceCredentialOper
             )
             self.storage.update_order(order)
         self.log.info("order_claimed", order_id=order_id, device_id=device.device_id)
-        self.on_change(point.id)
+        self.on_change(orders_key(point.id))
         return _device_view(order, device.device_id)
 
     def release_order(self, device: Device, point: RetailPoint, order_id: str) -> dict[str, Any]:
@@ -365,7 +375,7 @@ class OrderOperations(CallbackOperations, TimerOperations, ServiceCredentialOper
             )
             self.storage.update_order(order)
         self.log.info("order_released", order_id=order_id, device_id=device.device_id)
-        self.on_change(point.id)
+        self.on_change(orders_key(point.id))
         return _device_view(order, device.device_id)
 
     def unlock_order(self, point_id: str, order_id: str) -> dict[str, Any]:
@@ -383,7 +393,7 @@ class OrderOperations(CallbackOperations, TimerOperations, ServiceCredentialOper
                 changed_at=self.clock.now(),
             )
             self.storage.update_order(order)
-        self.on_change(point.id)
+        self.on_change(orders_key(point.id))
         return self.cabinet_order_view(order)
 
     def cabinet_orders(self, point_id: str) -> list[dict[str, Any]]:
@@ -449,7 +459,7 @@ class OrderOperations(CallbackOperations, TimerOperations, ServiceCredentialOper
             )
             self.storage.update_order(order)
         self.log.info("order_fiscalized", order_id=order_id, retail_point_id=point_id)
-        self.on_change(point_id)
+        self.on_change(orders_key(point_id))
         return True
 
     # -- callbacks, beside the documents' (O9) -----------------------------------------------------
@@ -489,7 +499,7 @@ class OrderOperations(CallbackOperations, TimerOperations, ServiceCredentialOper
         finally:
             self.storage.release_order_callback(seq)
         if point_id is not None:
-            self.on_change(point_id)
+            self.on_change(orders_key(point_id))
 
     def _record_order_callback(self, seq: int, *, delivered: bool, error: str) -> str | None:
         with self.storage.transaction():

@@ -18,6 +18,7 @@ from cloud_helpers import FakeShop, FakeTill, make_point
 
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.cloud.app import Cloud
+from kkt_emulator.cloud.orders_ops import orders_key
 from kkt_emulator.cloud.tables_cashdocs import CashDocQuery
 
 if TYPE_CHECKING:
@@ -416,9 +417,9 @@ async def test_long_poll_is_woken_by_a_new_order(desk: Desk, cloud: Cloud) -> No
     waiting = asyncio.ensure_future(_sync(till, rev, wait=25))
     for _ in range(50):
         await asyncio.sleep(0)
-        if cloud.notifier.waiting.get(desk.point.id):
+        if cloud.notifier.waiting.get(orders_key(desk.point.id)):
             break
-    assert cloud.notifier.waiting.get(desk.point.id) == 1
+    assert cloud.notifier.waiting.get(orders_key(desk.point.id)) == 1
     created = await desk.created(order())
     answer = await asyncio.wait_for(waiting, 10)
     assert [o["id"] for o in answer["orders"]] == [created["id"]]
