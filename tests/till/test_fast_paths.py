@@ -274,7 +274,8 @@ async def test_a_till_long_polling_alone_heartbeats_only_on_a_change(
                 skipped[0] += 60.0
                 await polls_pass(2)
             assert "/heartbeat" not in calls
-            assert calls.count("/lease") >= 18
+            # 18 polls; the first may have sent its lease before the recording began.
+            assert calls.count("/lease") >= 17
 
             till.inject_fault("fn.memory_warning")  # a change the cabinet must see
             await polls_pass(3)
