@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from web_helpers import T0
 
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.cloud.app import Cloud
@@ -15,8 +15,6 @@ from kkt_emulator.cloud.settings import CloudSettings
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture

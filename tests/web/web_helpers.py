@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 SALE: dict[str, Any] = {
     "docNum": "5727",
