@@ -259,6 +259,7 @@ class StateViews:
             "powerSaving": saving,
             "firmwareProfile": ctx.profile.name,
             "appVersion": ctx.profile.app_version,
+            "faults": [fault.value for fault in sorted(ctx.faults)],  # the cabinet's till page (D101)
         }
         if self.shifts.cashdocs is not None:
             body["uploadQueue"] = self.shifts.cashdocs.queue_state()

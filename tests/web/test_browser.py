@@ -50,6 +50,10 @@ async def test_redrive_of_a_failed_document_shows_done_live(tmp_path: Path, page
         await kkt.post_document(doc)
         await kkt.wait_for_status(doc["id"], "FAILED")
 
+        await page.open(f"{cabinet}tills")
+        await page.wait_text(".faults", "fn.disconnected")  # the fault in force, as heartbeated
+        await page.screenshot("tills-with-a-fault")
+
         await page.open(f"{cabinet}documents")
         await page.wait_text(f"{_row(doc['id'])} .badge", "Ошибка")
         assert await page.text(f"{_row(doc['id'])} .failure") == DISCONNECTED

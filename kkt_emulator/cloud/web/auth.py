@@ -1,4 +1,4 @@
-"""The cabinet token for the web pages (D98): the same secret that guards ``/api/cabinet/v1``.
+"""The cabinet token for the web pages (D99): the same secret that guards ``/api/cabinet/v1``.
 
 A browser cannot send a bearer header from a link, so the pages accept the token three ways:
 ``Authorization: Bearer <token>`` (as the API does), ``?token=<token>`` once (the page then sets a
