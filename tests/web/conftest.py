@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from browser import BrowserUnavailableError, Page, find_or_install, start_browser
 from selenium import webdriver
-from web_helpers import T0
 
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.cloud.app import Cloud
 from kkt_emulator.cloud.settings import CloudSettings
+
+from .browser import BrowserUnavailableError, Page, find_or_install, start_browser
+from .web_helpers import T0
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator

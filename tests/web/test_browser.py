@@ -19,7 +19,7 @@ from kkt_emulator.testing.stack import StackHarness
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from browser import Page
+    from .browser import Page
 
 pytestmark = pytest.mark.slow
 

@@ -6,11 +6,11 @@ import asyncio
 import json
 from typing import TYPE_CHECKING
 
-from web_helpers import T0
-
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.cloud.web.hub import ANY, ChangeHub
 from kkt_emulator.cloud.web.pages import _stream
+
+from .web_helpers import T0
 
 if TYPE_CHECKING:
     from kkt_emulator.cloud.app import Cloud

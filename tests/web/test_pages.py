@@ -8,10 +8,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
-from web_helpers import STORAGE_TEXT, open_shop, sale
 
 from kkt_emulator.cloud.settings import CloudSettings
 from kkt_emulator.cloud.texts import STATUS_TEXTS
+
+from .web_helpers import STORAGE_TEXT, open_shop, sale
 
 if TYPE_CHECKING:
     import httpx
