@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import html
 import re
+import tomllib
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from kkt_emulator.clock import ManualClock
     from kkt_emulator.cloud.app import Cloud
 
+ROOT = Path(__file__).resolve().parents[2]
 TAX_TEXT = "Сообщение ФН об ошибке: СНО товара не была указана при регистрации ККТ"
 
 
@@ -290,3 +293,71 @@ class TestToken:
         assert page.status_code == 200
         wrong = await http.get("/cabinet/points", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
+
+
+async def test_orders_show_their_state_and_unlock_through_the_cabinet_operation(
+    http: httpx.AsyncClient,
+) -> None:
+    shop = await open_shop(http)
+    pair = (
+        await http.post(
+            f"/api/cabinet/v1/retail-points/{shop.point_id}/services/orders/credentials"
+        )
+    ).json()
+    order = {
+        "documentNumber": "51234",
+        "documentType": "SALE",
+        "documentDateTime": "2024-05-01T12:00:00+0300",
+        "customerContact": "+79161234567",
+        "prepaid": False,
+        "inventPositions": [
+            {
+                "name": "Нитки",
+                "measure": "pcs",
+                "inventoryType": "INVENTORY",
+                "quantity": 2,
+                "price": 150,
+            }
+        ],
+    }
+    created = await http.post(
+        f"/api/v2/retail-point/{shop.point_id}/order",
+        json=order,
+        auth=(pair["login"], pair["password"]),
+    )
+    assert created.status_code in (200, 201), created.text
+    order_id = created.json()["id"]
+    claimed = await http.post(
+        f"/api/device/v1/orders/{order_id}/claim",
+        headers={"Authorization": f"Bearer {shop.till_token}"},
+    )
+    assert claimed.status_code == 200, claimed.text
+    url = "/cabinet/documents?section=orders"
+    page = (await http.get(url)).text
+    assert 'data-status="IN_PAYMENT">В оплате<' in page
+    assert "СНЯТЬ БЛОКИРОВКУ" in page
+    by_state = "/cabinet/documents?section=orders&status="
+    assert order_id in (await http.get(by_state + "IN_PAYMENT")).text
+    assert order_id not in (await http.get(by_state + "NEW")).text
+    unlocked = await http.post(f"/cabinet/points/{shop.point_id}/orders/{order_id}/unlock")
+    assert unlocked.status_code == 303
+    page = (await http.get(url)).text
+    assert 'data-status="ON_TILL">Передан на кассу<' in page
+    assert "СНЯТЬ БЛОКИРОВКУ" not in page
+    again = await http.post(f"/cabinet/points/{shop.point_id}/orders/{order_id}/unlock")
+    assert again.status_code == 400
+    assert "not IN_PAYMENT" in again.text
+
+
+def test_every_template_and_asset_is_package_data() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    globs = config["tool"]["setuptools"]["package-data"]["kkt_emulator.cloud.web"]
+    folder = ROOT / "kkt_emulator" / "cloud" / "web"
+    shipped = {p for pattern in globs for p in folder.glob(pattern)}
+    files = {
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts
+    }
+    assert files
+    assert files <= shipped, f"add to package-data: {sorted(str(p) for p in files - shipped)}"

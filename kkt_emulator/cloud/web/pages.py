@@ -55,7 +55,7 @@ PAGE_SIZE: Final = 100
 QUEUE_CAP: Final = 1000  # the till page counts a point's queue up to this, then shows «1000+»
 KEEPALIVE_SECONDS: Final = 15.0
 """Pacing seconds between keep-alive comments of an idle event stream."""
-STREAM_SECONDS: Final = 60.0
+STREAM_SECONDS: Final = 25.0
 """Pacing seconds one event stream lasts; the browser reconnects at once (D100)."""
 COALESCE_SECONDS: Final = 0.2
 """Pacing seconds an event stream waits after an event, gathering the next ones into one."""
