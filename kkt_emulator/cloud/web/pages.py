@@ -40,7 +40,6 @@ from kkt_emulator.cloud.texts import status_text
 from kkt_emulator.cloud.web import present
 from kkt_emulator.cloud.web.auth import judge, remember
 from kkt_emulator.errors import CloudError, ValidationError
-from kkt_emulator.logging import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -65,8 +64,6 @@ ONLINE_SECONDS: Final = 300.0
 SECTIONS: Final = {"shop": "Интернет-магазин", "orders": "Заказы", "counter": "Касса"}
 
 _STATIC: Final = {"cabinet.css": "text/css; charset=utf-8", "cabinet.js": "text/javascript"}
-
-_log = get_logger(component="cabinet_web")
 
 
 def templates() -> jinja2.Environment:
