@@ -213,7 +213,7 @@ def test_the_decision_tables_are_complete() -> None:
         ("# store-api.md §99.1", ["store-api.md §99.1"]),
         ("# store-api.md §8.2–§8.99", ["store-api.md §8.99"]),
         ("# FN spec §77", ["fn-protocol.md §77"]),
-        ("# see D99 and T40", ["D99", "T40"]),
+        ("# see D999 and T40", ["D999", "T40"]),
         ("# see O42", ["O42"]),
         ("# nothing-here.md", ["nothing-here.md"]),
         ("# §3 of what?", ["§3"]),

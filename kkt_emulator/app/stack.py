@@ -219,6 +219,11 @@ class ReadyInfo:
         return f"{self.base_url}/api/cabinet/v1"
 
     @property
+    def cabinet_web(self) -> str:
+        """The web cabinet's pages (``kkt_emulator.cloud.web``)."""
+        return f"{self.base_url}/cabinet/"
+
+    @property
     def device_api(self) -> str:
         """The API tills talk to (``till-protocol.md``)."""
         return f"{self.base_url}/api/device/v1"
@@ -228,6 +233,7 @@ class ReadyInfo:
         return {
             "store_api": self.store_api,
             "cabinet_api": self.cabinet_api,
+            "cabinet_web": self.cabinet_web,
             "device_api": self.device_api,
             "base_url": self.base_url,
             "retail_point_id": self.point["retail_point_id"],
@@ -641,6 +647,8 @@ class Stack:
         if self.ofd is not None:
             await self._stop_part("ofd", self.ofd.__aexit__(None, None, None))
             self.ofd = None
+        if self.cloud is not None:
+            self.cloud.web_hub.close()  # open event streams end, so the server need not wait
         if self._server is not None:
             self._server.should_exit = True
         if self._server_task is not None:
@@ -691,10 +699,16 @@ class Stack:
         """What a newcomer needs to act: URLs, ids, credentials, a curl that posts a sale."""
         info = self.ready()
         point = info.point
+        web_hint = (
+            "    (open once with ?token=<cabinet token>)"
+            if self.options.cabinet_token
+            else "    (documents, retail points, tills; live)"
+        )
         lines = [
             "kkt-emulator is up",
             f"  store API        {info.store_api}    (the vendor's shop API: /v2/doc, /v1/doc/ID/status …)",
             f"  cabinet API      {info.cabinet_api}",
+            f"  web cabinet      {info.cabinet_web}{web_hint}",
             f"  OFD stand-in     {info.ofd or 'off'}",
             f"  MQTT broker      {info.mqtt or 'off'}    (kkt-emulator status, fault, clock …)",
             f"  retail point id  {point['retail_point_id']}",

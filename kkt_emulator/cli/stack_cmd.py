@@ -87,7 +87,7 @@ def up(
         None,
         "--cabinet-token",
         envvar="KKT_CABINET_TOKEN",
-        help="Require this bearer token on the cabinet API (needed when --host is not loopback).",
+        help="Require this bearer token on the cabinet API and its web pages (needed when --host is not loopback).",
     ),
     db: str | None = typer.Option(
         None,

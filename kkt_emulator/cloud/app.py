@@ -46,6 +46,7 @@ from kkt_emulator.cloud.service_auth import service_cabinet_router, spring_body
 from kkt_emulator.cloud.settings import MAX_BODY_BYTES, CloudSettings
 from kkt_emulator.cloud.storage import DatabaseTarget, Storage, StorageError
 from kkt_emulator.cloud.store_api import STORE_SECURITY_SCHEME, store_fast_path, store_router
+from kkt_emulator.cloud.web import ChangeHub, cabinet_web_router
 from kkt_emulator.errors import CloudError, ServiceApiError, TransportError, ValidationError
 from kkt_emulator.logging import get_logger
 
@@ -212,6 +213,7 @@ class Cloud:
         self.settings = settings or CloudSettings()
         self.storage = Storage(db_path)
         self.notifier = Notifier()
+        self.web_hub = ChangeHub()  # the web cabinet's live updates (D100)
         self.service = CloudService(self.storage, self.clock, self.settings, self._changed)
         self.log = get_logger(component="cloud")
         self._callback_transport = callback_transport
@@ -254,6 +256,7 @@ class Cloud:
             for t in (self._timer, *self._in_flight.values(), *self._feeds_in_flight.values())
             if t is not None
         ]
+        self.web_hub.close()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -287,6 +290,7 @@ class Cloud:
                 return
         self._wake.set()
         self.notifier.notify(point_id)
+        self.web_hub.publish(point_id)
 
     async def wait_idle(self) -> None:
         """Wait until no callback attempt is in flight and due timers have fired (for tests)."""
@@ -457,7 +461,8 @@ class Cloud:
             version="1",
             description=(
                 "The МодульКасса store API (`/api/fn` and, identically, `/fn`), the till API"
-                " (`/api/device/v1`) and the cabinet API (`/api/cabinet/v1`)."
+                " (`/api/device/v1`), the cabinet API (`/api/cabinet/v1`) and the web cabinet"
+                " (`/cabinet/`)."
             ),
             default_response_class=JsonResponse,
             lifespan=lifespan,
@@ -506,6 +511,7 @@ class Cloud:
         app.include_router(backoffice_router(self.service))  # after the :external façade (O10)
         app.include_router(backoffice_cabinet_router(self.service))
         app.include_router(catalog_device_router(self.service))
+        app.include_router(cabinet_web_router(self.service, self.web_hub))  # /cabinet/ (D98)
         generate = app.openapi
 
         def openapi() -> dict[str, Any]:

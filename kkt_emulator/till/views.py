@@ -259,6 +259,8 @@ class StateViews:
             "powerSaving": saving,
             "firmwareProfile": ctx.profile.name,
             "appVersion": ctx.profile.app_version,
+            # The names of the faults in force, for the cabinet's till page (D101).
+            "faults": [fault.value for fault in sorted(ctx.faults)],
         }
         if self.shifts.cashdocs is not None:
             body["uploadQueue"] = self.shifts.cashdocs.queue_state()
