@@ -39,6 +39,7 @@ from kkt_emulator.cloud.cabinet_api import cabinet_router
 from kkt_emulator.cloud.callback_client import CallbackClient
 from kkt_emulator.cloud.device_api import Notifier, device_router
 from kkt_emulator.cloud.orders_api import orders_cabinet_router, orders_routers
+from kkt_emulator.cloud.receipt_api import receipt_router
 from kkt_emulator.cloud.responses import JsonResponse
 from kkt_emulator.cloud.responses import message as _message
 from kkt_emulator.cloud.service import CallbackRequest, CloudService
@@ -498,6 +499,7 @@ class Cloud:
         app.include_router(store, prefix="/fn", include_in_schema=False)  # D2
         app.include_router(device_router(self.service, self.notifier))
         app.include_router(cabinet_router(self.service))
+        app.include_router(receipt_router(self.service))
         services = service_cabinet_router(self.service)
         services.include_router(orders_cabinet_router(self.service))
         app.include_router(services)

@@ -30,9 +30,11 @@ from kkt_emulator.cloud.views import account_view, format_time
 from kkt_emulator.errors import CloudError, ConfigError, ValidationError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from kkt_emulator.cloud.service import CloudService
 
-__all__ = ["cabinet_router"]
+__all__ = ["cabinet_router", "cabinet_token_check"]
 
 _bearer = HTTPBearer(auto_error=False, description="Only when the cloud has a cabinet token")
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -42,8 +44,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def cabinet_router(service: CloudService) -> APIRouter:
-    """Build the cabinet routes over ``service``."""
+def cabinet_token_check(service: CloudService) -> Callable[[Request], None]:
+    """The dependency that guards every cabinet route: the bearer cabinet token, where set (D57)."""
 
     def check_token(request: Request) -> None:
         expected = service.settings.cabinet_token
@@ -53,10 +55,15 @@ def cabinet_router(service: CloudService) -> APIRouter:
         if not hmac.compare_digest(token.encode(), expected.encode()):
             raise CloudError(401, UNAUTHORIZED)
 
+    return check_token
+
+
+def cabinet_router(service: CloudService) -> APIRouter:
+    """Build the cabinet routes over ``service``."""
     router = APIRouter(
         prefix="/api/cabinet/v1",
         tags=["cabinet API"],
-        dependencies=[Depends(_bearer), Depends(check_token)],
+        dependencies=[Depends(_bearer), Depends(cabinet_token_check(service))],
         responses=_ERRORS,
     )
 

@@ -128,11 +128,14 @@ def time_from_qr(qr: str) -> datetime | None:
     for part in qr.split("&"):
         name, _, value = part.partition("=")
         if name == "t":
-            for pattern in ("%Y%m%dT%H%M%S", "%Y%m%dT%H%M"):
-                try:
-                    return datetime.strptime(value, pattern)  # noqa: DTZ007 - the receipt's local wall time, as printed
-                except ValueError:
-                    continue
+            # strptime alone would read a 4-digit time «1414» as 14:01:04: the length picks the pattern.
+            pattern = {13: "%Y%m%dT%H%M", 15: "%Y%m%dT%H%M%S"}.get(len(value))
+            if pattern is None:
+                return None
+            try:
+                return datetime.strptime(value, pattern)  # noqa: DTZ007 - the receipt's local wall time, as printed
+            except ValueError:
+                return None
     return None
 
 
