@@ -38,6 +38,7 @@ from kkt_emulator.cloud.backoffice_api import (
 from kkt_emulator.cloud.cabinet_api import cabinet_router
 from kkt_emulator.cloud.callback_client import CallbackClient
 from kkt_emulator.cloud.device_api import Notifier, device_router
+from kkt_emulator.cloud.metrics import CloudMetrics, metrics_router
 from kkt_emulator.cloud.orders_api import orders_cabinet_router, orders_routers
 from kkt_emulator.cloud.receipt_api import receipt_router
 from kkt_emulator.cloud.responses import JsonResponse
@@ -214,6 +215,7 @@ class Cloud:
         self.storage = Storage(db_path)
         self.notifier = Notifier()
         self.service = CloudService(self.storage, self.clock, self.settings, self._changed)
+        self.metrics = CloudMetrics(self.service)  # a registry of this cloud's own (D103)
         self.log = get_logger(component="cloud")
         self._callback_transport = callback_transport
         self._http: CallbackClient | None = None
@@ -500,6 +502,7 @@ class Cloud:
         app.include_router(device_router(self.service, self.notifier))
         app.include_router(cabinet_router(self.service))
         app.include_router(receipt_router(self.service))
+        app.include_router(metrics_router(self.metrics, self.service))
         services = service_cabinet_router(self.service)
         services.include_router(orders_cabinet_router(self.service))
         app.include_router(services)

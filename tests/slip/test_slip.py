@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import runpy
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -331,7 +335,7 @@ def test_the_qr_matrix_is_segnos_code_of_the_string() -> None:
 
 def test_the_png_decodes_with_the_layouts_size_and_has_the_qr_code() -> None:
     receipt = known()
-    image = Image.open(io.BytesIO(render_png(receipt)))
+    image = Image.open(io.BytesIO(render_png(receipt)))  # a memory buffer: nothing to close
     lay = layout(receipt)
     assert image.format == "PNG"
     assert image.size == (lay.width, lay.height)
@@ -347,3 +351,21 @@ def test_the_png_decodes_with_the_layouts_size_and_has_the_qr_code() -> None:
     histogram = band.convert("L").histogram()
     darkest = next(level for level, count in enumerate(histogram) if count)
     assert darkest < 0x40
+
+
+def test_the_readme_image_is_the_example_scripts_drawing(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    script = runpy.run_path(str(root / "scripts" / "receipt-example"))
+    receipt = script["example"]()
+    out = tmp_path / "receipt.png"
+    subprocess.run(  # noqa: S603 - the project's own script
+        [sys.executable, str(root / "scripts" / "receipt-example"), str(out)],
+        check=True,
+        capture_output=True,
+    )
+    lay = layout(receipt)
+    with (
+        Image.open(out) as drawn,
+        Image.open(root / "docs" / "images" / "receipt.png") as committed,
+    ):
+        assert drawn.size == committed.size == (lay.width, lay.height)
