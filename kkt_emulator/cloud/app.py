@@ -27,6 +27,7 @@ import httpx
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kkt_emulator.clock import Clock, RealClock
@@ -455,7 +456,8 @@ class Cloud:
             async with cloud:
                 yield
 
-        app = FastAPI(
+        # Swagger UI and ReDoc with their assets served from here, not a CDN (D104).
+        app = FastAPIOffline(
             title="kkt_emulator cloud stand-in",
             version="1",
             description=(
