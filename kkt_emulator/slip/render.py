@@ -13,9 +13,9 @@ import io
 import math
 from dataclasses import dataclass
 from functools import cache
+from html import escape
 from pathlib import Path
 from typing import Final
-from xml.sax.saxutils import escape, quoteattr
 
 import segno
 from PIL import Image, ImageDraw, ImageFont
@@ -162,14 +162,14 @@ def render_svg(receipt: Receipt) -> str:
     outline = " ".join(
         f"{_svg_number(x)},{_svg_number(y)}" for x, y in _edge(lay.width, lay.height)
     )
-    label = quoteattr(f"{receipt.title} {receipt.operation_name}")
+    label = escape(f"{receipt.title} {receipt.operation_name}")
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         (
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{lay.width}" height="{lay.height}"'
-            f' viewBox="0 0 {lay.width} {lay.height}" role="img" aria-label={label}>'
+            f' viewBox="0 0 {lay.width} {lay.height}" role="img" aria-label="{label}">'
         ),
-        f"<title>{escape(receipt.title)} ФД {receipt.fd} ФП {receipt.fp}</title>",
+        f"<title>{escape(receipt.title, quote=False)} ФД {receipt.fd} ФП {receipt.fp}</title>",
         f'<polygon points="{outline}" fill="{PAPER}" stroke="#d8d4c4" stroke-width="1"/>',
         (
             '<g font-family="DejaVu Sans Mono, Menlo, Consolas, monospace"'
@@ -180,7 +180,7 @@ def render_svg(receipt: Receipt) -> str:
         weight = ' font-weight="bold"' if text.bold else ""
         out.append(
             f'<text x="{_svg_number(text.x)}" y="{_svg_number(text.y)}"'
-            f' text-anchor="{text.anchor}"{weight}>{escape(text.text)}</text>'
+            f' text-anchor="{text.anchor}"{weight}>{escape(text.text, quote=False)}</text>'
         )
     out.append("</g>")
     out.extend(
@@ -199,7 +199,7 @@ def render_svg(receipt: Receipt) -> str:
                         f"M{qr.x + col * qr.module} {qr.y + row * qr.module}h{qr.module}v{qr.module}h-{qr.module}z"
                     )
         out.append(
-            f'<g id="qr" data-qr={quoteattr(qr.text)}><path d="{"".join(path)}" fill="#000"/></g>'
+            f'<g id="qr" data-qr="{escape(qr.text)}"><path d="{"".join(path)}" fill="#000"/></g>'
         )
     out.append("</svg>")
     return "\n".join(out) + "\n"
