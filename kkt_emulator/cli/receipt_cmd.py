@@ -1,6 +1,7 @@
 """``kkt-emulator receipt show ID``: a fiscalised document's receipt as the till printed it (D102).
 
-The installation is found through its ready-file as by ``doc`` and the control commands; the
+The cloud is ``--server``, else the installation its ready-file names, as for the ``cabinet``
+commands (D106); the
 receipt's requisites come from the cloud's ``/cabinet/receipt/ID.json`` and are printed as text,
 or drawn as PNG or SVG by :mod:`kkt_emulator.slip` here.
 """
@@ -14,8 +15,8 @@ from urllib.parse import quote
 import httpx
 import typer
 
+from kkt_emulator.cli.cloud_target import READY_OPTION, SERVER, cloud_url
 from kkt_emulator.cli.output import JSON_OPTION, emit
-from kkt_emulator.cli.ready import READY_OPTION, load_ready
 from kkt_emulator.errors import CloudError, ConfigError, TransportError
 from kkt_emulator.net import client_tls
 
@@ -78,15 +79,13 @@ def show(
     retail_point: str | None = typer.Option(
         None, "--retail-point", help="The document's retail point, when several have the id."
     ),
+    server: str | None = SERVER,
     token: str | None = TOKEN,
     ready_file: Path | None = READY_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Print a fiscalised document's receipt as the till printed it; --png/--svg draw it."""
-    ready = load_ready(ready_file)
-    base = ready.get("base_url")
-    if not isinstance(base, str) or not base:
-        raise ConfigError("the ready-file names no cloud (base_url)")
+    base = cloud_url(server, ready_file)
     from kkt_emulator.slip import render_png, render_svg, render_text  # noqa: PLC0415 - as above
 
     receipt = fetch_receipt(base, doc_id, token, retail_point)
