@@ -6,7 +6,15 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from cloud_helpers import FakeShop, FakeTill, Point, assert_message, minimal_doc, post_doc
+from cloud_helpers import (
+    FakeShop,
+    FakeTill,
+    Point,
+    assert_message,
+    make_point,
+    minimal_doc,
+    post_doc,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from kkt_emulator.cloud.app import Cloud
@@ -188,3 +196,19 @@ async def test_a_running_installation_shows_the_figures_changing(
     device = kkt_stack.till.ctx.device_id
     assert value(after, "kkt_till_fn_days_to_expiry", device_id=device, retail_point=point) > 300
     assert value(after, "kkt_till_fn_memory_used_ratio", device_id=device, retail_point=point) > 0
+
+
+async def test_the_scrape_queries_run_on_both_databases(
+    any_db: str, clock: ManualClock, settings: CloudSettings
+) -> None:
+    async with Cloud(any_db, clock, settings) as cloud:
+        transport = httpx.ASGITransport(app=cloud.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cloud") as http:
+            point = await make_point(http)
+            await post_doc(http, point, minimal_doc())
+            await clock.advance(timedelta(seconds=5))
+            found = await scrape(http)
+    assert value(found, "kkt_cloud_queue_depth", retail_point=point.id) == 1
+    assert value(found, "kkt_cloud_queue_oldest_age_seconds", retail_point=point.id) == 5
+    queued = {"section": "internet_shop", "status": "QUEUED", "retail_point": point.id}
+    assert value(found, "kkt_cloud_documents", **queued) == 1
