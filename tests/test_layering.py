@@ -89,12 +89,13 @@ BASE = {"cashdocs", "clock", "errors", "eventloop", "logging", "net", "profiles"
 LAYERS: dict[str, set[str]] = {
     "fnio": {"fn", "transport"},
     "transport": set(),
-    "cloud": set(),
+    "cloud": {"slip"},
+    "slip": set(),
     "ofd": {"fn", "transport"},
     "till": {"fn", "fnio", "transport"},
     "control": {"till", "fn"},
-    "app": {"fn", "fnio", "transport", "cloud", "ofd", "till", "control"},
-    "cli": {"fn", "fnio", "transport", "cloud", "ofd", "till", "control", "app"},
+    "app": {"fn", "fnio", "transport", "cloud", "ofd", "till", "control", "slip"},
+    "cli": {"fn", "fnio", "transport", "cloud", "ofd", "till", "control", "app", "slip"},
 }
 
 

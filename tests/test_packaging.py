@@ -73,6 +73,8 @@ def test_a_built_wheel_carries_the_profiles_and_lists_them(tmp_path: Path) -> No
     )
     assert listed.returncode == 0, listed.stderr
     assert "kkt_emulator/__init__.py" in names
+    for font in ("DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "LICENSE"):  # the slip's (D102)
+        assert f"kkt_emulator/slip/fonts/{font}" in names
     from_wheel = subprocess.run(
         [sys.executable, "-c", "import kkt_emulator.profiles as p; print(p.BUILTIN_DIR)"],
         capture_output=True,

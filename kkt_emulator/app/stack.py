@@ -25,7 +25,7 @@ import uvicorn
 from kkt_emulator.clock import Clock, ClockMode
 from kkt_emulator.cloud.app import Cloud
 from kkt_emulator.cloud.exposure import check_cabinet_exposure
-from kkt_emulator.cloud.settings import CloudSettings
+from kkt_emulator.cloud.settings import CloudSettings, FiscalDateFormat
 from kkt_emulator.errors import ConfigError, TransportError
 from kkt_emulator.logging import get_logger
 from kkt_emulator.net import client_tls, host_port, listen_socket
@@ -279,6 +279,12 @@ class StackOptions:
     cabinet_token: str | None = None
     long_poll: float | None = None
     cloud_db: DatabaseTarget | None = None  # None: cloud.sqlite3 in the state directory
+    ofd_address: str | None = None
+    """An external OFD's ``host:port``: no stand-in is started and the tills send there (D105)."""
+    fiscal_date_format: FiscalDateFormat = FiscalDateFormat.ISO
+    """The store API's ``fiscalInfo.date`` format, as ``cloud serve --fiscal-date-format``."""
+    fiscal_sum_as_string: bool = False
+    """The store API's ``fiscalInfo.sum`` as a string, as ``cloud serve --fiscal-sum-as-string``."""
 
     def settings_of_tills(self) -> dict[str, Any]:
         """The settings every till starts with."""
@@ -491,7 +497,11 @@ class Stack:
         self.cloud = Cloud(
             self.options.cloud_db or self.state_dir / "cloud.sqlite3",
             self.clock,
-            CloudSettings(cabinet_token=self.options.cabinet_token),
+            CloudSettings(
+                cabinet_token=self.options.cabinet_token,
+                fiscal_date_format=self.options.fiscal_date_format,
+                fiscal_sum_as_string=self.options.fiscal_sum_as_string,
+            ),
         )
         await self.cloud.__aenter__()
         self._socket = listen_socket(self.options.host, self.options.port)
@@ -517,7 +527,14 @@ class Stack:
                 raise TransportError("the cloud's HTTP server stopped during start-up")
             await self.clock.pace(0.01)
 
+    @property
+    def ofd_address(self) -> str | None:
+        """Where the tills send to the OFD: the stand-in, or ``--ofd`` (D105)."""
+        return self.ofd.address if self.ofd is not None else self.options.ofd_address
+
     async def _start_ofd(self) -> None:
+        if self.options.ofd_address is not None:
+            return  # an external OFD (D105)
         inn = self.options.profile.registration.ofd_inn
         db = self.state_dir / "ofd.sqlite3"
         ofd = OfdServer(
@@ -606,7 +623,7 @@ class Stack:
             self.state_dir / "tills" / f"till-{n + 1}",
             self.base_url,
             point,
-            ofd_address=self.ofd.address if self.ofd is not None else None,
+            ofd_address=self.ofd_address,
             timing=self.options.timing,
             settings=self.options.settings_of_tills(),
             drive_timeout=self.options.drive_timeout,
@@ -683,7 +700,7 @@ class Stack:
             point=self.points[0],
             points=tuple(self.points),
             tills=self.till_infos(),
-            ofd=self.ofd.address if self.ofd is not None else None,
+            ofd=self.ofd_address,
             mqtt=self.mqtt_url,
             clock=self.clock.mode,
             state_dir=self.state_dir,
@@ -709,7 +726,9 @@ class Stack:
             f"  store API        {info.store_api}    (the vendor's shop API: /v2/doc, /v1/doc/ID/status …)",
             f"  cabinet API      {info.cabinet_api}",
             f"  web cabinet      {info.cabinet_web}{web_hint}",
-            f"  OFD stand-in     {info.ofd or 'off'}",
+            f"  OFD stand-in     {info.ofd or 'off'}"
+            if self.options.ofd_address is None
+            else f"  OFD              {info.ofd}    (external, --ofd)",
             f"  MQTT broker      {info.mqtt or 'off'}    (kkt-emulator status, fault, clock …)",
             f"  retail point id  {point['retail_point_id']}",
             f"  login/password   {point['login']} / {point['password']}    (association, for shops and plugins)",

@@ -377,8 +377,8 @@ class WorkerStack(Stack):
             "--json",
             "--until-stdin-closes",
         ]
-        if self.ofd is not None:
-            argv += ["--ofd", self.ofd.address]
+        if self.ofd_address is not None:  # the stand-in, or up --ofd (D105)
+            argv += ["--ofd", self.ofd_address]
         if self.mqtt_url is not None:
             argv += ["--mqtt", self.mqtt_url]
         return argv

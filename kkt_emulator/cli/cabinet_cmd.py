@@ -2,20 +2,23 @@
 
 Retail points and their flags, service credentials, documents, «Провести повторно» (``redrive``),
 «Отметить как выполненный» (``mark-done``), till heartbeats, warnings and the cloud clock. Every
-command takes ``--server`` (or ``KKT_CLOUD_URL``) and ``--json``.
+command takes ``--server`` (or ``KKT_CLOUD_URL``; without it the running installation's ready-file,
+D106), ``--ready-file`` and ``--json``.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
 from kkt_emulator.cli import integrations_cmd
+from kkt_emulator.cli.cloud_target import READY_OPTION, SERVER, cloud_url
 from kkt_emulator.cli.output import JSON_OPTION, console, emit
-from kkt_emulator.cloud.cabinet_client import DEFAULT_SERVER, CabinetClient
+from kkt_emulator.cloud.cabinet_client import CabinetClient
 from kkt_emulator.cloud.settings import PickupWindow
 
 __all__ = ["app"]
@@ -33,9 +36,6 @@ app.add_typer(clock_app, name="clock")
 app.add_typer(integrations_cmd.integrations_app, name="integrations")  # B17
 app.add_typer(integrations_cmd.feeds_app, name="feeds")  # B6, B19
 
-SERVER: Any = typer.Option(
-    DEFAULT_SERVER, "--server", envvar="KKT_CLOUD_URL", help="Base URL of the cloud."
-)
 TOKEN: Any = typer.Option(
     None, "--token", envvar="KKT_CABINET_TOKEN", help="Cabinet token, if the cloud has one."
 )
@@ -55,8 +55,8 @@ def _flag(value: OnOff | None) -> bool | None:
     return None if value is None else value is OnOff.ON
 
 
-def _client(server: str, token: str | None) -> CabinetClient:
-    return CabinetClient(server, token)
+def _client(server: str | None, token: str | None, ready_file: Path | None) -> CabinetClient:
+    return CabinetClient(cloud_url(server, ready_file), token)  # D106
 
 
 def _show_point(point: dict[str, Any]) -> None:
@@ -133,12 +133,13 @@ def points_create(
     ),
     stop_on_errors: OnOff = typer.Option(OnOff.OFF, "--stop-on-errors"),
     pickup_window: PickupWindow = typer.Option(PickupWindow.THREE_DAYS, "--pickup-window"),
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a retail point."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         point = client.create_point(
             name,
             address=address,
@@ -153,10 +154,13 @@ def points_create(
 
 @points_app.command("list")
 def points_list(
-    server: str = SERVER, token: str | None = TOKEN, as_json: bool = JSON_OPTION
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
+    token: str | None = TOKEN,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """List retail points with their flags and fnState."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         points = client.list_points()
 
     def human(rows: list[dict[str, Any]]) -> None:
@@ -178,12 +182,13 @@ def points_list(
 @points_app.command("show")
 def points_show(
     point_id: str = typer.Argument(help="Retail point id."),
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show one retail point."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         emit(client.get_point(point_id), as_json, _show_point)
 
 
@@ -198,7 +203,8 @@ def points_set(
     duplicate_policy: str | None = typer.Option(None, "--duplicate-policy", help="replay|conflict"),
     name: str | None = typer.Option(None, "--name"),
     address: str | None = typer.Option(None, "--address"),
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -213,7 +219,7 @@ def points_set(
         "address": address,
     }
     changes = {k: v for k, v in fields.items() if v is not None}
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         emit(client.update_point(point_id, **changes), as_json, _show_point)
 
 
@@ -238,12 +244,13 @@ def credentials(
         help="shop: the store API's pair; orders, moysklad, onec, sklad, moedelo, elba: the"
         " account's pair of that service (switches it on, the old pair stops working).",
     ),
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """«Сгенерировать логин и пароль»: new service credentials (shown once)."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         if service is ServiceName.SHOP:
             creds: dict[str, Any] = dict(client.generate_credentials(point_id))
         else:
@@ -272,12 +279,13 @@ def documents_list(
     until: str | None = typer.Option(None, "--until", help="Accepted before (ISO 8601)."),
     limit: int = typer.Option(100, "--limit"),
     history: bool = typer.Option(False, "--history", help="Include every document's history."),  # noqa: FBT003 - typer default
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List documents with filters."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         rows = client.list_documents(
             statuses=status,
             retail_point_id=retail_point,
@@ -301,12 +309,13 @@ def documents_list(
 def documents_show(
     doc_id: str = typer.Argument(help="The shop's document id."),
     retail_point: str | None = POINT,
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Document detail: history, OFD delivery, error detail, warnings."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         emit(client.document(doc_id, retail_point), as_json, _show_document)
 
 
@@ -314,12 +323,13 @@ def documents_show(
 def redrive(
     doc_id: str = typer.Argument(help="The shop's document id."),
     retail_point: str | None = POINT,
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """«Провести повторно»: re-queue a FAILED document."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         doc = client.redrive(doc_id, retail_point)
     emit(doc, as_json, lambda d: console.print(f"{d['id']}: {d['status']}"))
 
@@ -328,22 +338,26 @@ def redrive(
 def mark_done(
     doc_id: str = typer.Argument(help="The shop's document id."),
     retail_point: str | None = POINT,
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """«Отметить как выполненный»: complete a FAILED document without a receipt."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         doc = client.mark_done(doc_id, retail_point)
     emit(doc, as_json, lambda d: console.print(f"{d['id']}: {d['status']}"))
 
 
 @app.command("heartbeats")
 def heartbeats(
-    server: str = SERVER, token: str | None = TOKEN, as_json: bool = JSON_OPTION
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
+    token: str | None = TOKEN,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Tills with their last heartbeat."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         rows = client.heartbeats()
 
     def human(data: list[dict[str, Any]]) -> None:
@@ -363,9 +377,14 @@ def heartbeats(
 
 
 @app.command("warnings")
-def warnings(server: str = SERVER, token: str | None = TOKEN, as_json: bool = JSON_OPTION) -> None:
+def warnings(
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
+    token: str | None = TOKEN,
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Documents with duplicate-id or double-integration warnings."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         emit(client.warnings(), as_json, _doc_table)
 
 
@@ -378,20 +397,24 @@ def _show_clock(data: dict[str, Any]) -> None:
 
 @clock_app.command("show")
 def clock_show(
-    server: str = SERVER, token: str | None = TOKEN, as_json: bool = JSON_OPTION
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
+    token: str | None = TOKEN,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Show the cloud clock and its next timer deadline."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         emit(client.clock(), as_json, _show_clock)
 
 
 @clock_app.command("advance")
 def clock_advance(
     duration: str = typer.Argument(help="30d, 15m, 1h30m, 235s …"),
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Advance the cloud clock; due timers fire in order."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         emit(client.advance(duration), as_json, _show_clock)

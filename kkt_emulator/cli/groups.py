@@ -64,6 +64,9 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(cloud_cmd.app, name="cloud")
     app.add_typer(cabinet_cmd.app, name="cabinet")
+    from kkt_emulator.cli import receipt_cmd  # noqa: PLC0415 - kept apart from the list above
+
+    app.add_typer(receipt_cmd.app, name="receipt")
     _register_control(app)
     from kkt_emulator.cli import scenario_cmd  # noqa: PLC0415 - kept apart from the list above
 

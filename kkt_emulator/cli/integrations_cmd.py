@@ -7,14 +7,15 @@ outbox: records, their delivery, «Отправить повторно», the 1�
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
+from kkt_emulator.cli.cloud_target import READY_OPTION, SERVER, cloud_url
 from kkt_emulator.cli.output import JSON_OPTION, console, emit
 from kkt_emulator.cloud.backoffice_client import BackofficeClient
-from kkt_emulator.cloud.cabinet_client import DEFAULT_SERVER
 from kkt_emulator.cloud.feeds import INTEGRATIONS
 
 __all__ = ["feeds_app", "integrations_app"]
@@ -27,17 +28,14 @@ feeds_app = typer.Typer(
     help="The integration outbox: shift reports per service.", no_args_is_help=True
 )
 
-SERVER: Any = typer.Option(
-    DEFAULT_SERVER, "--server", envvar="KKT_CLOUD_URL", help="Base URL of the cloud."
-)
 TOKEN: Any = typer.Option(
     None, "--token", envvar="KKT_CABINET_TOKEN", help="Cabinet token, if the cloud has one."
 )
 POINT: Any = typer.Argument(help="Retail point id (the switches are its account's).")
 
 
-def _client(server: str, token: str | None) -> BackofficeClient:
-    return BackofficeClient(server, token)
+def _client(server: str | None, token: str | None, ready_file: Path | None) -> BackofficeClient:
+    return BackofficeClient(cloud_url(server, ready_file), token)  # D106
 
 
 def _integration_table(rows: list[dict[str, Any]]) -> None:
@@ -56,12 +54,13 @@ def _integration_table(rows: list[dict[str, Any]]) -> None:
 @integrations_app.command("list")
 def integrations_list(
     point_id: str = POINT,
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The four services of the point's account, on or off."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         emit(client.integrations(point_id), as_json, _integration_table)
 
 
@@ -72,7 +71,8 @@ def integrations_set(
     on: bool | None = typer.Option(None, "--on/--off", help="Switch the service on or off."),
     url: str | None = typer.Option(None, "--url", help="The webhook URL feed records go to."),
     no_url: bool = typer.Option(False, "--no-url", help="Remove the webhook URL."),  # noqa: FBT003 - typer default
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -86,7 +86,7 @@ def integrations_set(
     extra: dict[str, str | None] = {}
     if url is not None or no_url:
         extra["webhookUrl"] = url
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         row = client.set_integration(point_id, name, enabled=on, **extra)
     emit(row, as_json, lambda r: _integration_table([r]))
 
@@ -95,7 +95,8 @@ def integrations_set(
 def integrations_events(
     point_id: str = POINT,
     limit: int = typer.Option(20, "--limit", min=1, max=1000, help="How many, newest first."),
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -105,7 +106,7 @@ def integrations_events(
         for row in rows:
             console.print(f"#{row['seq']} {row['receivedAt']} {row['integration']}: {row['body']}")
 
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         emit(client.integration_events(point_id, limit), as_json, human)
 
 
@@ -132,12 +133,13 @@ def feeds_list(
     integration: str | None = typer.Option(None, "--integration", help="Only this service."),
     start: int = typer.Option(0, "--start", min=0),
     count: int = typer.Option(100, "--count", min=1, max=1000),
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Feed records of the point, oldest first."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         page = client.feeds(point_id, integration, start, count)
     emit(page, as_json, lambda p: _feed_table(p["data"]))
 
@@ -151,12 +153,13 @@ def _show(record: dict[str, Any]) -> None:
 def feeds_show(
     point_id: str = POINT,
     record_id: str = typer.Argument(help="Feed record id."),
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """One record: its payload and delivery."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         emit(client.feed(point_id, record_id), as_json, _show)
 
 
@@ -164,12 +167,13 @@ def feeds_show(
 def feeds_resend(
     point_id: str = POINT,
     record_id: str = typer.Argument(help="Feed record id."),
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """«Отправить повторно»: deliver again, to the service's current webhook URL."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         emit(client.resend_feed(point_id, record_id), as_json, lambda r: _feed_table([r]))
 
 
@@ -178,10 +182,11 @@ def feeds_export(
     point_id: str = POINT,
     period_from: str = typer.Option(..., "--from", help="Start, ISO 8601 with offset (inclusive)."),
     period_to: str = typer.Option(..., "--to", help="End, ISO 8601 with offset (exclusive)."),
-    server: str = SERVER,
+    server: str | None = SERVER,
+    ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """«Выгрузить за период»: a 1С retail-sales report of the cash documents of a period."""
-    with _client(server, token) as client:
+    with _client(server, token, ready_file) as client:
         emit(client.onec_export(point_id, period_from, period_to), as_json, _show)

@@ -16,9 +16,11 @@ from kkt_emulator.app.stack import Stack, StackOptions, default_state_dir
 from kkt_emulator.app.workers import WorkerExit, WorkerStack, check_workers
 from kkt_emulator.clock import Clock, make_clock
 from kkt_emulator.cloud.db import parse_target
+from kkt_emulator.cloud.settings import FiscalDateFormat
 from kkt_emulator.control.plane import resolve_mqtt
 from kkt_emulator.errors import ConfigError
 from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
+from kkt_emulator.till.ofd_sender import parse_address
 
 MAX_TILLS_IN_PROCESS = 1000
 """The most tills ``up`` runs in its own process; more are sharded over ``--workers``."""
@@ -102,6 +104,22 @@ def up(
         help="Control plane: spawn (a private mosquitto), mqtt://host:port (an existing broker), "
         "none, or auto (spawn when mosquitto is installed).",
     ),
+    ofd: str | None = typer.Option(
+        None,
+        "--ofd",
+        help="An external OFD's HOST:PORT: the tills send there and no OFD stand-in is started "
+        "(the ofd.* faults need the stand-in).",
+    ),
+    fiscal_date_format: FiscalDateFormat = typer.Option(
+        FiscalDateFormat.ISO,
+        "--fiscal-date-format",
+        help="fiscalInfo.date as iso (+00:00) or millis (.000+0000), as `cloud serve`.",
+    ),
+    fiscal_sum_as_string: bool = typer.Option(
+        False,  # noqa: FBT003 - typer default
+        "--fiscal-sum-as-string",
+        help='fiscalInfo.sum as a string such as "57.00", as `cloud serve`.',
+    ),
 ) -> None:
     """Start the cloud, the OFD stand-in and tills; print what a shop needs to connect.
 
@@ -111,6 +129,8 @@ def up(
     if timing not in ("fast", "realistic"):
         raise typer.BadParameter("--timing must be fast or realistic")
     cloud_db = None if db is None else parse_target(db)  # refused before anything starts
+    if ofd is not None:
+        parse_address(ofd)  # HOST:PORT, refused before anything starts (D105)
     if workers is None and tills > MAX_TILLS_IN_PROCESS:
         raise ConfigError(
             f"--tills {tills}: at most {MAX_TILLS_IN_PROCESS} tills in one process; "
@@ -135,6 +155,9 @@ def up(
         mqtt=mqtt_mode,
         cabinet_token=cabinet_token,
         cloud_db=cloud_db,
+        ofd_address=ofd,
+        fiscal_date_format=fiscal_date_format,
+        fiscal_sum_as_string=fiscal_sum_as_string,
     )
     if workers is not None:
         check_workers(options, workers)

@@ -27,6 +27,7 @@ import httpx
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kkt_emulator.clock import Clock, RealClock
@@ -38,7 +39,9 @@ from kkt_emulator.cloud.backoffice_api import (
 from kkt_emulator.cloud.cabinet_api import cabinet_router
 from kkt_emulator.cloud.callback_client import CallbackClient
 from kkt_emulator.cloud.device_api import Notifier, device_router
+from kkt_emulator.cloud.metrics import CloudMetrics, metrics_router
 from kkt_emulator.cloud.orders_api import orders_cabinet_router, orders_routers
+from kkt_emulator.cloud.receipt_api import receipt_router
 from kkt_emulator.cloud.responses import JsonResponse
 from kkt_emulator.cloud.responses import message as _message
 from kkt_emulator.cloud.service import CallbackRequest, CloudService
@@ -215,6 +218,7 @@ class Cloud:
         self.notifier = Notifier()
         self.web_hub = ChangeHub()  # the web cabinet's live updates (D100)
         self.service = CloudService(self.storage, self.clock, self.settings, self._changed)
+        self.metrics = CloudMetrics(self.service)  # a registry of this cloud's own (D103)
         self.log = get_logger(component="cloud")
         self._callback_transport = callback_transport
         self._http: CallbackClient | None = None
@@ -456,7 +460,8 @@ class Cloud:
             async with cloud:
                 yield
 
-        app = FastAPI(
+        # Swagger UI and ReDoc with their assets served from here, not a CDN (D104).
+        app = FastAPIOffline(
             title="kkt_emulator cloud stand-in",
             version="1",
             description=(
@@ -503,6 +508,8 @@ class Cloud:
         app.include_router(store, prefix="/fn", include_in_schema=False)  # D2
         app.include_router(device_router(self.service, self.notifier))
         app.include_router(cabinet_router(self.service))
+        app.include_router(receipt_router(self.service))
+        app.include_router(metrics_router(self.metrics, self.service))
         services = service_cabinet_router(self.service)
         services.include_router(orders_cabinet_router(self.service))
         app.include_router(services)

@@ -24,15 +24,17 @@ from kkt_emulator.cloud.schemas import (
     RetailPointCreate,
     RetailPointUpdate,
 )
-from kkt_emulator.cloud.security import parse_bearer
+from kkt_emulator.cloud.security import CABINET_COOKIE, cabinet_cookie_value, parse_bearer
 from kkt_emulator.cloud.storage import DocumentFilter
 from kkt_emulator.cloud.views import account_view, format_time
 from kkt_emulator.errors import CloudError, ConfigError, ValidationError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from kkt_emulator.cloud.service import CloudService
 
-__all__ = ["cabinet_router"]
+__all__ = ["cabinet_router", "cabinet_token_check"]
 
 _bearer = HTTPBearer(auto_error=False, description="Only when the cloud has a cabinet token")
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -42,21 +44,31 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def cabinet_router(service: CloudService) -> APIRouter:
-    """Build the cabinet routes over ``service``."""
+def cabinet_token_check(service: CloudService) -> Callable[[Request], None]:
+    """The dependency that guards every cabinet route: the bearer cabinet token, where set (D57)."""
 
     def check_token(request: Request) -> None:
         expected = service.settings.cabinet_token
         if expected is None:
             return
-        token = parse_bearer(request.headers.get("authorization")) or ""
-        if not hmac.compare_digest(token.encode(), expected.encode()):
+        token = parse_bearer(request.headers.get("authorization"))
+        if token is None and (cookie := request.cookies.get(CABINET_COOKIE)) is not None:
+            # The web cabinet's cookie (D99): a page's <img> of a receipt cannot send a header.
+            if hmac.compare_digest(cookie.encode(), cabinet_cookie_value(expected).encode()):
+                return
+            raise CloudError(401, UNAUTHORIZED)
+        if not hmac.compare_digest((token or "").encode(), expected.encode()):
             raise CloudError(401, UNAUTHORIZED)
 
+    return check_token
+
+
+def cabinet_router(service: CloudService) -> APIRouter:
+    """Build the cabinet routes over ``service``."""
     router = APIRouter(
         prefix="/api/cabinet/v1",
         tags=["cabinet API"],
-        dependencies=[Depends(_bearer), Depends(check_token)],
+        dependencies=[Depends(_bearer), Depends(cabinet_token_check(service))],
         responses=_ERRORS,
     )
 

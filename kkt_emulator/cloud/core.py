@@ -70,6 +70,8 @@ class ServiceCore:
         self.settings = settings or CloudSettings()
         self.hasher = PasswordHasher(self.settings.password_iterations)
         self.on_change: Callable[[str | None], None] = on_change or (lambda _point: None)
+        self.on_status: Callable[[DocumentRecord, DocumentRecord, datetime], None] | None = None
+        """Called with (before, after, time) when a step changes a document's status (D103)."""
         self.log = get_logger(component="cloud")
         with self.storage.transaction():
             if self.storage.get_account(DEFAULT_ACCOUNT) is None:
@@ -92,6 +94,8 @@ class ServiceCore:
         self.storage.update_document(updated)
         self.storage.add_history(record.seq, at, state.status, event.kind.value, detail)
         if state.status is not record.state.status:
+            if self.on_status is not None:
+                self.on_status(record, updated, at)
             self.log.info(
                 "document_status_changed",
                 doc_id=record.doc_id,

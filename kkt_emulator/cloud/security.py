@@ -33,14 +33,26 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = [
+    "CABINET_COOKIE",
     "BasicCredentials",
     "PasswordHasher",
+    "cabinet_cookie_value",
     "generate_password",
     "hash_token",
     "new_token",
     "parse_basic",
     "parse_bearer",
 ]
+
+CABINET_COOKIE: Final = "kkt_cabinet"
+"""The web cabinet's cookie (D99): a digest of the cabinet token, never the token."""
+_COOKIE_SALT: Final = b"kkt-emulator cabinet web v1:"
+
+
+def cabinet_cookie_value(token: str) -> str:
+    """What the cabinet cookie holds for ``token`` (D99)."""
+    return hashlib.sha256(_COOKIE_SALT + token.encode()).hexdigest()
+
 
 _ITERATIONS: Final = 100_000
 _FAST: Final = b"sha256:"

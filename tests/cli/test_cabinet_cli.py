@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import threading
 import uuid
@@ -337,3 +338,65 @@ def test_integrations_and_feeds_from_the_command_line(
     )
     assert code == 2
     assert "nothing to change" in err
+
+
+def test_cabinet_commands_find_the_installation_through_its_ready_file(
+    server: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """D106: without --server the cabinet talks to the installation its ready-file names."""
+    monkeypatch.delenv("KKT_CLOUD_URL", raising=False)
+    monkeypatch.delenv("KKT_READY_FILE", raising=False)
+    monkeypatch.setenv("KKT_STATE_DIR", str(tmp_path / "state"))
+    point = run_json(capsys, server, "points", "create", "--name", "Через ready-file")
+    ready = tmp_path / "ready.json"
+    ready.write_text(json.dumps({"base_url": server, "pid": os.getpid()}), encoding="utf-8")
+
+    code, out, err = run(capsys, "cabinet", "points", "list", "--ready-file", str(ready), "--json")
+    assert code == 0, err
+    assert [p["id"] for p in json.loads(out)] == [point["id"]]
+    code, out, err = run(
+        capsys, "cabinet", "feeds", "list", point["id"], "--ready-file", str(ready), "--json"
+    )
+    assert code == 0, err
+
+    monkeypatch.setenv("KKT_READY_FILE", str(ready))
+    code, out, err = run(capsys, "cabinet", "points", "show", point["id"], "--json")
+    assert code == 0, err
+    assert json.loads(out)["name"] == "Через ready-file"
+    monkeypatch.delenv("KKT_READY_FILE")
+
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "ready.json").write_text(ready.read_text(), encoding="utf-8")
+    code, out, err = run(capsys, "cabinet", "points", "list", "--json")  # the default state dir's
+    assert code == 0, err
+    assert [p["id"] for p in json.loads(out)] == [point["id"]]
+
+
+def test_a_named_ready_file_that_is_missing_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KKT_CLOUD_URL", raising=False)
+    missing = tmp_path / "none.json"
+    code, _, err = run(capsys, "cabinet", "points", "list", "--ready-file", str(missing))
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"error: no running installation: {missing} not found (start one with `kkt-emulator up`)"
+    ]
+
+
+def test_without_a_ready_file_the_default_server_is_used(tmp_path: Path) -> None:
+    from kkt_emulator.cli.cloud_target import cloud_url  # noqa: PLC0415 - the unit under test
+    from kkt_emulator.cloud.cabinet_client import DEFAULT_SERVER  # noqa: PLC0415 - as above
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KKT_STATE_DIR", str(tmp_path))
+        assert cloud_url(None, None) == DEFAULT_SERVER
+        assert cloud_url("http://elsewhere:1", None) == "http://elsewhere:1"
+        gone = tmp_path / "ready.json"
+        gone.write_text(json.dumps({"base_url": "http://x:1", "pid": 2**22 + 12345}), "utf-8")
+        assert cloud_url(None, None) == DEFAULT_SERVER  # a stale default ready-file
+        gone.write_text(json.dumps({"base_url": "http://x:1"}), "utf-8")
+        assert cloud_url(None, None) == "http://x:1"

@@ -10,7 +10,6 @@ it with a form, which is what keeps the cabinet's POST forms safe without a CSRF
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Final
 from urllib.parse import urlencode
@@ -18,16 +17,12 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from kkt_emulator.cloud.security import parse_bearer
+from kkt_emulator.cloud.security import CABINET_COOKIE, cabinet_cookie_value, parse_bearer
 
 __all__ = ["COOKIE", "TokenVerdict", "judge", "remember"]
 
-COOKIE: Final = "kkt_cabinet"
-_SALT: Final = b"kkt-emulator cabinet web v1:"
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(_SALT + token.encode()).hexdigest()
+COOKIE: Final = CABINET_COOKIE
+_digest = cabinet_cookie_value
 
 
 class TokenVerdict:
