@@ -70,6 +70,8 @@ class SuiteOptions:
     """Duration of each requests/s measurement (bare, status)."""
     docs: int = 2000
     tills: int = 8
+    workers: int | None = None
+    """``up --workers N`` for the measured installation (``None``: the tills in ``up``'s process)."""
     connections: int = 16
     latency_seconds: float = 10.0
     latency_rate: float = 50.0
@@ -629,6 +631,8 @@ async def _run_parts(
             if long_poll
             else ["--poll-interval", "0.05"]
         )
+        if options.workers is not None:
+            poll_args += ["--workers", str(options.workers)]
         poll = {"up_args": " ".join(poll_args), "long_poll": long_poll}
         progress(f"installation: up --tills {options.tills} --mqtt none {poll['up_args']}")
         async with _installation(options.tills, workdir, poll_args, poll) as inst:

@@ -68,6 +68,14 @@ def suite(
         help="Seconds of each requests/s measurement, bare and status (default 5; quick 1; wrk rounds).",
     ),
     tills: int = typer.Option(8, "--tills", min=1, max=100, help="Tills of the measured `up`."),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        max=16,
+        help="Run the measured `up`'s tills in this many worker processes (`up --workers N`): "
+        "the cloud keeps one core, the tills use the others. Default: all in one process.",
+    ),
     only: str | None = typer.Option(
         None,
         "--only",
@@ -79,7 +87,14 @@ def suite(
 ) -> None:
     """Every figure of the project, side by side in one run (see `docs/benchmarks.md`)."""
     if ctx.invoked_subcommand is not None:
-        if quick or docs is not None or seconds is not None or only is not None or json_out:
+        if (
+            quick
+            or docs is not None
+            or seconds is not None
+            or only is not None
+            or json_out
+            or workers is not None
+        ):
             raise typer.BadParameter(
                 f"suite options do not apply to `bench {ctx.invoked_subcommand}`; drop them"
             )
@@ -92,7 +107,7 @@ def suite(
     )
     from kkt_emulator.errors import ConfigError  # noqa: PLC0415
 
-    overrides: dict[str, Any] = {"tills": tills, "parts": _parts(only)}
+    overrides: dict[str, Any] = {"tills": tills, "workers": workers, "parts": _parts(only)}
     if docs is not None:
         overrides["docs"] = docs
     if seconds is not None:
