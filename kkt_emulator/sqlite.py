@@ -17,6 +17,13 @@ durable commit syncs the WAL with every frame before its own, as before.
 :class:`IdleConnection` is a connection that closes itself after a few idle seconds and reopens on
 the next use, so a thousand idle tills hold no SQLite descriptors (D71); the close (a checkpoint and
 its syncs) runs in a worker thread, off the event loop (D111).
+
+A durable commit on the event loop need not hold it for its sync (D114): the store commits with
+``synchronous=NORMAL`` (the frames are in the WAL file, safe from a process crash) and awaits
+:meth:`IdleConnection.durable`, which syncs the WAL (``fdatasync``) in a worker thread: every frame
+written before it is then on the disk, as ``FULL`` would have made it, while the loop serves other
+tills. The caller does not act on the commit (send the drive command, answer the frame) before the
+await returns, so nothing outside the process can see a write a power cut could take back.
 """
 
 from __future__ import annotations
@@ -32,7 +39,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["IDLE_SECONDS", "IdleConnection", "Synchronous", "immediate", "open_database"]
+__all__ = [
+    "IDLE_SECONDS",
+    "IdleConnection",
+    "Synchronous",
+    "immediate",
+    "open_database",
+    "sync_wal",
+]
 
 IDLE_SECONDS = 1.0
 """How long an :class:`IdleConnection` stays open unused (between one and two such periods)."""
@@ -149,6 +163,99 @@ def _close_off_loop(conn: sqlite3.Connection) -> None:
         conn.close()
 
 
+SYNC_THREADS = 2
+"""Worker threads that sync WAL files; each takes every request waiting when it looks (D114)."""
+
+
+def _fdatasync_wal(path: str) -> None:
+    try:
+        fd = os.open(f"{path}-wal", os.O_RDONLY)
+    except FileNotFoundError:
+        return  # no WAL: the last close checkpointed it into the database and synced that
+    try:
+        if hasattr(os, "fdatasync"):
+            os.fdatasync(fd)
+        else:  # macOS, Windows
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+
+
+class _WalSyncer:
+    """Grouped WAL syncs: one hand-off to the loop a batch, not one a commit.
+
+    A worker takes every waiting request, syncs each file once, then wakes each loop once for all
+    of its waiters.
+
+    A request is made after its commit, so a sync of that file started after the request was
+    taken covers it; two requests for one file in one batch share its sync.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self._ready = threading.Condition()
+        self._waiting: dict[str, list[_Waiter]] = {}
+        for n in range(threads):
+            threading.Thread(target=self._work, name=f"kkt-sqlite-sync-{n}", daemon=True).start()
+
+    def request(self, path: str) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._ready:
+            self._waiting.setdefault(path, []).append((loop, future))
+            self._ready.notify()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            with self._ready:
+                while not self._waiting:
+                    self._ready.wait()
+                batch, self._waiting = self._waiting, {}
+            done: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], OSError | None]]]
+            done = {}
+            for path, waiters in batch.items():
+                error: OSError | None = None
+                try:
+                    _fdatasync_wal(path)
+                except OSError as exc:  # handed to each waiter: its commit is not durable
+                    error = exc
+                for loop, future in waiters:
+                    done.setdefault(loop, []).append((future, error))
+            for loop, results in done.items():
+                with contextlib.suppress(RuntimeError):  # that loop closed: nobody waits
+                    loop.call_soon_threadsafe(_resolve, results)
+
+
+def _resolve(results: list[tuple[asyncio.Future[None], OSError | None]]) -> None:
+    for future, error in results:
+        if future.done():  # the waiter was cancelled
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+_syncer: _WalSyncer | None = None
+
+
+async def sync_wal(path: str | Path) -> None:
+    """Put every frame of ``path``'s WAL written so far on the disk, off the loop (D114).
+
+    Raises:
+        OSError: the sync failed (the disk is gone or full): the commits are not durable.
+    """
+    global _syncer  # noqa: PLW0603 - one syncer for the process, made on first use
+    with _closer_lock:
+        if _syncer is None:
+            _syncer = _WalSyncer(SYNC_THREADS)
+        syncer = _syncer
+    await syncer.request(str(path))
+
+
 @contextlib.contextmanager
 def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` … ``COMMIT``; ``ROLLBACK`` (and re-raise) on any exception.
@@ -256,6 +363,17 @@ class IdleConnection:
         if mode != self._synchronous:
             self.connection().execute(f"PRAGMA synchronous={mode}")
             self._synchronous = mode
+
+    async def durable(self) -> None:
+        """Wait until every commit so far is on the disk (D114): the WAL synced off the loop.
+
+        For commits made with ``synchronous=NORMAL``; with ``FULL`` they are durable already.
+
+        Raises:
+            OSError: the sync failed.
+        """
+        if self.path != ":memory:":
+            await sync_wal(self.path)
 
     def close(self) -> None:
         """Close the connection for good (a later :meth:`connection` opens it again)."""

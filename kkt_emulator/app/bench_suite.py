@@ -70,8 +70,12 @@ class SuiteOptions:
     """Duration of each requests/s measurement (bare, status)."""
     docs: int = 2000
     tills: int = 8
-    workers: int | None = None
-    """``up --workers N`` for the measured installation (``None``: the tills in ``up``'s process)."""
+    workers: int | None = field(default_factory=lambda: 1 if (os.cpu_count() or 1) > 1 else None)
+    """``up --workers N`` for the measured installation (``None``: the tills in ``up``'s process).
+
+    One worker by default where there are cores for it: the cloud and the tills each get one,
+    as a load test should run them (D114 lets the worker's tills overlap their syncs).
+    """
     connections: int = 16
     latency_seconds: float = 10.0
     latency_rate: float = 50.0

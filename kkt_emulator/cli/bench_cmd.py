@@ -71,10 +71,11 @@ def suite(
     workers: int | None = typer.Option(
         None,
         "--workers",
-        min=1,
+        min=0,
         max=16,
-        help="Run the measured `up`'s tills in this many worker processes (`up --workers N`): "
-        "the cloud keeps one core, the tills use the others. Default: all in one process.",
+        help="Run the measured `up`'s tills in this many worker processes (`up --workers N`), "
+        "so the cloud keeps a core of its own; 0: the tills in `up`'s own process. Default: 1 on "
+        "a machine with two or more cores, else 0.",
     ),
     only: str | None = typer.Option(
         None,
@@ -107,7 +108,9 @@ def suite(
     )
     from kkt_emulator.errors import ConfigError  # noqa: PLC0415
 
-    overrides: dict[str, Any] = {"tills": tills, "workers": workers, "parts": _parts(only)}
+    overrides: dict[str, Any] = {"tills": tills, "parts": _parts(only)}
+    if workers is not None:
+        overrides["workers"] = workers or None
     if docs is not None:
         overrides["docs"] = docs
     if seconds is not None:

@@ -17,6 +17,12 @@ written with ``synchronous=FULL`` (the WAL is fsynced before the answer exists, 
 keeps it and every commit before it); the other steps (15h opening a receipt, its 07h data,
 transport and read flags, cursors) with ``synchronous=NORMAL``, which survives a process crash
 and, after a power loss, at worst rolls the drive back to the last signed document.
+
+A drive served on a pipe (:class:`~kkt_emulator.fnio.server.DriveServer`) defers those syncs
+(D114): :attr:`SqliteStore.defer_sync` makes such a commit ``NORMAL`` and marks the store
+:attr:`~SqliteStore.unsynced`; the server awaits :meth:`SqliteStore.settle` (the WAL synced in a
+worker thread) before the answer frame leaves, so the answer still never exists before the
+document is on the disk, and the event loop serves other tills meanwhile.
 """
 
 from __future__ import annotations
@@ -95,6 +101,10 @@ class SqliteStore:
         idle: float | None = IDLE_SECONDS,
     ) -> None:
         self.path = Path(path)
+        self.defer_sync = False
+        """Commit signed documents with ``NORMAL`` and leave the sync to :meth:`settle` (D114)."""
+        self.unsynced = False
+        """A deferred commit waits for :meth:`settle`."""
         try:
             self._handle = IdleConnection(
                 self.path, schema=_SCHEMA, synchronous="FULL", foreign_keys=True, idle=idle
@@ -268,9 +278,8 @@ class SqliteStore:
         ):
             return  # nothing to write: the file already holds this state
         try:
-            self._synchronous(
-                "FULL" if documents or acks or new_regs or not regs_kept else "NORMAL"
-            )
+            durable = bool(documents or acks or new_regs or not regs_kept)
+            self._synchronous("FULL" if durable and not self.defer_sync else "NORMAL")
             with immediate(self._db) as db:
                 if core != self._saved_core:
                     db.execute(
@@ -323,6 +332,8 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise DriveError(ResultCode.FN_FAILURE, detail=f"archive write failed: {exc}") from exc
         # Written: the file now holds this state.
+        if durable and self.defer_sync:
+            self.unsynced = True  # the server settles it before the answer leaves (D114)
         self._saved_core = core
         if regs_kept:
             saved_regs.extend(new_regs)
@@ -342,6 +353,21 @@ class SqliteStore:
     def synchronous(self) -> Synchronous:
         """The ``synchronous`` mode of the latest write (``FULL`` or ``NORMAL``)."""
         return self._handle.synchronous
+
+    async def settle(self) -> None:
+        """Put the deferred commits on the disk (D114); returns at once when none waits.
+
+        Raises:
+            DriveError: 03h (drive failure) if the sync failed.
+        """
+        if not self.unsynced:
+            return
+        self.unsynced = False  # a commit made during the sync marks the store again
+        try:
+            await self._handle.durable()
+        except OSError as exc:
+            self.unsynced = True
+            raise DriveError(ResultCode.FN_FAILURE, detail=f"archive sync failed: {exc}") from exc
 
     def _synchronous(self, mode: Synchronous) -> None:
         """Set ``PRAGMA synchronous`` for the next transaction (only when it changes)."""

@@ -16,12 +16,13 @@ the two never overlap, because the direct path is refused while the pump holds b
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from kkt_emulator.clock import Clock
-from kkt_emulator.errors import TransportError
+from kkt_emulator.errors import DriveError, TransportError
 from kkt_emulator.fn.endpoint import CrashHook, DriveCrash, DriveEndpoint
 from kkt_emulator.fn.frame import Frame
+from kkt_emulator.fnio.archive import SqliteStore
 from kkt_emulator.logging import get_logger
 from kkt_emulator.transport.base import BytePipe
 from kkt_emulator.transport.memory import MemoryPipe
@@ -53,6 +54,12 @@ class DriveServer:
         endpoint.on_crash = self._log_crash
         # Pumps that took bytes off their pipe and have not yet written all of their answers.
         self._pumping = 0
+        # A store that can sync off the loop does (D114): this server waits for it before each
+        # answer goes out, so no answer exists before its document is on the disk.
+        store = endpoint.drive.store
+        self._store = store if isinstance(store, SqliteStore) else None
+        if self._store is not None:
+            self._store.defer_sync = True
 
     def _log_crash(self, crash: DriveCrash, exc: BaseException) -> None:
         self.log.error(
@@ -79,12 +86,25 @@ class DriveServer:
             return endpoint.handle(items[0], self.clock.now())
         return b"".join([endpoint.handle(item, self.clock.now()) for item in items])
 
+    def _settle(self) -> Awaitable[None] | None:
+        """What to await before an answer leaves: the archive's deferred sync, if one waits."""
+        store = self._store
+        return self._sync(store) if store is not None and store.unsynced else None
+
+    async def _sync(self, store: SqliteStore) -> None:
+        try:
+            await store.settle()
+        except DriveError as exc:
+            # The disk refused the sync: the commit is in the WAL (a process crash keeps it), and
+            # the drive has signed; there is no honest answer but this one, so it goes, logged.
+            self.log.exception("archive_sync_failed", error=exc.detail)
+
     async def serve(self, pipe: BytePipe) -> None:
         """Answer frames on ``pipe`` until it closes."""
         self.log.debug("drive_link_open")
         direct = pipe if isinstance(pipe, MemoryPipe) and self.delay is None else None
         if direct is not None:
-            direct.answer_with(self.answer_now)
+            direct.answer_with(self.answer_now, self._settle)
         try:
             while not pipe.is_closed():
                 data = await pipe.read(4096)
@@ -92,6 +112,8 @@ class DriveServer:
                 try:
                     for item in self.endpoint.split(data):
                         answer = self.endpoint.handle(item, self.clock.now())
+                        if (pending := self._settle()) is not None:
+                            await pending
                         if self.delay is not None and isinstance(item, Frame):
                             await self.clock.pace(self.delay(item.code))
                         await pipe.write(answer)

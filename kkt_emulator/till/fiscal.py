@@ -196,7 +196,9 @@ class Fiscaliser:
                 if status.current_document:
                     await fn.cancel_document()
                 expected = status.last_fd + 1
-                ctx.state.journal(doc_id, lease_id, expected, document, ctx.clock.now().isoformat())
+                await ctx.state.journal_synced(
+                    doc_id, lease_id, expected, document, ctx.clock.now().isoformat()
+                )
                 self.faults.crash_point(CrashPoint.BEFORE_COMMIT)
                 answer, shift_number = await self._run_receipt(local, plan, shift_number)
             except (DriveError, LocalRefusalError) as exc:

@@ -174,20 +174,39 @@ class TillStore:
         self, doc_id: str, lease_id: str | None, expected_fd: int, document: dict[str, Any], at: str
     ) -> None:
         """Record «about to fiscalise ``doc_id`` as fiscal document ``expected_fd``»."""
+        self._write(self._journal_statements(doc_id, lease_id, expected_fd, document, at))
+
+    async def journal_synced(
+        self, doc_id: str, lease_id: str | None, expected_fd: int, document: dict[str, Any], at: str
+    ) -> None:
+        """:meth:`journal`, its sync in a worker thread (D114): the loop serves other tills.
+
+        Returns once the entry is on the disk, as :meth:`journal` does.
+
+        Raises:
+            OSError: the sync failed; the drive command must not go out.
+        """
         self._write(
-            [
-                (
-                    # Update in place: the entry keeps its position in the queue.
-                    (
-                        "INSERT INTO till_journal (doc_id, lease_id, expected_fd, document, created_at)"
-                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (doc_id) DO UPDATE SET"
-                        " lease_id = excluded.lease_id, expected_fd = excluded.expected_fd,"
-                        " document = excluded.document"
-                    ),
-                    (doc_id, lease_id, expected_fd, json.dumps(document, ensure_ascii=False), at),
-                )
-            ]
+            self._journal_statements(doc_id, lease_id, expected_fd, document, at), durable=False
         )
+        await self._handle.durable()
+
+    @staticmethod
+    def _journal_statements(
+        doc_id: str, lease_id: str | None, expected_fd: int, document: dict[str, Any], at: str
+    ) -> list[tuple[str, tuple[Any, ...]]]:
+        return [
+            (
+                # Update in place: the entry keeps its position in the queue.
+                (
+                    "INSERT INTO till_journal (doc_id, lease_id, expected_fd, document, created_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (doc_id) DO UPDATE SET"
+                    " lease_id = excluded.lease_id, expected_fd = excluded.expected_fd,"
+                    " document = excluded.document"
+                ),
+                (doc_id, lease_id, expected_fd, json.dumps(document, ensure_ascii=False), at),
+            )
+        ]
 
     def journal_leased(self, items: list[tuple[str, str | None, dict[str, Any]]], at: str) -> None:
         """Record leased documents before any is processed (expected FD 0: not started yet).

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from kkt_emulator.errors import TransportError
@@ -35,9 +35,10 @@ if TYPE_CHECKING:
 
     from kkt_emulator.clock import Clock
 
-__all__ = ["MEMORY", "MemoryPipe", "Responder", "memory_pipe_pair"]
+__all__ = ["MEMORY", "MemoryPipe", "Responder", "Settle", "memory_pipe_pair"]
 
 Responder = Callable[[bytes], bytes | None]
+Settle = Callable[[], Awaitable[None] | None]
 """Answers the bytes the peer wrote at once (``b""``: nothing to answer yet), or ``None``: not now,
 send them the ordinary way."""
 
@@ -58,13 +59,17 @@ class MemoryPipe(PipeBase):
         self._peer: MemoryPipe | None = None
         self._peer_closed = False
         self._responder: Responder | None = None
+        self._settle: Settle | None = None
 
-    def answer_with(self, responder: Responder | None) -> None:
+    def answer_with(self, responder: Responder | None, settle: Settle | None = None) -> None:
         """Answer what the peer writes with ``responder`` when the line is plain; ``None`` stops it.
 
-        See the module docstring (the direct path).
+        ``settle``, when given, is asked after each answer for an awaitable to wait on before the
+        answer reaches the peer (``None``: nothing to wait for); the drive's server waits there
+        for its deferred sync (D114). See the module docstring (the direct path).
         """
         self._responder = responder
+        self._settle = settle
 
     def _connect(self, peer: MemoryPipe) -> None:
         self._peer = peer
@@ -114,6 +119,9 @@ class MemoryPipe(PipeBase):
         ):
             answer = peer._responder(bytes(data))  # noqa: SLF001 - the two ends of one pair
             if answer is not None:
+                settle = peer._settle  # noqa: SLF001 - the two ends of one pair
+                if settle is not None and (pending := settle()) is not None:
+                    await pending  # the answer exists only once its commit is durable (D114)
                 if answer:
                     self._feed(answer)
                 return
