@@ -4,15 +4,25 @@ One file in WAL mode (:func:`kkt_emulator.sqlite.open_database`, ``synchronous=N
 keys on), created on first start and reopened on the next. A transaction is ``BEGIN IMMEDIATE``:
 one writer at a time, so this process is the file's only writer and needs no row locks, claims or
 announcements (the methods for them do nothing). ``sqlite3`` errors become :class:`StorageError`.
+
+Checkpoints run in a thread of their own (D115): the connection's automatic checkpoint is off, and
+a :class:`_Checkpointer` with a second connection copies the WAL into the database (``PASSIVE``,
+which never blocks the writer) whenever the WAL has grown past :data:`CHECKPOINT_BYTES`. An
+automatic checkpoint would run inside whichever ``COMMIT`` crossed the threshold, on the event
+loop, writing megabytes and syncing both files while every request waits. Closing stops the
+thread and closes the main connection last, which checkpoints what is left.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
 from kkt_emulator.cloud.db import StorageError
+from kkt_emulator.logging import get_logger
 from kkt_emulator.sqlite import open_database
 
 if TYPE_CHECKING:
@@ -21,6 +31,45 @@ if TYPE_CHECKING:
 __all__ = ["SqliteConnection"]
 
 _VERSION_SQL: Final = "SELECT value FROM meta WHERE key = 'schema_version'"
+
+CHECKPOINT_BYTES: Final = 4 * 1024 * 1024
+"""WAL size past which the checkpointer copies it into the database (SQLite's default: 1000 pages)."""
+CHECKPOINT_LOOK_S: Final = 0.25
+"""How often the checkpointer looks at the WAL's size (one ``stat``)."""
+
+
+class _Checkpointer:
+    """A thread that checkpoints a WAL off the event loop (D115)."""
+
+    def __init__(self, path: str) -> None:
+        self._wal = Path(f"{path}-wal")
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kkt-cloud-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        log = get_logger()
+        while not self._stop.wait(CHECKPOINT_LOOK_S):
+            try:
+                size = self._wal.stat().st_size
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("cloud_checkpoint_stat_failed", error=str(exc))
+                continue
+            if size < CHECKPOINT_BYTES:
+                continue
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # busy or failing disk: the next look tries again
+                log.warning("cloud_checkpoint_failed", error=str(exc))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
 
 
 class SqliteConnection:
@@ -51,6 +100,14 @@ class SqliteConnection:
             raise StorageError(
                 f"cloud database {path} has schema version {stored}; this program knows {version}"
             )
+        self._checkpointer: _Checkpointer | None = None
+        if path != ":memory:":
+            try:
+                self._conn.execute("PRAGMA wal_autocheckpoint=0")
+                self._checkpointer = _Checkpointer(path)
+            except sqlite3.Error as exc:
+                self._conn.close()
+                raise StorageError(f"cannot open cloud database {path}: {exc}") from exc
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
         """Run one statement."""
@@ -102,6 +159,9 @@ class SqliteConnection:
 
     def close(self) -> None:
         """Close the file (idempotent)."""
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()
         # A connection that cannot even close has nothing left to lose; closing stays idempotent.
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
