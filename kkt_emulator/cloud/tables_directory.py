@@ -54,6 +54,9 @@ class DirectoryTables(Database):
         self._points: dict[str, RetailPoint] = self._cache()
         self._associations: dict[str, Association] = self._cache()
         self._devices: dict[str, Device] = self._cache()  # by token hash
+        # device id -> the token hash it is cached under, so that a heartbeat or a re-bind touches
+        # its one entry: scanning every cached till per heartbeat made a fleet's start quadratic.
+        self._device_tokens: dict[str, str] = self._cache()
         self._heartbeats: dict[str, tuple[datetime, bool] | None] = self._cache()  # by point
 
     def _forget(self, kind: str, key: str) -> None:
@@ -66,12 +69,13 @@ class DirectoryTables(Database):
             self._associations.pop(key, None)
         elif kind == "devices":
             self._devices.clear()
+            self._device_tokens.clear()
             self._heartbeats.clear()
         elif kind == "heartbeat":
             self._heartbeats.clear()
-            for token_hash, device in list(self._devices.items()):
-                if device.device_id == key:
-                    del self._devices[token_hash]
+            token_hash = self._device_tokens.pop(key, None)
+            if token_hash is not None:
+                self._devices.pop(token_hash, None)
 
     # -- accounts and master credentials -----------------------------------------------------------
 
@@ -275,6 +279,7 @@ class DirectoryTables(Database):
             if row is None:
                 return None
             device = self._devices[token_hash] = device_from_row(row)
+            self._device_tokens[device.device_id] = token_hash
             return device
 
     def get_device(self, device_id: str) -> Device | None:
@@ -303,7 +308,10 @@ class DirectoryTables(Database):
                     to_db_time(device.bound_at),
                 ),
             )
-            self._devices.clear()  # the old token of a re-bound till must stop working
+            # The old token of a re-bound till must stop working.
+            old_token = self._device_tokens.pop(device.device_id, None)
+            if old_token is not None:
+                self._devices.pop(old_token, None)
             self._heartbeats.clear()  # and the till may have moved to another point
             self._announce("devices")
 
@@ -320,15 +328,17 @@ class DirectoryTables(Database):
             )
             self._heartbeats.clear()
             self._announce("heartbeat", device_id)
-            for token_hash, device in list(self._devices.items()):
-                if device.device_id == device_id:  # as a read of the new row would give it
-                    self._devices[token_hash] = dataclasses.replace(
-                        device,
-                        last_heartbeat_at=from_db_time(stored_at),
-                        fn_ok=fn_ok,
-                        heartbeat=loads(text),
-                        fn_serial=fn_serial or device.fn_serial,
-                    )
+            token_hash = self._device_tokens.get(device_id)
+            device = None if token_hash is None else self._devices.get(token_hash)
+            if token_hash is not None and device is not None:
+                # As a read of the new row would give it.
+                self._devices[token_hash] = dataclasses.replace(
+                    device,
+                    last_heartbeat_at=from_db_time(stored_at),
+                    fn_ok=fn_ok,
+                    heartbeat=loads(text),
+                    fn_serial=fn_serial or device.fn_serial,
+                )
 
     def list_devices(self, point_id: str | None = None) -> list[Device]:
         """Every bound device, optionally of one retail point."""
