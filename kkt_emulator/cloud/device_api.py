@@ -22,6 +22,7 @@ from fastapi.security import HTTPBasic, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from kkt_emulator.cloud.cashdoc_ops import CashDocsRequest
+from kkt_emulator.cloud.orders_ops import orders_key
 from kkt_emulator.cloud.schemas import (
     BindRequest,
     HeartbeatRequest,
@@ -268,6 +269,9 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
         points: dict[str, list[int]] = {}
         for index, _, point in found:
             points.setdefault(point.id, []).append(index)
+        # The watch also tells the tills whose point's orders changed (D116), so that a fleet's
+        # tills hold no order long poll of their own.
+        keys = [*points, *(orders_key(point_id) for point_id in points)]
         wait = min(wait, service.settings.max_lease_wait)
         deadline = clock.monotonic() + wait
         devices = [device for _, device, _ in found]
@@ -286,19 +290,33 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
                         point_id, indices, service.eligible_count(point_id, len(indices))
                     )
                 ]
+                orders = [
+                    index
+                    for point_id, indices in points.items()
+                    if notifier.changed_since(orders_key(point_id), seen)
+                    for index in indices
+                ]
                 seen = cursor
                 remaining = deadline - clock.monotonic()
-                if ready or refused or not points or remaining <= 0 or (gone and gone.done()):
+                if (
+                    ready
+                    or orders
+                    or refused
+                    or not points
+                    or remaining <= 0
+                    or (gone and gone.done())
+                ):
                     if remaining <= 0 and wait > 0:
                         service.mark_seen(devices, WATCH_SEEN_EVERY)
                     return {
                         "ready": sorted(ready),
+                        "orders": sorted(orders),
                         "refused": refused,
                         "after": f"{notifier.epoch}:{cursor}",
                     }
                 if gone is None:
                     gone = asyncio.ensure_future(_disconnected(request))
-                await notifier.wait(points.keys(), clock, remaining, gone)
+                await notifier.wait(keys, clock, remaining, gone)
         finally:
             if gone is not None:
                 gone.cancel()

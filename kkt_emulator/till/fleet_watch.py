@@ -6,7 +6,8 @@ tills of one process and one cloud share a :class:`FleetWatch`: one ``POST /watc
 all their bearer tokens, and its answer says which of them have documents waiting at their retail
 point since the last answer. Those tills lease (a plain ``/lease``); the others stay asleep, with
 no timer of their own but their rare heartbeat (D68). The watch also tells the cloud that the tills
-it names are alive (D67).
+it names are alive (D67), and which of them should sync their orders because their point's
+orders changed (D116): a watched till holds no order long poll of its own either.
 
 A till registers when it first long-polls and unregisters when its poll loop ends. The watch is
 renewed at once after an answer; a till that starts listening while the watch in flight does not
@@ -55,6 +56,8 @@ class WatchMember:
         self.token = token
         self.active = active
         self.ready = asyncio.Event()
+        self.orders_ready = asyncio.Event()
+        """Set when the watch says the orders of the till's point changed (D116)."""
 
     def listen(self) -> None:
         """The till waits for the watch now: start the watch again if it does not name the till."""
@@ -143,6 +146,7 @@ class FleetWatch:
     def _wake_all(self) -> None:
         for member in self._members:
             member.ready.set()
+            member.orders_ready.set()
 
     async def _run(self) -> None:
         backoff = 0.5
@@ -223,7 +227,13 @@ class FleetWatch:
             for index in answer.get(key, ()):
                 if isinstance(index, int) and 0 <= index < len(named):
                     named[index].ready.set()
+                    if key == "refused":  # its own next call, orders too, finds out why
+                        named[index].orders_ready.set()
                     told += 1
+        for index in answer.get("orders", ()):
+            if isinstance(index, int) and 0 <= index < len(named):
+                named[index].orders_ready.set()
+                told += 1
         return False, told
 
     async def aclose(self) -> None:

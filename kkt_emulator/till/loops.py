@@ -219,6 +219,19 @@ class Loops:
             return await self.link.lease(ctx.settings.max_docs)
         return []
 
+    def watch_pending(self) -> bool:
+        """Whether this till is to join a fleet watch whose cloud has not answered yet (D116)."""
+        if not self.ctx.config.fleet_watch or self._watch_refused:
+            return False
+        return self._watch is None or self._watch.watch.supported is None
+
+    def watch_member(self) -> WatchMember | None:
+        """This till's place in a fleet watch that the cloud serves (D116), if it has one."""
+        member = self._watch
+        if member is None or member.watch.supported is not True or member.watch.closed:
+            return None
+        return member
+
     def leave_fleet_watch(self) -> None:
         """Leave the fleet watch (the poll loop ends)."""
         if self._watch is not None:

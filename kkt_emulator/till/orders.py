@@ -15,6 +15,8 @@ through the upload queue as a cash document with ``linkedDocId`` = the order's i
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final
@@ -23,10 +25,11 @@ from kkt_emulator.errors import CloudError, TransportError, ValidationError
 from kkt_emulator.till.receipts import build_receipt
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from kkt_emulator.till.cloud_link import CloudLink
     from kkt_emulator.till.context import TillContext
+    from kkt_emulator.till.fleet_watch import WatchMember
     from kkt_emulator.till.shifts import Shifts
 
 __all__ = ["OrderDesk", "OrderList", "OrderPaid", "parse_sum"]
@@ -34,6 +37,10 @@ __all__ = ["OrderDesk", "OrderList", "OrderPaid", "parse_sum"]
 MIN_POLL: Final = 1.0
 """Real seconds between plain order syncs at least, however short the till's poll (D90)."""
 SYNC_RETRY_MAX: Final = 60.0
+WATCH_PENDING_LOOK: Final = 1.0
+"""Real seconds between the syncs of a till joining a fleet watch, until the watch answers."""
+WATCHED_SYNC_EVERY: Final = 300.0
+"""Real seconds a watched till (D116) waits for the watch before it syncs its orders anyway."""
 """Real seconds the sync loop waits at most between failed syncs (doubling from 1 s)."""
 
 # O8: inventoryType → the receipt's payment object and method (store API names).
@@ -131,6 +138,10 @@ class OrderDesk:
         # and reading it reopened an idle till's store (D71) 40 times a second at 1,000 tills. A
         # restart or a snapshot brings a new store object, which reads it again.
         self._rev: tuple[object, int] | None = None
+        self.watched: Callable[[], WatchMember | None] = lambda: None
+        """The till's fleet watch membership, when it has one (D116); the till sets it."""
+        self.watch_pending: Callable[[], bool] = lambda: False
+        """Whether the till is joining a fleet watch not yet confirmed (D116); the till sets it."""
 
     # ------------------------------------------------------------------ what the till keeps
 
@@ -191,7 +202,13 @@ class OrderDesk:
         return self.apply(await self.link.orders(self.rev, wait))
 
     async def sync_loop(self) -> None:
-        """Keep the orders in sync while the ``orders`` setting is on (D90), until the till stops."""
+        """Keep the orders in sync while the ``orders`` setting is on (D90), until the till stops.
+
+        A long-polling till of a fleet watch (D116) syncs without waiting and then sleeps until
+        the watch says its point's orders changed (the signal is cleared before the sync, so a
+        change during it is kept), or :data:`WATCHED_SYNC_EVERY` at the latest; any other
+        long-polling till holds its own order long poll.
+        """
         ctx = self.ctx
         retry = 1.0
         while not ctx.stopping.is_set():
@@ -199,7 +216,20 @@ class OrderDesk:
             if not settings.orders or not ctx.polling_allowed():
                 await ctx.pause(max(settings.poll_interval, 1.0))
                 continue
+            member = self.watched() if settings.long_poll > 0 else None
             try:
+                if member is None and settings.long_poll > 0 and self.watch_pending():
+                    # The till is joining a fleet watch: no long poll to be stuck in meanwhile.
+                    await self.sync()
+                    await ctx.clock.pace(WATCH_PENDING_LOOK)
+                    continue
+                if member is not None:
+                    member.orders_ready.clear()
+                    await self.sync()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(member.orders_ready.wait(), WATCHED_SYNC_EVERY)
+                    retry = 1.0
+                    continue
                 await self.sync(wait=settings.long_poll)
             except (TransportError, CloudError) as exc:
                 ctx.log.warning("orders_sync_failed", error=str(exc), retry_s=retry)

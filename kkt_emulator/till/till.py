@@ -119,6 +119,8 @@ class Till:
             restart=self._restart_after_crash,
             catalog=self.catalog,
         )
+        self.orders.watched = self.loops.watch_member  # a fleet watch tells orders too (D116)
+        self.orders.watch_pending = self.loops.watch_pending
         self.keeper = DriveKeeper(ctx, self.drive_slot, self.shifts, self.fiscaliser)
         self.control = TillControl(self)
         """What the control plane drives (typed answers)."""

@@ -243,8 +243,10 @@ async def test_a_fleet_watch_names_the_tills_whose_point_has_news(
 
     counting = Counting(cloud, monkeypatch)
     held = asyncio.create_task(_watch(http, tokens, wait=30, after=first["after"]))
-    await _settle(http, lambda: cloud.notifier.waiting == {point.id: 1, other.id: 1})
-    assert cloud.notifier.waiting == {point.id: 1, other.id: 1}  # one wait for both points
+    # One wait for both points, their documents and their orders (D116).
+    waiting = dict.fromkeys((point.id, other.id, f"orders:{point.id}", f"orders:{other.id}"), 1)
+    await _settle(http, lambda: cloud.notifier.waiting == waiting)
+    assert cloud.notifier.waiting == waiting
     await post_doc(http, other, minimal_doc())
     answer = await asyncio.wait_for(held, 10)
     assert answer["ready"] == [2]

@@ -301,8 +301,8 @@ async def test_idle_tills_of_a_fleet_watch_make_no_calls_of_their_own(
         state_dir=tmp_path,
         tills=3,
         points=2,
-        # the order sync is a till's own long poll (store-api.md D90): off, as in a fleet
-        till_settings={"poll_interval": 3600.0, "orders": False},
+        # orders on: the watch tells the order syncs too (D116)
+        till_settings={"poll_interval": 3600.0, "orders": True},
         long_poll=30.0,
     )
     async with Stack(options, clock) as stack:
@@ -310,14 +310,16 @@ async def test_idle_tills_of_a_fleet_watch_make_no_calls_of_their_own(
         try:
             assert stack.cloud is not None
             notifier = stack.cloud.notifier
-            points = {p["retail_point_id"] for p in stack.points}
+            point_ids = {p["retail_point_id"] for p in stack.points}
+            points = point_ids | {f"orders:{p}" for p in point_ids}
             watch = FleetWatch.shared(stack.base_url)
             assert watch is not None
             for _ in range(1000):  # every till has polled and listens to the watch
                 if notifier.waiting == dict.fromkeys(points, 1) and watch.watching == 3:
                     break
                 await asyncio.sleep(0.01)
-            # One wait names both points: the fleet watch; no till holds a lease of its own.
+            # One wait names both points (their documents and their orders): the fleet watch; no
+            # till holds a lease or an order long poll of its own.
             assert notifier.waiting == dict.fromkeys(points, 1)
             calls = [_record_calls(t.link) for t in stack.tills]
             await asyncio.sleep(0.3)

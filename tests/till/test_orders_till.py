@@ -19,6 +19,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
+from kkt_emulator.app import stack as stack_module
 from kkt_emulator.clock import RealClock
 from kkt_emulator.cloud.tables_cashdocs import CashDocQuery
 from kkt_emulator.errors import CloudError, ValidationError
@@ -238,3 +239,28 @@ async def test_partial_refusal_prepaid_return_and_delete_in_payment(tmp_path: Pa
             }
         ]
         assert [p["name"] for p in receipts_of(kkt, partial)[0]["inventPositions"]] == ["Нитки"]
+
+
+async def test_a_fleet_watch_brings_orders_without_an_order_long_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D116: watched tills sync their orders when the watch says so, never by a long poll."""
+    monkeypatch.setattr(stack_module, "FLEET_WATCH_FROM", 1)  # a fleet, however small (D109)
+    async with StackHarness.running(tmp_path, tills=2, clock=RealClock(), long_poll=25.0) as kkt:
+        shop = Shop(kkt)
+        one, two = kkt.stack.tills
+        await until(lambda: one.loops.watch_member() and two.loops.watch_member())
+        waits: list[float] = []
+        for till in (one, two):
+            original = till.link.orders
+
+            async def spy(rev: int, wait: float, _original: Any = original) -> Any:
+                waits.append(wait)
+                return await _original(rev, wait)
+
+            monkeypatch.setattr(till.link, "orders", spy)
+        order_id = await shop.create("77001", [NITKI])
+        # Both tills hear of it through the watch, within a moment, not the 25 s long poll.
+        await until(lambda: on_till(one, order_id) and on_till(two, order_id), seconds=5.0)
+        assert waits
+        assert all(w == 0 for w in waits)  # syncs that wait for nothing
