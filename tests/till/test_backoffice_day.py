@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -326,3 +327,84 @@ async def _count(office: Office, n: int) -> bool:
 
 async def _got(received: list[dict[str, Any]], n: int) -> bool:
     return len(received) >= n
+
+
+async def test_lm_and_nj_read_a_real_tills_shifts_and_1c_exports_a_period(tmp_path: Path) -> None:
+    """§5 checks 10 and 12 at a real till: the importers' call sequences, a period, the export."""
+    async with StackHarness.running(tmp_path) as kkt:
+        till = kkt.till
+        pair = await kkt.cabinet(
+            "POST", f"/retail-points/{kkt.retail_point_id}/services/sklad/credentials"
+        )
+        office = Office(kkt, (pair["login"], pair["password"]))
+        await kkt.cabinet("PUT", f"{office.point}/integrations/onec", json={"enabled": True})
+        courier = {"catalogType": "CONTRACTOR", "code": "7", "name": "Курьер Петров"}
+        response = await kkt.http.post(f"{office.v1}/catalog", json=courier, auth=office.auth)
+        assert response.status_code == 200, response.text
+
+        start = kkt.clock.now()
+        await till.shifts.sell(10000)  # 100 in cash
+        await till.shifts.cash_move(50000)  # cash in 500
+        await kkt.advance("10m")
+        await till.shifts.sell(20000, card=20000)  # 200 by card, ten minutes later
+        await till.close_shift()
+        await kkt.advance("1h")
+        await till.shifts.sell(30000)  # the next shift: 300 in cash
+        await till.close_shift()
+        await kkt.advance("1m")
+        end = kkt.clock.now()
+        records = await until(
+            kkt, lambda: _records(office, 2), "the two shifts' 1С records", seconds=20.0
+        )
+
+        # LM: the points, the recent shifts, each shift's documents.
+        listed = await kkt.http.get(f"{kkt.stack.base_url}/api/v1/retail-points", auth=office.auth)
+        assert listed.status_code == 200, listed.text
+        points = listed.json()
+        assert kkt.retail_point_id in [p["id"] for p in points]
+        point = await office.get("")
+        assert point["kkmInfo"]["serialNo"] == till.kkt_serial
+        recent = await office.get("/get-recent-shifts", days=1)
+        assert [s["id"] for s in recent] == [r["shiftId"] for r in reversed(records)]
+        first, second = reversed(recent)
+        assert first["shiftTotals"]["sales"] == 300.0
+        assert first["shiftTotals"]["cashIns"] == 500.0
+        assert second["shiftTotals"]["salesByCash"] == 300.0
+        docs = await office.get(f"/shift/{first['id']}/cashdoc")
+        assert [(d["docType"], d["actualSum"]) for d in docs] == [
+            ("SALE", 100.0),
+            ("CASH_IN", 500.0),
+            ("SALE", 200.0),
+        ]  # no shift documents (B10)
+        # NJ: one document of a shift, full, as listed.
+        assert await office.get(f"/shift/{first['id']}/cashdoc/{docs[2]['id']}") == docs[2]
+        money = await office.get("/moneydocs")
+        assert [(d["docType"], d["actualSum"]) for d in money["data"]] == [("CASH_IN", 500.0)]
+        contractors = await office.get("/catalog/CONTRACTOR")
+        assert [c["name"] for c in contractors["data"]] == ["Курьер Петров"]
+
+        # A period of exactly the card sale (with its positions): from start + 5 min to + 1 h.
+        since = (start + timedelta(minutes=5)).isoformat()
+        until_ = (start + timedelta(hours=1)).isoformat()
+        found = await office.get(
+            "/cashdocs", q=f"beginDateTime=ge={since};beginDateTime=lt={until_}"
+        )
+        assert [(d["id"], d["actualSum"]) for d in found["data"]] == [(docs[2]["id"], 200.0)]
+        assert found["data"][0]["inventPositions"]
+
+        # «Выгрузить за период»: the day's report equals the sum of its shifts' (cash 400, card 200).
+        exported = await kkt.cabinet(
+            "POST",
+            f"{office.point}/feeds/onec/export",
+            json={"from": (start - timedelta(minutes=1)).isoformat(), "to": end.isoformat()},
+        )
+        payload = exported["payload"]
+        assert (payload["cash"], payload["card"]) == (400.0, 200.0)
+        assert payload["cash"] == sum(r["payload"]["cash"] for r in records)
+        assert payload["card"] == sum(r["payload"]["card"] for r in records)
+        assert sum(p["sum"] for p in payload["sales"]) == 600.0
+
+
+async def _records(office: Office, n: int) -> list[dict[str, Any]] | None:
+    feeds = [r for r in await office.feeds() if r["integration"] == "onec"]
+    return feeds if len(feeds) >= n else None
