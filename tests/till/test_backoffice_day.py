@@ -273,15 +273,24 @@ async def test_a_scripted_day_gives_hand_computed_totals_and_feeds(tmp_path: Pat
         assert got.callbacks[0]["status"] == "SUCCESS"
         assert got.callbacks[0]["qr"] == paid.fiscal_info["qr"]
 
-        # The next shift with the upload channel down: nothing reaches the cloud, no feed and
-        # no order callback (§5 check 13).
+        # The next shift: its first sale (Молоко 80 in cash) reaches the cloud, then the upload
+        # channel goes down: nothing more arrives, the shift stays incomplete, no feed and no
+        # order callback (§5 check 13).
+        opener = await control.sell_items(["002"], 0, None)
+
+        async def opener_uploaded() -> list[dict[str, Any]]:
+            return list((await office.get("/cashdocs", q=f"id=={opener.doc_id}"))["data"])
+
+        shift2_id = (await until(kkt, opener_uploaded, "the second shift's first sale"))[0][
+            "shift"
+        ]["id"]
         till.inject_fault("upload.block")
         second = [await control.sell_items(["002*3"], 0, None) for _ in range(2)]
         later = await shop.create("D-2", [{**CHEESE, "quantity": 1}], got.done)
         courier = await till.orders.pay(later, card=parse_sum("300", "card"))
         await till.close_shift()
         await kkt.clock.pace(0.5)
-        assert till.upload_queue()["size"] >= 5  # open, two sales, the order's receipt, close
+        assert till.upload_queue()["size"] == 4  # two sales, the order's receipt, the close
         assert len(await office.feeds()) == 4  # the first shift's, and no more
         ids = [s.doc_id for s in second] + [courier.cash_document_id]
         found = await office.get("/cashdocs", q=f"id=={ids[0]}")
@@ -291,6 +300,9 @@ async def test_a_scripted_day_gives_hand_computed_totals_and_feeds(tmp_path: Pat
         assert len(got.callbacks) == 1  # and the shop is not called back
         states = await kkt.cabinet("GET", f"{office.point}/orders")
         assert {o["order"]["id"]: o["state"] for o in states}[later] == "IN_PAYMENT"
+        incomplete = await office.get(f"/shift/{shift2_id}")
+        assert (incomplete["status"], incomplete["complete"]) == ("OPENED", False)
+        assert incomplete["shiftTotals"]["sales"] == 80.0  # the opener alone
 
         till.clear_faults("upload.block")
         await until(kkt, lambda: _count(office, 8), "the second shift's feeds")
@@ -303,9 +315,12 @@ async def test_a_scripted_day_gives_hand_computed_totals_and_feeds(tmp_path: Pat
         per_shift = [(r["shiftId"], r["integration"]) for r in feeds]
         assert len(per_shift) == len(set(per_shift)) == 8
         new = {r["integration"]: r for r in feeds[4:]}
-        assert new["elba"]["payload"]["cashTotal"] == 480.0  # 2 × 3 × 80; the order went by card
+        assert new["elba"]["payload"]["cashTotal"] == 560.0  # 80 + 2 × 3 × 80; the order by card
         assert new["moedelo"]["payload"]["card"] == {"sales": 300.0, "returns": 0.0}
         assert new["moysklad"]["payload"]["documents"][-1]["linkedDocId"] == later
+        complete = await office.get(f"/shift/{shift2_id}")
+        assert (complete["status"], complete["complete"]) == ("CLOSED", True)
+        assert complete["shiftTotals"]["sales"] == 860.0  # 80 + 480 + the order's 300
         await until(kkt, lambda: _got(got.feeds, 2), "the second Моё дело webhook")
         await until(kkt, lambda: _got(got.callbacks, 2), "the second order's callback")
         assert got.callbacks[1]["qr"] == courier.fiscal_info["qr"]
