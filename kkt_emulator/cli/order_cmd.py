@@ -4,12 +4,14 @@ Over the control plane (``till-protocol.md`` §3) like ``sell``: ``order list`` 
 the orders they keep (each syncs with the cloud first when it can), ``order pay ORDER_ID`` has one
 till take the payment and fiscalise the receipt (``orders-and-backoffice.md`` O8, D91): cash,
 card or both (``--cash`` is what the buyer hands over; the change is computed), ``--drop N`` for
-each position the buyer refuses, a prepaid order with neither, a ``RETURN`` order as a return
+each position the buyer refuses, ``--qty N=Q`` for a position the buyer takes less of (B22), a
+prepaid order with neither, a ``RETURN`` order as a return
 receipt. The shift opens when needed, as for ``sell``.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import typer
@@ -36,6 +38,21 @@ def _sum(text: str | None, name: str) -> int | None:
         return parse_roubles(text)
     except typer.BadParameter as exc:
         raise typer.BadParameter(str(exc), param_hint=name) from exc
+
+
+def _quantity(text: str) -> str:
+    """``--qty N=Q`` checked: a position from 1 and a positive number (``2=1.5``)."""
+    n, sep, q = text.partition("=")
+    try:
+        quantity = Decimal(q.strip().replace(",", "."))
+    except InvalidOperation:
+        quantity = None
+    if not sep or not n.strip().isdigit() or int(n) < 1 or quantity is None or not quantity > 0:
+        raise typer.BadParameter(
+            f"{text!r} is not POSITION=QUANTITY (a position from 1, a quantity above 0)",
+            param_hint="--qty",
+        )
+    return f"{int(n)}={quantity}"
 
 
 @app.command("list")
@@ -90,6 +107,12 @@ def order_pay(
     drop: list[int] = typer.Option(
         [], "--drop", metavar="POSITION", help="A position (1, 2, …) the buyer refuses; repeat."
     ),
+    qty: list[str] = typer.Option(
+        [],
+        "--qty",
+        metavar="POSITION=QUANTITY",
+        help="A position the buyer takes less of, with the quantity taken (2=1.5); repeat.",
+    ),
     *,
     opts: ControlOptions,
 ) -> None:
@@ -107,6 +130,8 @@ def order_pay(
         raise typer.BadParameter("positions are numbered from 1", param_hint="--drop")
     if drop:
         args["drop"] = ",".join(str(n) for n in drop)
+    if qty:
+        args["quantities"] = ",".join(_quantity(text) for text in qty)
 
     async def ask() -> list[Outcome]:
         async with ControlClient(opts.target().url, timeout=opts.timeout) as control:

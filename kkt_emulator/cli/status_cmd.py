@@ -1,7 +1,13 @@
-"""``kkt-emulator status``: drive, shift, queue, settings, faults and clock of every till."""
+"""``kkt-emulator status``: drive, shift, queue, settings, faults and clock of every till.
+
+The ``upload`` column is the till's upload queue (``orders-and-backoffice.md`` B7): how many of
+its own documents wait for the cloud, how long the oldest has waited (business time) and why —
+support's «нет ли очереди чеков на сервер» when МойСклад misses sales.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
@@ -47,6 +53,37 @@ def _settings_text(settings: Any) -> str:
     return ", ".join(words)
 
 
+def _age(seconds: float) -> str:
+    """A wait in the largest whole unit: ``45 s``, ``12 min``, ``3 h``, ``2 d``."""
+    whole = max(int(seconds), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if whole >= size:
+            return f"{whole // size} {unit}"
+    return f"{whole} s"
+
+
+def upload_text(state: Any) -> str:
+    """The upload queue in a few words: ``empty``, or ``4, oldest 12 min (upload blocked …)``."""
+    queue = pick(state, "uploadQueue")
+    if not isinstance(queue, dict):
+        return "—"
+    size = queue.get("size")
+    if size is None:
+        return "unknown"
+    text = "empty" if size == 0 else str(size)
+    oldest, now = queue.get("oldestAt"), pick(state, "clock", "now")
+    if size and isinstance(oldest, str) and isinstance(now, str):
+        try:
+            waited = datetime.fromisoformat(now) - datetime.fromisoformat(oldest)
+        except ValueError:
+            waited = None
+        if waited is not None:
+            text += f", oldest {_age(waited.total_seconds())}"
+    if queue.get("lastError"):
+        text += f" ({queue['lastError']})"
+    return text
+
+
 def _clock_text(state: Any) -> str:
     return f"{fmt(pick(state, 'clock', 'now'))} ({fmt(pick(state, 'clock', 'mode'))})"
 
@@ -86,6 +123,7 @@ def _table(outcomes: list[Outcome], url: str) -> None:
         "status",
         "shift",
         "unsent",
+        "upload",
         "settings",
         "faults",
         *([] if one_time else ["business time"]),
@@ -97,6 +135,7 @@ def _table(outcomes: list[Outcome], url: str) -> None:
             str(outcome.extra.get("status")) + ("" if outcome.ok else " (no answer)"),
             _shift_text(pick(state, "shift")),
             fmt(pick(state, "drive", "unsent")),
+            upload_text(state),
             _settings_text(pick(state, "settings")),
             ", ".join(fault_names(pick(state, "faults"))) or "—",
             *([] if one_time else [_clock_text(state)]),

@@ -412,13 +412,7 @@ class BackofficeOperations(CashDocOperations, ServiceCredentialOperations):
             )
             self.storage.put_integration(new)
             if enabled is not None and enabled != was_on:
-                self.set_service_enabled(account_id, name, enabled=enabled)
-            if name == "moysklad" and enabled and not was_on:
-                for point in self.storage.list_points():
-                    if point.account_id == account_id and not point.deleted:
-                        rev = self.storage.next_catalog_revision(point.id)
-                        self.storage.clear_catalog(point.id, "INVENTORY", rev)
-                        cleared.append(point.id)
+                _, cleared = self._switch(account_id, name, enabled=enabled)
         self.log.info(
             "integration_set",
             account_id=account_id,
@@ -427,6 +421,53 @@ class BackofficeOperations(CashDocOperations, ServiceCredentialOperations):
             inventory_cleared=cleared,
         )
         return self._integration_view(account_id, name, new)
+
+    # -- МойСклад switched on empties INVENTORY, whichever way (B8, B21) --------------------------
+
+    def set_service_enabled(
+        self, account_id: str, service: str, *, enabled: bool
+    ) -> dict[str, Any]:
+        """Switch an account service; МойСклад switched on from off empties INVENTORY (B21)."""
+        return self._switch(account_id, service, enabled=enabled)[0]
+
+    def _switch(
+        self, account_id: str, service: str, *, enabled: bool
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The switch and the points whose ``INVENTORY`` it emptied, in one transaction."""
+        with self.storage.transaction():
+            was_on = self.service_enabled(account_id, service)
+            view = super().set_service_enabled(account_id, service, enabled=enabled)
+            cleared = self._moysklad_on(account_id, service, was_on=was_on, now_on=enabled)
+        return view, cleared
+
+    def generate_service_credentials(self, point_id: str, service: str) -> dict[str, Any]:
+        """«Сгенерировать логин и пароль»; for МойСклад off until now it empties INVENTORY (B21)."""
+        with self.storage.transaction():
+            account_id = self._point(point_id).account_id
+            was_on = self.service_enabled(account_id, service)
+            answer = super().generate_service_credentials(point_id, service)
+            self._moysklad_on(account_id, service, was_on=was_on, now_on=True)
+        return answer
+
+    def _moysklad_on(
+        self, account_id: str, service: str, *, was_on: bool, now_on: bool
+    ) -> list[str]:
+        """Empty the account's points' ``INVENTORY`` when МойСклад has just been switched on.
+
+        Called inside the transaction that switched it, so the switch and the wipe commit
+        together; each point's catalogue revision moves once (B16) and its tills pull the
+        tombstones. Returns the points emptied.
+        """
+        if service != "moysklad" or was_on or not now_on:
+            return []
+        cleared = []
+        for point in self.storage.list_points():
+            if point.account_id == account_id and not point.deleted:
+                rev = self.storage.next_catalog_revision(point.id)
+                self.storage.clear_catalog(point.id, "INVENTORY", rev)
+                cleared.append(point.id)
+        self.log.info("moysklad_inventory_cleared", account_id=account_id, points=cleared)
+        return cleared
 
     def enabled_integrations(self, account_id: str) -> list[Integration]:
         """The account's integration services switched on, in the cabinet's order.

@@ -28,7 +28,7 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol, Self
 
@@ -159,9 +159,10 @@ class ControlledTill(Protocol):
         cash: Decimal | None = ...,
         card: Decimal | None = ...,
         drop: tuple[int, ...] = ...,
+        quantities: tuple[tuple[int, Decimal], ...] = ...,
         /,
     ) -> JsonView:
-        """Take the payment for an order and fiscalise its receipt (O8)."""
+        """Take the payment for an order and fiscalise its receipt (O8, B22)."""
 
     async def save_snapshot(self, path: Path, /) -> JsonView:
         """Save the till's whole state to ``path``."""
@@ -691,11 +692,15 @@ class TillAgent:
         return (await self.till.order_list()).to_json()
 
     async def _order_pay(self, args: Args) -> dict[str, Any]:
-        """``order.pay``: ``order_id``; ``cash_kopecks``, ``card_kopecks``; ``drop`` ("1,3")."""
+        """``order.pay``: ``order_id``; ``cash_kopecks``, ``card_kopecks``; ``drop``; ``quantities``.
+
+        ``drop`` lists positions ("1,3"); ``quantities`` lowered quantities ("2=1,3=0.5", B22).
+        """
         order_id = args.text("order_id", required=True)
         cash = args.integer("cash_kopecks")
         card = args.integer("card_kopecks")
         drop_text = args.text("drop")
+        quantities_text = args.text("quantities")
         args.done()
         assert order_id is not None
         for name, value in (("cash_kopecks", cash), ("card_kopecks", card)):
@@ -709,10 +714,32 @@ class TillAgent:
                         ErrorCode.BAD_ARGS, f"order.pay: drop lists position numbers, not {part!r}"
                     )
                 drop.append(int(part))
+        quantities = [
+            _quantity(part.strip()) for part in (quantities_text or "").split(",") if part.strip()
+        ]
         paid = await self.till.order_pay(
             order_id,
             None if cash is None else Decimal(cash) / 100,
             None if card is None else Decimal(card) / 100,
             tuple(drop),
+            tuple(quantities),
         )
         return paid.to_json()
+
+
+def _quantity(part: str) -> tuple[int, Decimal]:
+    """``N=Q`` of ``order.pay``'s ``quantities``: position N, its quantity Q.
+
+    Raises:
+        CommandError: not of that form (bad_args).
+    """
+    n, sep, q = part.partition("=")
+    try:
+        quantity: Decimal | None = Decimal(q.strip())
+    except InvalidOperation:
+        quantity = None
+    if not sep or not n.strip().isdigit() or quantity is None or not quantity.is_finite():
+        raise CommandError(
+            ErrorCode.BAD_ARGS, f"order.pay: quantities lists POSITION=QUANTITY, not {part!r}"
+        )
+    return int(n), quantity

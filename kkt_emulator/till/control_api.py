@@ -155,10 +155,13 @@ class TillControl:
         cash: Decimal | None = None,
         card: Decimal | None = None,
         drop: tuple[int, ...] = (),
+        quantities: tuple[tuple[int, Decimal], ...] = (),
         /,
     ) -> OrderPaid:
-        """Take the payment for an order and fiscalise its receipt (O8)."""
-        return await self._till.orders.pay(order_id, cash=cash, card=card, drop=drop)
+        """Take the payment for an order and fiscalise its receipt (O8, B22)."""
+        return await self._till.orders.pay(
+            order_id, cash=cash, card=card, drop=drop, quantities=dict(quantities)
+        )
 
     async def replace_drive(self) -> DriveReplaced:
         """Put in a new drive and register it."""

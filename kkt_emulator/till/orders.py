@@ -18,14 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final
 
 from kkt_emulator.errors import CloudError, TransportError, ValidationError
 from kkt_emulator.till.receipts import build_receipt
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from kkt_emulator.till.cloud_link import CloudLink
     from kkt_emulator.till.context import TillContext
@@ -89,6 +89,7 @@ class OrderPaid:
     dropped: tuple[int, ...]
     fiscal_info: dict[str, Any]
     cash_document_id: str
+    lowered: dict[int, Decimal] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """As ``order pay`` answers (and the ``order.paid`` event carries)."""
@@ -103,6 +104,9 @@ class OrderPaid:
             "acceptedSum": float(self.accepted),
             "change": float(self.change),
             "droppedPositions": list(self.dropped),
+            "loweredQuantities": {
+                str(n): float(q) for n, q in sorted((self.lowered or {}).items())
+            },
             "fiscalInfo": self.fiscal_info,
             "cashDocumentId": self.cash_document_id,
         }
@@ -310,12 +314,19 @@ class OrderDesk:
         card: Decimal | None = None,
         drop: Sequence[int] = (),
         cashier: str | None = None,
+        quantities: Mapping[int, Decimal] | None = None,
     ) -> OrderPaid:
-        """Take the payment for an order and fiscalise its receipt (O8, D91).
+        """Take the payment for an order and fiscalise its receipt (O8, D91, B22).
+
+        ``drop`` are the positions (1, 2, …) the buyer refuses; ``quantities`` lowers a
+        position's quantity (the buyer takes less of it): the receipt's position has the new
+        quantity and its sum ``round(price × quantity, 2)``.
 
         Raises:
             ValidationError: the order is not on the till or was paid here already, a position to
-                drop does not exist, every position is dropped, the money does not cover the sum,
+                drop does not exist, every position is dropped, a lowered quantity is not above 0
+                and below or at the order's, or names a dropped or missing position, the money
+                does not cover the sum,
                 the card pays more than the sum, or money is offered for a prepaid order.
             CloudError: another till has claimed the order (409) or the cloud refused the claim.
             TransportError: the cloud cannot be reached (the claim needs it).
@@ -338,7 +349,12 @@ class OrderDesk:
                 raise ValidationError(
                     "drop", f"the order has positions 1..{len(positions)}, not {n}"
                 )
-        kept = [p for index, p in enumerate(positions) if index + 1 not in dropped]
+        lowered = self._lowered(positions, dropped, quantities or {})
+        kept = [
+            _with_quantity(p, lowered[index + 1]) if index + 1 in lowered else p
+            for index, p in enumerate(positions)
+            if index + 1 not in dropped
+        ]
         if not kept:
             raise ValidationError("drop", "every position is dropped: nothing to pay")
         total = sum((Decimal(str(p["posSum"])) for p in kept), Decimal(0))
@@ -386,6 +402,7 @@ class OrderDesk:
             dropped=dropped,
             fiscal_info=dict(made.fiscal_info or {}),
             cash_document_id=made.doc_id,
+            lowered=lowered or None,
         )
         ctx.state.put(orders_paid={**self._paid(), order_id: paid.to_json()})
         ctx.log.info(
@@ -397,6 +414,32 @@ class OrderDesk:
         )
         ctx.emit("order.paid", paid.to_json())
         return paid
+
+    @staticmethod
+    def _lowered(
+        positions: Sequence[dict[str, Any]],
+        dropped: Sequence[int],
+        quantities: Mapping[int, Decimal],
+    ) -> dict[int, Decimal]:
+        """The lowered quantities by position, checked against the order (B22)."""
+        lowered: dict[int, Decimal] = {}
+        for n, quantity in sorted(quantities.items()):
+            if not 1 <= n <= len(positions):
+                raise ValidationError(
+                    "quantity", f"the order has positions 1..{len(positions)}, not {n}"
+                )
+            if n in dropped:
+                raise ValidationError("quantity", f"position {n} is dropped: no quantity to lower")
+            ordered = Decimal(str(positions[n - 1]["quantity"]))
+            if not Decimal(0) < quantity <= ordered:
+                raise ValidationError(
+                    "quantity",
+                    f"position {n}: the quantity can only be lowered, to above 0 and at most"
+                    f" {ordered}, not {quantity}",
+                )
+            if quantity != ordered:
+                lowered[n] = quantity
+        return lowered
 
     @staticmethod
     def _payments(
@@ -457,3 +500,9 @@ class OrderDesk:
                 }
             )
         return items
+
+
+def _with_quantity(position: dict[str, Any], quantity: Decimal) -> dict[str, Any]:
+    """The order's position with a lowered quantity and its sum recomputed as O4 computes it."""
+    amount = (Decimal(str(position["price"])) * quantity).quantize(_CENT, rounding=ROUND_HALF_UP)
+    return {**position, "quantity": float(quantity), "posSum": float(amount)}

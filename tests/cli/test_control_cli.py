@@ -14,6 +14,7 @@ import pytest
 
 from kkt_emulator.app.stack import Stack, StackOptions, write_json_atomic
 from kkt_emulator.cli.main import main
+from kkt_emulator.cli.status_cmd import upload_text
 from kkt_emulator.clock import ManualClock
 from kkt_emulator.control.broker import MosquittoBroker
 from kkt_emulator.logging import configure_logging
@@ -182,3 +183,42 @@ async def test_installation_without_control_plane(
     code, _, err = await cli(capsys, "status", "--ready-file", str(tmp_path / "missing.json"))
     assert code == 2
     assert "no running installation" in err
+
+
+async def test_status_shows_the_upload_queue(
+    installation: tuple[Stack, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """«Нет ли очереди чеков на сервер»: the queue's size, its oldest document's age, the reason."""
+    stack, ready = installation
+    till = stack.tills[0]
+    till.inject_fault("upload.block")
+    await till.control.sell(10000)
+    await stack.clock.advance(timedelta(minutes=12))
+    data = await cli_json(
+        capsys, "status", "--device", till.device_id[:8], "--ready-file", str(ready)
+    )
+    (entry,) = data["tills"]
+    queue = entry["result"]["uploadQueue"]
+    assert queue["size"] == 2  # the shift's open and the sale
+    assert queue["lastError"] == "upload blocked (fault upload.block)"
+    assert upload_text(entry["result"]) == "2, oldest 12 min (upload blocked (fault upload.block))"
+    code, out, err = await cli(capsys, "status", "--ready-file", str(ready))
+    assert code == 0, err
+    assert "upload" in out
+    assert "oldest" in out  # the cell of upload_text (narrow output wraps it)
+    assert "empty" in out  # the other till has nothing waiting
+    till.clear_faults("upload.block")
+
+
+def test_upload_text_words() -> None:
+    now = "2026-04-01T10:00:00+00:00"
+    assert upload_text({}) == "—"
+    assert upload_text({"uploadQueue": {"size": None}}) == "unknown"
+    assert upload_text({"uploadQueue": {"size": 0, "oldestAt": None}}) == "empty"
+    state = {
+        "clock": {"now": now},
+        "uploadQueue": {"size": 3, "oldestAt": "2026-04-01T07:59:00+00:00"},
+    }
+    assert upload_text(state) == "3, oldest 2 h"
+    state["uploadQueue"] = {"size": 1, "oldestAt": "2026-04-01T09:59:30+00:00", "lastError": "400"}
+    assert upload_text(state) == "1, oldest 30 s (400)"

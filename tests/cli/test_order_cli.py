@@ -102,6 +102,16 @@ async def test_order_list_and_pay_over_the_control_plane(
         capsys, "order", "pay", order_id, "--drop", "0", "-d", device, "--ready-file", str(ready)
     )
     assert code == 2
+    code, _, err = await cli(
+        capsys, "order", "pay", order_id, "--qty", "1=0", "-d", device, "--ready-file", str(ready)
+    )
+    assert code == 2
+    assert "not POSITION=QUANTITY" in err
+    code, _, err = await cli(
+        capsys, "order", "pay", order_id, "--qty", "1=3", "-d", device, "--ready-file", str(ready)
+    )
+    assert code == 2  # the till: a quantity can only be lowered (B22)
+    assert "can only be lowered" in err
     paid = await cli_json(
         capsys,
         "order",
@@ -111,15 +121,18 @@ async def test_order_list_and_pay_over_the_control_plane(
         "1000",
         "--drop",
         "2",
+        "--qty",
+        "1=1",
         "-d",
         device,
         "--ready-file",
         str(ready),
     )
     result = paid["tills"][0]["result"]
-    assert result["total"] == 300.0
-    assert result["change"] == 700.0
+    assert result["total"] == 150.0  # one of the two Нитки, the delivery refused
+    assert result["change"] == 850.0
     assert result["droppedPositions"] == [2]
+    assert result["loweredQuantities"] == {"1": 1.0}
     other = stack.tills[1].device_id
     code, _, err = await cli(
         capsys, "order", "pay", order_id, "-d", other, "--ready-file", str(ready)

@@ -361,6 +361,41 @@ async def test_the_moysklad_webhook_and_enabling_moysklad_empties_inventory(
     ).status_code == 404
 
 
+async def test_moysklad_on_by_its_pair_or_the_account_switch_empties_inventory_too(
+    http: httpx.AsyncClient, owned: Point
+) -> None:
+    """B21: «Сгенерировать логин и пароль» for МойСклад switches it on, and so empties INVENTORY."""
+    point = owned
+    batch = (
+        "### data begin ###\n"
+        '{"command":"add","entity":{"catalogType":"INVENTORY","inventCode":"1","name":"Гвозди","price":3}}\n'
+        "### data end ###"
+    )
+    url = f"/api/v1/retail-point/{point.id}/catalog-changes"
+    inventory = f"/api/v1/retail-point/{point.id}/catalog/INVENTORY"
+
+    async def stocked() -> int:
+        assert (await http.post(url, content=batch.encode(), auth=LOGIN)).status_code == 200
+        return int((await http.get(inventory, auth=LOGIN)).json()["total_count"])
+
+    async def left() -> int:
+        return int((await http.get(inventory, auth=LOGIN)).json()["total_count"])
+
+    credentials = f"{CABINET}/retail-points/{point.id}/services/moysklad/credentials"
+    assert await stocked() == 1
+    made = await http.post(credentials)
+    assert made.status_code == 200, made.text
+    assert await left() == 0  # off until now: the pair switched it on
+    assert await stocked() == 1
+    assert (await http.post(credentials)).status_code == 200
+    assert await left() == 1  # a new pair of a service already on changes nothing
+    service = f"{CABINET}/accounts/{made.json()['accountId']}/services/moysklad"
+    assert (await http.patch(service, json={"enabled": False})).status_code == 200
+    assert await left() == 1
+    assert (await http.patch(service, json={"enabled": True})).status_code == 200
+    assert await left() == 0  # the account's switch on again
+
+
 async def test_the_back_office_reads_and_the_1c_period_export(
     http: httpx.AsyncClient, cloud: Cloud, owned: Point, clock: ManualClock
 ) -> None:

@@ -183,9 +183,18 @@ class FakeTill:
         cash: Decimal | None = None,
         card: Decimal | None = None,
         drop: tuple[int, ...] = (),
+        quantities: tuple[tuple[int, Decimal], ...] = (),
         /,
     ) -> Json:
-        return Json({"orderId": order_id, "cash": cash, "card": card, "drop": list(drop)})
+        return Json(
+            {
+                "orderId": order_id,
+                "cash": cash,
+                "card": card,
+                "drop": list(drop),
+                "quantities": [[n, str(q)] for n, q in quantities],
+            }
+        )
 
     async def save_snapshot(self, path: Path, /) -> Json:
         self.snapshots.append(path)

@@ -201,6 +201,19 @@ async def test_partial_refusal_prepaid_return_and_delete_in_payment(tmp_path: Pa
         )
         assert made.fiscal_info["sum"] == 300.0
 
+        # lowered quantities (B22): the buyer takes one of the two Нитки
+        fewer = await shop.create("5", [NITKI, DELIVERY])
+        await until(lambda: on_till(till, fewer))
+        with pytest.raises(ValidationError, match="can only be lowered"):
+            await till.orders.pay(fewer, quantities={1: Decimal(3)})
+        with pytest.raises(ValidationError, match="is dropped"):
+            await till.orders.pay(fewer, drop=[1], quantities={1: Decimal(1)})
+        less = await till.orders.pay(
+            fewer, quantities={1: Decimal(1)}, cash=parse_sum("500", "cash")
+        )
+        assert (less.total, less.change) == (Decimal(450), Decimal(50))
+        assert less.lowered == {1: Decimal(1)}
+
         with pytest.raises(ValidationError, match="prepaid"):
             await till.orders.pay(prepaid, cash=parse_sum("300", "cash"))
         advance = await till.orders.pay(prepaid)
@@ -239,6 +252,12 @@ async def test_partial_refusal_prepaid_return_and_delete_in_payment(tmp_path: Pa
             }
         ]
         assert [p["name"] for p in receipts_of(kkt, partial)[0]["inventPositions"]] == ["Нитки"]
+        lowered = (await until(lambda: receipts_of(kkt, fewer)))[0]
+        assert [(p["name"], p["quantity"], p["posSum"]) for p in lowered["inventPositions"]] == [
+            ("Нитки", 1.0, 150.0),
+            ("Доставка", 1.0, 300.0),
+        ]
+        assert lowered["actualSum"] == 450.0
 
 
 async def test_a_fleet_watch_brings_orders_without_an_order_long_poll(

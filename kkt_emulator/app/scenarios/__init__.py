@@ -16,6 +16,7 @@ Layout:
 * ``cases_documents.py`` — §2–§4: statuses, missing receipts, stuck queues, the OFD backlog;
 * ``cases_errors.py`` — §5: the till's error texts, one case per row;
 * ``cases_shop.py`` — §1 and §6: shift numbering, double integration, receipt addresses;
+* ``cases_backoffice.py`` — §7: «нет части продаж в МойСклад», a jammed upload queue;
 * ``shop_site.py`` — a shop's ``responseURL`` site for the cases that watch callbacks.
 
 A case puts back what it changed (faults, till settings, retail-point settings), so cases can run
@@ -24,7 +25,12 @@ one after another on one installation.
 
 from __future__ import annotations
 
-from kkt_emulator.app.scenarios import cases_documents, cases_errors, cases_shop
+from kkt_emulator.app.scenarios import (
+    cases_backoffice,
+    cases_documents,
+    cases_errors,
+    cases_shop,
+)
 from kkt_emulator.app.scenarios.installation import (
     InProcessInstallation,
     Installation,
@@ -42,6 +48,7 @@ __all__ = [
     "ScenarioCheckError",
     "ScenarioRun",
     "Step",
+    "cases_backoffice",
     "cases_documents",
     "cases_errors",
     "cases_shop",
