@@ -329,6 +329,21 @@ def till_config(
     )
 
 
+FLEET_LONG_POLL = 25.0
+"""The long poll a fleet's tills use unless told otherwise (D117): a fleet waits on the cloud."""
+
+
+def default_long_poll(tills: int, given: float | None) -> float:
+    """``--long-poll`` as given, else :data:`FLEET_LONG_POLL` for a fleet, else 0 (D117).
+
+    A fleet (:data:`FLEET_WATCH_FROM` tills or more) of the real 5 s poll burns a core doing
+    nothing; one or a few tills keep the real till's timer-paced poll.
+    """
+    if given is not None:
+        return given
+    return FLEET_LONG_POLL if uses_fleet_watch(tills) else 0.0
+
+
 FLEET_WATCH_FROM = 32
 """The number of tills in one process from which they wait on a fleet watch (D109)."""
 

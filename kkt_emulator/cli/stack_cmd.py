@@ -12,7 +12,7 @@ import typer
 
 from kkt_emulator import eventloop
 from kkt_emulator.app.fleet import MAX_TILLS_PER_PROCESS
-from kkt_emulator.app.stack import Stack, StackOptions, default_state_dir
+from kkt_emulator.app.stack import Stack, StackOptions, default_long_poll, default_state_dir
 from kkt_emulator.app.workers import WorkerExit, WorkerStack, check_workers
 from kkt_emulator.clock import Clock, make_clock
 from kkt_emulator.cloud.db import parse_target
@@ -74,13 +74,14 @@ def up(
     poll_interval: float = typer.Option(
         5.0, "--poll-interval", min=0.0, help="Seconds between till polls."
     ),
-    long_poll: float = typer.Option(
-        0.0,
+    long_poll: float | None = typer.Option(
+        None,
         "--long-poll",
         min=0.0,
         max=30.0,
         help="Tills long-poll the cloud for up to SECONDS and take a document the moment it is "
-        "queued (0: off, the real till's timer-paced poll). For tests, benchmarks and fleets.",
+        "queued (0: off, the real till's timer-paced poll). Default: 25 for a fleet of 32 tills "
+        "or more, else 0.",
     ),
     timing: str = typer.Option(
         "fast", "--timing", help="fast, or realistic (the profile's per-command delays)."
@@ -151,7 +152,7 @@ def up(
         ready_file=ready_file,
         timing=timing,
         till_settings={"poll_interval": poll_interval},
-        long_poll=long_poll,
+        long_poll=default_long_poll(tills, long_poll),
         mqtt=mqtt_mode,
         cabinet_token=cabinet_token,
         cloud_db=cloud_db,

@@ -255,12 +255,13 @@ def fleet(
     poll_interval: float = typer.Option(
         5.0, "--poll-interval", min=0.0, help="Seconds between till polls."
     ),
-    long_poll: float = typer.Option(
-        0.0,
+    long_poll: float | None = typer.Option(
+        None,
         "--long-poll",
         min=0.0,
         max=30.0,
-        help="Tills long-poll the cloud for up to SECONDS (0: the real till's timer-paced poll).",
+        help="Tills long-poll the cloud for up to SECONDS (0: the real till's timer-paced poll). "
+        "Default: 25 for a fleet of 32 tills or more, else 0.",
     ),
     timing: str = typer.Option(
         "fast", "--timing", help="fast, or realistic (the profile's per-command delays)."
@@ -279,6 +280,7 @@ def fleet(
     `fault` and `clock` reach them as they reach the tills of `up`.
     """
     from kkt_emulator.app.fleet import FleetOptions, fleet_clock, read_points  # noqa: PLC0415 - the fleet imports the till world
+    from kkt_emulator.app.stack import default_long_poll  # noqa: PLC0415 - as the fleet
 
     sources = sum([bool(point or login or password or password_file), from_ready is not None])
     if sources > 1 or (sources and points):
@@ -308,7 +310,7 @@ def fleet(
         mqtt=mqtt_mode,
         ready_file=ready_file,
         timing=timing,
-        settings={"poll_interval": poll_interval, "long_poll": long_poll},
+        settings={"poll_interval": poll_interval, "long_poll": default_long_poll(count, long_poll)},
     )
     options.check()
     clock = fleet_clock(clock_spec, clock_start)
