@@ -355,8 +355,12 @@ async def bench_fleet(
     """
     import asyncio  # noqa: PLC0415 - only the async benchmarks need it
 
-    from kkt_emulator.app.stack import sale_document  # noqa: PLC0415 - it imports the world
+    from kkt_emulator.app.stack import (  # noqa: PLC0415 - it imports the world
+        default_long_poll,
+        sale_document,
+    )
 
+    long_poll = default_long_poll(tills, long_poll)  # as `up` resolves it (D117)
     clock = RealClock()
     cpu_start = _cpu_seconds()
     began = clock.monotonic()
@@ -368,7 +372,7 @@ async def bench_fleet(
         points=points,
         till_settings={
             "poll_interval": poll_interval,
-            **({} if long_poll is None else {"long_poll": long_poll}),
+            "long_poll": long_poll,
         },
         mqtt=mqtt,
     ) as (stack, http, store):
