@@ -32,7 +32,12 @@ def test_commits_never_checkpoint_and_the_thread_does(
     monkeypatch.setattr(db_sqlite, "CHECKPOINT_LOOK_S", 0.02)
     monkeypatch.setattr(db_sqlite, "CHECKPOINT_BYTES", 256 * 1024)
     path = tmp_path / "cloud.sqlite3"
+    before = set(threading.enumerate())
     conn = SqliteConnection(str(path), SCHEMA, 1)
+    mine = [
+        t for t in threading.enumerate() if t not in before and t.name == "kkt-cloud-checkpoint"
+    ]
+    assert len(mine) == 1
     try:
         assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         size_before = path.stat().st_size
@@ -45,7 +50,7 @@ def test_commits_never_checkpoint_and_the_thread_does(
     finally:
         conn.close()
     # Closed: the thread is gone and the file holds everything.
-    assert not any(t.name == "kkt-cloud-checkpoint" and t.is_alive() for t in threading.enumerate())
+    assert not mine[0].is_alive()
     again = SqliteConnection(str(path), SCHEMA, 1)
     try:
         assert again.execute("SELECT count(*) FROM blobs").fetchone()[0] == 300
