@@ -477,6 +477,8 @@ class BackofficeOperations(CashDocOperations, ServiceCredentialOperations):
             enabled=self.service_enabled(account_id, name),
             inventory_cleared=cleared,
         )
+        if daily_given:
+            self.on_change(point_id)  # the timer task's next deadline may have moved (B23)
         return self._integration_view(account_id, name, new)
 
     # -- the daily 1С report (B23) -----------------------------------------------------------------

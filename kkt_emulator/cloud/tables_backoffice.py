@@ -89,7 +89,8 @@ class FeedRecord:
     """One record of the integration outbox (B6, B18) with its delivery state (B19).
 
     ``source_key`` makes it unique per point and integration: ``shift:<shift id>`` for a shift's
-    record, ``period:<from>/<to>:<n>`` for an on-demand export.
+    record, ``period:<from>/<to>:<n>`` for an on-demand export, ``daily:<UTC+3 date>`` for a
+    daily 1С report (B23).
     """
 
     seq: int
