@@ -39,13 +39,15 @@ def _client(server: str | None, token: str | None, ready_file: Path | None) -> B
 
 
 def _integration_table(rows: list[dict[str, Any]]) -> None:
-    table = Table("service", "name", "on", "webhook URL", "uuid")
+    table = Table("service", "name", "on", "webhook URL", "report", "uuid")
     for row in rows:
+        daily = row.get("dailyAt")
         table.add_row(
             row["title"],
             row["name"],
             "☑" if row["enabled"] else "☐",
             row["webhookUrl"] or "",
+            f"daily {daily} UTC+3" if daily else "per shift",
             row["uuid"] or "",
         )
     console.print(table)
@@ -71,21 +73,34 @@ def integrations_set(
     on: bool | None = typer.Option(None, "--on/--off", help="Switch the service on or off."),
     url: str | None = typer.Option(None, "--url", help="The webhook URL feed records go to."),
     no_url: bool = typer.Option(False, "--no-url", help="Remove the webhook URL."),  # noqa: FBT003 - typer default
+    daily_at: str | None = typer.Option(
+        None, "--daily-at", help="onec: one report a day at this time HH:MM (UTC+3), not per shift."
+    ),
+    per_shift: bool = typer.Option(False, "--per-shift", help="onec: a report per shift again."),  # noqa: FBT003 - typer default
     server: str | None = SERVER,
     ready_file: Path | None = READY_OPTION,
     token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Switch a service and set its webhook URL; МойСклад on empties the INVENTORY catalogue."""
+    """Switch a service and set its webhook URL; МойСклад on empties the INVENTORY catalogue.
+
+    ``--daily-at HH:MM`` makes 1С's report one a day per point at that UTC+3 time (B23).
+    """
     if name not in INTEGRATIONS:
         raise typer.BadParameter(f"one of {', '.join(INTEGRATIONS)}", param_hint="NAME")
     if url is not None and no_url:
         raise typer.BadParameter("--url or --no-url, not both", param_hint="--url")
-    if on is None and url is None and not no_url:
-        raise typer.BadParameter("nothing to change: give --on/--off, --url or --no-url")
+    if daily_at is not None and per_shift:
+        raise typer.BadParameter("--daily-at or --per-shift, not both", param_hint="--daily-at")
+    if on is None and url is None and not no_url and daily_at is None and not per_shift:
+        raise typer.BadParameter(
+            "nothing to change: give --on/--off, --url, --no-url, --daily-at or --per-shift"
+        )
     extra: dict[str, str | None] = {}
     if url is not None or no_url:
         extra["webhookUrl"] = url
+    if daily_at is not None or per_shift:
+        extra["dailyAt"] = daily_at  # the cloud checks it (B23): one source of the rule
     with _client(server, token, ready_file) as client:
         row = client.set_integration(point_id, name, enabled=on, **extra)
     emit(row, as_json, lambda r: _integration_table([r]))

@@ -245,6 +245,7 @@ class IntegrationUpdate(BaseModel):
 
     enabled: bool | None = None
     webhookUrl: str | None = Field(default=None, max_length=2048)  # noqa: N815 - wire name
+    dailyAt: str | None = Field(default=None, max_length=16)  # noqa: N815 - wire name (B23)
 
 
 class OnecExport(BaseModel):
@@ -279,8 +280,8 @@ def backoffice_cabinet_router(service: CloudService) -> APIRouter:
 
     @router.put(
         "/integrations/{name}",
-        summary="Switch an integration on or off, set its webhook URL (B17); МойСклад on empties"
-        " INVENTORY",
+        summary="Switch an integration on or off, set its webhook URL (B17) and 1С's daily time"
+        " (B23); МойСклад on empties INVENTORY",
     )
     async def set_integration(point_id: str, name: str, body: IntegrationUpdate) -> dict[str, Any]:
         return service.set_integration(
@@ -289,6 +290,8 @@ def backoffice_cabinet_router(service: CloudService) -> APIRouter:
             enabled=body.enabled,
             webhook_url=body.webhookUrl,
             url_given="webhookUrl" in body.model_fields_set,
+            daily_at=body.dailyAt,
+            daily_given="dailyAt" in body.model_fields_set,
         )
 
     @router.get("/integration-events", summary="Webhook bodies received (newest first)")

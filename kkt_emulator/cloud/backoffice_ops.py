@@ -3,7 +3,8 @@
 ``orders-and-backoffice.md`` §3.3: the catalogue of each retail point and its revision (B8, B15,
 B16), the cabinet's back-office services per point (B17), the MoySklad webhook (B8), and the
 integration outbox: one record per enabled integration when a shift is complete (B6, B18),
-delivered to the integration's webhook URL with the callback rules D43/D44 (B19).
+delivered to the integration's webhook URL with the callback rules D43/D44 (B19); with a daily
+1С time set, the ``onec`` record is one a day per point instead (B23).
 
 Every method runs its storage work in one transaction; errors are
 :class:`~kkt_emulator.errors.CloudError` and :class:`~kkt_emulator.errors.ValidationError`, as in
@@ -12,9 +13,10 @@ the other operation groups.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -25,7 +27,7 @@ from kkt_emulator.cloud.catalog import CATALOG_TYPES, check_entity, entry_key, p
 from kkt_emulator.cloud.feeds import FEED_BUILDERS, INTEGRATION_TITLES, INTEGRATIONS, onec_payload
 from kkt_emulator.cloud.lifecycle import CALLBACK_WINDOW, callback_offset
 from kkt_emulator.cloud.service_auth import ServiceCredentialOperations
-from kkt_emulator.cloud.tables_backoffice import FeedRecord, Integration
+from kkt_emulator.cloud.tables_backoffice import FeedRecord, Integration, OnecSchedule
 from kkt_emulator.cloud.tables_cashdocs import CashDocQuery
 from kkt_emulator.cloud.views import format_time, opt_format
 from kkt_emulator.errors import CloudError, ServiceApiError, ValidationError
@@ -39,11 +41,41 @@ if TYPE_CHECKING:
     from kkt_emulator.cloud.tables_cashdocs import CashShiftRecord
     from kkt_emulator.cloud.views import JsonObject
 
-__all__ = ["MAX_PAGE", "BackofficeOperations", "FeedDelivery", "feed_envelope"]
+__all__ = [
+    "MAX_PAGE",
+    "ONEC_ZONE",
+    "BackofficeOperations",
+    "FeedDelivery",
+    "feed_envelope",
+    "next_daily",
+    "parse_daily_at",
+]
 
 MAX_PAGE: Final = 1000
 """The largest ``count`` of a listing (B3)."""
 _MAX_URL: Final = 2048
+ONEC_ZONE: Final = timezone(timedelta(hours=3))
+"""The zone of the daily 1С time (B23): UTC+3, the tills' default local time."""
+_DAILY_AT: Final = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+
+
+def parse_daily_at(value: str) -> str:
+    """A daily 1С time ``HH:MM`` (B23), checked; 400 naming ``dailyAt`` otherwise."""
+    if not _DAILY_AT.fullmatch(value):
+        raise ValidationError(
+            "dailyAt", f"must be a time of day HH:MM, 00:00–23:59 (UTC+3): {value!r}"
+        )
+    return value
+
+
+def next_daily(after: datetime, daily_at: str) -> datetime:
+    """The first instant strictly after ``after`` whose UTC+3 time of day is ``daily_at``."""
+    hour, minute = (int(part) for part in daily_at.split(":"))
+    local = after.astimezone(ONEC_ZONE)
+    due = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if due <= local:
+        due += timedelta(days=1)
+    return due.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -95,6 +127,11 @@ def _delivery_state(record: FeedRecord) -> str:
     if record.next_at is None:
         return "gave_up"
     return "pending"
+
+
+def _first_due(schedule: OnecSchedule) -> datetime:
+    """The schedule's next report: its time after the last report or the last change (B23)."""
+    return next_daily(max(schedule.covered_to, schedule.changed_at), schedule.daily_at)
 
 
 def _entry_view(entry: CatalogEntry) -> JsonObject:
@@ -370,6 +407,17 @@ class BackofficeOperations(CashDocOperations, ServiceCredentialOperations):
                 f"/api/v1/moysklad/webhook/{found.uuid}" if found and name == "moysklad" else None
             ),
             "changedAt": format_time(found.changed_at) if found else None,
+            **self._daily_view(account_id, name),
+        }
+
+    def _daily_view(self, account_id: str, name: str) -> JsonObject:
+        """``dailyAt`` (UTC+3 ``HH:MM``, ``null``: per shift) and ``nextDailyAt`` of 1С (B23)."""
+        schedule = self.storage.onec_schedules().get(account_id) if name == "onec" else None
+        if schedule is None:
+            return {"dailyAt": None, "nextDailyAt": None}
+        return {
+            "dailyAt": schedule.daily_at,
+            "nextDailyAt": format_time(_first_due(schedule)),
         }
 
     def integrations(self, point_id: str) -> list[JsonObject]:
@@ -386,6 +434,8 @@ class BackofficeOperations(CashDocOperations, ServiceCredentialOperations):
         enabled: bool | None,
         webhook_url: str | None,
         url_given: bool,
+        daily_at: str | None = None,
+        daily_given: bool = False,
     ) -> JsonObject:
         """Switch a service of the point's account on or off and set its webhook URL (B17).
 
@@ -393,13 +443,20 @@ class BackofficeOperations(CashDocOperations, ServiceCredentialOperations):
         while it is on; the uuid is made the first time and kept. Switching МойСклад on (from
         off) empties the ``INVENTORY`` catalogue of every point of the account in the same
         transaction (B8: MoySklad is the master of the goods and sends them again).
+        ``daily_at`` (with ``daily_given``) sets 1С's daily report time or, ``None``, returns it
+        to a record per shift (B23).
         """
         account_id = self._point(point_id).account_id
         name = self._integration_name(name)
         url = _check_url(webhook_url) if url_given else None
+        if daily_given and name != "onec":
+            raise ValidationError("dailyAt", "only «Обмен с 1С» (onec) has a daily report time")
+        daily = parse_daily_at(daily_at) if daily_given and daily_at is not None else None
         now = self.clock.now()
         cleared: list[str] = []
         with self.storage.transaction():
+            if daily_given:
+                self._set_daily(account_id, daily, now)
             self.storage.lock_point(point_id)
             was_on = self.service_enabled(account_id, name)
             old = self.storage.get_integration(account_id, name)
@@ -420,7 +477,104 @@ class BackofficeOperations(CashDocOperations, ServiceCredentialOperations):
             enabled=self.service_enabled(account_id, name),
             inventory_cleared=cleared,
         )
+        if daily_given:
+            self.on_change(point_id)  # the timer task's next deadline may have moved (B23)
         return self._integration_view(account_id, name, new)
+
+    # -- the daily 1С report (B23) -----------------------------------------------------------------
+
+    def _set_daily(self, account_id: str, daily_at: str | None, now: datetime) -> None:
+        """Set the daily time (a new schedule covers from now) or unset it (inside a transaction).
+
+        Unset, the shifts still waiting for a daily report get their per-shift records now, so
+        no shift is left out of 1С.
+        """
+        if daily_at is not None:
+            self.storage.put_onec_schedule(OnecSchedule(account_id, daily_at, now, now))
+            self.log.info("onec_daily_set", account_id=account_id, daily_at=daily_at)
+            return
+        if not self.storage.delete_onec_schedule(account_id):
+            return
+        pending = self.storage.onec_pending(account_id)
+        self.storage.drop_onec_pending([shift_id for _, shift_id in pending])
+        integration = self._enabled(account_id, "onec")
+        for point_id, shift_id in pending:
+            shift = self.storage.get_shift(shift_id)
+            if integration is None or shift is None:
+                continue
+            documents = [r.document for r in self.storage.shift_documents(shift_id)]
+            view = shift_object(shift, documents, now)
+            self._shift_record(integration, point_id, view, documents, now)
+        self.log.info("onec_daily_unset", account_id=account_id, flushed=len(pending))
+
+    def _enabled(self, account_id: str, name: str) -> Integration | None:
+        return next((i for i in self.enabled_integrations(account_id) if i.name == name), None)
+
+    def run_onec_schedules(self, now: datetime) -> int:
+        """Make the daily 1С reports due at ``now`` (the timer task's pass); how many were made.
+
+        Each due instant is claimed by moving its schedule's ``covered_to`` there (one process
+        wins); a cloud that was stopped makes the missed days' reports in order.
+        """
+        made = 0
+        for schedule in list(self.storage.onec_schedules().values()):
+            covered = schedule.covered_to
+            due = _first_due(schedule)
+            while due <= now:
+                made += self._daily_onec(schedule.account_id, covered, due, now)
+                covered, due = due, next_daily(due, schedule.daily_at)
+        return made
+
+    def _daily_onec(self, account_id: str, covered: datetime, due: datetime, now: datetime) -> int:
+        """One day's report: a ``daily`` record per point with shifts completed in the day."""
+        made: list[FeedRecord] = []
+        with self.storage.transaction():
+            if not self.storage.advance_onec_schedule(account_id, covered, due):
+                return 0  # made by another process, or the schedule changed meanwhile
+            pending = self.storage.onec_pending(account_id)
+            self.storage.drop_onec_pending([shift_id for _, shift_id in pending])
+            integration = self._enabled(account_id, "onec")
+            by_point: dict[str, list[str]] = {}
+            for point_id, shift_id in pending:
+                by_point.setdefault(point_id, []).append(shift_id)
+            day = due.astimezone(ONEC_ZONE).date().isoformat()
+            for point_id, shift_ids in by_point.items():
+                if integration is None:
+                    break  # 1С switched off meanwhile: as for a shift completed while off
+                documents: list[JsonObject] = []
+                shifts: list[JsonObject] = []
+                for shift_id in shift_ids:
+                    documents += [r.document for r in self.storage.shift_documents(shift_id)]
+                    shift = self.storage.get_shift(shift_id)
+                    shifts.append({"id": shift_id, "shiftNum": shift.shift_num if shift else None})
+                payload = onec_payload(documents, format_time(covered), format_time(due))
+                payload["shifts"] = shifts
+                record = self._new_record(
+                    integration,
+                    point_id,
+                    kind="daily",
+                    source_key=f"daily:{day}",
+                    shift_id=None,
+                    shift_num=None,
+                    payload=payload,
+                    now=now,
+                )
+                if self.storage.insert_feed_record(record):
+                    made.append(record)
+        for record in made:
+            self.log.info(
+                "onec_daily_made",
+                retail_point_id=record.retail_point_id,
+                day=day,
+                shifts=len(record.payload["shifts"]),
+            )
+            self.on_change(record.retail_point_id)
+        return len(made)
+
+    def next_onec_deadline(self) -> datetime | None:
+        """When the next daily 1С report falls due (any account)."""
+        dues = [_first_due(s) for s in self.storage.onec_schedules().values()]
+        return min(dues, default=None)
 
     # -- МойСклад switched on empties INVENTORY, whichever way (B8, B21) --------------------------
 
@@ -525,31 +679,45 @@ class BackofficeOperations(CashDocOperations, ServiceCredentialOperations):
         """
         docs = list(documents)
         shift_id = str(shift.get("id"))
-        number = shift.get("shiftNum")
         now = self.clock.now()
         made: list[str] = []
         account_id = self._point(point_id).account_id
         with self.storage.transaction():
+            daily = self.storage.get_onec_schedule(account_id) is not None
             for integration in self.enabled_integrations(account_id):
-                payload = FEED_BUILDERS[integration.name](docs, shift)
-                record = self._new_record(
-                    integration,
-                    point_id,
-                    kind="shift",
-                    source_key=f"shift:{shift_id}",
-                    shift_id=shift_id,
-                    shift_num=None if number is None else int(number),
-                    payload=payload,
-                    now=now,
-                )
-                if self.storage.insert_feed_record(record):
-                    made.append(record.id)
+                if integration.name == "onec" and daily:  # B23: the day's report takes it
+                    self.storage.add_onec_pending(shift_id, point_id, account_id, now)
+                    continue
+                made += self._shift_record(integration, point_id, shift, docs, now)
         if made:
             self.log.info(
                 "feed_records_made", retail_point_id=point_id, shift_id=shift_id, count=len(made)
             )
             self.on_change(point_id)
         return made
+
+    def _shift_record(
+        self,
+        integration: Integration,
+        point_id: str,
+        shift: JsonObject,
+        documents: Sequence[JsonObject],
+        now: datetime,
+    ) -> list[str]:
+        """The shift's record of one integration (B18); its id, or none if it exists already."""
+        number = shift.get("shiftNum")
+        shift_id = str(shift.get("id"))
+        record = self._new_record(
+            integration,
+            point_id,
+            kind="shift",
+            source_key=f"shift:{shift_id}",
+            shift_id=shift_id,
+            shift_num=None if number is None else int(number),
+            payload=FEED_BUILDERS[integration.name](documents, shift),
+            now=now,
+        )
+        return [record.id] if self.storage.insert_feed_record(record) else []
 
     @staticmethod
     def _new_record(
@@ -671,7 +839,11 @@ class BackofficeOperations(CashDocOperations, ServiceCredentialOperations):
     def due_feed_deliveries(
         self, now: datetime, in_flight: Sequence[int] = ()
     ) -> list[FeedDelivery]:
-        """Feed deliveries due at ``now``, not counting those in flight (for the timer task)."""
+        """Feed deliveries due at ``now``, not counting those in flight (for the timer task).
+
+        The daily 1С reports due are made first (B23), so they go out in the same pass.
+        """
+        self.run_onec_schedules(now)
         return [
             FeedDelivery(
                 seq=r.seq,
@@ -686,8 +858,12 @@ class BackofficeOperations(CashDocOperations, ServiceCredentialOperations):
         ]
 
     def next_feed_deadline(self, in_flight: Sequence[int] = ()) -> datetime | None:
-        """When the next feed delivery falls due."""
-        return self.storage.next_feed_deadline(in_flight)
+        """When the next feed delivery, or daily 1С report (B23), falls due."""
+        feed = self.storage.next_feed_deadline(in_flight)
+        daily = self.next_onec_deadline()
+        if feed is None or (daily is not None and daily < feed):
+            return daily
+        return feed
 
     def feed_delivery_finished(
         self, delivery: FeedDelivery, *, delivered: bool, error: str

@@ -11,6 +11,8 @@
   switch (which is the service's, ``service_credentials``): the uuid and the webhook URL (B17).
 * ``integration_events``: MoySklad webhook bodies as received (B8).
 * ``feed_records``: the integration outbox (B6, B18, B19).
+* ``onec_schedules``: an account's daily 1С report time (B23) and the instant its last report
+  covered up to; ``onec_pending``: the shifts completed since then, waiting for that report.
 """
 
 from __future__ import annotations
@@ -73,4 +75,17 @@ CREATE TABLE IF NOT EXISTS feed_records (
 CREATE INDEX IF NOT EXISTS feed_records_due ON feed_records (next_at)
     WHERE next_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS feed_records_point ON feed_records (retail_point_id, seq);
+CREATE TABLE IF NOT EXISTS onec_schedules (
+    account_id TEXT PRIMARY KEY,
+    daily_at TEXT NOT NULL,
+    covered_to TEXT NOT NULL,
+    changed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS onec_pending (
+    shift_id TEXT PRIMARY KEY,
+    retail_point_id TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    completed_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS onec_pending_account ON onec_pending (account_id, completed_at);
 """

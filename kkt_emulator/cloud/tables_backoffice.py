@@ -9,6 +9,10 @@ Feed records are delivered by the cloud's timer task like ``responseURL`` callba
 PostgreSQL each due record is claimed by an advisory lock in a key range of its own
 (:data:`FEED_CLAIM_BASE` + ``seq``, apart from the documents' callback claims), so one delivery
 attempt is made by one process at a time (D75, B19).
+
+A daily 1С report (B23) is claimed by moving its schedule's ``covered_to`` forward with a
+compare-and-set ``UPDATE … RETURNING`` (the row stays locked until the commit on PostgreSQL, as
+D75's counters do), and its record is unique per point and local date like every record (B19).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ __all__ = [
     "FeedRecord",
     "Integration",
     "IntegrationEvent",
+    "OnecSchedule",
 ]
 
 FEED_CLAIM_BASE: Final = 0x40000000
@@ -84,7 +89,8 @@ class FeedRecord:
     """One record of the integration outbox (B6, B18) with its delivery state (B19).
 
     ``source_key`` makes it unique per point and integration: ``shift:<shift id>`` for a shift's
-    record, ``period:<from>/<to>:<n>`` for an on-demand export.
+    record, ``period:<from>/<to>:<n>`` for an on-demand export, ``daily:<UTC+3 date>`` for a
+    daily 1С report (B23).
     """
 
     seq: int
@@ -103,6 +109,25 @@ class FeedRecord:
     attempts: int
     delivered_at: datetime | None
     last_error: str | None
+
+
+@dataclass(frozen=True)
+class OnecSchedule:
+    """An account's daily 1С report (B23): the local time ``HH:MM`` and how far it has covered."""
+
+    account_id: str
+    daily_at: str
+    covered_to: datetime
+    changed_at: datetime
+
+
+def _schedule(row: Row) -> OnecSchedule:
+    return OnecSchedule(
+        row["account_id"],
+        row["daily_at"],
+        from_db_time(row["covered_to"]),
+        from_db_time(row["changed_at"]),
+    )
 
 
 def _entry(row: Row) -> CatalogEntry:
@@ -168,12 +193,15 @@ class BackofficeTables(Database):
         self._catalog_revisions: dict[str, int] = self._cache()  # by point (every heartbeat, B16)
         self._feeds_claimed: set[int] = set()
         self._feeds_held_elsewhere: dict[int, datetime] = {}
+        self._onec_schedules: dict[str, dict[str, OnecSchedule]] = self._cache()  # every pass
 
     def _forget(self, kind: str, key: str) -> None:
         """Drop the cached revision of a point whose catalogue another process changed (D76)."""
         super()._forget(kind, key)
         if kind == "catalog":
             self._catalog_revisions.pop(key, None)
+        elif kind == "onec":
+            self._onec_schedules.clear()
 
     # -- catalogues --------------------------------------------------------------------------------
 
@@ -480,3 +508,85 @@ class BackofficeTables(Database):
                 due = max(due, tried + _HELD_RECHECK)
             best = due if best is None else min(best, due)
         return best
+
+    # -- the daily 1С report (B23) -----------------------------------------------------------------
+
+    def onec_schedules(self) -> dict[str, OnecSchedule]:
+        """Every account's 1С schedule by account; cached (the timer asks on every pass, D61)."""
+        cached = self._onec_schedules.get("all")
+        if cached is not None:
+            return cached
+        with self._lock:  # read and fill at once, so that no write falls in between
+            rows = self._all("SELECT * FROM onec_schedules ORDER BY account_id")
+            found = self._onec_schedules["all"] = {r["account_id"]: _schedule(r) for r in rows}
+            return found
+
+    def get_onec_schedule(self, account_id: str) -> OnecSchedule | None:
+        """The account's 1С schedule, read from the database (not the cache)."""
+        row = self._one("SELECT * FROM onec_schedules WHERE account_id = ?", (account_id,))
+        return None if row is None else _schedule(row)
+
+    def _schedules_changed(self) -> None:
+        with self._lock:
+            self._onec_schedules.clear()
+            self._announce("onec")
+            self._announce("change", "")  # wakes the other timers (D76)
+
+    def put_onec_schedule(self, schedule: OnecSchedule) -> None:
+        """Set the account's daily time; ``covered_to`` moves only for a new schedule."""
+        self._execute(
+            "INSERT INTO onec_schedules (account_id, daily_at, covered_to, changed_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET"
+            " daily_at = excluded.daily_at, changed_at = excluded.changed_at",
+            (
+                schedule.account_id,
+                schedule.daily_at,
+                to_db_time(schedule.covered_to),
+                to_db_time(schedule.changed_at),
+            ),
+        )
+        self._schedules_changed()
+
+    def delete_onec_schedule(self, account_id: str) -> bool:
+        """Remove the account's schedule; whether it had one."""
+        row = self._execute(
+            "DELETE FROM onec_schedules WHERE account_id = ? RETURNING account_id", (account_id,)
+        ).fetchone()
+        self._schedules_changed()
+        return row is not None
+
+    def advance_onec_schedule(self, account_id: str, covered_from: datetime, to: datetime) -> bool:
+        """Claim the report ending at ``to``: move ``covered_to`` there if it still is ``covered_from``.
+
+        Exactly one caller wins, in one process or several (the row is locked until the commit).
+        """
+        row = self._execute(
+            "UPDATE onec_schedules SET covered_to = ? WHERE account_id = ? AND covered_to = ?"
+            " RETURNING account_id",
+            (to_db_time(to), account_id, to_db_time(covered_from)),
+        ).fetchone()
+        if row is not None:
+            self._schedules_changed()
+        return row is not None
+
+    def add_onec_pending(self, shift_id: str, point_id: str, account_id: str, at: datetime) -> None:
+        """Keep a completed shift for the account's next daily report (once per shift)."""
+        self._execute(
+            "INSERT INTO onec_pending (shift_id, retail_point_id, account_id, completed_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (shift_id) DO NOTHING",
+            (shift_id, point_id, account_id, to_db_time(at)),
+        )
+
+    def onec_pending(self, account_id: str) -> list[tuple[str, str]]:
+        """The account's shifts waiting for a daily report: (point, shift), in completion order."""
+        rows = self._all(
+            "SELECT retail_point_id, shift_id FROM onec_pending WHERE account_id = ?"  # noqa: S608 - a constant lock clause
+            " ORDER BY completed_at, shift_id" + self._for_update(),
+            (account_id,),
+        )
+        return [(r["retail_point_id"], r["shift_id"]) for r in rows]
+
+    def drop_onec_pending(self, shift_ids: Sequence[str]) -> None:
+        """Forget shifts a report (or a per-shift record) now covers."""
+        for shift_id in shift_ids:
+            self._execute("DELETE FROM onec_pending WHERE shift_id = ?", (shift_id,))

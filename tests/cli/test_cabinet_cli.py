@@ -400,3 +400,52 @@ def test_without_a_ready_file_the_default_server_is_used(tmp_path: Path) -> None
         assert cloud_url(None, None) == DEFAULT_SERVER  # a stale default ready-file
         gone.write_text(json.dumps({"base_url": "http://x:1"}), "utf-8")
         assert cloud_url(None, None) == "http://x:1"
+
+
+def test_the_daily_1c_time_from_the_command_line(
+    server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """B23: ``integrations set onec --daily-at HH:MM`` and ``--per-shift``; a bad time is one line."""
+    point = run_json(capsys, server, "points", "create", "--name", "1С", "--inn", "7727401209")
+    row = run_json(
+        capsys, server, "integrations", "set", point["id"], "onec", "--on", "--daily-at", "21:00"
+    )
+    assert (row["enabled"], row["dailyAt"]) == (True, "21:00")
+    assert row["nextDailyAt"] == "2024-05-01T18:00:00+00:00"
+    code, out, err = run(capsys, "cabinet", "integrations", "list", point["id"], "--server", server)
+    assert code == 0, err
+    assert "21:00" in out  # the table wraps "daily 21:00 UTC+3" in a narrow terminal
+    assert "per shift" in out
+    listed = run_json(capsys, server, "integrations", "list", point["id"])
+    assert [i["dailyAt"] for i in listed] == [None, "21:00", None, None]
+    for name, value in (("onec", "25:00"), ("moedelo", "21:00")):
+        code, _, err = run(
+            capsys,
+            "cabinet",
+            "integrations",
+            "set",
+            point["id"],
+            name,
+            "--daily-at",
+            value,
+            "--server",
+            server,
+        )
+        assert code != 0
+        assert "dailyAt" in err
+        assert len(err.strip().splitlines()) == 1
+    row = run_json(capsys, server, "integrations", "set", point["id"], "onec", "--per-shift")
+    assert row["dailyAt"] is None
+    code, _, err = run(
+        capsys,
+        "cabinet",
+        "integrations",
+        "set",
+        point["id"],
+        "onec",
+        "--daily-at",
+        "09:00",
+        "--per-shift",
+    )
+    assert code == 2
+    assert "not both" in err
