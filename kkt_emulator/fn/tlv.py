@@ -61,6 +61,7 @@ __all__ = [
     "tlv_unixtime",
     "tlv_vln",
     "tree_to_json",
+    "validate_tlv",
     "validate_value",
 ]
 
@@ -728,23 +729,45 @@ def _size_bounds(info: TagInfo) -> tuple[int, int]:
     return bounds
 
 
-def _validate(tag: int, raw: bytes, depth: int) -> None:
-    info = TAGS.get(tag)
-    if info is None:
-        return
-    _check_size(info, len(raw))
-    if info.type is not TagType.STLV:
-        return
+_ANY_SIZE = (0, 1 << 62, False)
+_LIMITS: dict[int, tuple[int, int, bool]] = {}
+
+
+def _limits(tag: int) -> tuple[int, int, bool]:
+    """``(low, high, is_stlv)`` of a tag: the sizes :func:`_check_size` accepts (computed once)."""
+    limits = _LIMITS.get(tag)
+    if limits is None:
+        info = TAGS.get(tag)
+        if info is None:
+            limits = _ANY_SIZE  # unknown tags pass (the drive decides about those)
+        else:
+            low, high = _size_bounds(info)
+            limits = (low, high, info.type is TagType.STLV)
+        _LIMITS[tag] = limits
+    return limits
+
+
+def _validate(tag: int, raw: bytes, depth: int) -> list[Tlv] | None:
+    # The hot path of every 07h: one table look-up per value, the catalogue only for the error.
+    low, high, stlv = _LIMITS.get(tag) or _limits(tag)
+    if not low <= len(raw) <= high:
+        _check_size(TAGS[tag], len(raw))  # raises with the reason
+    if not stlv:
+        return None
     if depth >= MAX_DEPTH:
+        info = TAGS[tag]
         raise ValidationError(
             f"tag {tag} ({info.name})", f"STLV nested deeper than {MAX_DEPTH} levels"
         )
     try:
         children = parse_tlvs(raw)
     except TlvError as exc:
-        raise ValidationError(f"tag {tag} ({info.name})", f"body is not a TLV list: {exc}") from exc
+        raise ValidationError(
+            f"tag {tag} ({TAGS[tag].name})", f"body is not a TLV list: {exc}"
+        ) from exc
     for child in children:
         _validate(child.tag, child.value, depth + 1)
+    return children
 
 
 def validate_value(tag: int, raw: bytes) -> None:
@@ -757,3 +780,15 @@ def validate_value(tag: int, raw: bytes) -> None:
         ValidationError: the value violates the catalogue (the drive answers 18h).
     """
     _validate(tag, bytes(raw), 0)
+
+
+def validate_tlv(tag: int, raw: bytes) -> list[Tlv] | None:
+    """:func:`validate_value`, returning the parsed children of an STLV (``None`` for a plain value).
+
+    For callers that look into the children next (07h checks an item against the registration),
+    so the body is parsed once.
+
+    Raises:
+        ValidationError: as :func:`validate_value`.
+    """
+    return _validate(tag, bytes(raw), 0)
