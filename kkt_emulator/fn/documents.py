@@ -115,7 +115,15 @@ class DocumentCommands(DriveCore):
                     )
             if checked is not None and tlv.tag in _REGISTERED_TAGS:
                 self._check_registered(tlv, checked, ffd, children)
-        doc.tlv = doc.tlv + data
+        joined = doc.tlv + data
+        parsed = doc.parsed
+        if parsed is not None and parsed[0] is doc.tlv:
+            doc.parsed = (joined, parsed[1] + new)
+        elif not doc.tlv:
+            doc.parsed = (joined, new)
+        else:
+            doc.parsed = None
+        doc.tlv = joined
         doc.tags = seen
         doc.items = items
         self._changed()

@@ -16,6 +16,7 @@ Three layers: the framing (:func:`iter_tlvs`, :func:`encode_tlv`), value codecs
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -384,8 +385,25 @@ def _catalogue_max(tag: int, kind: TagType, default: int) -> int:
     return info.max_len if info is not None and info.type is kind else default
 
 
+# The builders below take the drive's own values (counters, flags, sums it checked): a value in
+# range is packed at once, and anything else (out of range, not an int) goes through the codecs,
+# which raise the same errors as before (tests/fn/test_drive_fast_paths.py compares both).
+_PACK_HH = struct.Struct("<HH").pack
+_PACK_BYTE = struct.Struct("<HHB").pack
+_PACK_U32 = struct.Struct("<HHI").pack
+_SECOND = timedelta(seconds=1)
+_VLN_MAX: dict[int, int] = {}
+
+
+def _plain(tag: object, value: object) -> bool:
+    """Whether ``tag`` and ``value`` are ints the fast packing takes as the codecs would."""
+    return isinstance(tag, int) and isinstance(value, int) and 0 <= tag <= _UINT16_MAX
+
+
 def tlv_byte(tag: int, value: int) -> bytes:
     """Encode a Byte TLV."""
+    if _plain(tag, value) and 0 <= value <= 0xFF:
+        return _PACK_BYTE(tag, 1, value)
     with _AboutTag(tag):
         return encode_tlv(tag, encode_uint(value, 1))
 
@@ -398,12 +416,21 @@ def tlv_u16(tag: int, value: int) -> bytes:
 
 def tlv_u32(tag: int, value: int) -> bytes:
     """Encode a Uint32 LE TLV."""
+    if _plain(tag, value) and 0 <= value <= 0xFFFFFFFF:
+        return _PACK_U32(tag, 4, value)
     with _AboutTag(tag):
         return encode_tlv(tag, encode_uint(value, 4))
 
 
 def tlv_vln(tag: int, value: int, max_len: int | None = None) -> bytes:
     """Encode a VLN TLV; ``max_len`` defaults to the catalogue's (6 for money), else 8."""
+    if _plain(tag, value) and value >= 0:
+        limit = max_len if max_len is not None else _VLN_MAX.get(tag)
+        if limit is None:
+            limit = _VLN_MAX[tag] = _catalogue_max(tag, TagType.VLN, 8)
+        size = (value.bit_length() + 7) >> 3 or 1
+        if size <= limit:
+            return _PACK_HH(tag, size) + value.to_bytes(size, "little")
     with _AboutTag(tag):
         limit = max_len if max_len is not None else _catalogue_max(tag, TagType.VLN, 8)
         return encode_tlv(tag, encode_vln(value, limit))
@@ -438,6 +465,15 @@ def tlv_fixed_string(tag: int, text: str, length: int) -> bytes:
 
 def tlv_unixtime(tag: int, dt: datetime) -> bytes:
     """Encode a UnixTime TLV from a timezone-aware datetime."""
+    if (
+        isinstance(tag, int)
+        and 0 <= tag <= _UINT16_MAX
+        and isinstance(dt, datetime)
+        and dt.utcoffset() is not None
+    ):
+        seconds = (dt - _EPOCH) // _SECOND
+        if 0 <= seconds <= 0xFFFFFFFF:
+            return _PACK_U32(tag, 4, seconds)
     with _AboutTag(tag):
         return encode_tlv(tag, encode_unixtime(dt))
 

@@ -272,10 +272,14 @@ class SqliteStore:
                 "FULL" if documents or acks or new_regs or not regs_kept else "NORMAL"
             )
             with immediate(self._db) as db:
-                if core != self._saved_core:
+                if self._saved_core is None or rewrite:
                     db.execute(
                         "INSERT OR REPLACE INTO drive_state (id, state) VALUES (1, ?)", (core,)
                     )
+                elif core != self._saved_core:
+                    # The row exists (it was read or written): an UPDATE rewrites it in place,
+                    # where REPLACE deletes and inserts it.
+                    db.execute("UPDATE drive_state SET state = ? WHERE id = 1", (core,))
                 if not regs_kept:
                     db.execute("DELETE FROM registrations")
                 if new_regs:

@@ -7,19 +7,33 @@ framer, the one-pass TLV check against the catalogue walk it replaces.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kkt_emulator.errors import ValidationError
 from kkt_emulator.fn.codes import Command
+from kkt_emulator.fn.commands import build_request
 from kkt_emulator.fn.frame import Frame, encode_frame
+from kkt_emulator.fn.state import DriveState, _dt
 from kkt_emulator.fn.tags import TAGS, TagType
 from kkt_emulator.fn.tlv import (
     MAX_DEPTH,
     TlvError,
+    _AboutTag,
+    _catalogue_max,
     _check_size,
     encode_tlv,
+    encode_uint,
+    encode_unixtime,
+    encode_vln,
     parse_tlvs,
+    tlv_byte,
+    tlv_u32,
+    tlv_unixtime,
+    tlv_vln,
     validate_tlv,
     validate_value,
 )
@@ -174,3 +188,122 @@ def test_validate_tlv_checks_as_the_catalogue_walk(tag: int, raw: bytes) -> None
         stlv = info is not None and info.type is TagType.STLV
         assert got[1] == (parse_tlvs(raw) if stlv else None)
         assert _outcome(validate_value, tag, raw) == ("ok", None)
+
+
+# ---------------------------------------------------------------------------- TLV builders
+
+
+def _codec_byte(tag: int, value: int) -> bytes:
+    with _AboutTag(tag):
+        return encode_tlv(tag, encode_uint(value, 1))
+
+
+def _codec_u32(tag: int, value: int) -> bytes:
+    with _AboutTag(tag):
+        return encode_tlv(tag, encode_uint(value, 4))
+
+
+def _codec_vln(tag: int, value: int, max_len: int | None = None) -> bytes:
+    with _AboutTag(tag):
+        limit = max_len if max_len is not None else _catalogue_max(tag, TagType.VLN, 8)
+        return encode_tlv(tag, encode_vln(value, limit))
+
+
+def _codec_unixtime(tag: int, dt: datetime) -> bytes:
+    with _AboutTag(tag):
+        return encode_tlv(tag, encode_unixtime(dt))
+
+
+def _built(build: Callable[..., bytes], *args: object) -> tuple[str, object]:
+    try:
+        return ("ok", build(*args))
+    except ValidationError as exc:
+        return (type(exc).__name__, str(exc))
+
+
+builder_tags = st.one_of(known_tags, st.integers(-2, 0x10001))
+builder_ints = st.one_of(
+    st.integers(-3, 300), st.integers(0, 1 << 70), st.sampled_from([0xFF, 0x100, 2**32 - 1, 2**32])
+)
+
+
+@given(tag=builder_tags, value=builder_ints)
+def test_int_builders_pack_as_the_codecs(tag: int, value: int) -> None:
+    assert _built(tlv_byte, tag, value) == _built(_codec_byte, tag, value)
+    assert _built(tlv_u32, tag, value) == _built(_codec_u32, tag, value)
+    assert _built(tlv_vln, tag, value) == _built(_codec_vln, tag, value)
+    for max_len in (1, 5, 8):
+        assert _built(tlv_vln, tag, value, max_len) == _built(_codec_vln, tag, value, max_len)
+
+
+@given(
+    tag=builder_tags,
+    when=st.datetimes(
+        min_value=datetime(1960, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
+        max_value=datetime(2120, 1, 1),  # noqa: DTZ001
+        timezones=st.one_of(st.none(), st.just(UTC), st.timezones()),
+    ),
+)
+def test_unixtime_builder_packs_as_the_codec(tag: int, when: datetime) -> None:
+    assert _built(tlv_unixtime, tag, when) == _built(_codec_unixtime, tag, when)
+
+
+# ---------------------------------------------------------------------------- the saved state
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.datetimes(timezones=st.one_of(st.none(), st.just(UTC), st.timezones())),
+        ),
+        max_size=30,
+    )
+)
+def test_state_times_serialise_as_isoformat(times: list[datetime | None]) -> None:
+    # Equal instants at different offsets are equal keys: each keeps its own text.
+    for when in [*times, *(t.astimezone(UTC) for t in times if t and t.tzinfo), *times]:
+        assert _dt(when) == (when.isoformat() if when is not None else None)
+
+
+def _items(prices: list[int]) -> list[bytes]:
+    return [item_tlv(Item(price=p)) for p in prices]
+
+
+@settings(max_examples=30, deadline=None)
+@given(prices=st.lists(st.integers(1, 10**6), min_size=1, max_size=4), restore=st.booleans())
+def test_a_receipt_signs_alike_from_the_07h_parse_and_from_its_bytes(
+    prices: list[int], restore: bool
+) -> None:
+    benches = [_bench(), _bench()]
+    answers = []
+    for n, bench in enumerate(benches):
+        total = sum(prices)
+        bench.call(Command.START_RECEIPT, when=bench.local)
+        bench.call(Command.SEND_DOCUMENT_DATA, data=bench.receipt_tlv(total))
+        for item in _items(prices):
+            bench.call(Command.SEND_DOCUMENT_DATA, data=item)
+        doc = bench.drive.state.open_doc
+        assert doc is not None
+        if n == 1:
+            # The second drive signs from the bytes alone: as a restored drive, or after the
+            # data was changed behind 07h's back.
+            if restore:
+                bench.drive.state = DriveState.from_json(bench.drive.state.to_json())
+            else:
+                doc.tlv = bytes(bytearray(doc.tlv))
+            reopened = bench.drive.state.open_doc
+            assert reopened is not None
+            assert reopened.parsed is None or reopened.parsed[0] is not reopened.tlv
+        else:
+            assert doc.parsed is not None
+            assert doc.parsed[0] is doc.tlv
+        answers.append(bench.raw(Command.FINISH_RECEIPT, _finish(bench, total)))
+    assert answers[0] == answers[1]
+    assert benches[0].drive.store.get_document(benches[0].drive.state.last_fd) == (
+        benches[1].drive.store.get_document(benches[1].drive.state.last_fd)
+    )
+
+
+def _finish(bench: DriveBench, total: int) -> bytes:
+    return build_request(Command.FINISH_RECEIPT, when=bench.local, operation=1, total=total)
