@@ -252,6 +252,21 @@ class SqliteStore:
         regs = state.registrations
         saved_regs = self._saved_registrations
         rewrite = self._rewrite
+        if not (documents or acks or rewrite) and self._saved_core is not None:
+            unsent, saved_unsent = state.unsent, self._saved_unsent
+            if (
+                len(unsent) == len(saved_unsent)
+                and (
+                    not unsent or (unsent[0] is saved_unsent[0] and unsent[-1] is saved_unsent[-1])
+                )
+                and regs == saved_regs
+            ):
+                # Only the core row changed (15h, 07h, flags, cursors: most commands): one
+                # statement, which SQLite runs as a transaction of its own (autocommit), with
+                # synchronous=NORMAL as below.
+                if core != self._saved_core:
+                    self._commit_core(core)
+                return
         regs_kept = not rewrite and regs[: len(saved_regs)] == saved_regs
         new_regs = regs[len(saved_regs) :] if regs_kept else regs
         change = None if rewrite else queue_change(self._saved_unsent, state.unsent)
@@ -341,6 +356,19 @@ class SqliteStore:
             saved.extend(pushed)
         self._unsent_head = head
         self._rewrite = False
+
+    def _commit_core(self, core: str) -> None:
+        """Rewrite the core row alone (the row exists); see :meth:`commit`.
+
+        Raises:
+            DriveError: 03h (drive failure) if the database refuses the write.
+        """
+        self._synchronous("NORMAL")
+        try:
+            self._db.execute("UPDATE drive_state SET state = ? WHERE id = 1", (core,))
+        except sqlite3.Error as exc:
+            raise DriveError(ResultCode.FN_FAILURE, detail=f"archive write failed: {exc}") from exc
+        self._saved_core = core
 
     @property
     def synchronous(self) -> Synchronous:

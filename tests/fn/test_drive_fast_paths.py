@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,6 +38,7 @@ from kkt_emulator.fn.tlv import (
     validate_tlv,
     validate_value,
 )
+from kkt_emulator.fnio.archive import SqliteStore
 from kkt_emulator.testing.drive import DriveBench, Item, item_tlv
 
 # ---------------------------------------------------------------------------- endpoint
@@ -307,3 +309,37 @@ def test_a_receipt_signs_alike_from_the_07h_parse_and_from_its_bytes(
 
 def _finish(bench: DriveBench, total: int) -> bytes:
     return build_request(Command.FINISH_RECEIPT, when=bench.local, operation=1, total=total)
+
+
+# ---------------------------------------------------------------------------- the archive
+
+
+def test_a_core_only_step_is_one_normal_statement_and_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "drive.sqlite3"
+    store = SqliteStore(path)
+    bench = DriveBench("modulkassa-ffd12", store=store)
+    bench.register()
+    bench.open_shift()
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    bench.call(Command.START_RECEIPT, when=bench.local)
+    bench.call(Command.SEND_DOCUMENT_DATA, data=bench.receipt_tlv(4550))
+    # After the FULL commit of the shift: back to NORMAL, then one UPDATE per command.
+    assert [s.split()[0] for s in statements] == ["PRAGMA", "UPDATE", "UPDATE"]
+    assert statements[0] == "PRAGMA synchronous=NORMAL"
+    assert store.synchronous == "NORMAL"
+    store._db.set_trace_callback(None)
+    expected = bench.drive.state.to_json()
+    store.close()
+    reopened = SqliteStore(path)
+    loaded = reopened.load_state()
+    assert loaded is not None
+    assert loaded.to_json() == expected
+    # The receipt goes on from the reopened archive as from the first.
+    bench.drive = bench.drive.__class__(bench.config, reopened)
+    bench.endpoint = bench.endpoint.__class__(bench.drive)
+    bench.call(Command.SEND_DOCUMENT_DATA, data=item_tlv(Item()))
+    bench.call(Command.FINISH_RECEIPT, when=bench.local, operation=1, total=4550)
+    assert reopened.synchronous == "FULL"
+    assert reopened.document_count() == 3
+    reopened.close()
