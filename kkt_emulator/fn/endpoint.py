@@ -133,7 +133,7 @@ class DriveEndpoint:
         return [self.handle(item, now) for item in self.split(data)]
 
     def _whole_frame(self, data: bytes) -> Frame | None:
-        """``data`` as one well-formed frame when nothing is buffered, else ``None``.
+        """``data`` as one well-formed frame when nothing is buffered, else ``None`` (D113).
 
         The common case of a link that delivers a till's request in one piece: the framer would
         find exactly this frame (same length bounds, same CRC) and change none of its counters,

@@ -86,7 +86,7 @@ class OpenDocument:
     tags: set[int] = field(default_factory=set)
     items: int = 0
     parsed: tuple[bytes, list[Tlv]] | None = field(default=None, compare=False, repr=False)
-    """``(tlv, its top-level TLVs)`` as 07h parsed them, valid while ``tlv`` is that same object.
+    """``(tlv, its top-level TLVs)`` as 07h parsed them, valid while ``tlv`` is that same object (D108).
 
     Not saved: a restored document parses its data again (``DriveCore._received``).
     """

@@ -387,7 +387,7 @@ def _catalogue_max(tag: int, kind: TagType, default: int) -> int:
 
 # The builders below take the drive's own values (counters, flags, sums it checked): a value in
 # range is packed at once, and anything else (out of range, not an int) goes through the codecs,
-# which raise the same errors as before (tests/fn/test_drive_fast_paths.py compares both).
+# which raise the same errors as before (D108; tests/fn/test_drive_fast_paths.py compares both).
 _PACK_HH = struct.Struct("<HH").pack
 _PACK_BYTE = struct.Struct("<HHB").pack
 _PACK_U32 = struct.Struct("<HHI").pack

@@ -263,7 +263,7 @@ class SqliteStore:
             ):
                 # Only the core row changed (15h, 07h, flags, cursors: most commands): one
                 # statement, which SQLite runs as a transaction of its own (autocommit), with
-                # synchronous=NORMAL as below.
+                # synchronous=NORMAL as below (D107).
                 if core != self._saved_core:
                     self._commit_core(core)
                 return
