@@ -180,9 +180,12 @@ def parse_tlvs(data: bytes) -> list[Tlv]:
         stop = start + (raw[pos + 2] | raw[pos + 3] << 8)
         if stop > end:
             out.append(_next_tlv(raw, pos, end, 0))  # raises with the reason
-        out.append(Tlv(raw[pos] | raw[pos + 1] << 8, raw[start:stop]))
+        out.append(_new_tlv(Tlv, (raw[pos] | raw[pos + 1] << 8, raw[start:stop])))
         pos = stop
     return out
+
+
+_new_tlv = tuple.__new__  # Tlv(tag, value) without NamedTuple's Python-level __new__
 
 
 def encode_tlv(tag: int, value: bytes) -> bytes:

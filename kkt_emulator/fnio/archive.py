@@ -316,19 +316,18 @@ class SqliteStore:
                         db.execute("DELETE FROM unsent WHERE seq < ?", (head + popped,))
                     tail = head + len(self._saved_unsent)
                     head += popped
-                if pushed:
-                    db.executemany(
-                        "INSERT INTO unsent (seq, fd, doc_time, size) VALUES (?, ?, ?, ?)",
-                        [
-                            (seq, u.fd, u.when.isoformat(), u.size)
-                            for seq, u in enumerate(pushed, tail)
-                        ],
-                    )
-                if documents:
-                    db.executemany(
-                        "INSERT INTO documents (fd, doc_code, doc_time, fpd, tlv, details) VALUES (?, ?, ?, ?, ?, ?)",
-                        [_doc_row(d) for d in documents],
-                    )
+                # One signed document per command is the rule: execute, not executemany, for one.
+                rows = [
+                    (seq, u.fd, u.when.isoformat(), u.size) for seq, u in enumerate(pushed, tail)
+                ]
+                _insert(
+                    db, "INSERT INTO unsent (seq, fd, doc_time, size) VALUES (?, ?, ?, ?)", rows
+                )
+                _insert(
+                    db,
+                    "INSERT INTO documents (fd, doc_code, doc_time, fpd, tlv, details) VALUES (?, ?, ?, ?, ?, ?)",
+                    [_doc_row(d) for d in documents],
+                )
                 if acks:
                     db.executemany(
                         "INSERT OR REPLACE INTO ofd_acks (fd, ack_time, operator_sign, ofd_code) VALUES (?, ?, ?, ?)",
@@ -403,6 +402,13 @@ class SqliteStore:
         self._saved_unsent = deque()
         self._unsent_head = 1
         self._rewrite = False
+
+
+def _insert(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    if len(rows) == 1:
+        db.execute(sql, rows[0])
+    elif rows:
+        db.executemany(sql, rows)
 
 
 def _doc_row(doc: ArchivedDocument) -> tuple[Any, ...]:

@@ -17,11 +17,13 @@ from hypothesis import strategies as st
 from kkt_emulator.errors import ValidationError
 from kkt_emulator.fn.codes import Command
 from kkt_emulator.fn.commands import build_request
+from kkt_emulator.fn.crc import crc16_ccitt, crc16_ccitt_crcmod
 from kkt_emulator.fn.frame import Frame, encode_frame
 from kkt_emulator.fn.state import DriveState, _dt
 from kkt_emulator.fn.tags import TAGS, TagType
 from kkt_emulator.fn.tlv import (
     MAX_DEPTH,
+    Tlv,
     TlvError,
     _AboutTag,
     _catalogue_max,
@@ -343,3 +345,26 @@ def test_a_core_only_step_is_one_normal_statement_and_reads_back(tmp_path: Path)
     assert reopened.synchronous == "FULL"
     assert reopened.document_count() == 3
     reopened.close()
+
+
+# ---------------------------------------------------------------------------- CRC
+
+
+@given(st.binary(max_size=2000))
+def test_crc_is_crcmods_crc(data: bytes) -> None:
+    assert crc16_ccitt(data) == crc16_ccitt_crcmod(data)
+    assert crc16_ccitt(bytes(bytearray(data))) == crc16_ccitt_crcmod(data)
+
+
+def test_crc_check_value() -> None:
+    assert crc16_ccitt(b"123456789") == 0x29B1 == crc16_ccitt_crcmod(b"123456789")
+
+
+@given(values)
+def test_parsed_tlvs_are_plain_tlvs(raw: bytes) -> None:
+    try:
+        parsed = parse_tlvs(raw)
+    except TlvError:
+        return
+    assert all(type(t) is Tlv and t == Tlv(t.tag, t.value) for t in parsed)
+    assert b"".join(encode_tlv(t.tag, t.value) for t in parsed) == raw
