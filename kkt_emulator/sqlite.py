@@ -387,9 +387,10 @@ class IdleConnection:
     def _arm(self) -> None:
         if self.idle is None:
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no event loop: nothing times the connection, close() ends it
+        # Asked on every use while no timer runs: the look-up that answers None rather than
+        # raising RuntimeError when there is no loop.
+        loop = asyncio.events._get_running_loop()  # noqa: SLF001 - the non-raising form of get_running_loop
+        if loop is None:  # no event loop: nothing times the connection, close() ends it
             return
         self._timer = loop.call_later(self.idle, self._expire)
 

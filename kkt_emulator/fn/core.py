@@ -297,6 +297,9 @@ class DriveCore:
         return fd, fpd
 
     def _received(self, doc: OpenDocument) -> list[Tlv]:
+        parsed = doc.parsed
+        if parsed is not None and parsed[0] is doc.tlv:
+            return list(parsed[1])  # what 07h parsed from exactly these bytes
         try:
             return parse_tlvs(doc.tlv)
         except TlvError as exc:  # pragma: no cover - 07h only stores well-formed TLVs

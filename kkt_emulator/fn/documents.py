@@ -38,13 +38,20 @@ from kkt_emulator.fn.tlv import (
     tlv_byte,
     tlv_u32,
     tlv_vln,
-    validate_value,
+    validate_tlv,
 )
 
 __all__ = ["DocumentCommands"]
 
-_REGISTERED_TAGS = frozenset({Tag.TAX_SYSTEM, Tag.ITEM, *AGENT_TAGS})
+_REGISTERED_TAGS = frozenset({int(Tag.TAX_SYSTEM), int(Tag.ITEM), *map(int, AGENT_TAGS)})
 """The top-level tags whose use the registration limits (19h); any other passes at once."""
+_CHECKED_KINDS = frozenset({int(CurrentDocument.RECEIPT), int(CurrentDocument.CORRECTION)})
+_ITEM = int(Tag.ITEM)
+_AGENT_TAGS = frozenset(map(int, AGENT_TAGS))
+_SUBJECT = int(Tag.SUBJECT)
+_EXCISE = bytes((EXCISE_SUBJECT,))
+_ITEM_AGENT = int(Tag.ITEM_AGENT)
+_SUPPLIER_INN = int(Tag.SUPPLIER_INN)
 
 
 class DocumentCommands(DriveCore):
@@ -80,6 +87,8 @@ class DocumentCommands(DriveCore):
         seen = set(doc.tags)
         items = doc.items
         reg = s.registration
+        # 19h: only receipts and corrections are held to the registration.
+        checked = reg if doc.kind in _CHECKED_KINDS else None
         for tlv in new:
             if is_drive_formed(tlv.tag, ffd):
                 raise DriveError(
@@ -95,28 +104,38 @@ class DocumentCommands(DriveCore):
                 )
             seen.add(tlv.tag)
             try:
-                validate_value(tlv.tag, tlv.value)
+                children = validate_tlv(tlv.tag, tlv.value)
             except ValidationError as exc:
                 raise DriveError(R.BAD_TAG, tlv.tag.to_bytes(2, "little"), detail=str(exc)) from exc
-            if tlv.tag == Tag.ITEM:
+            if tlv.tag == _ITEM:
                 items += 1
                 if items > self.config.max_items:
                     raise DriveError(
                         R.TOO_MANY_ITEMS, detail=f"more than {self.config.max_items} items"
                     )
-            if (
-                doc.kind in (CurrentDocument.RECEIPT, CurrentDocument.CORRECTION)
-                and reg is not None
-            ):
-                self._check_registered(tlv, reg, ffd)
-        doc.tlv = doc.tlv + data
+            if checked is not None and tlv.tag in _REGISTERED_TAGS:
+                self._check_registered(tlv, checked, ffd, children)
+        joined = doc.tlv + data
+        parsed = doc.parsed
+        if parsed is not None and parsed[0] is doc.tlv:
+            doc.parsed = (joined, parsed[1] + new)
+        elif not doc.tlv:
+            doc.parsed = (joined, new)
+        else:
+            doc.parsed = None
+        doc.tlv = joined
         doc.tags = seen
         doc.items = items
         self._changed()
         return b""
 
-    def _check_registered(self, tlv: Tlv, reg: RegistrationRecord, ffd: str) -> None:
-        """19h rules: the document may only use what the registration allows."""
+    def _check_registered(
+        self, tlv: Tlv, reg: RegistrationRecord, ffd: str, children: list[Tlv] | None = None
+    ) -> None:
+        """19h rules: the document may only use what the registration allows.
+
+        ``children`` are the item's parsed TLVs when the caller has them already.
+        """
         if tlv.tag not in _REGISTERED_TAGS:
             return
         tag_bytes = tlv.tag.to_bytes(2, "little")
@@ -134,31 +153,32 @@ class DocumentCommands(DriveCore):
                 tag_bytes,
                 detail=f"agent tag {tlv.tag} on a drive registered without the agent flag",
             )
-        if tlv.tag == Tag.ITEM:
+        if tlv.tag == _ITEM:
             try:
-                inner = parse_tlvs(tlv.value)
+                inner = children if children is not None else parse_tlvs(tlv.value)
             except TlvError as exc:
                 raise DriveError(R.BAD_TAG, tag_bytes, detail=f"item STLV: {exc}") from exc
             inner_tags = {t.tag for t in inner}
-            for sub in inner:
-                if sub.tag in AGENT_TAGS and not reg.agent:
-                    raise DriveError(
-                        R.TAG_NOT_REGISTERED,
-                        sub.tag.to_bytes(2, "little"),
-                        detail=f"agent tag {sub.tag} in an item on a drive registered without the agent flag",
-                    )
-                if (
-                    sub.tag == Tag.SUBJECT
-                    and sub.value == bytes((EXCISE_SUBJECT,))
-                    and not reg.excise
-                ):
-                    raise DriveError(
-                        R.TAG_NOT_REGISTERED,
-                        sub.tag.to_bytes(2, "little"),
-                        detail="excise goods on a drive registered without the excise flag",
-                    )
-                # The values of the item's tags were checked with the item (validate_value
-                # checks an STLV's children), before this is called.
+            # The refusals below name the first offending child, so the children are walked in
+            # order, but only when one of them can offend.
+            if (not reg.agent and not inner_tags.isdisjoint(_AGENT_TAGS)) or (
+                not reg.excise and _SUBJECT in inner_tags
+            ):
+                for sub in inner:
+                    if sub.tag in _AGENT_TAGS and not reg.agent:
+                        raise DriveError(
+                            R.TAG_NOT_REGISTERED,
+                            sub.tag.to_bytes(2, "little"),
+                            detail=f"agent tag {sub.tag} in an item on a drive registered without the agent flag",
+                        )
+                    if sub.tag == _SUBJECT and sub.value == _EXCISE and not reg.excise:
+                        raise DriveError(
+                            R.TAG_NOT_REGISTERED,
+                            sub.tag.to_bytes(2, "little"),
+                            detail="excise goods on a drive registered without the excise flag",
+                        )
+            # The values of the item's tags were checked with the item (validate_tlv checks an
+            # STLV's children), before this is called.
             if ffd in ("1.1", "1.2"):
                 for needed in ITEM_MANDATORY:
                     if needed not in inner_tags:
@@ -167,7 +187,7 @@ class DocumentCommands(DriveCore):
                             needed.to_bytes(2, "little"),
                             detail=f"item without mandatory tag {needed}",
                         )
-                if (Tag.ITEM_AGENT in inner_tags) != (Tag.SUPPLIER_INN in inner_tags):
+                if (_ITEM_AGENT in inner_tags) != (_SUPPLIER_INN in inner_tags):
                     raise DriveError(
                         R.MISSING_TAGS,
                         Tag.SUPPLIER_INN.to_bytes(2, "little"),

@@ -22,8 +22,17 @@ from datetime import datetime
 from kkt_emulator.errors import DriveError
 from kkt_emulator.fn.codes import ResultCode
 from kkt_emulator.fn.crash import DriveCrash
+from kkt_emulator.fn.crc import crc16_ccitt
 from kkt_emulator.fn.drive import FiscalDrive
-from kkt_emulator.fn.frame import WARNING_BIT, BadFrame, Enq, Frame, Framer, encode_frame
+from kkt_emulator.fn.frame import (
+    MSG_START,
+    WARNING_BIT,
+    BadFrame,
+    Enq,
+    Frame,
+    Framer,
+    encode_frame,
+)
 
 __all__ = ["CrashHook", "DriveCrash", "DriveEndpoint", "FrameTrace"]
 
@@ -74,17 +83,20 @@ class DriveEndpoint:
             self._last_answer = answer.encode()
             return self._last_answer
         self.commands += 1
+        code: int
         try:
             data = self.drive.execute(now, item.code, item.data)
-            answer = self._answer(ResultCode.OK, data, now)
+            code = ResultCode.OK
         except DriveError as exc:
-            answer = self._answer(exc.code, exc.data, now)
+            code, data = exc.code, exc.data
         except Exception as exc:  # noqa: BLE001 - a drive never crashes: a bug becomes 03h «Отказ ФН», recorded below
             self._crashed(exc, item.code, now)
-            answer = self._answer(ResultCode.FN_FAILURE, b"", now)
+            code, data = ResultCode.FN_FAILURE, b""
+        if self.drive.warnings(now):
+            code |= WARNING_BIT
         if self.trace is not None:
-            self.trace(item, answer, now)
-        self._last_answer = answer.encode()
+            self.trace(item, Frame(code=code, data=data), now)
+        self._last_answer = encode_frame(code, data)
         return self._last_answer
 
     def _crashed(self, exc: Exception, code: int, now: datetime) -> None:
@@ -115,7 +127,29 @@ class DriveEndpoint:
 
     def receive(self, data: bytes, now: datetime) -> list[bytes]:
         """Feed raw link bytes; returns the answer frames for every complete request in them."""
+        frame = self._whole_frame(data)
+        if frame is not None:
+            return [self.handle(frame, now)]
         return [self.handle(item, now) for item in self.split(data)]
+
+    def _whole_frame(self, data: bytes) -> Frame | None:
+        """``data`` as one well-formed frame when nothing is buffered, else ``None`` (D113).
+
+        The common case of a link that delivers a till's request in one piece: the framer would
+        find exactly this frame (same length bounds, same CRC) and change none of its counters,
+        so anything else — a split, garbage, ENQ, a bad CRC, more than one frame — takes the
+        framer's path (tests/fn/test_endpoint.py proves both paths answer alike).
+        """
+        n = len(data)
+        if self._buffer or n < 6 or data[0] != MSG_START:
+            return None
+        length = data[1] | data[2] << 8
+        if n != length + 5 or length - 1 > self.framer.max_data:
+            return None
+        body = bytes(data[1 : n - 2])
+        if crc16_ccitt(body) != data[n - 2] | data[n - 1] << 8:
+            return None
+        return Frame(body[2], body[3:])
 
     def reset_link(self) -> None:
         """Forget a half-received frame (a client disconnected mid-frame)."""

@@ -16,11 +16,14 @@ import base64
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any, Protocol
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kkt_emulator.errors import DriveError
 from kkt_emulator.fn.codes import ResultCode
+
+if TYPE_CHECKING:
+    from kkt_emulator.fn.tlv import Tlv
 
 __all__ = [
     "ArchivedDocument",
@@ -36,8 +39,27 @@ __all__ = [
 ]
 
 
+_ISO: dict[datetime, str] = {}
+
+
 def _dt(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    # Every commit serialises the same few times (the last document, the shift opening, the
+    # open document's start): each is formatted once. Equal datetimes of different offsets are
+    # equal keys with different texts, so the offset is checked before a cached text is used.
+    if value is None:
+        return None
+    text = _ISO.get(value)
+    if text is None or value.utcoffset() != _OFFSETS.get(text):
+        text = value.isoformat()
+        if len(_ISO) >= 256:
+            _ISO.clear()
+            _OFFSETS.clear()
+        _ISO[value] = text
+        _OFFSETS[text] = value.utcoffset()
+    return text
+
+
+_OFFSETS: dict[str, timedelta | None] = {}
 
 
 def _pdt(value: str | None) -> datetime | None:
@@ -63,6 +85,11 @@ class OpenDocument:
     tlv: bytes = b""
     tags: set[int] = field(default_factory=set)
     items: int = 0
+    parsed: tuple[bytes, list[Tlv]] | None = field(default=None, compare=False, repr=False)
+    """``(tlv, its top-level TLVs)`` as 07h parsed them, valid while ``tlv`` is that same object (D108).
+
+    Not saved: a restored document parses its data again (``DriveCore._received``).
+    """
 
     def to_json(self) -> dict[str, Any]:
         """Serialise for the store."""

@@ -16,6 +16,7 @@ Three layers: the framing (:func:`iter_tlvs`, :func:`encode_tlv`), value codecs
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -61,6 +62,7 @@ __all__ = [
     "tlv_unixtime",
     "tlv_vln",
     "tree_to_json",
+    "validate_tlv",
     "validate_value",
 ]
 
@@ -178,9 +180,12 @@ def parse_tlvs(data: bytes) -> list[Tlv]:
         stop = start + (raw[pos + 2] | raw[pos + 3] << 8)
         if stop > end:
             out.append(_next_tlv(raw, pos, end, 0))  # raises with the reason
-        out.append(Tlv(raw[pos] | raw[pos + 1] << 8, raw[start:stop]))
+        out.append(_new_tlv(Tlv, (raw[pos] | raw[pos + 1] << 8, raw[start:stop])))
         pos = stop
     return out
+
+
+_new_tlv = tuple.__new__  # Tlv(tag, value) without NamedTuple's Python-level __new__
 
 
 def encode_tlv(tag: int, value: bytes) -> bytes:
@@ -383,8 +388,25 @@ def _catalogue_max(tag: int, kind: TagType, default: int) -> int:
     return info.max_len if info is not None and info.type is kind else default
 
 
+# The builders below take the drive's own values (counters, flags, sums it checked): a value in
+# range is packed at once, and anything else (out of range, not an int) goes through the codecs,
+# which raise the same errors as before (D108; tests/fn/test_drive_fast_paths.py compares both).
+_PACK_HH = struct.Struct("<HH").pack
+_PACK_BYTE = struct.Struct("<HHB").pack
+_PACK_U32 = struct.Struct("<HHI").pack
+_SECOND = timedelta(seconds=1)
+_VLN_MAX: dict[int, int] = {}
+
+
+def _plain(tag: object, value: object) -> bool:
+    """Whether ``tag`` and ``value`` are ints the fast packing takes as the codecs would."""
+    return isinstance(tag, int) and isinstance(value, int) and 0 <= tag <= _UINT16_MAX
+
+
 def tlv_byte(tag: int, value: int) -> bytes:
     """Encode a Byte TLV."""
+    if _plain(tag, value) and 0 <= value <= 0xFF:
+        return _PACK_BYTE(tag, 1, value)
     with _AboutTag(tag):
         return encode_tlv(tag, encode_uint(value, 1))
 
@@ -397,12 +419,21 @@ def tlv_u16(tag: int, value: int) -> bytes:
 
 def tlv_u32(tag: int, value: int) -> bytes:
     """Encode a Uint32 LE TLV."""
+    if _plain(tag, value) and 0 <= value <= 0xFFFFFFFF:
+        return _PACK_U32(tag, 4, value)
     with _AboutTag(tag):
         return encode_tlv(tag, encode_uint(value, 4))
 
 
 def tlv_vln(tag: int, value: int, max_len: int | None = None) -> bytes:
     """Encode a VLN TLV; ``max_len`` defaults to the catalogue's (6 for money), else 8."""
+    if _plain(tag, value) and value >= 0:
+        limit = max_len if max_len is not None else _VLN_MAX.get(tag)
+        if limit is None:
+            limit = _VLN_MAX[tag] = _catalogue_max(tag, TagType.VLN, 8)
+        size = (value.bit_length() + 7) >> 3 or 1
+        if size <= limit:
+            return _PACK_HH(tag, size) + value.to_bytes(size, "little")
     with _AboutTag(tag):
         limit = max_len if max_len is not None else _catalogue_max(tag, TagType.VLN, 8)
         return encode_tlv(tag, encode_vln(value, limit))
@@ -437,6 +468,15 @@ def tlv_fixed_string(tag: int, text: str, length: int) -> bytes:
 
 def tlv_unixtime(tag: int, dt: datetime) -> bytes:
     """Encode a UnixTime TLV from a timezone-aware datetime."""
+    if (
+        isinstance(tag, int)
+        and 0 <= tag <= _UINT16_MAX
+        and isinstance(dt, datetime)
+        and dt.utcoffset() is not None
+    ):
+        seconds = (dt - _EPOCH) // _SECOND
+        if 0 <= seconds <= 0xFFFFFFFF:
+            return _PACK_U32(tag, 4, seconds)
     with _AboutTag(tag):
         return encode_tlv(tag, encode_unixtime(dt))
 
@@ -728,23 +768,45 @@ def _size_bounds(info: TagInfo) -> tuple[int, int]:
     return bounds
 
 
-def _validate(tag: int, raw: bytes, depth: int) -> None:
-    info = TAGS.get(tag)
-    if info is None:
-        return
-    _check_size(info, len(raw))
-    if info.type is not TagType.STLV:
-        return
+_ANY_SIZE = (0, 1 << 62, False)
+_LIMITS: dict[int, tuple[int, int, bool]] = {}
+
+
+def _limits(tag: int) -> tuple[int, int, bool]:
+    """``(low, high, is_stlv)`` of a tag: the sizes :func:`_check_size` accepts (computed once)."""
+    limits = _LIMITS.get(tag)
+    if limits is None:
+        info = TAGS.get(tag)
+        if info is None:
+            limits = _ANY_SIZE  # unknown tags pass (the drive decides about those)
+        else:
+            low, high = _size_bounds(info)
+            limits = (low, high, info.type is TagType.STLV)
+        _LIMITS[tag] = limits
+    return limits
+
+
+def _validate(tag: int, raw: bytes, depth: int) -> list[Tlv] | None:
+    # The hot path of every 07h: one table look-up per value, the catalogue only for the error.
+    low, high, stlv = _LIMITS.get(tag) or _limits(tag)
+    if not low <= len(raw) <= high:
+        _check_size(TAGS[tag], len(raw))  # raises with the reason
+    if not stlv:
+        return None
     if depth >= MAX_DEPTH:
+        info = TAGS[tag]
         raise ValidationError(
             f"tag {tag} ({info.name})", f"STLV nested deeper than {MAX_DEPTH} levels"
         )
     try:
         children = parse_tlvs(raw)
     except TlvError as exc:
-        raise ValidationError(f"tag {tag} ({info.name})", f"body is not a TLV list: {exc}") from exc
+        raise ValidationError(
+            f"tag {tag} ({TAGS[tag].name})", f"body is not a TLV list: {exc}"
+        ) from exc
     for child in children:
         _validate(child.tag, child.value, depth + 1)
+    return children
 
 
 def validate_value(tag: int, raw: bytes) -> None:
@@ -757,3 +819,15 @@ def validate_value(tag: int, raw: bytes) -> None:
         ValidationError: the value violates the catalogue (the drive answers 18h).
     """
     _validate(tag, bytes(raw), 0)
+
+
+def validate_tlv(tag: int, raw: bytes) -> list[Tlv] | None:
+    """:func:`validate_value`, returning the parsed children of an STLV (``None`` for a plain value).
+
+    For callers that look into the children next (07h checks an item against the registration),
+    so the body is parsed once.
+
+    Raises:
+        ValidationError: as :func:`validate_value`.
+    """
+    return _validate(tag, bytes(raw), 0)

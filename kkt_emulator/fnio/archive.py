@@ -262,6 +262,21 @@ class SqliteStore:
         regs = state.registrations
         saved_regs = self._saved_registrations
         rewrite = self._rewrite
+        if not (documents or acks or rewrite) and self._saved_core is not None:
+            unsent, saved_unsent = state.unsent, self._saved_unsent
+            if (
+                len(unsent) == len(saved_unsent)
+                and (
+                    not unsent or (unsent[0] is saved_unsent[0] and unsent[-1] is saved_unsent[-1])
+                )
+                and regs == saved_regs
+            ):
+                # Only the core row changed (15h, 07h, flags, cursors: most commands): one
+                # statement, which SQLite runs as a transaction of its own (autocommit), with
+                # synchronous=NORMAL as below (D107).
+                if core != self._saved_core:
+                    self._commit_core(core)
+                return
         regs_kept = not rewrite and regs[: len(saved_regs)] == saved_regs
         new_regs = regs[len(saved_regs) :] if regs_kept else regs
         change = None if rewrite else queue_change(self._saved_unsent, state.unsent)
@@ -281,10 +296,14 @@ class SqliteStore:
             durable = bool(documents or acks or new_regs or not regs_kept)
             self._synchronous("FULL" if durable and not self.defer_sync else "NORMAL")
             with immediate(self._db) as db:
-                if core != self._saved_core:
+                if self._saved_core is None or rewrite:
                     db.execute(
                         "INSERT OR REPLACE INTO drive_state (id, state) VALUES (1, ?)", (core,)
                     )
+                elif core != self._saved_core:
+                    # The row exists (it was read or written): an UPDATE rewrites it in place,
+                    # where REPLACE deletes and inserts it.
+                    db.execute("UPDATE drive_state SET state = ? WHERE id = 1", (core,))
                 if not regs_kept:
                     db.execute("DELETE FROM registrations")
                 if new_regs:
@@ -306,19 +325,18 @@ class SqliteStore:
                         db.execute("DELETE FROM unsent WHERE seq < ?", (head + popped,))
                     tail = head + len(self._saved_unsent)
                     head += popped
-                if pushed:
-                    db.executemany(
-                        "INSERT INTO unsent (seq, fd, doc_time, size) VALUES (?, ?, ?, ?)",
-                        [
-                            (seq, u.fd, u.when.isoformat(), u.size)
-                            for seq, u in enumerate(pushed, tail)
-                        ],
-                    )
-                if documents:
-                    db.executemany(
-                        "INSERT INTO documents (fd, doc_code, doc_time, fpd, tlv, details) VALUES (?, ?, ?, ?, ?, ?)",
-                        [_doc_row(d) for d in documents],
-                    )
+                # One signed document per command is the rule: execute, not executemany, for one.
+                rows = [
+                    (seq, u.fd, u.when.isoformat(), u.size) for seq, u in enumerate(pushed, tail)
+                ]
+                _insert(
+                    db, "INSERT INTO unsent (seq, fd, doc_time, size) VALUES (?, ?, ?, ?)", rows
+                )
+                _insert(
+                    db,
+                    "INSERT INTO documents (fd, doc_code, doc_time, fpd, tlv, details) VALUES (?, ?, ?, ?, ?, ?)",
+                    [_doc_row(d) for d in documents],
+                )
                 if acks:
                     db.executemany(
                         "INSERT OR REPLACE INTO ofd_acks (fd, ack_time, operator_sign, ofd_code) VALUES (?, ?, ?, ?)",
@@ -348,6 +366,19 @@ class SqliteStore:
             saved.extend(pushed)
         self._unsent_head = head
         self._rewrite = False
+
+    def _commit_core(self, core: str) -> None:
+        """Rewrite the core row alone (the row exists); see :meth:`commit`.
+
+        Raises:
+            DriveError: 03h (drive failure) if the database refuses the write.
+        """
+        self._synchronous("NORMAL")
+        try:
+            self._db.execute("UPDATE drive_state SET state = ? WHERE id = 1", (core,))
+        except sqlite3.Error as exc:
+            raise DriveError(ResultCode.FN_FAILURE, detail=f"archive write failed: {exc}") from exc
+        self._saved_core = core
 
     @property
     def synchronous(self) -> Synchronous:
@@ -397,6 +428,13 @@ class SqliteStore:
         self._saved_unsent = deque()
         self._unsent_head = 1
         self._rewrite = False
+
+
+def _insert(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    if len(rows) == 1:
+        db.execute(sql, rows[0])
+    elif rows:
+        db.executemany(sql, rows)
 
 
 def _doc_row(doc: ArchivedDocument) -> tuple[Any, ...]:

@@ -88,6 +88,9 @@ def test_any_frames_get_an_answer_and_counters_never_decrease(frames: list[Frame
         assert item.result in {int(c) for c in ResultCode}
         s = bench.drive.state
         assert bench.drive.last_crash is None
+        if frame.code == Command.RESET and item.result == ResultCode.OK:
+            # The debug reset (60h, 16h) of a test drive wipes it: its counters start again.
+            last = (0, 0, 0)
         assert s.last_fd >= last[0]
         assert s.shift_number >= last[1]
         last = (s.last_fd, s.shift_number, 0)
