@@ -38,7 +38,12 @@ from kkt_emulator.cloud.backoffice_api import (
 )
 from kkt_emulator.cloud.cabinet_api import cabinet_router
 from kkt_emulator.cloud.callback_client import CallbackClient
-from kkt_emulator.cloud.device_api import Notifier, device_router
+from kkt_emulator.cloud.device_api import (
+    FallibleAnswer,
+    Notifier,
+    device_fast_path,
+    device_router,
+)
 from kkt_emulator.cloud.metrics import CloudMetrics, metrics_router
 from kkt_emulator.cloud.orders_api import orders_cabinet_router, orders_routers
 from kkt_emulator.cloud.receipt_api import receipt_router
@@ -149,36 +154,71 @@ def _error_answer(
 
 
 class StoreFastPath:
-    """ASGI middleware: the store API's busiest routes answered without FastAPI's router (D60).
+    """ASGI middleware: the busiest routes answered without FastAPI's router (D60, D123).
 
-    ``match`` (:func:`~kkt_emulator.cloud.store_api.store_fast_path`) names the answer of a method
-    and path exactly as the store routes would match them; the answer is the same function the
-    route calls, and its errors get the app's error answers. Everything else goes to FastAPI.
-    FastAPI's routing, dependency solving and exception middleware cost the status request
-    about half of its time in the stack; the routes stay for ``/openapi.json`` and as the path
-    taken when the fast path does not match (another root path, another method).
+    ``match`` (:func:`~kkt_emulator.cloud.store_api.store_fast_path`, then
+    :func:`~kkt_emulator.cloud.device_api.device_fast_path`) names the answer of a method and
+    path exactly as the routes would match them; the answer is the same function the route calls,
+    and its errors get the app's error answers. An answer may decline (``None``: a till request
+    it does not take as plainly valid); FastAPI then serves the request, with the body the answer
+    read replayed. Everything else goes to FastAPI. FastAPI's routing, dependency solving and
+    exception middleware cost the status request about half of its time in the stack; the routes
+    stay for ``/openapi.json`` and as the path taken when the fast path does not match (another
+    root path, another method).
     """
 
     def __init__(
-        self, app: ASGIApp, match: Callable[[str, str], Answer | None], log: FilteringBoundLogger
+        self,
+        app: ASGIApp,
+        match: Callable[[str, str], Answer | FallibleAnswer | None],
+        log: FilteringBoundLogger,
     ) -> None:
         self.app = app
         self.match = match
         self.log = log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer a matched store request, or hand the request to FastAPI."""
+        """Answer a matched request, or hand the request to FastAPI."""
         if scope["type"] == "http" and not scope.get("root_path"):
             answer = self.match(scope["method"], scope["path"])
             if answer is not None:
-                response: Response
+                consumed: list[Message] = []
+
+                async def recording() -> Message:
+                    message = await receive()
+                    consumed.append(message)
+                    return message
+
+                response: Response | None
                 try:
-                    response = await answer(Request(scope, receive))
+                    response = await answer(Request(scope, recording))
                 except (CloudError, ValidationError, StorageError) as exc:
                     response = _error_answer(exc, self.log)
-                await response(scope, receive, send)
+                if response is not None:
+                    await response(scope, receive, send)
+                    return
+
+                async def replay() -> Message:
+                    return consumed.pop(0) if consumed else await receive()
+
+                await self.app(scope, replay, send)
                 return
         await self.app(scope, receive, send)
+
+
+def fast_paths(
+    *matches: Callable[[str, str], Answer | FallibleAnswer | None],
+) -> Callable[[str, str], Answer | FallibleAnswer | None]:
+    """One match of several: the first that names an answer."""
+
+    def match(method: str, path: str) -> Answer | FallibleAnswer | None:
+        for one in matches:
+            answer = one(method, path)
+            if answer is not None:
+                return answer
+        return None
+
+    return match
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -474,7 +514,13 @@ class Cloud:
         )
         app.state.service = self.service  # for the account-level APIs' auth (service_auth)
         # Added first, so it runs inside BodyLimit: the 413 applies to the fast path too.
-        app.add_middleware(StoreFastPath, match=store_fast_path(self.service), log=self.log)
+        app.add_middleware(
+            StoreFastPath,
+            match=fast_paths(
+                store_fast_path(self.service), device_fast_path(self.service, self.notifier)
+            ),
+            log=self.log,
+        )
         app.add_middleware(BodyLimit)
 
         @app.exception_handler(CloudError)

@@ -13,16 +13,20 @@ and renewing a long poll marks the till as seen (D67).
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 import uuid
-from collections.abc import Collection
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Awaitable, Callable, Collection
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPBasic, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 
 from kkt_emulator.cloud.cashdoc_ops import CashDocsRequest
 from kkt_emulator.cloud.orders_ops import orders_key
+from kkt_emulator.cloud.responses import JsonResponse
 from kkt_emulator.cloud.schemas import (
     BindRequest,
     HeartbeatRequest,
@@ -38,7 +42,20 @@ if TYPE_CHECKING:
     from kkt_emulator.clock import Clock
     from kkt_emulator.cloud.service import CloudService
 
-__all__ = ["MAX_WATCHED", "Notifier", "OutboxRequest", "WatchRequest", "device_router"]
+__all__ = [
+    "MAX_WATCHED",
+    "FallibleAnswer",
+    "Notifier",
+    "OutboxRequest",
+    "WatchRequest",
+    "device_fast_path",
+    "device_router",
+    "lease_answer",
+    "outbox_answer",
+]
+
+FallibleAnswer = Callable[[Request], Awaitable[Response | None]]
+"""A fast-path answer that may hand the request back to FastAPI (``None``), D123."""
 
 MAX_WATCHED = 10000
 """The most tills one fleet watch may name (their tokens fit the body limit, D8)."""
@@ -186,6 +203,130 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
+async def lease_answer(
+    service: CloudService,
+    notifier: Notifier,
+    request: Request,
+    max_docs: int,
+    wait: float,
+    *,
+    resume: bool,
+) -> Response:
+    """``POST /lease`` (validated), for the route and the fast path alike (D123)."""
+    clock = service.clock
+    device, point = service.authenticate_device(request.headers.get("authorization"))
+    wait = min(wait, service.settings.max_lease_wait)
+    deadline = clock.monotonic() + wait
+    if wait > 0:
+        service.mark_seen([device])  # a long poll is the idle till's sign of life (D67)
+    gone: asyncio.Future[None] | None = None
+    try:
+        while True:
+            # one reader of the client's messages at a time: the watcher, once it runs
+            left = gone.done() if gone is not None else await request.is_disconnected()
+            if left:
+                return Response(status_code=204)
+            # no await until answered; ``resume`` hands back this till's own pending leases
+            documents = service.lease(device, point, max_docs, resume=resume)
+            if documents:
+                return JsonResponse({"documents": [d.to_json() for d in documents]})
+            remaining = deadline - clock.monotonic()
+            if remaining <= 0:
+                if wait > 0:
+                    service.mark_seen([device])  # held to its end: the till was there all along
+                return Response(status_code=204)
+            if gone is None:
+                gone = asyncio.ensure_future(_disconnected(request))
+            # D66: only a change at this point, the deadline or the client leaving ends the
+            # wait; there is no periodic re-check
+            await notifier.wait(point.id, clock, remaining, gone)
+    finally:
+        if gone is not None:
+            gone.cancel()
+
+
+def outbox_answer(service: CloudService, request: Request, body: OutboxRequest) -> Response:
+    """``POST /outbox`` (validated), for the route and the fast path alike (D123)."""
+    device, point = service.authenticate_device(request.headers.get("authorization"))
+    return JsonResponse(service.report(device, point, body.results, body.acks).to_json())
+
+
+_LEASE_PATH: Final = "/api/device/v1/lease"
+_OUTBOX_PATH: Final = "/api/device/v1/outbox"
+_BOOLS: Final = {"1": True, "true": True, "0": False, "false": False}
+
+
+def _lease_query(query: bytes) -> tuple[int, float, bool] | None:
+    """``max``, ``wait`` and ``resume`` of a lease query, or ``None`` unless plainly valid."""
+    max_docs, wait, resume = 1, 0.0, False
+    seen: set[str] = set()
+    for name, value in urllib.parse.parse_qsl(query.decode("latin-1")):
+        if name in seen:
+            return None  # a repeated parameter: the route decides which one counts
+        seen.add(name)
+        if name == "max":
+            if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 100:
+                return None
+            max_docs = int(value)
+        elif name == "wait":
+            try:
+                wait = float(value)
+            except ValueError:
+                return None
+            if not 0.0 <= wait <= 30.0:  # also refuses nan
+                return None
+        elif name == "resume":
+            if value not in _BOOLS:
+                return None
+            resume = _BOOLS[value]
+    return max_docs, wait, resume
+
+
+def _json_body(request: Request) -> bool:
+    """Whether the route would read the body as JSON (no type given, or a JSON type)."""
+    kind = request.headers.get("content-type")
+    return kind is None or kind.split(";", 1)[0].strip().lower() == "application/json"
+
+
+def device_fast_path(
+    service: CloudService, notifier: Notifier
+) -> Callable[[str, str], FallibleAnswer | None]:
+    """The till routes of every document, ``/lease`` and ``/outbox``, without the router (D123).
+
+    As :func:`~kkt_emulator.cloud.store_api.store_fast_path`: the function names the answer of a
+    method and path, or ``None``. An answer gives ``None`` for a request it does not take as
+    plainly valid (a query or body the route would refuse or read another way); the request then
+    goes to FastAPI with its body, so every refusal is the route's own.
+    """
+
+    async def lease(request: Request) -> Response | None:
+        query = _lease_query(request.scope.get("query_string", b""))
+        if query is None:
+            return None
+        max_docs, wait, resume = query
+        return await lease_answer(service, notifier, request, max_docs, wait, resume=resume)
+
+    async def outbox(request: Request) -> Response | None:
+        if not _json_body(request):
+            return None
+        raw = await request.body()
+        try:
+            body = OutboxRequest.model_validate(orjson.loads(raw))
+        except (orjson.JSONDecodeError, PydanticValidationError):
+            return None
+        return outbox_answer(service, request, body)
+
+    routes: dict[tuple[str, str], FallibleAnswer] = {
+        ("POST", _LEASE_PATH): lease,
+        ("POST", _OUTBOX_PATH): outbox,
+    }
+
+    def match(method: str, path: str) -> FallibleAnswer | None:
+        return routes.get((method, path))
+
+    return match
+
+
 def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
     """Build the till routes over ``service``."""
     router = APIRouter(prefix="/api/device/v1", tags=["till API"])
@@ -223,35 +364,7 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
         wait: Annotated[float, Query(ge=0.0, le=30.0)] = 0.0,
         resume: Annotated[bool, Query()] = False,
     ) -> Any:
-        device, point = service.authenticate_device(request.headers.get("authorization"))
-        wait = min(wait, service.settings.max_lease_wait)
-        deadline = clock.monotonic() + wait
-        if wait > 0:
-            service.mark_seen([device])  # a long poll is the idle till's sign of life (D67)
-        gone: asyncio.Future[None] | None = None
-        try:
-            while True:
-                # one reader of the client's messages at a time: the watcher, once it runs
-                left = gone.done() if gone is not None else await request.is_disconnected()
-                if left:
-                    return Response(status_code=204)
-                # no await until answered; ``resume`` hands back this till's own pending leases
-                documents = service.lease(device, point, max_docs, resume=resume)
-                if documents:
-                    return {"documents": [d.to_json() for d in documents]}
-                remaining = deadline - clock.monotonic()
-                if remaining <= 0:
-                    if wait > 0:
-                        service.mark_seen([device])  # held to its end: the till was there all along
-                    return Response(status_code=204)
-                if gone is None:
-                    gone = asyncio.ensure_future(_disconnected(request))
-                # D66: only a change at this point, the deadline or the client leaving ends the
-                # wait; there is no periodic re-check
-                await notifier.wait(point.id, clock, remaining, gone)
-        finally:
-            if gone is not None:
-                gone.cancel()
+        return await lease_answer(service, notifier, request, max_docs, wait, resume=resume)
 
     @router.post(
         "/watch",
@@ -338,10 +451,10 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
         responses=_ERRORS,
         summary="Report outcomes and OFD acknowledgements in one exchange (D63): the results"
         " are applied first, then the acknowledgements, in one transaction",
+        response_model=dict[str, Any],
     )
-    async def outbox(request: Request, body: OutboxRequest) -> dict[str, Any]:
-        device, point = service.authenticate_device(request.headers.get("authorization"))
-        return service.report(device, point, body.results, body.acks).to_json()
+    async def outbox(request: Request, body: OutboxRequest) -> Response:
+        return outbox_answer(service, request, body)
 
     @router.post(
         "/ofd-acks",

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     import httpx
-    from cloud_helpers import Point
+    from cloud_helpers import FakeTill, Point
 
     from kkt_emulator.cloud.app import Cloud
 
@@ -121,3 +121,127 @@ def test_what_the_fast_path_claims(
         assert "doc_id" not in keywords
     else:
         assert keywords["doc_id"] == expected
+
+
+async def _both_device(
+    cloud: Cloud, http: httpx.AsyncClient, url: str, **kwargs: Any
+) -> tuple[httpx.Response, httpx.Response, str]:
+    """The answer with the fast path, then FastAPI's alone, and whether the fast path answered."""
+    fast = _fast_path(cloud)
+    match = fast.match
+    taken: list[str] = []
+
+    def spying(m: str, p: str) -> Any:
+        answer = match(m, p)
+        if answer is None:
+            taken.append("slow")
+            return None
+
+        async def recorded(request: Any) -> Any:
+            response = None
+            try:
+                response = await answer(request)
+            except Exception:
+                response = "raised"  # refused by the answer itself: the fast path's error
+                raise
+            finally:
+                taken.append("slow" if response is None else "fast")
+            return response
+
+        return recorded
+
+    fast.match = spying
+    first = await http.post(url, **kwargs)
+    fast.match = lambda _m, _p: None
+    second = await http.post(url, **kwargs)
+    fast.match = match
+    return first, second, taken[0]
+
+
+async def test_the_till_routes_answer_as_the_routes_do(
+    cloud: Cloud, http: httpx.AsyncClient, till: FakeTill
+) -> None:
+    """D123: what the fast path answers is FastAPI's answer; what it declines goes to FastAPI."""
+    await http.get("/api/fn/v1/status")
+    good = till.headers
+    lease, outbox = "/api/device/v1/lease", "/api/device/v1/outbox"
+    result = {
+        "docId": "unknown-doc",
+        "outcome": "failed",
+        "failureInfo": {"type": "FN_MEMORY_OVERFLOW", "message": "Исчерпан"},
+    }
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        (lease, {"headers": good}, "fast"),  # nothing queued: 204
+        (f"{lease}?max=3&wait=0&resume=0", {"headers": good}, "fast"),
+        (f"{lease}?max=1&unknown=x", {"headers": good}, "fast"),
+        (lease, {"headers": {"Authorization": "Bearer wrong"}}, "fast"),
+        (lease, {}, "fast"),
+        (f"{lease}?max=0", {"headers": good}, "slow"),
+        (f"{lease}?max=101", {"headers": good}, "slow"),
+        (f"{lease}?max=abc", {"headers": good}, "slow"),
+        (f"{lease}?max=%EF%BC%91", {"headers": good}, "slow"),  # a full-width digit one
+        (f"{lease}?wait=-1", {"headers": good}, "slow"),
+        (f"{lease}?wait=nan", {"headers": good}, "slow"),
+        (f"{lease}?wait=31", {"headers": good}, "slow"),
+        (f"{lease}?resume=yes", {"headers": good}, "slow"),
+        (f"{lease}?max=1&max=2", {"headers": good}, "slow"),
+        (outbox, {"headers": good, "json": {}}, "fast"),
+        (outbox, {"headers": good, "json": {"results": [result]}}, "fast"),
+        (outbox, {"headers": {"Authorization": "Bearer wrong"}, "json": {}}, "fast"),
+        (outbox, {"headers": good, "content": b"{"}, "slow"),
+        (outbox, {"headers": good, "content": b""}, "slow"),
+        (outbox, {"headers": good, "json": {"results": 5}}, "slow"),
+        (outbox, {"headers": good, "json": {"extra": 1}}, "slow"),
+        (outbox, {"headers": good, "json": {"results": [{**result, "outcome": "x"}]}}, "slow"),
+        (
+            outbox,
+            {"headers": {**good, "Content-Type": "text/plain"}, "content": b"{}"},
+            "slow",
+        ),
+    ]
+    for url, kwargs, expected in cases:
+        fast, slow, taken = await _both_device(cloud, http, url, **kwargs)
+        assert taken == expected, (url, kwargs)
+        assert (fast.status_code, fast.content) == (slow.status_code, slow.content), (url, kwargs)
+        assert fast.headers.multi_items() == slow.headers.multi_items(), (url, kwargs)
+
+
+async def test_a_lease_and_its_report_by_either_path(
+    cloud: Cloud, http: httpx.AsyncClient, point: Point, till: FakeTill
+) -> None:
+    """D123: a document leased and reported by the fast path looks as one by the routes."""
+    await http.get("/api/fn/v1/status")
+    fast = _fast_path(cloud)
+    match = fast.match
+    answers: dict[str, list[dict[str, Any]]] = {}
+    for path in ("fast", "slow"):
+        fast.match = match if path == "fast" else (lambda _m, _p: None)
+        posted = await http.post("/api/fn/v2/doc", auth=point.assoc, json=minimal_doc(id=path))
+        assert posted.status_code == 200, posted.text
+        leased = await till.lease(max_docs=5)
+        assert [d["docId"] for d in leased] == [path]
+        item = {
+            "docId": path,
+            "leaseId": leased[0]["leaseId"],
+            "outcome": "fiscalized",
+            "fiscalInfo": till.fiscal_info(),
+        }
+        reply = await http.post(
+            "/api/device/v1/outbox", headers=till.headers, json={"results": [item]}
+        )
+        assert reply.status_code == 200, reply.text
+        answers[path] = [_without_ids(leased[0]), _without_ids(reply.json())]
+    fast.match = match
+    assert answers["fast"] == answers["slow"]
+
+
+def _without_ids(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _without_ids(v)
+            for k, v in value.items()
+            if k not in ("docId", "leaseId", "id", "leasedUntil", "fnDocNumber")
+        }
+    if isinstance(value, list):
+        return [_without_ids(v) for v in value]
+    return value
