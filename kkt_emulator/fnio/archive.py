@@ -52,6 +52,8 @@ __all__ = ["SqliteStore"]
 
 SCHEMA_VERSION = 2
 """2: registrations and the OFD queue in their own tables; 1 kept them in the state row (still read)."""
+RECENT_DOCUMENTS = 8
+"""Documents a store keeps as it committed them, for the reads that follow (D124)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -127,6 +129,9 @@ class SqliteStore:
         self._saved_unsent: deque[UnsentEntry] = deque()
         self._unsent_head = 1  # the seq of _saved_unsent[0] (or of the next entry if empty)
         self._rewrite = False  # the file is not in the layout above: rewrite all at the next commit
+        # The documents this store committed last, as committed: the till reads a document for
+        # the OFD right after 16h signed it, twice (D124). Archived documents never change.
+        self._recent: dict[int, ArchivedDocument] = {}
         try:
             self._read()
         except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
@@ -168,10 +173,12 @@ class SqliteStore:
 
     def close(self) -> None:
         """Close the database."""
+        self._recent.clear()
         self._handle.close()
 
     def load_state(self) -> DriveState | None:
         """The saved state, or ``None`` for a new drive."""
+        self._recent.clear()  # what the file holds now is what counts
         return self._read()
 
     def _read(self) -> DriveState | None:
@@ -202,6 +209,9 @@ class SqliteStore:
 
     def get_document(self, fd: int) -> ArchivedDocument | None:
         """One archived document."""
+        recent = self._recent.get(fd)
+        if recent is not None:
+            return recent
         row = self._db.execute(
             "SELECT fd, doc_code, doc_time, fpd, tlv, details FROM documents WHERE fd = ?", (fd,)
         ).fetchone()
@@ -350,6 +360,11 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise DriveError(ResultCode.FN_FAILURE, detail=f"archive write failed: {exc}") from exc
         # Written: the file now holds this state.
+        recent = self._recent
+        for doc in documents:
+            recent[doc.fd] = doc
+        while len(recent) > RECENT_DOCUMENTS:
+            del recent[next(iter(recent))]
         if durable and self.defer_sync:
             self.unsynced = True  # the server settles it before the answer leaves (D114)
         self._saved_core = core
@@ -424,6 +439,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise DriveError(ResultCode.FN_FAILURE, detail=f"archive wipe failed: {exc}") from exc
         self._saved_core = None
+        self._recent.clear()
         self._saved_registrations = []
         self._saved_unsent = deque()
         self._unsent_head = 1

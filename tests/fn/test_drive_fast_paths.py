@@ -40,7 +40,7 @@ from kkt_emulator.fn.tlv import (
     validate_tlv,
     validate_value,
 )
-from kkt_emulator.fnio.archive import SqliteStore
+from kkt_emulator.fnio.archive import RECENT_DOCUMENTS, SqliteStore
 from kkt_emulator.testing.drive import DriveBench, Item, item_tlv
 
 # ---------------------------------------------------------------------------- endpoint
@@ -345,6 +345,42 @@ def test_a_core_only_step_is_one_normal_statement_and_reads_back(tmp_path: Path)
     assert reopened.synchronous == "FULL"
     assert reopened.document_count() == 3
     reopened.close()
+
+
+def test_a_document_just_signed_is_read_without_the_file(tmp_path: Path) -> None:
+    """D124: the OFD reads of a document 16h just signed need no SELECT; the file has it too."""
+    path = tmp_path / "drive.sqlite3"
+    store = SqliteStore(path)
+    bench = DriveBench("modulkassa-ffd12", store=store)
+    bench.register()
+    bench.open_shift()
+    for _ in range(RECENT_DOCUMENTS + 2):
+        bench.call(Command.START_RECEIPT, when=bench.local)
+        bench.call(Command.SEND_DOCUMENT_DATA, data=bench.receipt_tlv(4550))
+        bench.call(Command.SEND_DOCUMENT_DATA, data=item_tlv(Item()))
+        bench.call(Command.FINISH_RECEIPT, when=bench.local, operation=1, total=4550)
+    fd = bench.drive.state.last_fd
+    assert fd > RECENT_DOCUMENTS + 2
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    first = store.get_document(fd)
+    assert first is not None
+    assert store.get_document(fd) is first
+    assert statements == []
+    store._db.set_trace_callback(None)
+    reopened = SqliteStore(path)
+    from_file = reopened.get_document(fd)
+    assert from_file == first
+    reopened.close()
+    for older in range(1, fd - RECENT_DOCUMENTS + 1):  # only the latest are kept
+        statements.clear()
+        store._db.set_trace_callback(statements.append)
+        assert store.get_document(older) == SqliteStore(path).get_document(older)
+        store._db.set_trace_callback(None)
+        assert statements, older
+    store.wipe()
+    assert store.get_document(fd) is None
+    store.close()
 
 
 # ---------------------------------------------------------------------------- CRC
