@@ -13,6 +13,9 @@ Every ``cabinet …`` command ends with the same four options, ``--server``, ``-
     @points_app.command("list")
     @cabinet_command
     def points_list(*, opts: CabinetOptions) -> None: ...
+
+Commands that call the cloud's HTTP APIs themselves (``doc``, ``receipt``) read its error answers
+with :func:`raise_for_error`.
 """
 
 from __future__ import annotations
@@ -22,18 +25,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import typer
 
 from kkt_emulator.cli.options import with_shared_options
 from kkt_emulator.cli.output import JSON_OPTION
 from kkt_emulator.cli.ready import READY_OPTION, load_ready, ready_path
 from kkt_emulator.cloud.cabinet_client import DEFAULT_SERVER
-from kkt_emulator.errors import ConfigError
+from kkt_emulator.errors import CloudError, ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["READY_OPTION", "SERVER", "TOKEN", "CabinetOptions", "cabinet_command", "cloud_url"]
+__all__ = [
+    "READY_OPTION",
+    "SERVER",
+    "TOKEN",
+    "CabinetOptions",
+    "cabinet_command",
+    "cloud_url",
+    "raise_for_error",
+]
 
 SERVER: Any = typer.Option(
     None,
@@ -66,6 +78,20 @@ def cloud_url(server: str | None, ready_file: Path | None) -> str:
     if not isinstance(base, str) or not base:
         raise ConfigError(f"the ready-file {ready_path(ready_file)} names no cloud (base_url)")
     return base
+
+
+def raise_for_error(response: httpx.Response) -> None:
+    """Refuse an HTTP error answer of the cloud (status 400 and above); other answers pass.
+
+    Raises:
+        CloudError: the status and the answer's ``message`` (its whole text when it is not JSON).
+    """
+    if response.status_code >= 400:
+        try:
+            message = response.json().get("message", response.text)
+        except ValueError:
+            message = response.text
+        raise CloudError(response.status_code, str(message))
 
 
 @dataclass(frozen=True, slots=True)
