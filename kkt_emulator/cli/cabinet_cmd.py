@@ -38,6 +38,7 @@ app.add_typer(integrations_cmd.feeds_app, name="feeds")  # B6, B19
 POINT: Any = typer.Option(
     None, "--retail-point", help="Retail point of the document (found by id when omitted)."
 )
+DOC_ID: Any = typer.Argument(help="The shop's document id.")
 
 
 class OnOff(StrEnum):
@@ -148,10 +149,7 @@ def points_create(
 
 @points_app.command("list")
 @cabinet_command
-def points_list(
-    *,
-    opts: CabinetOptions,
-) -> None:
+def points_list(*, opts: CabinetOptions) -> None:
     """List retail points with their flags and fnState."""
     with _client(opts) as client:
         points = client.list_points()
@@ -295,7 +293,7 @@ def documents_list(
 @documents_app.command("show")
 @cabinet_command
 def documents_show(
-    doc_id: str = typer.Argument(help="The shop's document id."),
+    doc_id: str = DOC_ID,
     retail_point: str | None = POINT,
     *,
     opts: CabinetOptions,
@@ -305,10 +303,14 @@ def documents_show(
         emit(client.document(doc_id, retail_point), opts.as_json, _show_document)
 
 
+def _show_status(doc: dict[str, Any]) -> None:
+    console.print(f"{doc['id']}: {doc['status']}")
+
+
 @app.command("redrive")
 @cabinet_command
 def redrive(
-    doc_id: str = typer.Argument(help="The shop's document id."),
+    doc_id: str = DOC_ID,
     retail_point: str | None = POINT,
     *,
     opts: CabinetOptions,
@@ -316,13 +318,13 @@ def redrive(
     """«Провести повторно»: re-queue a FAILED document."""
     with _client(opts) as client:
         doc = client.redrive(doc_id, retail_point)
-    emit(doc, opts.as_json, lambda d: console.print(f"{d['id']}: {d['status']}"))
+    emit(doc, opts.as_json, _show_status)
 
 
 @app.command("mark-done")
 @cabinet_command
 def mark_done(
-    doc_id: str = typer.Argument(help="The shop's document id."),
+    doc_id: str = DOC_ID,
     retail_point: str | None = POINT,
     *,
     opts: CabinetOptions,
@@ -330,15 +332,12 @@ def mark_done(
     """«Отметить как выполненный»: complete a FAILED document without a receipt."""
     with _client(opts) as client:
         doc = client.mark_done(doc_id, retail_point)
-    emit(doc, opts.as_json, lambda d: console.print(f"{d['id']}: {d['status']}"))
+    emit(doc, opts.as_json, _show_status)
 
 
 @app.command("heartbeats")
 @cabinet_command
-def heartbeats(
-    *,
-    opts: CabinetOptions,
-) -> None:
+def heartbeats(*, opts: CabinetOptions) -> None:
     """Tills with their last heartbeat."""
     with _client(opts) as client:
         rows = client.heartbeats()
@@ -361,10 +360,7 @@ def heartbeats(
 
 @app.command("warnings")
 @cabinet_command
-def warnings(
-    *,
-    opts: CabinetOptions,
-) -> None:
+def warnings(*, opts: CabinetOptions) -> None:
     """Documents with duplicate-id or double-integration warnings."""
     with _client(opts) as client:
         emit(client.warnings(), opts.as_json, _doc_table)
@@ -379,10 +375,7 @@ def _show_clock(data: dict[str, Any]) -> None:
 
 @clock_app.command("show")
 @cabinet_command
-def clock_show(
-    *,
-    opts: CabinetOptions,
-) -> None:
+def clock_show(*, opts: CabinetOptions) -> None:
     """Show the cloud clock and its next timer deadline."""
     with _client(opts) as client:
         emit(client.clock(), opts.as_json, _show_clock)

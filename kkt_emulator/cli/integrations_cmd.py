@@ -28,6 +28,7 @@ feeds_app = typer.Typer(
 )
 
 POINT: Any = typer.Argument(help="Retail point id (the switches are its account's).")
+RECORD_ID: Any = typer.Argument(help="Feed record id.")
 
 
 def _client(opts: CabinetOptions) -> BackofficeClient:
@@ -160,7 +161,7 @@ def _show(record: dict[str, Any]) -> None:
 @cabinet_command
 def feeds_show(
     point_id: str = POINT,
-    record_id: str = typer.Argument(help="Feed record id."),
+    record_id: str = RECORD_ID,
     *,
     opts: CabinetOptions,
 ) -> None:
@@ -173,7 +174,7 @@ def feeds_show(
 @cabinet_command
 def feeds_resend(
     point_id: str = POINT,
-    record_id: str = typer.Argument(help="Feed record id."),
+    record_id: str = RECORD_ID,
     *,
     opts: CabinetOptions,
 ) -> None:
