@@ -11,7 +11,7 @@ import typer
 
 from kkt_emulator.app.bench import bench_fn
 from kkt_emulator.app.chaos.procs import Kind
-from kkt_emulator.profiles import DEFAULT_PROFILE
+from kkt_emulator.cli.run_options import PROFILE_OPTION
 
 app = typer.Typer(
     help=(
@@ -160,7 +160,7 @@ def e2e_command(
     concurrency: int = typer.Option(
         20, "--concurrency", min=1, max=1000, help="Requests in flight at once."
     ),
-    profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="Firmware profile."),
+    profile: str = PROFILE_OPTION,
 ) -> None:
     """Shop to COMPLETED over real HTTP: receipts/s, latency p50/p99, CPU per receipt, peak RSS."""
     from kkt_emulator import eventloop  # noqa: PLC0415 - only this command runs an event loop
@@ -211,7 +211,7 @@ def fleet_command(
     mqtt: str = typer.Option(
         "auto", "--mqtt", help="Control plane: auto, spawn, none or mqtt://host:port (as `up`)."
     ),
-    profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="Firmware profile."),
+    profile: str = PROFILE_OPTION,
 ) -> None:
     """`up --tills N --points M` under load: start-up, idle CPU, fds per till, receipts/s, stop, RSS."""
     from kkt_emulator import eventloop  # noqa: PLC0415 - only this command runs an event loop
@@ -290,7 +290,7 @@ def chaos_command(
     work_dir: Path | None = typer.Option(
         None, "--work-dir", help="Keep state and logs here (default: a temporary directory)."
     ),
-    profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="Firmware profile."),
+    profile: str = PROFILE_OPTION,
 ) -> None:
     """Cloud, OFD and tills as processes, SIGKILLed under load; checks lost/doubled/stuck/acks.
 

@@ -9,15 +9,14 @@ D106), ``--ready-file`` and ``--json``.
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
 from kkt_emulator.cli import integrations_cmd
-from kkt_emulator.cli.cloud_target import READY_OPTION, SERVER, cloud_url
-from kkt_emulator.cli.output import JSON_OPTION, console, emit
+from kkt_emulator.cli.cloud_target import CabinetOptions, cabinet_command
+from kkt_emulator.cli.output import console, emit
 from kkt_emulator.cloud.cabinet_client import CabinetClient
 from kkt_emulator.cloud.settings import PickupWindow
 
@@ -36,12 +35,10 @@ app.add_typer(clock_app, name="clock")
 app.add_typer(integrations_cmd.integrations_app, name="integrations")  # B17
 app.add_typer(integrations_cmd.feeds_app, name="feeds")  # B6, B19
 
-TOKEN: Any = typer.Option(
-    None, "--token", envvar="KKT_CABINET_TOKEN", help="Cabinet token, if the cloud has one."
-)
 POINT: Any = typer.Option(
     None, "--retail-point", help="Retail point of the document (found by id when omitted)."
 )
+DOC_ID: Any = typer.Argument(help="The shop's document id.")
 
 
 class OnOff(StrEnum):
@@ -55,8 +52,8 @@ def _flag(value: OnOff | None) -> bool | None:
     return None if value is None else value is OnOff.ON
 
 
-def _client(server: str | None, token: str | None, ready_file: Path | None) -> CabinetClient:
-    return CabinetClient(cloud_url(server, ready_file), token)  # D106
+def _client(opts: CabinetOptions) -> CabinetClient:
+    return CabinetClient(opts.url(), opts.token)  # D106
 
 
 def _show_point(point: dict[str, Any]) -> None:
@@ -122,6 +119,7 @@ def _show_document(doc: dict[str, Any]) -> None:
 
 
 @points_app.command("create")
+@cabinet_command
 def points_create(
     *,
     name: str = typer.Option(..., "--name", help="Retail point name."),
@@ -133,13 +131,10 @@ def points_create(
     ),
     stop_on_errors: OnOff = typer.Option(OnOff.OFF, "--stop-on-errors"),
     pickup_window: PickupWindow = typer.Option(PickupWindow.THREE_DAYS, "--pickup-window"),
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    opts: CabinetOptions,
 ) -> None:
     """Create a retail point."""
-    with _client(server, token, ready_file) as client:
+    with _client(opts) as client:
         point = client.create_point(
             name,
             address=address,
@@ -149,18 +144,14 @@ def points_create(
             stopOnErrors=stop_on_errors is OnOff.ON,
             pickupWindow=pickup_window.value,
         )
-    emit(point, as_json, _show_point)
+    emit(point, opts.as_json, _show_point)
 
 
 @points_app.command("list")
-def points_list(
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
-) -> None:
+@cabinet_command
+def points_list(*, opts: CabinetOptions) -> None:
     """List retail points with their flags and fnState."""
-    with _client(server, token, ready_file) as client:
+    with _client(opts) as client:
         points = client.list_points()
 
     def human(rows: list[dict[str, Any]]) -> None:
@@ -176,23 +167,23 @@ def points_list(
             )
         console.print(table)
 
-    emit(points, as_json, human)
+    emit(points, opts.as_json, human)
 
 
 @points_app.command("show")
+@cabinet_command
 def points_show(
     point_id: str = typer.Argument(help="Retail point id."),
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    *,
+    opts: CabinetOptions,
 ) -> None:
     """Show one retail point."""
-    with _client(server, token, ready_file) as client:
-        emit(client.get_point(point_id), as_json, _show_point)
+    with _client(opts) as client:
+        emit(client.get_point(point_id), opts.as_json, _show_point)
 
 
 @points_app.command("set")
+@cabinet_command
 def points_set(
     point_id: str = typer.Argument(help="Retail point id."),
     *,
@@ -203,10 +194,7 @@ def points_set(
     duplicate_policy: str | None = typer.Option(None, "--duplicate-policy", help="replay|conflict"),
     name: str | None = typer.Option(None, "--name"),
     address: str | None = typer.Option(None, "--address"),
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    opts: CabinetOptions,
 ) -> None:
     """Change flags and details of a retail point."""
     fields = {
@@ -219,8 +207,8 @@ def points_set(
         "address": address,
     }
     changes = {k: v for k, v in fields.items() if v is not None}
-    with _client(server, token, ready_file) as client:
-        emit(client.update_point(point_id, **changes), as_json, _show_point)
+    with _client(opts) as client:
+        emit(client.update_point(point_id, **changes), opts.as_json, _show_point)
 
 
 class ServiceName(StrEnum):
@@ -236,6 +224,7 @@ class ServiceName(StrEnum):
 
 
 @app.command("credentials")
+@cabinet_command
 def credentials(
     point_id: str = typer.Argument(help="Retail point id."),
     service: ServiceName = typer.Option(
@@ -244,13 +233,11 @@ def credentials(
         help="shop: the store API's pair; orders, moysklad, onec, sklad, moedelo, elba: the"
         " account's pair of that service (switches it on, the old pair stops working).",
     ),
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    *,
+    opts: CabinetOptions,
 ) -> None:
     """«Сгенерировать логин и пароль»: new service credentials (shown once)."""
-    with _client(server, token, ready_file) as client:
+    with _client(opts) as client:
         if service is ServiceName.SHOP:
             creds: dict[str, Any] = dict(client.generate_credentials(point_id))
         else:
@@ -263,13 +250,14 @@ def credentials(
         console.print(f"login:        {c['login']}")
         console.print(f"password:     {c['password']}")
 
-    emit(creds, as_json, human)
+    emit(creds, opts.as_json, human)
 
 
 # -- documents --------------------------------------------------------------------------------------------
 
 
 @documents_app.command("list")
+@cabinet_command
 def documents_list(
     *,
     status: list[str] | None = typer.Option(None, "--status", help="Repeat for several."),
@@ -279,13 +267,10 @@ def documents_list(
     until: str | None = typer.Option(None, "--until", help="Accepted before (ISO 8601)."),
     limit: int = typer.Option(100, "--limit"),
     history: bool = typer.Option(False, "--history", help="Include every document's history."),  # noqa: FBT003 - typer default
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    opts: CabinetOptions,
 ) -> None:
     """List documents with filters."""
-    with _client(server, token, ready_file) as client:
+    with _client(opts) as client:
         rows = client.list_documents(
             statuses=status,
             retail_point_id=retail_point,
@@ -302,62 +287,59 @@ def documents_list(
             for doc in data:
                 _show_document(doc)
 
-    emit(rows, as_json, human)
+    emit(rows, opts.as_json, human)
 
 
 @documents_app.command("show")
+@cabinet_command
 def documents_show(
-    doc_id: str = typer.Argument(help="The shop's document id."),
+    doc_id: str = DOC_ID,
     retail_point: str | None = POINT,
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    *,
+    opts: CabinetOptions,
 ) -> None:
     """Document detail: history, OFD delivery, error detail, warnings."""
-    with _client(server, token, ready_file) as client:
-        emit(client.document(doc_id, retail_point), as_json, _show_document)
+    with _client(opts) as client:
+        emit(client.document(doc_id, retail_point), opts.as_json, _show_document)
+
+
+def _show_status(doc: dict[str, Any]) -> None:
+    console.print(f"{doc['id']}: {doc['status']}")
 
 
 @app.command("redrive")
+@cabinet_command
 def redrive(
-    doc_id: str = typer.Argument(help="The shop's document id."),
+    doc_id: str = DOC_ID,
     retail_point: str | None = POINT,
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    *,
+    opts: CabinetOptions,
 ) -> None:
     """«Провести повторно»: re-queue a FAILED document."""
-    with _client(server, token, ready_file) as client:
+    with _client(opts) as client:
         doc = client.redrive(doc_id, retail_point)
-    emit(doc, as_json, lambda d: console.print(f"{d['id']}: {d['status']}"))
+    emit(doc, opts.as_json, _show_status)
 
 
 @app.command("mark-done")
+@cabinet_command
 def mark_done(
-    doc_id: str = typer.Argument(help="The shop's document id."),
+    doc_id: str = DOC_ID,
     retail_point: str | None = POINT,
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    *,
+    opts: CabinetOptions,
 ) -> None:
     """«Отметить как выполненный»: complete a FAILED document without a receipt."""
-    with _client(server, token, ready_file) as client:
+    with _client(opts) as client:
         doc = client.mark_done(doc_id, retail_point)
-    emit(doc, as_json, lambda d: console.print(f"{d['id']}: {d['status']}"))
+    emit(doc, opts.as_json, _show_status)
 
 
 @app.command("heartbeats")
-def heartbeats(
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
-) -> None:
+@cabinet_command
+def heartbeats(*, opts: CabinetOptions) -> None:
     """Tills with their last heartbeat."""
-    with _client(server, token, ready_file) as client:
+    with _client(opts) as client:
         rows = client.heartbeats()
 
     def human(data: list[dict[str, Any]]) -> None:
@@ -373,19 +355,15 @@ def heartbeats(
             )
         console.print(table)
 
-    emit(rows, as_json, human)
+    emit(rows, opts.as_json, human)
 
 
 @app.command("warnings")
-def warnings(
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
-) -> None:
+@cabinet_command
+def warnings(*, opts: CabinetOptions) -> None:
     """Documents with duplicate-id or double-integration warnings."""
-    with _client(server, token, ready_file) as client:
-        emit(client.warnings(), as_json, _doc_table)
+    with _client(opts) as client:
+        emit(client.warnings(), opts.as_json, _doc_table)
 
 
 # -- clock -----------------------------------------------------------------------------------------------
@@ -396,25 +374,20 @@ def _show_clock(data: dict[str, Any]) -> None:
 
 
 @clock_app.command("show")
-def clock_show(
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
-) -> None:
+@cabinet_command
+def clock_show(*, opts: CabinetOptions) -> None:
     """Show the cloud clock and its next timer deadline."""
-    with _client(server, token, ready_file) as client:
-        emit(client.clock(), as_json, _show_clock)
+    with _client(opts) as client:
+        emit(client.clock(), opts.as_json, _show_clock)
 
 
 @clock_app.command("advance")
+@cabinet_command
 def clock_advance(
     duration: str = typer.Argument(help="30d, 15m, 1h30m, 235s …"),
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    *,
+    opts: CabinetOptions,
 ) -> None:
     """Advance the cloud clock; due timers fire in order."""
-    with _client(server, token, ready_file) as client:
-        emit(client.advance(duration), as_json, _show_clock)
+    with _client(opts) as client:
+        emit(client.advance(duration), opts.as_json, _show_clock)

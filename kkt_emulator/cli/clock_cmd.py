@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
+from kkt_emulator.cli.cloud_target import TOKEN
 from kkt_emulator.cli.fanout import fan_out, finish, fmt, minutes, pick, run
 from kkt_emulator.cli.options import ControlOptions, Target, control_command
 from kkt_emulator.cli.output import console
@@ -175,9 +176,7 @@ def clock_advance(
         "--cloud",
         help="The cloud's base URL (default: from the ready-file); `none` leaves it alone.",
     ),
-    token: str | None = typer.Option(
-        None, "--token", envvar="KKT_CABINET_TOKEN", help="Cabinet token, if the cloud has one."
-    ),
+    token: str | None = TOKEN,
     *,
     opts: ControlOptions,
 ) -> None:

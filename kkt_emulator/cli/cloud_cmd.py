@@ -15,6 +15,12 @@ import uvicorn
 
 from kkt_emulator import eventloop
 from kkt_emulator.cli.output import JSON_OPTION, console
+from kkt_emulator.cli.run_options import (
+    CLOCK_OPTION,
+    cabinet_token_option,
+    fiscal_date_format_option,
+    fiscal_sum_as_string_option,
+)
 from kkt_emulator.clock import Clock, make_clock
 from kkt_emulator.cloud.db import DatabaseTarget, parse_target
 from kkt_emulator.cloud.exposure import check_cabinet_exposure
@@ -93,7 +99,7 @@ def serve(
         " in the user data dir), or postgresql://USER[:PASSWORD]@HOST:PORT/DB (also postgres://),"
         " which several cloud processes may share as one cloud. Other schemes are refused.",
     ),
-    clock_spec: str = typer.Option("real", "--clock", help="real, manual or scaled:N."),
+    clock_spec: str = CLOCK_OPTION,
     callback_method: CallbackMethod = typer.Option(
         CallbackMethod.GET, "--callback-method", help="HTTP method of responseURL callbacks (D42)."
     ),
@@ -102,21 +108,14 @@ def serve(
         "--no-verify-tls",
         help="Do not verify HTTPS certificates of responseURL callbacks.",
     ),
-    cabinet_token: str | None = typer.Option(
-        None,
-        "--cabinet-token",
-        envvar="KKT_CABINET_TOKEN",
-        help="Require this bearer token on the cabinet API (needed beyond loopback).",
+    cabinet_token: str | None = cabinet_token_option(
+        "Require this bearer token on the cabinet API (needed beyond loopback)."
     ),
-    fiscal_date_format: FiscalDateFormat = typer.Option(
-        FiscalDateFormat.ISO,
-        "--fiscal-date-format",
-        help="fiscalInfo.date as iso (+00:00) or millis (.000+0000), §14.",
+    fiscal_date_format: FiscalDateFormat = fiscal_date_format_option(
+        "fiscalInfo.date as iso (+00:00) or millis (.000+0000), §14."
     ),
-    fiscal_sum_as_string: bool = typer.Option(
-        False,  # noqa: FBT003 - typer default
-        "--fiscal-sum-as-string",
-        help='fiscalInfo.sum as a string such as "57.00" (§14).',
+    fiscal_sum_as_string: bool = fiscal_sum_as_string_option(
+        'fiscalInfo.sum as a string such as "57.00" (§14).'
     ),
     demo: bool = typer.Option(
         False,  # noqa: FBT003 - typer default

@@ -14,11 +14,12 @@ import httpx
 import typer
 
 from kkt_emulator.app.stack import EXAMPLE_SALE
+from kkt_emulator.cli.cloud_target import raise_for_error
 from kkt_emulator.cli.output import JSON_OPTION, console, emit
 from kkt_emulator.cli.ready import READY_OPTION, load_ready
 from kkt_emulator.clock import RealClock
 from kkt_emulator.cloud.texts import status_text
-from kkt_emulator.errors import CloudError, ConfigError, TransportError
+from kkt_emulator.errors import ConfigError, TransportError
 from kkt_emulator.net import client_tls
 
 app = typer.Typer(help="Shop documents: send one, read its status.", no_args_is_help=True)
@@ -79,12 +80,7 @@ async def _request(
             response = await http.request(method, path, json=body)
     except httpx.HTTPError as exc:
         raise TransportError(f"cloud at {ready['store_api']} unreachable: {exc}") from exc
-    if response.status_code >= 400:
-        try:
-            message = response.json().get("message", response.text)
-        except ValueError:
-            message = response.text
-        raise CloudError(response.status_code, str(message))
+    raise_for_error(response)
     data: dict[str, Any] = response.json()
     return data
 

@@ -13,12 +13,12 @@ import typer
 from rich.table import Table
 
 from kkt_emulator.cli.output import JSON_OPTION, console, emit, parse_hex
+from kkt_emulator.cli.run_options import PROFILE_SEE_LIST_OPTION
 from kkt_emulator.errors import ConfigError, DriveError, FramingError
 from kkt_emulator.fn import commands as cmd
 from kkt_emulator.fn.codes import Command, ResultCode
 from kkt_emulator.fn.crc import crc16_ccitt
 from kkt_emulator.fn.frame import MSG_START, WARNING_BIT
-from kkt_emulator.profiles import DEFAULT_PROFILE
 
 app = typer.Typer(
     help="The fiscal drive's wire protocol: decode frames, serve a drive on a serial port.",
@@ -214,9 +214,7 @@ def serve_command(
     serial_link: Path = typer.Option(
         ..., "--serial-link", help="Where to publish the port: a symlink to the pty (/dev/pts/N)."
     ),
-    profile: str = typer.Option(
-        DEFAULT_PROFILE, "--profile", help="Firmware profile (see `profiles list`)."
-    ),
+    profile: str = PROFILE_SEE_LIST_OPTION,
     state_dir: Path | None = typer.Option(
         None,
         "--state-dir",

@@ -7,14 +7,13 @@ outbox: records, their delivery, «Отправить повторно», the 1�
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from kkt_emulator.cli.cloud_target import READY_OPTION, SERVER, cloud_url
-from kkt_emulator.cli.output import JSON_OPTION, console, emit
+from kkt_emulator.cli.cloud_target import CabinetOptions, cabinet_command
+from kkt_emulator.cli.output import console, emit
 from kkt_emulator.cloud.backoffice_client import BackofficeClient
 from kkt_emulator.cloud.feeds import INTEGRATIONS
 
@@ -28,14 +27,12 @@ feeds_app = typer.Typer(
     help="The integration outbox: shift reports per service.", no_args_is_help=True
 )
 
-TOKEN: Any = typer.Option(
-    None, "--token", envvar="KKT_CABINET_TOKEN", help="Cabinet token, if the cloud has one."
-)
 POINT: Any = typer.Argument(help="Retail point id (the switches are its account's).")
+RECORD_ID: Any = typer.Argument(help="Feed record id.")
 
 
-def _client(server: str | None, token: str | None, ready_file: Path | None) -> BackofficeClient:
-    return BackofficeClient(cloud_url(server, ready_file), token)  # D106
+def _client(opts: CabinetOptions) -> BackofficeClient:
+    return BackofficeClient(opts.url(), opts.token)  # D106
 
 
 def _integration_table(rows: list[dict[str, Any]]) -> None:
@@ -54,19 +51,19 @@ def _integration_table(rows: list[dict[str, Any]]) -> None:
 
 
 @integrations_app.command("list")
+@cabinet_command
 def integrations_list(
     point_id: str = POINT,
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    *,
+    opts: CabinetOptions,
 ) -> None:
     """The four services of the point's account, on or off."""
-    with _client(server, token, ready_file) as client:
-        emit(client.integrations(point_id), as_json, _integration_table)
+    with _client(opts) as client:
+        emit(client.integrations(point_id), opts.as_json, _integration_table)
 
 
 @integrations_app.command("set")
+@cabinet_command
 def integrations_set(
     point_id: str = POINT,
     name: str = typer.Argument(help=f"One of {', '.join(INTEGRATIONS)}."),
@@ -77,10 +74,8 @@ def integrations_set(
         None, "--daily-at", help="onec: one report a day at this time HH:MM (UTC+3), not per shift."
     ),
     per_shift: bool = typer.Option(False, "--per-shift", help="onec: a report per shift again."),  # noqa: FBT003 - typer default
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    *,
+    opts: CabinetOptions,
 ) -> None:
     """Switch a service and set its webhook URL; МойСклад on empties the INVENTORY catalogue.
 
@@ -101,19 +96,18 @@ def integrations_set(
         extra["webhookUrl"] = url
     if daily_at is not None or per_shift:
         extra["dailyAt"] = daily_at  # the cloud checks it (B23): one source of the rule
-    with _client(server, token, ready_file) as client:
+    with _client(opts) as client:
         row = client.set_integration(point_id, name, enabled=on, **extra)
-    emit(row, as_json, lambda r: _integration_table([r]))
+    emit(row, opts.as_json, lambda r: _integration_table([r]))
 
 
 @integrations_app.command("events")
+@cabinet_command
 def integrations_events(
     point_id: str = POINT,
     limit: int = typer.Option(20, "--limit", min=1, max=1000, help="How many, newest first."),
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    *,
+    opts: CabinetOptions,
 ) -> None:
     """MoySklad webhook bodies received for the point's account."""
 
@@ -121,8 +115,8 @@ def integrations_events(
         for row in rows:
             console.print(f"#{row['seq']} {row['receivedAt']} {row['integration']}: {row['body']}")
 
-    with _client(server, token, ready_file) as client:
-        emit(client.integration_events(point_id, limit), as_json, human)
+    with _client(opts) as client:
+        emit(client.integration_events(point_id, limit), opts.as_json, human)
 
 
 def _feed_table(records: list[dict[str, Any]]) -> None:
@@ -143,20 +137,19 @@ def _feed_table(records: list[dict[str, Any]]) -> None:
 
 
 @feeds_app.command("list")
+@cabinet_command
 def feeds_list(
     point_id: str = POINT,
     integration: str | None = typer.Option(None, "--integration", help="Only this service."),
     start: int = typer.Option(0, "--start", min=0),
     count: int = typer.Option(100, "--count", min=1, max=1000),
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    *,
+    opts: CabinetOptions,
 ) -> None:
     """Feed records of the point, oldest first."""
-    with _client(server, token, ready_file) as client:
+    with _client(opts) as client:
         page = client.feeds(point_id, integration, start, count)
-    emit(page, as_json, lambda p: _feed_table(p["data"]))
+    emit(page, opts.as_json, lambda p: _feed_table(p["data"]))
 
 
 def _show(record: dict[str, Any]) -> None:
@@ -165,43 +158,40 @@ def _show(record: dict[str, Any]) -> None:
 
 
 @feeds_app.command("show")
+@cabinet_command
 def feeds_show(
     point_id: str = POINT,
-    record_id: str = typer.Argument(help="Feed record id."),
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    record_id: str = RECORD_ID,
+    *,
+    opts: CabinetOptions,
 ) -> None:
     """One record: its payload and delivery."""
-    with _client(server, token, ready_file) as client:
-        emit(client.feed(point_id, record_id), as_json, _show)
+    with _client(opts) as client:
+        emit(client.feed(point_id, record_id), opts.as_json, _show)
 
 
 @feeds_app.command("resend")
+@cabinet_command
 def feeds_resend(
     point_id: str = POINT,
-    record_id: str = typer.Argument(help="Feed record id."),
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    record_id: str = RECORD_ID,
+    *,
+    opts: CabinetOptions,
 ) -> None:
     """«Отправить повторно»: deliver again, to the service's current webhook URL."""
-    with _client(server, token, ready_file) as client:
-        emit(client.resend_feed(point_id, record_id), as_json, lambda r: _feed_table([r]))
+    with _client(opts) as client:
+        emit(client.resend_feed(point_id, record_id), opts.as_json, lambda r: _feed_table([r]))
 
 
 @feeds_app.command("export")
+@cabinet_command
 def feeds_export(
     point_id: str = POINT,
     period_from: str = typer.Option(..., "--from", help="Start, ISO 8601 with offset (inclusive)."),
     period_to: str = typer.Option(..., "--to", help="End, ISO 8601 with offset (exclusive)."),
-    server: str | None = SERVER,
-    ready_file: Path | None = READY_OPTION,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
+    *,
+    opts: CabinetOptions,
 ) -> None:
     """«Выгрузить за период»: a 1С retail-sales report of the cash documents of a period."""
-    with _client(server, token, ready_file) as client:
-        emit(client.onec_export(point_id, period_from, period_to), as_json, _show)
+    with _client(opts) as client:
+        emit(client.onec_export(point_id, period_from, period_to), opts.as_json, _show)

@@ -11,7 +11,9 @@ command whose function takes one ``opts: ControlOptions`` keyword argument inste
     def shift_close(*, opts: ControlOptions) -> None: ...
 
 Typer sees the five options after the command's own parameters (as on ``--help``), and the command
-gets them as one frozen :class:`ControlOptions`.
+gets them as one frozen :class:`ControlOptions`. :func:`with_shared_options` is the mechanism, for
+any group of commands that shares a block of options (the ``cabinet`` commands use it too,
+:func:`kkt_emulator.cli.cloud_target.cabinet_command`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from kkt_emulator.cli.ready import READY_HELP, load_ready
 from kkt_emulator.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -41,6 +43,7 @@ __all__ = [
     "ReadyFileOption",
     "Target",
     "control_command",
+    "with_shared_options",
 ]
 
 DEFAULT_TIMEOUT = 10.0
@@ -135,6 +138,53 @@ def _shared_parameters(timeout: float, timeout_help: str) -> list[inspect.Parame
     ]
 
 
+def with_shared_options(
+    shared: Sequence[inspect.Parameter], build: type[object]
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command options declared once, passed to it as one ``opts`` keyword argument.
+
+    Args:
+        shared: the options, as keyword-only parameters whose annotation or default carries the
+            typer declaration; typer shows them after the command's own parameters.
+        build: the class of ``opts``, made from the shared options' values by parameter name.
+
+    Returns:
+        A decorator; the command it wraps keeps its own parameters, name and docstring.
+
+    Raises:
+        TypeError: (from the decorator) the command takes no ``opts`` parameter.
+    """
+    names = tuple(p.name for p in shared)
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        hints = typing.get_type_hints(command, include_extras=True)
+        own = inspect.signature(command, eval_str=True)
+        if _OPTS not in own.parameters:
+            msg = f"{command.__name__} takes no `{_OPTS}: {build.__name__}` parameter"
+            raise TypeError(msg)
+        parameters = [
+            p.replace(annotation=hints.get(p.name, p.annotation))
+            for p in own.parameters.values()
+            if p.name != _OPTS
+        ]
+
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> None:
+            values = {name: kwargs.pop(name) for name in names}
+            command(*args, **kwargs, opts=build(**values))
+
+        # Typer reads the command's parameters from its signature and type hints.
+        run.__signature__ = own.replace(parameters=[*parameters, *shared])  # type: ignore[attr-defined]  # inspect honours an explicit __signature__
+        run.__annotations__ = {
+            **{p.name: p.annotation for p in parameters},
+            **{p.name: p.annotation for p in shared},
+            "return": None,
+        }
+        return run
+
+    return decorate
+
+
 def control_command(
     *, timeout: float = DEFAULT_TIMEOUT, timeout_help: str = TIMEOUT_HELP
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -147,40 +197,4 @@ def control_command(
     Returns:
         A decorator; the command it wraps keeps its own parameters and name.
     """
-
-    def decorate(command: Callable[..., None]) -> Callable[..., None]:
-        hints = typing.get_type_hints(command, include_extras=True)
-        own = inspect.signature(command, eval_str=True)
-        if _OPTS not in own.parameters:
-            msg = f"{command.__name__} takes no `{_OPTS}: ControlOptions` parameter"
-            raise TypeError(msg)
-        parameters = [
-            p.replace(annotation=hints.get(p.name, p.annotation))
-            for p in own.parameters.values()
-            if p.name != _OPTS
-        ]
-        shared = _shared_parameters(timeout, timeout_help)
-
-        @functools.wraps(command)
-        def run(
-            *args: Any,
-            device: str | None,
-            mqtt: str | None,
-            ready_file: Path | None,
-            timeout: float,
-            as_json: bool,
-            **kwargs: Any,
-        ) -> None:
-            opts = ControlOptions(device, mqtt, ready_file, timeout, as_json)
-            command(*args, **kwargs, opts=opts)
-
-        # Typer reads the command's parameters from its signature and type hints.
-        run.__signature__ = own.replace(parameters=[*parameters, *shared])  # type: ignore[attr-defined]  # inspect honours an explicit __signature__
-        run.__annotations__ = {
-            **{p.name: p.annotation for p in parameters},
-            **{p.name: p.annotation for p in shared},
-            "return": None,
-        }
-        return run
-
-    return decorate
+    return with_shared_options(_shared_parameters(timeout, timeout_help), ControlOptions)

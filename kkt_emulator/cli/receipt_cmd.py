@@ -9,13 +9,13 @@ or drawn as PNG or SVG by :mod:`kkt_emulator.slip` here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import httpx
 import typer
 
-from kkt_emulator.cli.cloud_target import READY_OPTION, SERVER, cloud_url
+from kkt_emulator.cli.cloud_target import READY_OPTION, SERVER, TOKEN, cloud_url, raise_for_error
 from kkt_emulator.cli.output import JSON_OPTION, emit
 from kkt_emulator.errors import CloudError, ConfigError, TransportError
 from kkt_emulator.net import client_tls
@@ -27,10 +27,6 @@ __all__ = ["app", "fetch_receipt"]
 
 app = typer.Typer(
     help="Receipts as printed: the slip of a fiscalised document.", no_args_is_help=True
-)
-
-TOKEN: Any = typer.Option(
-    None, "--token", envvar="KKT_CABINET_TOKEN", help="Cabinet token, if the cloud has one."
 )
 
 
@@ -50,12 +46,7 @@ def fetch_receipt(
         response = httpx.get(url, headers=headers, params=params, timeout=10.0, verify=client_tls())
     except httpx.HTTPError as exc:
         raise TransportError(f"cloud at {base_url} unreachable: {exc}") from exc
-    if response.status_code >= 400:
-        try:
-            message = response.json().get("message", response.text)
-        except ValueError:
-            message = response.text
-        raise CloudError(response.status_code, str(message))
+    raise_for_error(response)
     from kkt_emulator.slip import Receipt  # noqa: PLC0415 - Pillow and segno only when drawing
 
     try:

@@ -14,12 +14,20 @@ from kkt_emulator import eventloop
 from kkt_emulator.app.fleet import MAX_TILLS_PER_PROCESS
 from kkt_emulator.app.stack import Stack, StackOptions, default_long_poll, default_state_dir
 from kkt_emulator.app.workers import WorkerExit, WorkerStack, check_workers
+from kkt_emulator.cli.run_options import (
+    POLL_INTERVAL_OPTION,
+    PROFILE_SEE_LIST_OPTION,
+    TIMING_OPTION,
+    cabinet_token_option,
+    fiscal_date_format_option,
+    fiscal_sum_as_string_option,
+)
 from kkt_emulator.clock import Clock, make_clock
 from kkt_emulator.cloud.db import parse_target
 from kkt_emulator.cloud.settings import FiscalDateFormat
 from kkt_emulator.control.plane import resolve_mqtt
 from kkt_emulator.errors import ConfigError
-from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
+from kkt_emulator.profiles import load_profile
 from kkt_emulator.till.ofd_sender import parse_address
 
 MAX_TILLS_IN_PROCESS = 1000
@@ -48,9 +56,7 @@ def up(
     points: int = typer.Option(
         1, "--points", min=1, max=1000, help="Retail points; tills are spread over them."
     ),
-    profile: str = typer.Option(
-        DEFAULT_PROFILE, "--profile", help="Firmware profile (see `profiles list`)."
-    ),
+    profile: str = PROFILE_SEE_LIST_OPTION,
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address the cloud and the OFD listen on."
     ),
@@ -71,9 +77,7 @@ def up(
     ready_file: Path | None = typer.Option(
         None, "--ready-file", help="Write JSON here once everything accepts requests."
     ),
-    poll_interval: float = typer.Option(
-        5.0, "--poll-interval", min=0.0, help="Seconds between till polls."
-    ),
+    poll_interval: float = POLL_INTERVAL_OPTION,
     long_poll: float | None = typer.Option(
         None,
         "--long-poll",
@@ -83,14 +87,9 @@ def up(
         "queued (0: off, the real till's timer-paced poll). Default: 25 for a fleet of 32 tills "
         "or more, else 0.",
     ),
-    timing: str = typer.Option(
-        "fast", "--timing", help="fast, or realistic (the profile's per-command delays)."
-    ),
-    cabinet_token: str | None = typer.Option(
-        None,
-        "--cabinet-token",
-        envvar="KKT_CABINET_TOKEN",
-        help="Require this bearer token on the cabinet API and its web pages (needed when --host is not loopback).",
+    timing: str = TIMING_OPTION,
+    cabinet_token: str | None = cabinet_token_option(
+        "Require this bearer token on the cabinet API and its web pages (needed when --host is not loopback)."
     ),
     db: str | None = typer.Option(
         None,
@@ -111,15 +110,11 @@ def up(
         help="An external OFD's HOST:PORT: the tills send there and no OFD stand-in is started "
         "(the ofd.* faults need the stand-in).",
     ),
-    fiscal_date_format: FiscalDateFormat = typer.Option(
-        FiscalDateFormat.ISO,
-        "--fiscal-date-format",
-        help="fiscalInfo.date as iso (+00:00) or millis (.000+0000), as `cloud serve`.",
+    fiscal_date_format: FiscalDateFormat = fiscal_date_format_option(
+        "fiscalInfo.date as iso (+00:00) or millis (.000+0000), as `cloud serve`."
     ),
-    fiscal_sum_as_string: bool = typer.Option(
-        False,  # noqa: FBT003 - typer default
-        "--fiscal-sum-as-string",
-        help='fiscalInfo.sum as a string such as "57.00", as `cloud serve`.',
+    fiscal_sum_as_string: bool = fiscal_sum_as_string_option(
+        'fiscalInfo.sum as a string such as "57.00", as `cloud serve`.'
     ),
 ) -> None:
     """Start the cloud, the OFD stand-in and tills; print what a shop needs to connect.

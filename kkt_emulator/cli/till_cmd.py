@@ -14,9 +14,16 @@ import typer
 
 from kkt_emulator import eventloop
 from kkt_emulator.cli.output import JSON_OPTION
+from kkt_emulator.cli.run_options import (
+    CLOCK_OPTION,
+    POLL_INTERVAL_OPTION,
+    PROFILE_OPTION,
+    TIMING_OPTION,
+    cabinet_token_option,
+)
 from kkt_emulator.clock import make_clock
 from kkt_emulator.errors import ConfigError
-from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
+from kkt_emulator.profiles import load_profile
 from kkt_emulator.till.till import Till, TillConfig
 
 if TYPE_CHECKING:
@@ -56,7 +63,7 @@ def run(
         "--password-file",
         help="Read the service password from this file (its first line).",
     ),
-    profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="Firmware profile."),
+    profile: str = PROFILE_OPTION,
     state_dir: Path = typer.Option(
         ..., "--state-dir", help="The till's state (drive archive, journal, outbox)."
     ),
@@ -68,7 +75,7 @@ def run(
     ofd: str | None = typer.Option(
         None, "--ofd", help="The OFD stand-in's host:port (no OFD exchange if absent)."
     ),
-    clock_spec: str = typer.Option("real", "--clock", help="real, manual or scaled:N."),
+    clock_spec: str = CLOCK_OPTION,
     poll_interval: float = typer.Option(
         5.0, "--poll-interval", min=0.0, help="Seconds between polls."
     ),
@@ -218,13 +225,10 @@ def fleet(
         help="Create this many retail points through the cabinet API on the first start and"
         " keep them in <state dir>/points.json (0: take them from --point or --from-ready).",
     ),
-    cabinet_token: str | None = typer.Option(
-        None,
-        "--cabinet-token",
-        envvar="KKT_CABINET_TOKEN",
-        help="The cabinet's bearer token, for --points against a cloud that requires one.",
+    cabinet_token: str | None = cabinet_token_option(
+        "The cabinet's bearer token, for --points against a cloud that requires one."
     ),
-    profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="Firmware profile."),
+    profile: str = PROFILE_OPTION,
     state_dir: Path = typer.Option(
         ...,
         "--state-dir",
@@ -244,7 +248,7 @@ def fleet(
         "--ready-file",
         help="Write the fleet as JSON here once every till is up (cloud, points, tills, broker).",
     ),
-    clock_spec: str = typer.Option("real", "--clock", help="real, manual or scaled:N."),
+    clock_spec: str = CLOCK_OPTION,
     clock_start: datetime | None = typer.Option(
         None,
         "--clock-start",
@@ -252,9 +256,7 @@ def fleet(
         help="Manual clock: its start time. scaled:N: the real instant the scaled clock began;"
         " processes given the same value share one business time. ISO 8601 with a zone.",
     ),
-    poll_interval: float = typer.Option(
-        5.0, "--poll-interval", min=0.0, help="Seconds between till polls."
-    ),
+    poll_interval: float = POLL_INTERVAL_OPTION,
     long_poll: float | None = typer.Option(
         None,
         "--long-poll",
@@ -263,9 +265,7 @@ def fleet(
         help="Tills long-poll the cloud for up to SECONDS (0: the real till's timer-paced poll). "
         "Default: 25 for a fleet of 32 tills or more, else 0.",
     ),
-    timing: str = typer.Option(
-        "fast", "--timing", help="fast, or realistic (the profile's per-command delays)."
-    ),
+    timing: str = TIMING_OPTION,
     until_stdin_closes: bool = typer.Option(
         False,  # noqa: FBT003 - typer default
         "--until-stdin-closes",

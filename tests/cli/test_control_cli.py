@@ -2,53 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import socket
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cli_helpers import cli, cli_json, control_installation
 
-from kkt_emulator.app.stack import Stack, StackOptions, write_json_atomic
-from kkt_emulator.cli.main import main
+from kkt_emulator.app.stack import Stack, write_json_atomic
 from kkt_emulator.cli.status_cmd import upload_text
-from kkt_emulator.clock import ManualClock
-from kkt_emulator.control.broker import MosquittoBroker
-from kkt_emulator.logging import configure_logging
-from kkt_emulator.profiles import load_profile
 
 
 @pytest.fixture
 async def installation(tmp_path: Path) -> AsyncIterator[tuple[Stack, Path]]:
-    configure_logging("console", "warning")  # the installation's logs stay off captured stdout
-    ready = tmp_path / "ready.json"
-    async with MosquittoBroker() as broker:
-        options = StackOptions(
-            profile=load_profile("modulkassa-ffd12"),
-            state_dir=tmp_path / "state",
-            tills=2,
-            ready_file=ready,
-            till_settings={"poll_interval": 0.05},
-            mqtt=broker.url,
-        )
-        async with Stack(options, ManualClock(datetime(2026, 4, 1, 9, 0, tzinfo=UTC))) as stack:
-            yield stack, ready
-
-
-async def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()  # drop what the installation logged so far
-    code = await asyncio.to_thread(main, list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-async def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
-    code, out, err = await cli(capsys, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
+    async with control_installation(tmp_path) as running:
+        yield running
 
 
 async def test_status_json(

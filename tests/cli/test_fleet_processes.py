@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
+from cli_helpers import cli, cli_json
 
 from kkt_emulator.app.stack import sale_document
-from kkt_emulator.cli.main import main
 from kkt_emulator.clock import RealClock
 from kkt_emulator.control.broker import MosquittoBroker, find_mosquitto
 from kkt_emulator.logging import configure_logging
@@ -83,19 +83,6 @@ async def spawned(tmp_path: Path, name: str, *args: str) -> AsyncIterator[Proces
         if process.returncode is None:
             process.kill()
             await process.wait()
-
-
-async def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = await asyncio.to_thread(main, list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-async def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
-    code, out, err = await cli(capsys, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
 
 
 async def complete_one_per_point(base_url: str, points: list[dict[str, str]]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from kkt_emulator import eventloop
 from kkt_emulator.app.stack import Stack, StackOptions
 from kkt_emulator.cli.main import main
 from kkt_emulator.clock import ManualClock
+from kkt_emulator.cloud.db import DatabaseTarget
 from kkt_emulator.cloud.settings import FiscalDateFormat
 from kkt_emulator.ofd.server import OfdServer
 from kkt_emulator.profiles import DEFAULT_PROFILE, load_profile
@@ -45,6 +46,13 @@ def test_the_real_poll_stays_the_default(monkeypatch: pytest.MonkeyPatch, tmp_pa
     options = _options(monkeypatch, ["--state-dir", str(tmp_path)])
     # 0 turns a long poll a till kept from an earlier run off again.
     assert options.settings_of_tills() == {"orders": True, "long_poll": 0.0, "poll_interval": 5.0}
+
+
+def test_up_takes_db_into_its_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    url = "postgresql://kkt@db.example:5432/cloud"
+    with_db = _options(monkeypatch, ["--state-dir", str(tmp_path), "--db", url])
+    without = _options(monkeypatch, ["--state-dir", str(tmp_path)])
+    assert [with_db.cloud_db, without.cloud_db] == [DatabaseTarget("postgresql", url), None]
 
 
 def test_a_long_poll_above_the_cloud_limit_is_refused(tmp_path: Path) -> None:

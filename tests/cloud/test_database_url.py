@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kkt_emulator import eventloop
 from kkt_emulator.app.stack import Stack, StackOptions
 from kkt_emulator.cli.main import main
 from kkt_emulator.clock import ManualClock
@@ -118,22 +115,6 @@ def test_serve_on_an_unreachable_server_is_one_line(
     assert err.startswith("error: cannot connect to PostgreSQL postgresql://kkt@127.0.0.1:1/cloud")
     assert len(err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
-
-
-def test_up_takes_db_into_its_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    started: list[StackOptions] = []
-
-    def run(serving: Coroutine[Any, Any, None]) -> None:
-        assert inspect.iscoroutine(serving)
-        assert serving.cr_frame is not None
-        started.append(serving.cr_frame.f_locals["options"])
-        serving.close()
-
-    monkeypatch.setattr(eventloop, "run", run)
-    url = "postgresql://kkt@db.example:5432/cloud"
-    assert main(["up", "--mqtt", "none", "--state-dir", str(tmp_path), "--db", url]) == 0
-    assert main(["up", "--mqtt", "none", "--state-dir", str(tmp_path)]) == 0
-    assert [o.cloud_db for o in started] == [DatabaseTarget("postgresql", url), None]
 
 
 async def test_up_keeps_its_cloud_in_postgresql(pg: PgServer, tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ from kkt_emulator.cloud.web.auth import judge, remember
 from kkt_emulator.errors import CloudError, ValidationError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from kkt_emulator.cloud.service import CloudService
     from kkt_emulator.cloud.web.hub import ChangeHub
@@ -121,6 +121,17 @@ def _doc_url(point_id: str, doc_id: str) -> str:
     return f"{BASE}/documents/{quote(point_id, safe='')}/{quote(doc_id, safe='')}"
 
 
+def _point_url(point_id: str) -> str:
+    return f"{BASE}/points/{quote(point_id, safe='')}"
+
+
+def _refusal(exc: CloudError | ValidationError) -> tuple[int, str]:
+    """The status and the text a page shows for a refused operation: a malformed form is a 400."""
+    if isinstance(exc, CloudError):
+        return exc.status, exc.message
+    return 400, str(exc)
+
+
 def cabinet_web_router(service: CloudService, hub: ChangeHub) -> APIRouter:
     """Build the web cabinet's routes over ``service``; ``hub`` feeds the live updates."""
     env = templates()
@@ -152,8 +163,7 @@ def cabinet_web_router(service: CloudService, hub: ChangeHub) -> APIRouter:
         return None
 
     def refused(request: Request, exc: CloudError | ValidationError, **context: Any) -> Response:
-        status = exc.status if isinstance(exc, CloudError) else 400
-        text = exc.message if isinstance(exc, CloudError) else str(exc)
+        status, text = _refusal(exc)
         return render(
             request, "error.html", status, nav="", error=text, http_status=status, **context
         )
@@ -237,25 +247,27 @@ def cabinet_web_router(service: CloudService, hub: ChangeHub) -> APIRouter:
             error=error,
         )
 
-    @router.post("/documents/{point_id}/{doc_id:path}/redrive")
-    async def redrive(request: Request, point_id: str, doc_id: str) -> Response:
+    def _document_action(
+        request: Request, point_id: str, doc_id: str, action: Callable[[str, str], object]
+    ) -> Response:
+        """A document button: the operation, then its page again (its refusal shown there)."""
         if (denied := gate(request)) is not None:
             return denied
         try:
-            service.redrive(point_id, doc_id)  # «Провести повторно» (T11, D33)
+            action(point_id, doc_id)
         except CloudError as exc:
             return _document_page(request, point_id, doc_id, exc.status, exc.message)
         return RedirectResponse(_doc_url(point_id, doc_id), status_code=303)
 
+    @router.post("/documents/{point_id}/{doc_id:path}/redrive")
+    async def redrive(request: Request, point_id: str, doc_id: str) -> Response:
+        # «Провести повторно» (T11, D33)
+        return _document_action(request, point_id, doc_id, service.redrive)
+
     @router.post("/documents/{point_id}/{doc_id:path}/mark-done")
     async def mark_done(request: Request, point_id: str, doc_id: str) -> Response:
-        if (denied := gate(request)) is not None:
-            return denied
-        try:
-            service.mark_done(point_id, doc_id)  # «Отметить как выполненный» (T12, D34)
-        except CloudError as exc:
-            return _document_page(request, point_id, doc_id, exc.status, exc.message)
-        return RedirectResponse(_doc_url(point_id, doc_id), status_code=303)
+        # «Отметить как выполненный» (T12, D34)
+        return _document_action(request, point_id, doc_id, service.mark_done)
 
     @router.post("/points/{point_id}/orders/{order_id}/unlock")
     async def unlock(request: Request, point_id: str, order_id: str) -> Response:
@@ -294,7 +306,7 @@ def cabinet_web_router(service: CloudService, hub: ChangeHub) -> APIRouter:
             point=point,
             services=services,
             keys=point_id,
-            refresh_url=f"{BASE}/points/{quote(point_id, safe='')}",
+            refresh_url=_point_url(point_id),
             error=error,
             shown=shown.get("shown"),
         )
@@ -312,9 +324,8 @@ def cabinet_web_router(service: CloudService, hub: ChangeHub) -> APIRouter:
         try:
             service.update_point(point_id, _settings(await _form(request)))
         except (CloudError, ValidationError) as exc:
-            status = exc.status if isinstance(exc, CloudError) else 400
-            return _point_page(request, point_id, status, getattr(exc, "message", str(exc)))
-        return RedirectResponse(f"{BASE}/points/{quote(point_id, safe='')}", status_code=303)
+            return _point_page(request, point_id, *_refusal(exc))
+        return RedirectResponse(_point_url(point_id), status_code=303)
 
     @router.post("/points/{point_id}/credentials")
     async def credentials(request: Request, point_id: str) -> Response:
@@ -334,8 +345,7 @@ def cabinet_web_router(service: CloudService, hub: ChangeHub) -> APIRouter:
         try:
             pair = service.generate_service_credentials(point_id, name)  # O2, O11
         except (CloudError, ValidationError) as exc:
-            status = exc.status if isinstance(exc, CloudError) else 400
-            return _point_page(request, point_id, status, getattr(exc, "message", str(exc)))
+            return _point_page(request, point_id, *_refusal(exc))
         return _point_page(request, point_id, shown=pair)
 
     @router.post("/points/{point_id}/services/{name}")
@@ -347,9 +357,8 @@ def cabinet_web_router(service: CloudService, hub: ChangeHub) -> APIRouter:
             account = service.get_point(point_id).account_id
             service.set_service_enabled(account, name, enabled="enabled" in form)
         except (CloudError, ValidationError) as exc:
-            status = exc.status if isinstance(exc, CloudError) else 400
-            return _point_page(request, point_id, status, getattr(exc, "message", str(exc)))
-        return RedirectResponse(f"{BASE}/points/{quote(point_id, safe='')}", status_code=303)
+            return _point_page(request, point_id, *_refusal(exc))
+        return RedirectResponse(_point_url(point_id), status_code=303)
 
     @router.get("/tills")
     async def tills(request: Request) -> Response:
