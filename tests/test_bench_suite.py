@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kkt_emulator.app import loadgen
-from kkt_emulator.app.bench_suite import BenchStartError, _Child, _judge_all, _wait_file
+from kkt_emulator.app.bench_suite import (
+    BenchStartError,
+    _Child,
+    _cpu_split,
+    _judge_all,
+    _tree_cpu,
+    _wait_file,
+)
 from kkt_emulator.cli.main import main
 from kkt_emulator.net import listen_socket
 
@@ -179,3 +188,22 @@ async def test_a_part_whose_process_dies_at_start_says_so_in_one_error(tmp_path:
     await child.start()
     with pytest.raises(BenchStartError, match=r"up exited with 3 .*cannot bind: address in use"):
         await _wait_file(tmp_path / "ready.json", child, 30.0)
+
+
+def test_cpu_is_split_into_the_root_and_its_descendants() -> None:
+    before = {10: 1.0, 11: 2.0}
+    after = {10: 1.5, 11: 2.25, 12: 0.5}  # 12 started meanwhile: all of its time counts
+    assert _cpu_split(before, after, 10) == {"up": 0.5, "workers": 0.75}
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sum(range(10**7)); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while (seen := _tree_cpu(os.getpid())).get(child.pid, 0.0) < 0.05:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert next(iter(seen)) == os.getpid()  # the root's own first
+        assert seen[child.pid] > 0
+    finally:
+        child.communicate(b"")

@@ -192,6 +192,11 @@ def _cli(*args: str) -> list[str]:
 
 def _tree_cpu_seconds(root: int) -> float:
     """CPU seconds (utime + stime) of ``root`` and every live descendant, plus the children they waited for."""
+    return sum(_tree_cpu(root).values())
+
+
+def _tree_cpu(root: int) -> dict[int, float]:
+    """:func:`_tree_cpu_seconds` by process: ``root``'s own first, then each live descendant's."""
     children: dict[int, list[int]] = {}
     stats: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
@@ -205,15 +210,22 @@ def _tree_cpu_seconds(root: int) -> float:
         pid = int(entry.name)
         stats[pid] = fields
         children.setdefault(int(fields[1]), []).append(pid)
-    total = 0
+    found: dict[int, float] = {}
     todo = [root]
     while todo:
         pid = todo.pop()
         if pid in stats:
             # fields after the command: state=0 ppid=1 … utime=11 stime=12 cutime=13 cstime=14
-            total += sum(int(v) for v in stats[pid][11:15])
+            found[pid] = sum(int(v) for v in stats[pid][11:15]) / _TICKS
         todo.extend(children.get(pid, []))
-    return total / _TICKS
+    return found
+
+
+def _cpu_split(before: dict[int, float], after: dict[int, float], root: int) -> dict[str, float]:
+    """CPU seconds between two :func:`_tree_cpu` readings: ``root``'s own and the rest's."""
+    spent = {pid: seconds - before.get(pid, 0.0) for pid, seconds in after.items()}
+    own = spent.pop(root, 0.0)
+    return {"up": own, "workers": sum(spent.values())}
 
 
 async def _wait_file(path: Path, child: _Child, timeout: float) -> float:  # noqa: ASYNC109 - a budget
@@ -343,8 +355,13 @@ async def _loadgen_e2e(
     connections: int,
     rate: float | None,
     timeout: float,  # noqa: ASYNC109 - a budget for the run, handed to the loadgen
-) -> tuple[dict[str, Any], float]:
-    """Run the loadgen's ``e2e`` mode; (its result, installation CPU seconds from go to done)."""
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Run the loadgen's ``e2e`` mode; its result and the CPU seconds from go to done.
+
+    The CPU is split as ``up`` (the cloud and the OFD stand-in, and the tills without workers),
+    ``workers`` (the till processes of ``up --workers``) and ``load_generator`` (not counted in the
+    installation's figure).
+    """
     argv = [sys.executable, "-m", "kkt_emulator.app.loadgen", "e2e", inst.store_api]
     argv += ["--login", inst.login, "--password", inst.password, "--docs", str(docs)]
     argv += ["--connections", str(connections), "--timeout", str(timeout)]
@@ -372,13 +389,15 @@ async def _loadgen_e2e(
 
         await asyncio.wait_for(line(), _READY_TIMEOUT)  # {"event": "ready"}
         inst_pid = inst.child.pid
-        cpu = _tree_cpu_seconds(inst_pid)
+        before = _tree_cpu(inst_pid)
+        gen_before = _tree_cpu(gen.proc.pid)
         gen.proc.stdin.write(b"go\n")
         await gen.proc.stdin.drain()
         await asyncio.wait_for(line(), timeout + 60)  # completed or timeout
-        cpu = _tree_cpu_seconds(inst_pid) - cpu
+        split = _cpu_split(before, _tree_cpu(inst_pid), inst_pid)
+        split["load_generator"] = sum(_tree_cpu(gen.proc.pid).values()) - sum(gen_before.values())
         result = await asyncio.wait_for(line(), 120)
-        return result, cpu
+        return result, split
     finally:
         await gen.stop()
 
@@ -468,11 +487,18 @@ async def _e2e(
     )
     completed = result["statuses"].get("COMPLETED", 0)
     e2e = {"tills": options.tills, "connections": options.connections, "poll": inst.poll, **result}
+    spent = cpu["up"] + cpu["workers"]
+
+    def per_receipt(seconds: float) -> float | None:
+        return round(seconds * 1000 / completed, 2) if completed else None
+
     cpu_part = {
-        "cpu_seconds": round(cpu, 3),
+        "cpu_seconds": round(spent, 3),
         "receipts": completed,
-        "cpu_ms_per_receipt": round(cpu * 1000 / completed, 2) if completed else None,
-        "counts": "the installation's processes (utime+stime from /proc, children included)",
+        "cpu_ms_per_receipt": per_receipt(spent),
+        "by_process_ms_per_receipt": {name: per_receipt(sec) for name, sec in cpu.items()},
+        "counts": "the installation's processes (utime+stime from /proc, children included);"
+        " by process: up (cloud, OFD stand-in), workers (tills), load_generator (not counted)",
     }
     return e2e, cpu_part
 
