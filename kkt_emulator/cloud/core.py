@@ -11,7 +11,6 @@ retail point's ``fnState`` (D40) and renders a document's store-API status. The 
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -98,7 +97,7 @@ class ServiceCore:
         seen outside the transaction, and nothing in between reads the row).
         """
         state = lc.step(record.state, event, at)
-        updated = dataclasses.replace(record, state=state, **changes)
+        updated = lc.replace(record, state=state, **changes)  # D127
         if write:
             self.storage.update_document(updated, record)
         self.storage.add_history(record.seq, at, state.status, event.kind.value, detail)

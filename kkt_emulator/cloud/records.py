@@ -61,9 +61,26 @@ CredentialKind = Literal["account", "service"]
 """A master login: an ЛК e-mail/password, or «Сгенерировать логин и пароль» service credentials."""
 
 
+_DB_TIMES: dict[datetime, str] = {}  # aware time -> its text (D128)
+_DB_TIMES_KEPT: Final = 1024
+
+
 def to_db_time(value: datetime) -> str:
-    """Serialise a timezone-aware time as sortable UTC text."""
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    """Serialise a timezone-aware time as sortable UTC text.
+
+    The texts of recent times are remembered (D128): a document's step writes the same business
+    time several times (the status change, the history line, the deadlines it sets). Aware times
+    that compare equal are the same instant, so they have the same text; a naive time is
+    converted each time (its meaning follows the local zone).
+    """
+    text = _DB_TIMES.get(value)  # a naive time never equals the aware times kept
+    if text is None:
+        text = value.astimezone(UTC).isoformat(timespec="microseconds")
+        if value.utcoffset() is not None:
+            if len(_DB_TIMES) >= _DB_TIMES_KEPT:
+                _DB_TIMES.clear()
+            _DB_TIMES[value] = text
+    return text
 
 
 def from_db_time(value: str) -> datetime:

@@ -464,7 +464,7 @@ class TillOperations(TimerOperations):
         if parked is None:
             return record
         state, at = parked
-        updated = dataclasses.replace(record, ofd_state=state, ofd_changed_at=at or now)
+        updated = lc.replace(record, ofd_state=state, ofd_changed_at=at or now)
         self.storage.add_history(
             record.seq,
             now,
@@ -513,7 +513,7 @@ class TillOperations(TimerOperations):
             if _OFD_RANK[state] <= _OFD_RANK.get(record.ofd_state, 0):
                 continue
             self.storage.update_document(
-                dataclasses.replace(record, ofd_state=state, ofd_changed_at=item.at or now), record
+                lc.replace(record, ofd_state=state, ofd_changed_at=item.at or now), record
             )
             self.storage.add_history(
                 record.seq, now, record.state.status, f"ofd_{state}", {"fnDocNumber": fd}

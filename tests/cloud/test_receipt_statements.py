@@ -12,13 +12,17 @@ import dataclasses
 import re
 import sqlite3
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from cloud_helpers import T0, FakeTill, Point, minimal_doc, post_doc
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kkt_emulator.cloud import lifecycle as lc
+from kkt_emulator.cloud.records import from_db_time, to_db_time
 from kkt_emulator.cloud.settings import DuplicatePolicy, PickupWindow
 from kkt_emulator.cloud.storage import Account, DocumentRecord, RetailPoint, Storage
 from kkt_emulator.taxes import TaxSystem
@@ -258,3 +262,84 @@ def test_a_write_that_changes_nothing_runs_no_statement(
     assert seen == []
     storage.update_document(dataclasses.replace(record, callback_last_error="x"), record)
     assert [assigned(s) for s in seen] == [["callback_last_error"]]
+
+
+# -- the records' replace (D127) -------------------------------------------------------------------
+
+_STATES = [
+    lc.new_document(T0, has_callback=True, pickup_window=lc.PICKUP_WINDOW_5MIN),
+    lc.step(lc.new_document(T0, has_callback=True), lc.Lease("l1"), T0),
+    lc.step(
+        lc.step(lc.new_document(T0, has_callback=False), lc.Lease("l1"), T0),
+        lc.Failure("l1", _FAILURE, stop_on_errors=True),
+        T0 + timedelta(minutes=1),
+    ),
+]
+_RECORDS = [
+    _record("doc-1"),
+    dataclasses.replace(
+        _record("doc-2"),
+        seq=5,
+        state=_STATES[1],
+        fiscal_info=_INFO,
+        warnings=("w",),
+        ofd_state="sent",
+        ofd_changed_at=T0,
+    ),
+]
+
+
+@given(st.data())
+def test_replace_makes_what_dataclasses_replace_makes(data: st.DataObject) -> None:
+    pool: list[Any] = data.draw(st.sampled_from([_STATES, _RECORDS]))
+    base = data.draw(st.sampled_from(pool))
+    before = dict(vars(base))
+    donor = data.draw(st.sampled_from(pool))
+    names = [f.name for f in dataclasses.fields(base) if f.init]
+    chosen = data.draw(st.lists(st.sampled_from(names), unique=True))
+    changes = {name: getattr(donor, name) for name in chosen}
+    fast = lc.replace(base, **changes)
+    slow = dataclasses.replace(base, **changes)
+    assert type(fast) is type(slow)
+    assert fast == slow
+    assert vars(fast) == vars(slow)
+    assert hash(fast.state if isinstance(fast, DocumentRecord) else fast) == hash(
+        slow.state if isinstance(slow, DocumentRecord) else slow
+    )
+    assert vars(base) == before  # the original is left as it was
+
+
+def test_replace_refuses_a_name_that_is_no_field() -> None:
+    with pytest.raises(TypeError, match="no init fields"):
+        lc.replace(_STATES[0], stauts=lc.Status.FAILED)
+    with pytest.raises(AttributeError):
+        lc.replace(_STATES[0]).status = lc.Status.FAILED  # type: ignore[misc]  # still frozen
+
+
+# -- remembered time texts (D128) ------------------------------------------------------------------
+
+_EARLIEST = datetime(1970, 1, 2)  # noqa: DTZ001 - hypothesis takes naive bounds for its times
+_LATEST = datetime(2999, 12, 30)  # noqa: DTZ001 - as above
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.datetimes(min_value=_EARLIEST, max_value=_LATEST),
+            st.sampled_from([UTC, timezone(timedelta(hours=3)), timezone(timedelta(hours=-7))]),
+            st.sampled_from([None, UTC, ZoneInfo("Europe/Moscow"), ZoneInfo("America/New_York")]),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_a_remembered_time_text_is_the_text_of_its_instant(
+    moments: list[tuple[datetime, tzinfo, tzinfo | None]],
+) -> None:
+    for naive, zone, seen_in in moments:
+        value = naive.replace(tzinfo=zone)
+        shown = value if seen_in is None else value.astimezone(seen_in)
+        expected = shown.astimezone(UTC).isoformat(timespec="microseconds")
+        assert to_db_time(shown) == expected
+        assert to_db_time(value) == expected  # the same instant in another zone
+        assert from_db_time(to_db_time(shown)) == value
