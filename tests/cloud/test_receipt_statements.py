@@ -9,6 +9,7 @@ lifecycle through a full and a partial ``UPDATE`` and compare the rows column by
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import sqlite3
 from collections import Counter
@@ -22,9 +23,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kkt_emulator.cloud import lifecycle as lc
+from kkt_emulator.cloud import validation
 from kkt_emulator.cloud.records import from_db_time, to_db_time
 from kkt_emulator.cloud.settings import DuplicatePolicy, PickupWindow
 from kkt_emulator.cloud.storage import Account, DocumentRecord, RetailPoint, Storage
+from kkt_emulator.errors import ValidationError
 from kkt_emulator.taxes import TaxSystem
 
 if TYPE_CHECKING:
@@ -343,3 +346,53 @@ def test_a_remembered_time_text_is_the_text_of_its_instant(
         assert to_db_time(shown) == expected
         assert to_db_time(value) == expected  # the same instant in another zone
         assert from_db_time(to_db_time(shown)) == value
+
+
+# -- the string check runs only where an escape could make a bad string (D55) ---------------------
+
+_TEXTS = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(["\x00", "\ud800", "\udfff", "\\", "u", "0", "d", "D", "8", "é", "Ж"]),
+        st.characters(),
+    ),
+    max_size=12,
+)
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), _TEXTS),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(_TEXTS, inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _outcome(body: bytes) -> dict[str, Any] | str:
+    try:
+        return validation.parse_json_object(body)
+    except ValidationError as exc:
+        return str(exc)
+
+
+def _walked(body: bytes) -> dict[str, Any] | str:
+    """What parse_json_object answers when every string is walked, as before the shortcut."""
+    shortcut = validation._ESCAPED_BAD
+    validation._ESCAPED_BAD = re.compile("")  # type: ignore[misc]
+    try:
+        return _outcome(body)
+    finally:
+        validation._ESCAPED_BAD = shortcut  # type: ignore[misc]
+
+
+@given(
+    st.dictionaries(_TEXTS, _JSON, max_size=5),
+    st.booleans(),
+    st.sampled_from(["lower", "upper", "raw"]),
+)
+def test_the_string_check_is_skipped_only_where_it_finds_nothing(
+    value: dict[str, Any], ascii_only: bool, escapes: str
+) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    if escapes == "upper":  # \uD800 is the same JSON as \ud800
+        text = re.sub(r"\\u([0-9a-f]{4})", lambda m: "\\u" + m.group(1).upper(), text)
+    body = text.encode("utf-8", "surrogatepass")  # a raw surrogate becomes bytes UTF-8 refuses
+    assert _outcome(body) == _walked(body)
