@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from kkt_emulator.cloud import lifecycle as lc
 from kkt_emulator.cloud import validation
-from kkt_emulator.cloud.records import from_db_time, to_db_time
+from kkt_emulator.cloud.records import build, from_db_time, to_db_time
 from kkt_emulator.cloud.settings import DuplicatePolicy, PickupWindow
 from kkt_emulator.cloud.storage import Account, DocumentRecord, RetailPoint, Storage
 from kkt_emulator.errors import ValidationError
@@ -247,7 +247,11 @@ def test_a_partial_write_stores_the_row_a_full_write_stores(
         with partial.transaction():
             partial.update_document(updated, record)
         assert _rows(partial) == _rows(full)
-        assert partial.get_document_by_seq(record.seq) == updated
+        read = partial.get_document_by_seq(record.seq)
+        assert read == updated
+        assert read is not None
+        assert vars(read) == vars(updated)  # D127: the row's record, built without __init__
+        assert vars(read.state) == vars(updated.state)
         record = updated
 
 
@@ -396,3 +400,13 @@ def test_the_string_check_is_skipped_only_where_it_finds_nothing(
         text = re.sub(r"\\u([0-9a-f]{4})", lambda m: "\\u" + m.group(1).upper(), text)
     body = text.encode("utf-8", "surrogatepass")  # a raw surrogate becomes bytes UTF-8 refuses
     assert _outcome(body) == _walked(body)
+
+
+def test_build_refuses_a_missing_or_unknown_field() -> None:
+    fields = dict(vars(_STATES[0]))
+    assert vars(build(lc.DocState, **fields)) == vars(_STATES[0])
+    del fields["leases"]
+    with pytest.raises(TypeError, match=r"missing fields \['leases'\]"):
+        build(lc.DocState, **fields)
+    with pytest.raises(TypeError, match=r"unknown fields \['leased'\]"):
+        build(lc.DocState, **fields, leases=0, leased=1)
