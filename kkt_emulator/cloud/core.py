@@ -11,7 +11,6 @@ retail point's ``fnState`` (D40) and renders a document's store-API status. The 
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -87,11 +86,20 @@ class ServiceCore:
         event: lc.Event,
         at: datetime,
         detail: dict[str, Any] | None = None,
+        *,
+        write: bool = True,
         **changes: Any,
     ) -> DocumentRecord:
+        """Step the document's lifecycle, append the history line, store the row (D125).
+
+        With ``write=False`` the row is not stored: the caller goes on changing the record in the
+        same transaction and stores the last version once (the row's earlier versions are never
+        seen outside the transaction, and nothing in between reads the row).
+        """
         state = lc.step(record.state, event, at)
-        updated = dataclasses.replace(record, state=state, **changes)
-        self.storage.update_document(updated)
+        updated = lc.replace(record, state=state, **changes)  # D127
+        if write:
+            self.storage.update_document(updated, record)
         self.storage.add_history(record.seq, at, state.status, event.kind.value, detail)
         if state.status is not record.state.status:
             if self.on_status is not None:
@@ -106,14 +114,16 @@ class ServiceCore:
             )
         return updated
 
-    def _dispatch_if_due(self, record: DocumentRecord, at: datetime) -> DocumentRecord:
+    def _dispatch_if_due(
+        self, record: DocumentRecord, at: datetime, *, write: bool = True
+    ) -> DocumentRecord:
         state = record.state
         if (
             state.status is Status.PRINTED
             and state.dispatch_at is not None
             and state.dispatch_at <= at
         ):
-            return self._apply(record, lc.Dispatch(), at)
+            return self._apply(record, lc.Dispatch(), at, write=write)
         return record
 
     def _point(self, point_id: str) -> RetailPoint:

@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final, TypeVar
 
 from kkt_emulator.cloud.texts import PENDING_TIMEOUT_TEXT, PICKUP_TIMEOUT_TEXT
 from kkt_emulator.errors import EmulatorError
@@ -52,6 +52,7 @@ __all__ = [
     "Success",
     "callback_offset",
     "new_document",
+    "replace",
     "step",
 ]
 
@@ -319,6 +320,34 @@ def new_document(
     )
 
 
+_T = TypeVar("_T")
+_INIT_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def replace(obj: _T, /, **changes: Any) -> _T:
+    """:func:`dataclasses.replace` for the cloud's records, at a fifth of its cost (D127).
+
+    For frozen dataclasses without ``__slots__``, ``__post_init__`` or properties cached in the
+    instance (:class:`DocState`, the records of :mod:`~kkt_emulator.cloud.records`): the copy
+    gets the same attribute values as ``__init__`` would set, with ``changes`` applied. A name that
+    is not an init field is refused with :class:`TypeError`, as :func:`dataclasses.replace`
+    refuses it.
+    """
+    cls = type(obj)
+    names = _INIT_FIELDS.get(cls)
+    if names is None:
+        names = frozenset(f.name for f in dataclasses.fields(cls) if f.init)  # type: ignore[arg-type]
+        _INIT_FIELDS[cls] = names
+    if not names.issuperset(changes):
+        unknown = sorted(set(changes) - names)
+        raise TypeError(f"{cls.__name__} has no init fields {unknown}")
+    copy = object.__new__(cls)
+    attributes = copy.__dict__
+    attributes.update(obj.__dict__)
+    attributes.update(changes)
+    return copy
+
+
 def callback_offset(attempt: int) -> timedelta:
     """Offset of attempt number ``attempt`` (0-based) from the first attempt (D44).
 
@@ -340,13 +369,13 @@ def _next_callback_at(first_at: datetime, attempts_made: int) -> datetime | None
 def _start_callback(state: DocState, kind: CallbackKind, now: datetime) -> DocState:
     if not state.has_callback:
         return _stop_callback(state)
-    return dataclasses.replace(
+    return replace(
         state, callback=kind, callback_first_at=now, callback_attempts=0, callback_next_at=now
     )
 
 
 def _stop_callback(state: DocState) -> DocState:
-    return dataclasses.replace(
+    return replace(
         state, callback=None, callback_first_at=None, callback_attempts=0, callback_next_at=None
     )
 
@@ -361,7 +390,7 @@ def _target(state: DocState, event: EventKind, reason: str = "") -> Status:
 def _fail(
     state: DocState, now: datetime, failure: FailureInfo, *, stop_on_errors: bool, event: EventKind
 ) -> DocState:
-    failed = dataclasses.replace(
+    failed = replace(
         state,
         status=_target(state, event),
         changed_at=now,
@@ -383,7 +412,7 @@ def step(state: DocState, event: Event, now: datetime) -> DocState:
     """
     match event:
         case Lease(lease_id=lease_id):
-            return dataclasses.replace(
+            return replace(
                 state,
                 status=_target(state, EventKind.LEASE),
                 changed_at=now,
@@ -406,7 +435,7 @@ def step(state: DocState, event: Event, now: datetime) -> DocState:
             else:
                 raise IllegalTransitionError(state.status, EventKind.SUCCESS, "never leased")
             return _stop_callback(  # D46: failure-callback retries stop
-                dataclasses.replace(
+                replace(
                     state,
                     status=target,
                     changed_at=now,
@@ -443,7 +472,7 @@ def step(state: DocState, event: Event, now: datetime) -> DocState:
             target = _target(state, EventKind.DISPATCH)
             if not state.has_callback:
                 target = Status.COMPLETED  # T6, D30
-            moved = dataclasses.replace(state, status=target, changed_at=now, dispatch_at=None)
+            moved = replace(state, status=target, changed_at=now, dispatch_at=None)
             if target is Status.WAIT_FOR_CALLBACK:
                 return _start_callback(moved, CallbackKind.SUCCESS, now)  # T5
             return moved
@@ -456,7 +485,7 @@ def step(state: DocState, event: Event, now: datetime) -> DocState:
             attempts = state.callback_attempts + 1
             if delivered:
                 if state.status is Status.WAIT_FOR_CALLBACK:  # T7
-                    return dataclasses.replace(
+                    return replace(
                         state,
                         status=target,
                         changed_at=now,
@@ -466,17 +495,17 @@ def step(state: DocState, event: Event, now: datetime) -> DocState:
                         callback=None,
                     )
                 # D46: a 200 on a failure callback only ends the retries.
-                return dataclasses.replace(
+                return replace(
                     state, callback_attempts=attempts, callback_next_at=None, callback=None
                 )
             # T8: not delivered; the status is unchanged and the next attempt is scheduled (D44).
-            return dataclasses.replace(
+            return replace(
                 state,
                 callback_attempts=attempts,
                 callback_next_at=_next_callback_at(state.callback_first_at, attempts),
             )
         case Requeue(pickup_window=window):
-            requeued = dataclasses.replace(
+            requeued = replace(
                 state,
                 status=_target(state, EventKind.REQUEUE),
                 changed_at=now,
@@ -487,7 +516,7 @@ def step(state: DocState, event: Event, now: datetime) -> DocState:
             )
             return _stop_callback(requeued)
         case MarkDone():
-            done = dataclasses.replace(
+            done = replace(
                 state,
                 status=_target(state, EventKind.MARK_DONE),
                 changed_at=now,
@@ -497,5 +526,5 @@ def step(state: DocState, event: Event, now: datetime) -> DocState:
             return _stop_callback(done)
         case LiftBlock():
             _target(state, EventKind.LIFT_BLOCK)
-            return dataclasses.replace(state, blocking=False)
+            return replace(state, blocking=False)
     raise AssertionError(f"unknown event {event!r}")  # pragma: no cover - the match is exhaustive

@@ -6,12 +6,13 @@ columns (the accepted document, fiscal data, details) are written compactly with
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypeVar
 
 import orjson
 
@@ -61,9 +62,26 @@ CredentialKind = Literal["account", "service"]
 """A master login: an ЛК e-mail/password, or «Сгенерировать логин и пароль» service credentials."""
 
 
+_DB_TIMES: dict[datetime, str] = {}  # aware time -> its text (D128)
+_DB_TIMES_KEPT: Final = 1024
+
+
 def to_db_time(value: datetime) -> str:
-    """Serialise a timezone-aware time as sortable UTC text."""
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    """Serialise a timezone-aware time as sortable UTC text.
+
+    The texts of recent times are remembered (D128): a document's step writes the same business
+    time several times (the status change, the history line, the deadlines it sets). Aware times
+    that compare equal are the same instant, so they have the same text; a naive time is
+    converted each time (its meaning follows the local zone).
+    """
+    text = _DB_TIMES.get(value)  # a naive time never equals the aware times kept
+    if text is None:
+        text = value.astimezone(UTC).isoformat(timespec="microseconds")
+        if value.utcoffset() is not None:
+            if len(_DB_TIMES) >= _DB_TIMES_KEPT:
+                _DB_TIMES.clear()
+            _DB_TIMES[value] = text
+    return text
 
 
 def from_db_time(value: str) -> datetime:
@@ -235,6 +253,37 @@ def state_values(state: DocState) -> tuple[object, ...]:
     )
 
 
+_T = TypeVar("_T")
+
+
+def build(cls: type[_T], /, **values: Any) -> _T:
+    """An instance of a frozen record class from every one of its fields, without ``__init__`` (D127).
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; a row's
+    record is made from all of its fields, so they are put into the instance's dictionary at once.
+    For the classes :func:`~kkt_emulator.cloud.lifecycle.replace` serves; a missing or unknown
+    field is refused with :class:`TypeError`, as ``__init__`` refuses it.
+    """
+    if values.keys() != _field_names(cls):
+        missing = sorted(_field_names(cls) - values.keys())
+        unknown = sorted(values.keys() - _field_names(cls))
+        raise TypeError(f"{cls.__name__}: missing fields {missing}, unknown fields {unknown}")
+    made = object.__new__(cls)
+    made.__dict__.update(values)
+    return made
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = frozenset(f.name for f in dataclasses.fields(cls))
+        _FIELD_NAMES[cls] = names
+    return names
+
+
 def state_from_row(row: Row) -> DocState:
     """The lifecycle state kept in a ``documents`` row."""
     failure = (
@@ -242,7 +291,8 @@ def state_from_row(row: Row) -> DocState:
         if row["failure_type"] is not None
         else None
     )
-    return DocState(
+    return build(
+        DocState,
         status=Status(row["status"]),
         changed_at=from_db_time(row["changed_at"]),
         has_callback=bool(row["has_callback"]),
@@ -301,7 +351,8 @@ def dumps(value: object) -> str:
 
 def document_from_row(row: Row) -> DocumentRecord:
     """A ``documents`` row as a record."""
-    return DocumentRecord(
+    return build(
+        DocumentRecord,
         seq=row["seq"],
         retail_point_id=row["retail_point_id"],
         doc_id=row["doc_id"],

@@ -159,7 +159,7 @@ class StoreOperations(ServiceCore):
             self.storage.add_history(
                 seq, now, Status.QUEUED, "accepted", {"route": route, "clientId": assoc.client_id}
             )
-            record = dataclasses.replace(record, seq=seq)
+            record = lc.replace(record, seq=seq)
         self.log.info("document_accepted", doc_id=parsed.doc_id, retail_point_id=point.id)
         if warnings:
             self.log.warning("double_integration_suspected", doc_id=parsed.doc_id)

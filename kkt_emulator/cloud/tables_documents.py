@@ -65,6 +65,44 @@ _INSERT_DOCUMENT: Final = (
 )
 
 
+_UPDATE_COLUMNS: Final = (
+    *STATE_COLUMNS,
+    "fiscal_info",
+    "failure_detail",
+    "lease_device_id",
+    "callback_last_error",
+    "fn_number",
+    "fn_doc_number",
+    "ofd_state",
+    "ofd_changed_at",
+    "warnings",
+    "possible_duplicate_of",
+)
+"""The columns :meth:`DocumentTables.update_document` writes: all but the accepted document's."""
+_UPDATE_DOCUMENT: Final = (
+    f"UPDATE documents SET {', '.join(f'{c} = ?' for c in _UPDATE_COLUMNS)} WHERE seq = ?"  # noqa: S608 - column names are constants
+)
+_PARTIAL_UPDATES: dict[tuple[int, ...], str] = {}  # changed column positions -> statement
+_PARTIAL_UPDATES_KEPT: Final = 256
+
+
+def _update_values(record: DocumentRecord) -> tuple[object, ...]:
+    """The values of :data:`_UPDATE_COLUMNS` for ``record``, in that order."""
+    return (
+        *state_values(record.state),
+        None if record.fiscal_info is None else dumps(record.fiscal_info),
+        None if record.failure_detail is None else dumps(record.failure_detail),
+        record.lease_device_id,
+        record.callback_last_error,
+        record.fn_number,
+        record.fn_doc_number,
+        record.ofd_state,
+        opt_db_time(record.ofd_changed_at),
+        dumps(list(record.warnings)),
+        record.possible_duplicate_of,
+    )
+
+
 def _document_values(record: DocumentRecord) -> tuple[object, ...]:
     """The values of :data:`_INSERT_COLUMNS` for a new document, in that order."""
     return (
@@ -107,42 +145,32 @@ class DocumentTables(Database):
             self._announce("change", record.retail_point_id)
             return int(row["seq"])
 
-    def update_document(self, record: DocumentRecord) -> None:
-        """Write a document's state and cabinet facts back."""
-        assignments = ", ".join(
-            f"{c} = ?"
-            for c in (
-                *STATE_COLUMNS,
-                "fiscal_info",
-                "failure_detail",
-                "lease_device_id",
-                "callback_last_error",
-                "fn_number",
-                "fn_doc_number",
-                "ofd_state",
-                "ofd_changed_at",
-                "warnings",
-                "possible_duplicate_of",
-            )
-        )
+    def update_document(
+        self, record: DocumentRecord, previous: DocumentRecord | None = None
+    ) -> None:
+        """Write a document's state and cabinet facts back.
+
+        ``previous`` is the document as this transaction read (or last wrote) it; then only the
+        columns whose values differ are written (D126): every other column already holds the
+        record's value, and an index whose columns are not written is left alone. Without it
+        every column is written.
+        """
+        values = _update_values(record)
         self._announce("change", record.retail_point_id)
-        self._execute(
-            f"UPDATE documents SET {assignments} WHERE seq = ?",  # noqa: S608 - column names are constants
-            (
-                *state_values(record.state),
-                None if record.fiscal_info is None else dumps(record.fiscal_info),
-                None if record.failure_detail is None else dumps(record.failure_detail),
-                record.lease_device_id,
-                record.callback_last_error,
-                record.fn_number,
-                record.fn_doc_number,
-                record.ofd_state,
-                opt_db_time(record.ofd_changed_at),
-                dumps(list(record.warnings)),
-                record.possible_duplicate_of,
-                record.seq,
-            ),
-        )
+        if previous is None:
+            self._execute(_UPDATE_DOCUMENT, (*values, record.seq))
+            return
+        old = _update_values(previous)
+        changed = [i for i, value in enumerate(values) if value != old[i]]
+        if not changed:
+            return
+        sql = _PARTIAL_UPDATES.get(tuple(changed))
+        if sql is None:
+            assignments = ", ".join(f"{_UPDATE_COLUMNS[i]} = ?" for i in changed)
+            sql = f"UPDATE documents SET {assignments} WHERE seq = ?"  # noqa: S608 - column names are constants
+            if len(_PARTIAL_UPDATES) < _PARTIAL_UPDATES_KEPT:
+                _PARTIAL_UPDATES[tuple(changed)] = sql
+        self._execute(sql, (*(values[i] for i in changed), record.seq))
 
     def get_document(self, point_id: str, doc_id: str) -> DocumentRecord | None:
         """The document ``doc_id`` of a retail point, if any."""

@@ -400,6 +400,7 @@ class TillOperations(TimerOperations):
                 fn_number=fn_number,
                 fn_doc_number=fd,
                 ofd_state="not_sent",
+                write=False,  # D125: stored once below, with the parked OFD report and dispatch
             )
         except AlreadyFiscalisedError:  # pragma: no cover - checked above
             return ResultAnswer(doc_id, ResultOutcome.DUPLICATE, record.state.status)
@@ -409,7 +410,8 @@ class TillOperations(TimerOperations):
         if late:
             log.warning("late_result", previous_status=record.state.status.value)
         updated = self._apply_parked_ofd_ack(updated, now)
-        updated = self._dispatch_if_due(updated, now)
+        updated = self._dispatch_if_due(updated, now, write=False)
+        self.storage.update_document(updated, record)  # D125: one write for the whole report
         outcome = ResultOutcome.LATE_ACCEPTED if late else ResultOutcome.ACCEPTED
         return ResultAnswer(doc_id, outcome, updated.state.status)
 
@@ -455,15 +457,14 @@ class TillOperations(TimerOperations):
         return ResultAnswer(record.doc_id, ResultOutcome.ACCEPTED, updated.state.status)
 
     def _apply_parked_ofd_ack(self, record: DocumentRecord, now: datetime) -> DocumentRecord:
-        """An OFD report that came before this result: apply it now."""
+        """An OFD report that came before this result: apply it now (the caller stores the row)."""
         assert record.fn_number is not None
         assert record.fn_doc_number is not None
         parked = self.storage.take_parked_ofd_ack(record.fn_number, record.fn_doc_number)
         if parked is None:
             return record
         state, at = parked
-        updated = dataclasses.replace(record, ofd_state=state, ofd_changed_at=at or now)
-        self.storage.update_document(updated)
+        updated = lc.replace(record, ofd_state=state, ofd_changed_at=at or now)
         self.storage.add_history(
             record.seq,
             now,
@@ -512,7 +513,7 @@ class TillOperations(TimerOperations):
             if _OFD_RANK[state] <= _OFD_RANK.get(record.ofd_state, 0):
                 continue
             self.storage.update_document(
-                dataclasses.replace(record, ofd_state=state, ofd_changed_at=item.at or now)
+                lc.replace(record, ofd_state=state, ofd_changed_at=item.at or now), record
             )
             self.storage.add_history(
                 record.seq, now, record.state.status, f"ofd_{state}", {"fnDocNumber": fd}

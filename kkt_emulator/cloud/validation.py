@@ -152,8 +152,19 @@ def parse_json_object(body: bytes, what: str = "body") -> dict[str, Any]:
         raise ValidationError(what, f"is not valid JSON ({exc})") from exc
     if not isinstance(value, dict):
         raise ValidationError(what, "must be a JSON object")
-    _check_strings(value)
+    if _ESCAPED_BAD.search(text) is not None:  # D55; else no string can be bad
+        _check_strings(value)
     return value
+
+
+_ESCAPED_BAD: Final = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+r"""Where a NUL or a UTF-16 surrogate may be: only a ``\u`` escape makes one (D55).
+
+``json.loads`` refuses a raw control character in a string (``strict``), and the UTF-8 decoder
+refuses an encoded surrogate, so text without such an escape holds neither and the walk of
+:func:`_check_strings` is skipped. An escaped backslash before ``u`` matches too; that only costs
+the walk.
+"""
 
 
 def _check_strings(root: dict[str, Any]) -> None:
