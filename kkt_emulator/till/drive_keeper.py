@@ -76,7 +76,7 @@ class DriveKeeper:
         await ctx.fn.send_tlv(plan.tlv)
         answer = await ctx.fn.call(plan.finish, when=ctx.local_now(), **plan.finish_fields)
         ctx.rnm = plan.rnm
-        ctx.state.put(rnm=plan.rnm)
+        await ctx.state.put_synced(rnm=plan.rnm)  # D118
         fd: int = answer.fd
         return fd
 

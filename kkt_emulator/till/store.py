@@ -161,12 +161,26 @@ class TillStore:
 
     def put(self, **values: Any) -> None:
         """Store values (JSON) in one transaction."""
-        self._write(
-            [
-                ("INSERT OR REPLACE INTO till_meta (key, value) VALUES (?, ?)", (k, json.dumps(v)))
-                for k, v in values.items()
-            ]
-        )
+        self._write(self._put_statements(values))
+
+    async def put_synced(self, **values: Any) -> None:
+        """:meth:`put`, its sync in a worker thread (D114, D118): the loop serves other tills.
+
+        Returns once the values are on the disk, as :meth:`put` does: a till starting does not
+        act on them (send its serials, use its token) before then.
+
+        Raises:
+            OSError: the sync failed.
+        """
+        self._write(self._put_statements(values), durable=False)
+        await self._handle.durable()
+
+    @staticmethod
+    def _put_statements(values: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+        return [
+            ("INSERT OR REPLACE INTO till_meta (key, value) VALUES (?, ?)", (k, json.dumps(v)))
+            for k, v in values.items()
+        ]
 
     # ------------------------------------------------------------------ journal
 
@@ -322,6 +336,10 @@ class TillStore:
     def set_ofd_acked_mark(self, fn_serial: str, fd: int) -> None:
         """Start the mark of a drive the till has not reported acknowledgements for yet."""
         self.put(**{f"ofd_acked:{fn_serial}": fd})
+
+    async def set_ofd_acked_mark_synced(self, fn_serial: str, fd: int) -> None:
+        """:meth:`set_ofd_acked_mark`, synced off the loop (D118)."""
+        await self.put_synced(**{f"ofd_acked:{fn_serial}": fd})
 
     def outbox(self, kind: str, limit: int = 100) -> list[OutboxEntry]:
         """The oldest waiting reports of ``kind``."""
