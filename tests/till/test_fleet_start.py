@@ -4,6 +4,7 @@ with the databases kept open for the first OFD round (D119)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from kkt_emulator.app.stack import (
@@ -25,7 +26,7 @@ NORMAL = 1
 async def test_a_synced_put_commits_normal_and_is_there_after_a_reopen(tmp_path: Path) -> None:
     store = TillStore(tmp_path / "till.sqlite3")
     try:
-        await store.put_synced(token="t-1", device_id="d-1")
+        await store.put_synced(server="http://cloud", device_id="d-1")
         level = store.connection.connection().execute("PRAGMA synchronous").fetchone()[0]
         assert level == NORMAL  # the WAL was synced in a worker thread instead
         await store.set_ofd_acked_mark_synced("F1", 4)
@@ -33,7 +34,7 @@ async def test_a_synced_put_commits_normal_and_is_there_after_a_reopen(tmp_path:
         store.close()
     reopened = TillStore(tmp_path / "till.sqlite3")
     try:
-        assert reopened.get("token") == "t-1"
+        assert reopened.get("server") == "http://cloud"
         assert reopened.get("device_id") == "d-1"
         assert reopened.ofd_acked_mark("F1") == 4
     finally:
@@ -49,14 +50,16 @@ def test_gates_group_the_tills_of_a_fleet_only() -> None:
     assert fleet.gate(OFD_GATE_GROUP - 1) is first
     second = fleet.gate(OFD_GATE_GROUP)
     last = fleet.gate(2 * OFD_GATE_GROUP)
-    assert second is not None and last is not None
+    assert second is not None
+    assert last is not None
     assert len({id(first), id(second), id(last)}) == 3
 
 
 async def test_gates_open_one_group_after_another() -> None:
     fleet = OfdGates(2 * OFD_GATE_GROUP)
     first, second = fleet.gate(0), fleet.gate(OFD_GATE_GROUP)
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     opening = asyncio.create_task(fleet.open(RealClock()))
     await asyncio.sleep(0)
     assert first.is_set()
@@ -77,11 +80,12 @@ def _archive(till: Till) -> SqliteStore:
     return archive
 
 
-async def _until(condition: object, seconds: float = 10.0) -> None:
-    assert callable(condition)
-    async with asyncio.timeout(seconds):
-        while not condition():
-            await asyncio.sleep(0.05)
+async def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Look every 50 ms: what is watched (a drive's queue, a database closing) has no event."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
 
 
 async def test_a_held_till_sends_to_the_ofd_only_once_its_gate_opens(tmp_path: Path) -> None:
