@@ -285,11 +285,12 @@ class Till:
             await asyncio.to_thread(store.put, **first, settings=settings)
         ctx.log = get_logger(fn_serial=ctx.fn_serial, kkt_serial=ctx.kkt_serial)
         await self.drive_slot.start()
-        await self.keeper.ensure_registered()
+        registered = await self.keeper.ensure_registered()
         await self._bind()
         self.link.resume_leases()
         await self.reconcile()
-        await self.loops.report_missed_acks()
+        if not registered:  # a drive registered just now has its mark already (D118)
+            await self.loops.report_missed_acks()
         self._tasks = [
             asyncio.create_task(self.loops.poll_loop(), name=f"till-poll-{ctx.kkt_serial}"),
             asyncio.create_task(self.loops.outbox_loop(), name=f"till-outbox-{ctx.kkt_serial}"),
