@@ -24,6 +24,9 @@ async def test_a_fleet_completes_every_document_of_every_point() -> None:
         timeout=60.0,
     )
     assert result["statuses"] == {"COMPLETED": 10}
+    assert result["all_completed"] is True
+    assert result["settle_seconds"] >= 0
+    assert result["unsettled_tills"] == 0
     assert result["documents"] == 10
     assert result["tills"] == 20
     assert result["startup_seconds"] > 0

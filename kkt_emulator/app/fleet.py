@@ -31,6 +31,7 @@ import httpx
 
 from kkt_emulator.app.stack import (
     FDS_PER_TILL,
+    OfdGates,
     PointAccess,
     TillInfo,
     _raise_fd_limit,
@@ -366,6 +367,7 @@ class Fleet:
         self.tills: list[Till] = []
         self.control: ControlPlane | None = None
         self.mqtt_url: str | None = None
+        self._gates_task: asyncio.Task[None] | None = None
         self.log = get_logger(component="fleet")
 
     async def __aenter__(self) -> Self:
@@ -392,6 +394,7 @@ class Fleet:
         if self.options.create_points:
             await self._create_points()
         opts = self.options
+        gates = OfdGates(opts.count)
         configs = [
             till_config(
                 opts.profile,
@@ -403,6 +406,7 @@ class Fleet:
                 settings=opts.settings,
                 drive_timeout=opts.drive_timeout,
                 fleet_watch=uses_fleet_watch(opts.count),
+                ofd_gate=gates.gate(n),
             )
             for n in range(opts.count)
         ]
@@ -414,6 +418,7 @@ class Fleet:
         await self._start_control()
         if opts.ready_file is not None:
             write_json_atomic(opts.ready_file, self.ready_info())
+        self._gates_task = asyncio.create_task(gates.open(self.clock), name="ofd-gates")
 
     async def _check_cloud(self) -> None:
         """One request before any till starts: any HTTP answer proves the cloud is there."""
@@ -453,6 +458,10 @@ class Fleet:
 
     async def close(self) -> None:
         """Stop the agents (each till says offline), then every till at once."""
+        if self._gates_task is not None:
+            self._gates_task.cancel()
+            await asyncio.gather(self._gates_task, return_exceptions=True)
+            self._gates_task = None
         if self.control is not None:
             control, self.control = self.control, None
             try:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXAMPLE_SALE",
+    "OfdGates",
     "PointAccess",
     "ReadyInfo",
     "Stack",
@@ -97,6 +98,39 @@ FIRST_BINDS = 8
 START_BATCH = 25
 """Tills started (and stopped) at once: their drive commands, SQLite writes and bind requests
 interleave on the loop, while the cloud and the broker are never flooded."""
+
+
+OFD_GATE_GROUP = 50
+"""Tills whose OFD loops one gate of :class:`OfdGates` opens at a time (D119)."""
+OFD_GATE_STEP = 0.1
+"""Seconds (pacing) between two gates of :class:`OfdGates` opening (D119)."""
+
+
+class OfdGates:
+    """Holds the OFD loops of a fleet's tills until every till has started (D119).
+
+    A new till's drive has its registration report to send; a thousand tills sending theirs
+    while the others start made every start wait behind OFD exchanges. The gates open after the
+    last till started, :data:`OFD_GATE_GROUP` tills at a time every :data:`OFD_GATE_STEP`
+    seconds, so the OFD stand-in is not asked for a thousand connections at once. Below
+    :data:`FLEET_WATCH_FROM` tills there is no gate: a few tills start at once anyway.
+    """
+
+    def __init__(self, tills: int) -> None:
+        self.enabled = uses_fleet_watch(tills)
+        groups = (tills + OFD_GATE_GROUP - 1) // OFD_GATE_GROUP if self.enabled else 0
+        self._gates = [asyncio.Event() for _ in range(groups)]
+
+    def gate(self, n: int) -> asyncio.Event | None:
+        """The gate of till ``n`` (from 0), ``None`` when the fleet has none."""
+        return self._gates[n // OFD_GATE_GROUP] if self.enabled else None
+
+    async def open(self, clock: Clock) -> None:
+        """Open every gate, one group every :data:`OFD_GATE_STEP` seconds."""
+        for n, gate in enumerate(self._gates):
+            if n:
+                await clock.pace(OFD_GATE_STEP)
+            gate.set()
 
 
 def _raise_fd_limit(needed: int) -> None:
@@ -306,12 +340,13 @@ def till_config(
     drive_timeout: float = 5.0,
     ofd: OfdServer | None = None,
     fleet_watch: bool = True,
+    ofd_gate: asyncio.Event | None = None,
 ) -> TillConfig:
     """How one till of an installation or a fleet runs: bound to ``point`` with its service login.
 
     ``ofd`` is the OFD stand-in of the same process, when there is one (``ofd.*`` faults act on
     it); a till in another process than the OFD has only its address. ``fleet_watch``: see
-    :func:`uses_fleet_watch`.
+    :func:`uses_fleet_watch`; ``ofd_gate``: see :class:`OfdGates`.
     """
     return TillConfig(
         profile=profile,
@@ -326,6 +361,7 @@ def till_config(
         drive_timeout=drive_timeout,
         ofd=ofd,
         fleet_watch=fleet_watch,
+        ofd_gate=ofd_gate,
     )
 
 
@@ -478,6 +514,8 @@ class Stack:
         self._socket: socket.socket | None = None
         self.control: ControlPlane | None = None
         self.mqtt_url: str | None = None
+        self.ofd_gates = OfdGates(options.tills)
+        self._gates_task: asyncio.Task[None] | None = None
         self.log = get_logger(component="stack")
 
     async def __aenter__(self) -> Self:
@@ -501,6 +539,7 @@ class Stack:
         await self._start_tills()
         await self._start_control()
         self.announce()
+        self._gates_task = asyncio.create_task(self.ofd_gates.open(self.clock), name="ofd-gates")
 
     def announce(self) -> None:
         """Write the ready-files (``--ready-file`` and ``<state dir>/ready.json``)."""
@@ -644,6 +683,7 @@ class Stack:
             drive_timeout=self.options.drive_timeout,
             ofd=self.ofd,
             fleet_watch=uses_fleet_watch(self.options.tills),
+            ofd_gate=self.ofd_gates.gate(n),
         )
         return Till(config, self.clock)
 
@@ -663,6 +703,10 @@ class Stack:
         Raises nothing but cancellation (it runs on every way out of :meth:`start`): a part that
         fails to stop is logged with its traceback and the rest are still stopped.
         """
+        if self._gates_task is not None:
+            self._gates_task.cancel()
+            await asyncio.gather(self._gates_task, return_exceptions=True)
+            self._gates_task = None
         if self.control is not None:
             await self._stop_part("control_plane", self.control.close())
             self.control = None

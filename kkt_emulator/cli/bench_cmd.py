@@ -197,7 +197,7 @@ def fleet_command(
         20, "--points", min=1, max=10_000, help="Retail points (tills are spread over them)."
     ),
     docs_per_point: int = typer.Option(
-        5, "--docs-per-point", min=1, max=10_000, help="Sales to post to every retail point."
+        1, "--docs-per-point", min=1, max=10_000, help="Sales to post to every retail point."
     ),
     poll_interval: float = typer.Option(
         5.0, "--poll-interval", min=0.0, help="Seconds between till polls (as `up`)."

@@ -37,6 +37,8 @@ _RUNNING = " running"  # "mosquitto version 2.0.11 running", logged after every 
 # this long holds its port.
 _SETTLED = 0.5
 _ATTEMPTS = 8
+MAX_QUEUED = 1_000_000
+"""QoS 1 messages the private broker queues for one client (mosquitto's default: 1,000; D120)."""
 
 
 def find_mosquitto(binary: str | None = None) -> str | None:
@@ -152,6 +154,9 @@ class MosquittoBroker:
                 f"listener {port} {self.host}",
                 "allow_anonymous true",
                 "persistence false",
+                # Answers to a command sent to every till of a big fleet reach one client at once:
+                # mosquitto's default queue (1,000 QoS 1 messages a client) dropped the rest (D120).
+                f"max_queued_messages {MAX_QUEUED}",
                 "log_dest stderr",
                 "log_type error",
                 "log_type warning",

@@ -179,6 +179,11 @@ class CloudLink:
         """Whether the link speaks plain HTTP itself (the lean client), not through httpx."""
         return self._lean is not None
 
+    @property
+    def holds_connection(self) -> bool:
+        """Whether the lean client keeps a connection to the cloud open now (D71)."""
+        return self._lean is not None and self._lean.kept > 0
+
     async def close(self) -> None:
         """Close the HTTP client."""
         if self._lean is not None:

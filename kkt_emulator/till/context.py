@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from kkt_emulator.errors import ConfigError, EmulatorError
 from kkt_emulator.logging import get_logger
+from kkt_emulator.sqlite import IDLE_SECONDS
 from kkt_emulator.till.faults import ActiveFault, FaultName
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from kkt_emulator.fn.endpoint import DriveEndpoint
     from kkt_emulator.fnio.client import FnClient
     from kkt_emulator.profiles import FirmwareProfile
+    from kkt_emulator.sqlite import IdleConnection
     from kkt_emulator.till.ports import OfdFaults
     from kkt_emulator.till.store import TillStore
 
@@ -100,6 +102,10 @@ class TillConfig:
     (see :class:`~kkt_emulator.till.ports.OfdFaults`); ``ofd_address`` is where the till sends
     its documents. ``fleet_watch`` lets a long-polling till wait on its process's fleet watch
     (D69); off, it holds its own long poll, which answers a document one exchange sooner (D109).
+    ``ofd_gate``, when given, holds the OFD loop until it is set: a fleet opens it once every
+    till has started (D119), so the drives' first documents do not queue behind start-up. While
+    it holds, the till's two databases stay open (:meth:`TillContext.holds_stores_open`) until
+    the first OFD round, which would otherwise reopen both.
     """
 
     profile: FirmwareProfile
@@ -116,6 +122,13 @@ class TillConfig:
     drive_timeout: float = 5.0
     ofd: OfdFaults | None = None
     fleet_watch: bool = True
+    ofd_gate: asyncio.Event | None = None
+
+
+def _release_idle(connection: IdleConnection) -> None:
+    if connection.idle is None:
+        connection.idle = IDLE_SECONDS
+        connection.connection()  # arms the idle timer
 
 
 class TillContext:
@@ -148,6 +161,8 @@ class TillContext:
         self.log: FilteringBoundLogger = get_logger()
         self.wake = asyncio.Event()
         """Set to cut the poll and outbox loops' pause short."""
+        self.held_open: list[IdleConnection] = []
+        """Databases kept open until the first OFD round (:meth:`release_stores`, D119)."""
         self.ofd_wake = asyncio.Event()
         """Set to cut the OFD loop's pause short (a new signed document)."""
         self.outbox_wake = asyncio.Event()
@@ -183,6 +198,21 @@ class TillContext:
     def has_fault(self, name: FaultName) -> bool:
         """Whether ``name`` is in force."""
         return name in self.faults
+
+    def holds_stores_open(self) -> bool:
+        """Whether databases opened now stay open until the first OFD round (D119)."""
+        gate = self.config.ofd_gate
+        return bool(self.config.ofd_address) and gate is not None and not gate.is_set()
+
+    def hold_open(self, connection: IdleConnection) -> None:
+        """Keep ``connection`` (opened with ``idle=None``) open until :meth:`release_stores`."""
+        self.held_open.append(connection)
+
+    def release_stores(self) -> None:
+        """Let the databases held open close when idle again (D71, D119)."""
+        held, self.held_open = self.held_open, []
+        for connection in held:
+            _release_idle(connection)
 
     def polling_allowed(self) -> bool:
         """Whether the till polls now: online, not in power saving, no fault stopping it."""

@@ -23,6 +23,7 @@ from kkt_emulator.till.fiscal import Fiscaliser
 from kkt_emulator.till.registration import registration_plan
 from kkt_emulator.till.results import DriveReplaced, SnapshotInfo
 from kkt_emulator.till.shifts import Shifts
+from kkt_emulator.till.store import ofd_mark_key
 
 __all__ = ["DriveKeeper", "random_digits"]
 
@@ -50,21 +51,33 @@ class DriveKeeper:
         self.shifts = shifts
         self.fiscaliser = fiscaliser
 
-    async def ensure_registered(self) -> None:
-        """Register a drive that is still in its READY phase (a new till, a new drive)."""
+    async def ensure_registered(self) -> bool:
+        """Register a drive that is still in its READY phase (a new till, a new drive).
+
+        Returns whether it registered the drive now. Then the drive has acknowledged nothing, and
+        the acknowledgement mark (``till-protocol.md`` §2) is stored with the RNM, in the same
+        commit (D118): no start-up check of the drive's OFD state is needed.
+        """
         ctx = self.ctx
         status = await ctx.fn.status()
         ctx.rnm = ctx.state.get("rnm") or ""
         if status.phase != Phase.READY:
-            return
+            return False
         async with ctx.fn.exclusive:
             if status.current_document:
                 await ctx.fn.cancel_document()
-            fd = await self._register()
+            fd = await self._register(first=True)
         ctx.log.info("drive_registered", fd=fd, rnm=ctx.rnm)
+        return True
 
-    async def _register(self, report_type: int = 0, reason: int | None = None) -> int:
-        """Run a registration report; the caller holds ``fn.exclusive``. Returns its FD."""
+    async def _register(
+        self, report_type: int = 0, reason: int | None = None, *, first: bool = False
+    ) -> int:
+        """Run a registration report; the caller holds ``fn.exclusive``. Returns its FD.
+
+        ``first``: the drive's first registration; the mark of acknowledged documents starts
+        below the report.
+        """
         ctx = self.ctx
         extra: dict[str, Any] = (
             {} if reason is None else {"report_type": report_type, "reason": reason}
@@ -76,8 +89,11 @@ class DriveKeeper:
         await ctx.fn.send_tlv(plan.tlv)
         answer = await ctx.fn.call(plan.finish, when=ctx.local_now(), **plan.finish_fields)
         ctx.rnm = plan.rnm
-        ctx.state.put(rnm=plan.rnm)
         fd: int = answer.fd
+        values: dict[str, Any] = {"rnm": plan.rnm}
+        if first:
+            values[ofd_mark_key(ctx.fn_serial)] = fd - 1
+        await ctx.state.put_synced(**values)  # D118
         return fd
 
     # ------------------------------------------------------------------ replacement

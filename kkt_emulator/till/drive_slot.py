@@ -20,6 +20,7 @@ from kkt_emulator.fnio.archive import SqliteStore
 from kkt_emulator.fnio.client import FnClient
 from kkt_emulator.fnio.server import DriveServer
 from kkt_emulator.logging import get_logger
+from kkt_emulator.sqlite import IDLE_SECONDS
 from kkt_emulator.till.context import TillContext
 from kkt_emulator.till.fault_control import FaultControl
 from kkt_emulator.till.faults import ActiveFault, FaultName, FaultyLink
@@ -70,7 +71,18 @@ class DriveSlot:
     async def start(self) -> None:
         """Open the drive's archive, serve the drive and connect the till's client to it."""
         ctx = self.ctx
-        archive = SqliteStore(ctx.drive_path, serial=ctx.fn_serial, profile=ctx.profile.name)
+        # Opened in a worker thread (D118): a new archive's file is written and synced, and its
+        # first commit is durable; a fleet starting opened a thousand of them on the loop.
+        hold = ctx.holds_stores_open()
+        archive = await asyncio.to_thread(
+            SqliteStore,
+            ctx.drive_path,
+            serial=ctx.fn_serial,
+            profile=ctx.profile.name,
+            idle=None if hold else IDLE_SECONDS,
+        )
+        if hold:
+            ctx.hold_open(archive.connection)
         ctx.drive = FiscalDrive(
             DriveConfig.from_profile(ctx.profile, ctx.fn_serial, utc_offset=ctx.config.utc_offset),
             archive,
@@ -143,4 +155,12 @@ class DriveSlot:
         """Close and reopen the till's own store (after a crash or a restored snapshot)."""
         if self.ctx.store is not None:
             self.ctx.store.close()
-        self.ctx.store = TillStore(self.ctx.db_path)
+        self.ctx.store = None
+        # In a worker thread (D118): a new store's file is written and synced from its template.
+        hold = self.ctx.holds_stores_open()
+        store = await asyncio.to_thread(
+            TillStore, self.ctx.db_path, idle=None if hold else IDLE_SECONDS
+        )
+        if hold:
+            self.ctx.hold_open(store.connection)
+        self.ctx.store = store

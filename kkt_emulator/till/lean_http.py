@@ -111,6 +111,11 @@ class LeanHttp:
         self._closed = False
         self.idle_close = idle_close
 
+    @property
+    def kept(self) -> int:
+        """How many connections are kept open for the next request."""
+        return len(self._idle)
+
     async def aclose(self) -> None:
         """Close every kept connection; later calls fail."""
         self._closed = True

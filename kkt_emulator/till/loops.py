@@ -427,7 +427,7 @@ class Loops:
             return 0
         mark = ctx.state.ofd_acked_mark(ctx.fn_serial)
         if mark is None:  # first start with this drive, or a state from before the mark
-            ctx.state.set_ofd_acked_mark(ctx.fn_serial, acked_through)
+            await ctx.state.set_ofd_acked_mark_synced(ctx.fn_serial, acked_through)  # D118
             return 0
         missed = range(mark + 1, acked_through + 1)
         for fd in missed:
@@ -477,6 +477,10 @@ class Loops:
         assert address is not None
         backoff = 0.0
         sender: OfdSender | None = None
+        gate = ctx.config.ofd_gate
+        if gate is not None and not gate.is_set():
+            await gate.wait()  # the fleet is still starting (D119)
+        first_round = True
         try:
             while not ctx.stopping.is_set():
                 ctx.ofd_wake.clear()  # a wake-up from now on cuts the next pause short
@@ -500,7 +504,12 @@ class Loops:
                     )
                     self.ofd_sender = sender
                 try:
-                    await sender.send_once()
+                    try:
+                        await sender.send_once()
+                    finally:
+                        if first_round:  # the databases held open for it may close (D119)
+                            first_round = False
+                            ctx.release_stores()
                     backoff = 0.0
                     # Every new document wakes this loop at once; the timer is only a safety net,
                     # and a long one keeps an idle fleet cheap (200 tills polled the drive 200

@@ -161,6 +161,11 @@ class OfdSender:
 
     # ------------------------------------------------------------------ public API
 
+    @property
+    def connected(self) -> bool:
+        """Whether a connection to the OFD is kept (or the drive still thinks one is up)."""
+        return self._pipe is not None or self._transport_up
+
     def notify(self) -> None:
         """New documents were signed: end the idle wait of :meth:`run` now (not a back-off wait)."""
         self._wake.set()

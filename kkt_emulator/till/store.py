@@ -34,7 +34,7 @@ from typing import Any
 from kkt_emulator.errors import ConfigError
 from kkt_emulator.sqlite import IDLE_SECONDS, IdleConnection, immediate
 
-__all__ = ["CashDocEntry", "JournalEntry", "OutboxEntry", "TillStore"]
+__all__ = ["CashDocEntry", "JournalEntry", "OutboxEntry", "TillStore", "ofd_mark_key"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS till_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -78,6 +78,11 @@ _RAISE_MARK = (
     " DO UPDATE SET value = excluded.value"
     " WHERE CAST(excluded.value AS INTEGER) > CAST(till_meta.value AS INTEGER)"
 )
+
+
+def ofd_mark_key(fn_serial: str) -> str:
+    """The ``till_meta`` key of a drive's acknowledgement mark (see :meth:`TillStore.queue_ofd_ack`)."""
+    return f"ofd_acked:{fn_serial}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +166,26 @@ class TillStore:
 
     def put(self, **values: Any) -> None:
         """Store values (JSON) in one transaction."""
-        self._write(
-            [
-                ("INSERT OR REPLACE INTO till_meta (key, value) VALUES (?, ?)", (k, json.dumps(v)))
-                for k, v in values.items()
-            ]
-        )
+        self._write(self._put_statements(values))
+
+    async def put_synced(self, **values: Any) -> None:
+        """:meth:`put`, its sync in a worker thread (D114, D118): the loop serves other tills.
+
+        Returns once the values are on the disk, as :meth:`put` does: a till starting does not
+        act on them (send its serials, use its token) before then.
+
+        Raises:
+            OSError: the sync failed.
+        """
+        self._write(self._put_statements(values), durable=False)
+        await self._handle.durable()
+
+    @staticmethod
+    def _put_statements(values: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+        return [
+            ("INSERT OR REPLACE INTO till_meta (key, value) VALUES (?, ?)", (k, json.dumps(v)))
+            for k, v in values.items()
+        ]
 
     # ------------------------------------------------------------------ journal
 
@@ -310,18 +329,22 @@ class TillStore:
         ]
         serial = payload.get("fnNumber")
         if payload.get("state") == "acknowledged" and serial:
-            statements.append((_RAISE_MARK, (f"ofd_acked:{serial}", json.dumps(fd))))
+            statements.append((_RAISE_MARK, (ofd_mark_key(serial), json.dumps(fd))))
         # Lost on a power cut together with its mark: the start-up check reports it again.
         self._write(statements, durable=False)
 
     def ofd_acked_mark(self, fn_serial: str) -> int | None:
         """The highest fiscal number of ``fn_serial`` whose acknowledgement was queued, if known."""
-        value = self.get(f"ofd_acked:{fn_serial}")
+        value = self.get(ofd_mark_key(fn_serial))
         return int(value) if value is not None else None
 
     def set_ofd_acked_mark(self, fn_serial: str, fd: int) -> None:
         """Start the mark of a drive the till has not reported acknowledgements for yet."""
-        self.put(**{f"ofd_acked:{fn_serial}": fd})
+        self.put(**{ofd_mark_key(fn_serial): fd})
+
+    async def set_ofd_acked_mark_synced(self, fn_serial: str, fd: int) -> None:
+        """:meth:`set_ofd_acked_mark`, synced off the loop (D118)."""
+        await self.put_synced(**{ofd_mark_key(fn_serial): fd})
 
     def outbox(self, kind: str, limit: int = 100) -> list[OutboxEntry]:
         """The oldest waiting reports of ``kind``."""

@@ -280,14 +280,17 @@ class Till:
         ctx.settings.update(**{**(saved or {}), **ctx.config.settings})
         settings = ctx.settings.to_json()
         if first or settings != saved:  # identity and settings: one durable commit, or none
-            store.put(**first, settings=settings)
+            # In a worker thread (D118): on a new store this first write makes its WAL files, and
+            # nothing else uses the store before the till's loops start.
+            await asyncio.to_thread(store.put, **first, settings=settings)
         ctx.log = get_logger(fn_serial=ctx.fn_serial, kkt_serial=ctx.kkt_serial)
         await self.drive_slot.start()
-        await self.keeper.ensure_registered()
+        registered = await self.keeper.ensure_registered()
         await self._bind()
         self.link.resume_leases()
         await self.reconcile()
-        await self.loops.report_missed_acks()
+        if not registered:  # a drive registered just now has its mark already (D118)
+            await self.loops.report_missed_acks()
         self._tasks = [
             asyncio.create_task(self.loops.poll_loop(), name=f"till-poll-{ctx.kkt_serial}"),
             asyncio.create_task(self.loops.outbox_loop(), name=f"till-outbox-{ctx.kkt_serial}"),
@@ -344,7 +347,9 @@ class Till:
             retail_point_id=ctx.config.retail_point_id,
         )
         ctx.device_id = answer.device_id
-        ctx.state.put(token=answer.token, device_id=ctx.device_id, server=ctx.config.server)
+        await ctx.state.put_synced(
+            token=answer.token, device_id=ctx.device_id, server=ctx.config.server
+        )
         ctx.log = ctx.log.bind(device_id=ctx.device_id)
         ctx.log.info("till_bound", retail_point_id=answer.retail_point_id)
 
