@@ -13,10 +13,11 @@ and renewing a long poll marks the till as seen (D67).
 from __future__ import annotations
 
 import asyncio
+import re
 import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Collection
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -251,41 +252,144 @@ def outbox_answer(service: CloudService, request: Request, body: OutboxRequest) 
     return JsonResponse(service.report(device, point, body.results, body.acks).to_json())
 
 
-_LEASE_PATH: Final = "/api/device/v1/lease"
-_OUTBOX_PATH: Final = "/api/device/v1/outbox"
+async def watch_answer(
+    service: CloudService,
+    notifier: Notifier,
+    request: Request,
+    body: WatchRequest,
+    *,
+    wait: float,
+    after: str,
+) -> Response:
+    """``POST /watch`` (validated), for the route and the fast path alike (D123)."""
+    clock = service.clock
+    found, refused = service.watched(body.tokens)
+    points: dict[str, list[int]] = {}
+    for index, _, point in found:
+        points.setdefault(point.id, []).append(index)
+    # The watch also tells the tills whose point's orders changed (D116), so that a fleet's
+    # tills hold no order long poll of their own.
+    keys = [*points, *(orders_key(point_id) for point_id in points)]
+    wait = min(wait, service.settings.max_lease_wait)
+    deadline = clock.monotonic() + wait
+    devices = [device for _, device, _ in found]
+    if wait > 0:
+        service.mark_seen(devices, WATCH_SEEN_EVERY)
+    seen = _after(after, notifier.epoch)
+    gone: asyncio.Future[None] | None = None
+    try:
+        while True:
+            cursor = notifier.seq  # what this check covers: a later change is news
+            ready = [
+                index
+                for point_id, indices in points.items()
+                if notifier.changed_since(point_id, seen)
+                for index in _in_turn(
+                    point_id, indices, service.eligible_count(point_id, len(indices))
+                )
+            ]
+            orders = [
+                index
+                for point_id, indices in points.items()
+                if notifier.changed_since(orders_key(point_id), seen)
+                for index in indices
+            ]
+            seen = cursor
+            remaining = deadline - clock.monotonic()
+            if ready or orders or refused or not points or remaining <= 0 or (gone and gone.done()):
+                if remaining <= 0 and wait > 0:
+                    service.mark_seen(devices, WATCH_SEEN_EVERY)
+                return JsonResponse(
+                    {
+                        "ready": sorted(ready),
+                        "orders": sorted(orders),
+                        "refused": refused,
+                        "after": f"{notifier.epoch}:{cursor}",
+                    }
+                )
+            if gone is None:
+                gone = asyncio.ensure_future(_disconnected(request))
+            await notifier.wait(keys, clock, remaining, gone)
+    finally:
+        if gone is not None:
+            gone.cancel()
+
+
+def heartbeat_answer(service: CloudService, request: Request, body: HeartbeatRequest) -> Response:
+    """``POST /heartbeat`` (validated), for the route and the fast path alike (D123)."""
+    device, point = service.authenticate_device(request.headers.get("authorization"))
+    return JsonResponse(service.heartbeat(device, point, body))
+
+
+_PREFIX: Final = "/api/device/v1"
+_M = TypeVar("_M", bound=BaseModel)
 _BOOLS: Final = {"1": True, "true": True, "0": False, "false": False}
+
+
+_MAX_TEXT: Final = re.compile(r"[1-9][0-9]{0,2}")
+_WAIT_TEXT: Final = re.compile(r"(?:0|[1-9][0-9]?)(?:\.[0-9]{1,6})?")
+
+
+def _query(query: bytes, names: Collection[str]) -> dict[str, str] | None:
+    """The ``names`` of a query string as Starlette reads it, or ``None`` if one is repeated."""
+    found: dict[str, str] = {}
+    for name, value in urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name in names:
+            if name in found:
+                return None  # a repeated parameter: the route decides which one counts
+            found[name] = value
+    return found
+
+
+def _wait(text: str | None) -> float | None:
+    """A ``wait`` of 0–30 seconds written plainly (``5``, ``0.25``), else ``None``."""
+    if text is None:
+        return 0.0
+    if _WAIT_TEXT.fullmatch(text) is None or float(text) > 30.0:
+        return None
+    return float(text)
 
 
 def _lease_query(query: bytes) -> tuple[int, float, bool] | None:
     """``max``, ``wait`` and ``resume`` of a lease query, or ``None`` unless plainly valid."""
-    max_docs, wait, resume = 1, 0.0, False
-    seen: set[str] = set()
-    for name, value in urllib.parse.parse_qsl(query.decode("latin-1")):
-        if name in seen:
-            return None  # a repeated parameter: the route decides which one counts
-        seen.add(name)
-        if name == "max":
-            if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 100:
-                return None
-            max_docs = int(value)
-        elif name == "wait":
-            try:
-                wait = float(value)
-            except ValueError:
-                return None
-            if not 0.0 <= wait <= 30.0:  # also refuses nan
-                return None
-        elif name == "resume":
-            if value not in _BOOLS:
-                return None
-            resume = _BOOLS[value]
-    return max_docs, wait, resume
+    found = _query(query, ("max", "wait", "resume"))
+    if found is None:
+        return None
+    text = found.get("max", "1")
+    wait = _wait(found.get("wait"))
+    resume = found.get("resume", "0")
+    if _MAX_TEXT.fullmatch(text) is None or int(text) > 100 or wait is None or resume not in _BOOLS:
+        return None
+    return int(text), wait, _BOOLS[resume]
+
+
+def _watch_query(query: bytes) -> tuple[float, str] | None:
+    """``wait`` and ``after`` of a watch query, or ``None`` unless plainly valid."""
+    found = _query(query, ("wait", "after"))
+    if found is None:
+        return None
+    wait = _wait(found.get("wait"))
+    after = found.get("after", "")
+    if wait is None or len(after) > 64:
+        return None
+    return wait, after
 
 
 def _json_body(request: Request) -> bool:
     """Whether the route would read the body as JSON (no type given, or a JSON type)."""
     kind = request.headers.get("content-type")
     return kind is None or kind.split(";", 1)[0].strip().lower() == "application/json"
+
+
+async def _body(request: Request, model: type[_M]) -> _M | None:
+    """The body as ``model`` if the route would read it so, else ``None`` (the route decides)."""
+    if not _json_body(request):
+        return None
+    raw = await request.body()
+    try:
+        return model.model_validate(orjson.loads(raw))
+    except (orjson.JSONDecodeError, PydanticValidationError):
+        return None
 
 
 def device_fast_path(
@@ -307,18 +411,28 @@ def device_fast_path(
         return await lease_answer(service, notifier, request, max_docs, wait, resume=resume)
 
     async def outbox(request: Request) -> Response | None:
-        if not _json_body(request):
+        body = await _body(request, OutboxRequest)
+        return None if body is None else outbox_answer(service, request, body)
+
+    async def heartbeat(request: Request) -> Response | None:
+        body = await _body(request, HeartbeatRequest)
+        return None if body is None else heartbeat_answer(service, request, body)
+
+    async def watch(request: Request) -> Response | None:
+        query = _watch_query(request.scope.get("query_string", b""))
+        if query is None:
             return None
-        raw = await request.body()
-        try:
-            body = OutboxRequest.model_validate(orjson.loads(raw))
-        except (orjson.JSONDecodeError, PydanticValidationError):
+        body = await _body(request, WatchRequest)
+        if body is None:
             return None
-        return outbox_answer(service, request, body)
+        wait, after = query
+        return await watch_answer(service, notifier, request, body, wait=wait, after=after)
 
     routes: dict[tuple[str, str], FallibleAnswer] = {
-        ("POST", _LEASE_PATH): lease,
-        ("POST", _OUTBOX_PATH): outbox,
+        ("POST", _PREFIX + "/lease"): lease,
+        ("POST", _PREFIX + "/outbox"): outbox,
+        ("POST", _PREFIX + "/heartbeat"): heartbeat,
+        ("POST", _PREFIX + "/watch"): watch,
     }
 
     def match(method: str, path: str) -> FallibleAnswer | None:
@@ -329,8 +443,7 @@ def device_fast_path(
 
 def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
     """Build the till routes over ``service``."""
-    router = APIRouter(prefix="/api/device/v1", tags=["till API"])
-    clock = service.clock
+    router = APIRouter(prefix=_PREFIX, tags=["till API"])
 
     @router.post(
         "/bind",
@@ -346,10 +459,10 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
         dependencies=[Depends(_bearer)],
         responses=_ERRORS,
         summary="Till state; drives fnState and /v1/status dateTime (D40)",
+        response_model=dict[str, Any],
     )
-    async def heartbeat(request: Request, body: HeartbeatRequest) -> dict[str, Any]:
-        device, point = service.authenticate_device(request.headers.get("authorization"))
-        return service.heartbeat(device, point, body)
+    async def heartbeat(request: Request, body: HeartbeatRequest) -> Response:
+        return heartbeat_answer(service, request, body)
 
     @router.post(
         "/lease",
@@ -371,68 +484,15 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
         responses={400: {"model": MessageSchema}},
         summary="A fleet process's one long poll for all its tills (D69): which of the named tills"
         " have documents waiting at their retail point since the last answer",
+        response_model=dict[str, Any],
     )
     async def watch(
         request: Request,
         body: WatchRequest,
         wait: Annotated[float, Query(ge=0.0, le=30.0)] = 0.0,
         after: Annotated[str, Query(max_length=64)] = "",
-    ) -> dict[str, Any]:
-        found, refused = service.watched(body.tokens)
-        points: dict[str, list[int]] = {}
-        for index, _, point in found:
-            points.setdefault(point.id, []).append(index)
-        # The watch also tells the tills whose point's orders changed (D116), so that a fleet's
-        # tills hold no order long poll of their own.
-        keys = [*points, *(orders_key(point_id) for point_id in points)]
-        wait = min(wait, service.settings.max_lease_wait)
-        deadline = clock.monotonic() + wait
-        devices = [device for _, device, _ in found]
-        if wait > 0:
-            service.mark_seen(devices, WATCH_SEEN_EVERY)
-        seen = _after(after, notifier.epoch)
-        gone: asyncio.Future[None] | None = None
-        try:
-            while True:
-                cursor = notifier.seq  # what this check covers: a later change is news
-                ready = [
-                    index
-                    for point_id, indices in points.items()
-                    if notifier.changed_since(point_id, seen)
-                    for index in _in_turn(
-                        point_id, indices, service.eligible_count(point_id, len(indices))
-                    )
-                ]
-                orders = [
-                    index
-                    for point_id, indices in points.items()
-                    if notifier.changed_since(orders_key(point_id), seen)
-                    for index in indices
-                ]
-                seen = cursor
-                remaining = deadline - clock.monotonic()
-                if (
-                    ready
-                    or orders
-                    or refused
-                    or not points
-                    or remaining <= 0
-                    or (gone and gone.done())
-                ):
-                    if remaining <= 0 and wait > 0:
-                        service.mark_seen(devices, WATCH_SEEN_EVERY)
-                    return {
-                        "ready": sorted(ready),
-                        "orders": sorted(orders),
-                        "refused": refused,
-                        "after": f"{notifier.epoch}:{cursor}",
-                    }
-                if gone is None:
-                    gone = asyncio.ensure_future(_disconnected(request))
-                await notifier.wait(keys, clock, remaining, gone)
-        finally:
-            if gone is not None:
-                gone.cancel()
+    ) -> Response:
+        return await watch_answer(service, notifier, request, body, wait=wait, after=after)
 
     @router.post(
         "/results",

@@ -163,6 +163,8 @@ async def test_the_till_routes_answer_as_the_routes_do(
     await http.get("/api/fn/v1/status")
     good = till.headers
     lease, outbox = "/api/device/v1/lease", "/api/device/v1/outbox"
+    heartbeat, watch = "/api/device/v1/heartbeat", "/api/device/v1/watch"
+    beat = {"fnState": "READY", "fnSerial": till.fn_serial, "powerSaving": False}
     result = {
         "docId": "unknown-doc",
         "outcome": "failed",
@@ -183,6 +185,21 @@ async def test_the_till_routes_answer_as_the_routes_do(
         (f"{lease}?wait=31", {"headers": good}, "slow"),
         (f"{lease}?resume=yes", {"headers": good}, "slow"),
         (f"{lease}?max=1&max=2", {"headers": good}, "slow"),
+        (f"{lease}?max=", {"headers": good}, "slow"),  # a blank value is a value to the route
+        (f"{lease}?max=007", {"headers": good}, "slow"),
+        (f"{lease}?wait=1e-9", {"headers": good}, "slow"),  # the route reads these two
+        (f"{lease}?wait=%200", {"headers": good}, "slow"),
+        (f"{lease}?wait=0.01&resume=true", {"headers": good}, "fast"),
+        (heartbeat, {"headers": good, "json": beat}, "fast"),
+        (heartbeat, {"headers": {"Authorization": "Bearer wrong"}, "json": beat}, "fast"),
+        (heartbeat, {"headers": good, "json": {**beat, "fnState": "nonsense"}}, "slow"),
+        (heartbeat, {"headers": good, "content": b"[]"}, "slow"),
+        (watch, {"json": {"tokens": [till.token, "unknown"]}}, "fast"),
+        (f"{watch}?wait=0&after=x", {"json": {"tokens": [till.token]}}, "fast"),
+        (f"{watch}?after={'a' * 65}", {"json": {"tokens": [till.token]}}, "slow"),
+        (f"{watch}?wait=-1", {"json": {"tokens": [till.token]}}, "slow"),
+        (watch, {"json": {"tokens": "x"}}, "slow"),
+        (watch, {"json": {}}, "slow"),
         (outbox, {"headers": good, "json": {}}, "fast"),
         (outbox, {"headers": good, "json": {"results": [result]}}, "fast"),
         (outbox, {"headers": {"Authorization": "Bearer wrong"}, "json": {}}, "fast"),
