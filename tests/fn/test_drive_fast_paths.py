@@ -316,12 +316,18 @@ def _finish(bench: DriveBench, total: int) -> bytes:
 # ---------------------------------------------------------------------------- the archive
 
 
-def test_a_core_only_step_is_one_normal_statement_and_reads_back(tmp_path: Path) -> None:
+def _registered_with_a_shift(tmp_path: Path) -> tuple[Path, SqliteStore, DriveBench]:
+    """A drive on a SQLite archive, registered, with a shift open."""
     path = tmp_path / "drive.sqlite3"
     store = SqliteStore(path)
     bench = DriveBench("modulkassa-ffd12", store=store)
     bench.register()
     bench.open_shift()
+    return path, store, bench
+
+
+def test_a_core_only_step_is_one_normal_statement_and_reads_back(tmp_path: Path) -> None:
+    path, store, bench = _registered_with_a_shift(tmp_path)
     statements: list[str] = []
     store._db.set_trace_callback(statements.append)
     bench.call(Command.START_RECEIPT, when=bench.local)
@@ -349,11 +355,7 @@ def test_a_core_only_step_is_one_normal_statement_and_reads_back(tmp_path: Path)
 
 def test_a_document_just_signed_is_read_without_the_file(tmp_path: Path) -> None:
     """D124: the OFD reads of a document 16h just signed need no SELECT; the file has it too."""
-    path = tmp_path / "drive.sqlite3"
-    store = SqliteStore(path)
-    bench = DriveBench("modulkassa-ffd12", store=store)
-    bench.register()
-    bench.open_shift()
+    path, store, bench = _registered_with_a_shift(tmp_path)
     for _ in range(RECENT_DOCUMENTS + 2):
         bench.call(Command.START_RECEIPT, when=bench.local)
         bench.call(Command.SEND_DOCUMENT_DATA, data=bench.receipt_tlv(4550))
