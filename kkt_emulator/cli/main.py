@@ -26,8 +26,35 @@ def _version(value: bool) -> None:
         raise typer.Exit
 
 
-def build_app() -> typer.Typer:
-    """Assemble the command tree."""
+#: The root options that take a value; :func:`command_name` skips them to find the command.
+_ROOT_VALUE_OPTIONS = ("--log-format", "--log-level")
+
+
+def command_name(argv: list[str]) -> str | None:
+    """The command ``argv`` runs (its first word after the root options), or None for none.
+
+    Any other option before the command (``--help``, ``--version``, a typo) gives None: the whole
+    tree is built and click answers it.
+    """
+    args = iter(argv)
+    for arg in args:
+        if arg in _ROOT_VALUE_OPTIONS:
+            next(args, None)
+        elif arg.startswith(tuple(f"{option}=" for option in _ROOT_VALUE_OPTIONS)):
+            continue
+        elif arg.startswith("-"):
+            return None
+        else:
+            return arg
+    return None
+
+
+def build_app(command: str | None = None) -> typer.Typer:
+    """Assemble the command tree.
+
+    Only the group of ``command`` when it is given and known (the rest of the tree is not even
+    imported), else every group.
+    """
     app = typer.Typer(
         name="kkt-emulator",
         help="A virtual МодульКасса till: fiscal drive, vendor cloud, OFD and fault injection.",
@@ -61,13 +88,13 @@ def build_app() -> typer.Typer:
 
     from kkt_emulator.cli import groups  # noqa: PLC0415 - groups import heavy modules lazily
 
-    groups.register(app)
+    groups.register(app, command)
     return app
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (also used by ``python -m``)."""
-    app = build_app()
+    app = build_app(command_name(sys.argv[1:] if argv is None else argv))
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="kkt-emulator", standalone_mode=False)

@@ -47,12 +47,12 @@ class CallbackClient:
     ) -> None:
         self.timeout = timeout
         self._direct = transport is None  # an injected transport sees every request
-        self._httpx = httpx.AsyncClient(
-            transport=transport,
-            timeout=timeout,
-            follow_redirects=False,  # D43: redirects are not followed
-            verify=client_tls() if verify_tls else False,
-        )
+        self._transport = transport
+        self._verify_tls = verify_tls
+        # Made at the first request that needs it: building it imports httpcore (and trio where
+        # installed) and a TLS context, a third of `up`'s start, for callbacks a run may never send.
+        self._httpx: httpx.AsyncClient | None = None
+        self._closed = False
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
 
     async def aclose(self) -> None:
@@ -61,7 +61,22 @@ class CallbackClient:
         for connections in idle.values():
             for _, writer in connections:
                 writer.close()
-        await self._httpx.aclose()
+        self._closed = True
+        client, self._httpx = self._httpx, None
+        if client is not None:
+            await client.aclose()
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._closed:
+            raise RuntimeError("the callback client is closed")  # as httpx says after aclose()
+        if self._httpx is None:
+            self._httpx = httpx.AsyncClient(
+                transport=self._transport,
+                timeout=self.timeout,
+                follow_redirects=False,  # D43: redirects are not followed
+                verify=client_tls() if self._verify_tls else False,
+            )
+        return self._httpx
 
     async def send(self, method: str, parts: SplitResult, body: bytes | None) -> int:
         """The status code of ``method`` to the URL ``parts`` with ``body`` (JSON, if any).
@@ -73,7 +88,7 @@ class CallbackClient:
             return await self._send_plain(method, parts, body)
         headers = {"Content-Type": "application/json; charset=utf-8"} if body is not None else {}
         try:
-            response = await self._httpx.request(
+            response = await self._client().request(
                 method, parts.geturl(), content=body, headers=headers
             )
         except (httpx.HTTPError, ValueError) as exc:
