@@ -16,7 +16,10 @@ queue. A commit that holds a signed document, an OFD acknowledgement or a new re
 written with ``synchronous=FULL`` (the WAL is fsynced before the answer exists, so a power loss
 keeps it and every commit before it); the other steps (15h opening a receipt, its 07h data,
 transport and read flags, cursors) with ``synchronous=NORMAL``, which survives a process crash
-and, after a power loss, at worst rolls the drive back to the last signed document.
+and, after a power loss, at worst rolls the drive back to the last signed document. While a
+document is open its steps (15h, 07h) write nothing: the core row is held and written by the next
+commit that writes, a reload or a close (D136), so a crash mid-document leaves the drive as before
+it was opened, which a power loss could always do.
 
 A drive served on a pipe (:class:`~kkt_emulator.fnio.server.DriveServer`) defers those syncs
 (D114): :attr:`SqliteStore.defer_sync` makes such a commit ``NORMAL`` and marks the store
