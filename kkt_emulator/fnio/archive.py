@@ -16,7 +16,10 @@ queue. A commit that holds a signed document, an OFD acknowledgement or a new re
 written with ``synchronous=FULL`` (the WAL is fsynced before the answer exists, so a power loss
 keeps it and every commit before it); the other steps (15h opening a receipt, its 07h data,
 transport and read flags, cursors) with ``synchronous=NORMAL``, which survives a process crash
-and, after a power loss, at worst rolls the drive back to the last signed document.
+and, after a power loss, at worst rolls the drive back to the last signed document. While a
+document is open its steps (15h, 07h) write nothing: the core row is held and written by the next
+commit that writes, a reload or a close (D136), so a crash mid-document leaves the drive as before
+it was opened, which a power loss could always do.
 
 A drive served on a pipe (:class:`~kkt_emulator.fnio.server.DriveServer`) defers those syncs
 (D114): :attr:`SqliteStore.defer_sync` makes such a commit ``NORMAL`` and marks the store
@@ -129,6 +132,9 @@ class SqliteStore:
         self._saved_unsent: deque[UnsentEntry] = deque()
         self._unsent_head = 1  # the seq of _saved_unsent[0] (or of the next entry if empty)
         self._rewrite = False  # the file is not in the layout above: rewrite all at the next commit
+        # The core row of an open document's steps, not yet written (D136): the next commit
+        # that writes anything writes the row as it then is; a reload or a close writes it first.
+        self._held_core: str | None = None
         # The documents this store committed last, as committed: the till reads a document for
         # the OFD right after 16h signed it, twice (D124). Archived documents never change.
         self._recent: dict[int, ArchivedDocument] = {}
@@ -172,12 +178,14 @@ class SqliteStore:
             db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", values.items())
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database (the held core row written first, D136)."""
+        self._write_held()
         self._recent.clear()
         self._handle.close()
 
     def load_state(self) -> DriveState | None:
         """The saved state, or ``None`` for a new drive."""
+        self._write_held()
         self._recent.clear()  # what the file holds now is what counts
         return self._read()
 
@@ -283,8 +291,13 @@ class SqliteStore:
             ):
                 # Only the core row changed (15h, 07h, flags, cursors: most commands): one
                 # statement, which SQLite runs as a transaction of its own (autocommit), with
-                # synchronous=NORMAL as below (D107).
-                if core != self._saved_core:
+                # synchronous=NORMAL as below (D107). While a document is open (15h, its 07h)
+                # the row is held and written by the next commit that writes (D136).
+                if core == self._saved_core:
+                    self._held_core = None
+                elif state.open_doc is not None:
+                    self._held_core = core
+                else:
                     self._commit_core(core)
                 return
         regs_kept = not rewrite and regs[: len(saved_regs)] == saved_regs
@@ -301,6 +314,7 @@ class SqliteStore:
             and regs_kept
             and change is not None
         ):
+            self._held_core = None
             return  # nothing to write: the file already holds this state
         try:
             durable = bool(documents or acks or new_regs or not regs_kept)
@@ -368,6 +382,7 @@ class SqliteStore:
         if durable and self.defer_sync:
             self.unsynced = True  # the server settles it before the answer leaves (D114)
         self._saved_core = core
+        self._held_core = None
         if regs_kept:
             saved_regs.extend(new_regs)
         else:
@@ -394,6 +409,19 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise DriveError(ResultCode.FN_FAILURE, detail=f"archive write failed: {exc}") from exc
         self._saved_core = core
+        self._held_core = None
+
+    def _write_held(self) -> None:
+        """Write the held core row (D136), if any; a refused write leaves the file as it was."""
+        held = self._held_core
+        if held is None:
+            return
+        self._held_core = None
+        try:
+            self._commit_core(held)
+        except DriveError:
+            # The file keeps the state before the open document, as a power cut would leave it.
+            return
 
     @property
     def synchronous(self) -> Synchronous:
@@ -439,6 +467,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise DriveError(ResultCode.FN_FAILURE, detail=f"archive wipe failed: {exc}") from exc
         self._saved_core = None
+        self._held_core = None
         self._recent.clear()
         self._saved_registrations = []
         self._saved_unsent = deque()

@@ -125,6 +125,9 @@ class TillStore:
             self._handle = IdleConnection(self.path, schema=_SCHEMA, synchronous="FULL", idle=idle)
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"{self.path}: cannot open the till state: {exc}") from exc
+        # ``till_meta`` texts read since the connection last changed a row (D137).
+        self._meta: dict[str, str | None] = {}
+        self._meta_db: sqlite3.Connection | None = None
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -153,16 +156,36 @@ class TillStore:
         """
         self._handle.set_synchronous("FULL" if durable else "NORMAL")
         db = self._db
-        with immediate(db):
+        try:
+            with immediate(db):
+                for sql, params in statements:
+                    db.execute(sql, params)
+        finally:
             for sql, params in statements:
-                db.execute(sql, params)
+                if "till_meta" in sql:  # every such statement names its key first (D137)
+                    self._meta.pop(params[0], None)
 
     # ------------------------------------------------------------------ identity and settings
 
     def get(self, key: str) -> Any:
-        """A stored value (JSON), or ``None``."""
-        row = self._db.execute("SELECT value FROM till_meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        """A stored value (JSON), or ``None``.
+
+        The text read is kept until the store writes ``till_meta`` (D137): every write to this
+        file goes through the store (the till's one process owns its state directory), and a
+        write through :meth:`transaction`, or a reopened connection, forgets every kept text.
+        """
+        db = self._db
+        meta = self._meta
+        if db is not self._meta_db:
+            meta.clear()
+            self._meta_db = db
+        elif key in meta:
+            text = meta[key]
+            return json.loads(text) if text is not None else None
+        row = db.execute("SELECT value FROM till_meta WHERE key = ?", (key,)).fetchone()
+        text = row[0] if row else None
+        meta[key] = text
+        return json.loads(text) if text is not None else None
 
     def put(self, **values: Any) -> None:
         """Store values (JSON) in one transaction."""
@@ -391,8 +414,11 @@ class TillStore:
         """
         self._handle.set_synchronous("FULL" if durable else "NORMAL")
         db = self._db
-        with immediate(db):
-            yield db
+        try:
+            with immediate(db):
+                yield db
+        finally:
+            self._meta.clear()  # the caller may have written till_meta (D137)
 
     # ------------------------------------------------------------------ the upload queue (B7)
 

@@ -161,10 +161,9 @@ def test_signed_documents_are_fsynced_and_intermediate_steps_are_not(tmp_path: P
     assert seen[-1] == (1, 0, "FULL")
     seen.clear()
     bench.sale()
-    # 15h, 07h…, 16h: only the last commit carries the signed receipt, and only it is FULL.
-    assert seen[-1] == (1, 0, "FULL")
-    assert len(seen) >= 3
-    assert all(step == (0, 0, "NORMAL") for step in seen[:-1])
+    # 15h, 07h…, 16h: the open document's steps write nothing (D136); 16h writes the receipt
+    # with the state in one FULL commit.
+    assert seen == [(1, 0, "FULL")]
     # The OFD exchange: the acknowledgement (26h) is fsynced, the transport and reads are not.
     seen.clear()
     bench.drain_ofd()
@@ -221,3 +220,54 @@ def test_an_archive_of_schema_1_is_read_and_rewritten(tmp_path: Path) -> None:
         assert db.execute("SELECT COUNT(*) FROM unsent").fetchone()[0] == len(state.unsent)
     db.close()
     store.close()
+
+
+def _statements(store: SqliteStore) -> list[str]:
+    seen: list[str] = []
+    store._db.set_trace_callback(seen.append)  # the statements the archive runs
+    return seen
+
+
+def test_a_receipt_exchange_writes_the_archive_once(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "drive.sqlite3", serial=SERIAL, idle=None)
+    bench = DriveBench("modulkassa-ffd12", store=store, serial=SERIAL)
+    bench.register()
+    bench.open_shift()
+    seen = _statements(store)
+    bench.sale()
+    # 15h, 07h x n, 16h: one transaction, no core-row UPDATE of its own per step (D136).
+    writes = [s.split()[0] for s in seen if not s.startswith("SELECT")]
+    assert writes.count("BEGIN") == 1
+    assert writes.count("UPDATE") == 1  # the core row, inside 16h's transaction
+    assert writes.count("COMMIT") == 1
+    store.close()
+
+
+def test_an_open_document_is_held_until_a_write_a_reload_or_a_close(tmp_path: Path) -> None:
+    path = tmp_path / "drive.sqlite3"
+    store = SqliteStore(path, serial=SERIAL, idle=None)
+    bench = DriveBench("modulkassa-ffd12", store=store, serial=SERIAL)
+    bench.register()
+    bench.open_shift()
+    last_fd = bench.drive.state.last_fd
+    bench.call(Command.START_RECEIPT, when=bench.local)
+    bench.call(Command.SEND_DOCUMENT_DATA, data=bench.receipt_tlv(100, None, 1, b""))
+    assert bench.drive.state.open_doc is not None
+    # A crash now (no close): the file holds the drive before 15h, as a power cut mid-document
+    # leaves a real drive (the sequence must happen without power loss, fn-protocol.md §6).
+    crashed = SqliteStore(path, serial=SERIAL, idle=None)
+    state = crashed.load_state()
+    assert state is not None
+    assert state.open_doc is None
+    assert state.last_fd == last_fd
+    crashed.close()
+    # A reload reads what the drive committed, the held row written first.
+    reloaded = store.load_state()
+    assert reloaded is not None
+    assert reloaded.open_doc is not None
+    store.close()
+    reopened = SqliteStore(path, serial=SERIAL, idle=None)
+    again = reopened.load_state()
+    assert again is not None
+    assert again.to_json() == bench.drive.state.to_json()
+    reopened.close()

@@ -330,12 +330,16 @@ def test_a_core_only_step_is_one_normal_statement_and_reads_back(tmp_path: Path)
     path, store, bench = _registered_with_a_shift(tmp_path)
     statements: list[str] = []
     store._db.set_trace_callback(statements.append)
-    bench.call(Command.START_RECEIPT, when=bench.local)
-    bench.call(Command.SEND_DOCUMENT_DATA, data=bench.receipt_tlv(4550))
+    bench.call(Command.OFD_TRANSPORT, connected=1)
     # After the FULL commit of the shift: back to NORMAL, then one UPDATE per command.
-    assert [s.split()[0] for s in statements] == ["PRAGMA", "UPDATE", "UPDATE"]
+    assert [s.split()[0] for s in statements] == ["PRAGMA", "UPDATE"]
     assert statements[0] == "PRAGMA synchronous=NORMAL"
     assert store.synchronous == "NORMAL"
+    statements.clear()
+    bench.call(Command.START_RECEIPT, when=bench.local)
+    bench.call(Command.SEND_DOCUMENT_DATA, data=bench.receipt_tlv(4550))
+    # An open document's steps are held until the next write, a reload or a close (D136).
+    assert statements == []
     store._db.set_trace_callback(None)
     expected = bench.drive.state.to_json()
     store.close()
