@@ -12,6 +12,7 @@ a template made once, which saves the schema's creation in every test). :data:`U
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import os
 import pwd
@@ -19,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +32,21 @@ __all__ = ["PgServer", "PgUnavailableError", "start_server"]
 
 _SUPERUSER = "kkt"
 _counter = itertools.count(1)
+
+
+#: apt-get and dpkg refuse to run beside another apt-get: test sessions running side by side
+#: (pytest-xdist workers) take turns through this lock, and the later one finds the package there.
+_APT_LOCK = Path(tempfile.gettempdir()) / "kkt-tests-apt.lock"
+
+
+@contextlib.contextmanager
+def _apt_turn() -> Iterator[None]:
+    with _APT_LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class PgUnavailableError(Exception):
@@ -151,7 +168,9 @@ def start_server() -> PgServer:
     """Find or install PostgreSQL and start a cluster; raises PgUnavailableError with why not."""
     bin_dir = _find_bin_dir()
     if bin_dir is None:
-        _install()
+        with _apt_turn():
+            if _find_bin_dir() is None:  # not installed by the session that had its turn first
+                _install()
         bin_dir = _find_bin_dir()
         if bin_dir is None:
             raise PgUnavailableError("apt-get installed postgresql but no initdb was found")

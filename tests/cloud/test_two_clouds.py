@@ -11,7 +11,6 @@ reached the shop (at least once; more only for an attempt in flight when its clo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -53,24 +52,30 @@ class CallbackShop:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                length = 0
-                for line in lines[1:]:
-                    name, _, value = line.partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value.strip())
-                if length:
-                    await reader.readexactly(length)
-                target = lines[0].split(" ")[1]
-                match = re.search(r"doc=([^&]+)", target)
-                if match and "status=SUCCESS" in target:
-                    self.calls[match.group(1)] += 1
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                await writer.drain()
-        writer.close()
+        try:
+            await self._exchanges(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the cloud hung up
+        finally:
+            writer.close()  # also when cancelled at the end, so no open writer outlives the loop
+
+    async def _exchanges(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            length = 0
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value.strip())
+            if length:
+                await reader.readexactly(length)
+            target = lines[0].split(" ")[1]
+            match = re.search(r"doc=([^&]+)", target)
+            if match and "status=SUCCESS" in target:
+                self.calls[match.group(1)] += 1
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
 
     async def close(self) -> None:
         if self._server is not None:

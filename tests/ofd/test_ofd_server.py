@@ -59,6 +59,24 @@ async def talk(port: int, data: bytes, *, half_close: bool = True) -> bytes:
             await writer.wait_closed()
 
 
+async def exchange(port: int, data: bytes) -> bytes:
+    """Send ``data`` and keep our side open, as a drive does: read one whole reply, then leave.
+
+    The server keeps such a connection for the next exchange (up to its read timeout), so reading
+    until it closes would wait that timeout out.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        head = await reader.readexactly(30)
+        return head + await reader.readexactly(SessionHeader.decode(head).body_length)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
 def reply_of(raw: bytes) -> tuple[SessionHeader, Container, dict[int, bytes]]:
     header = SessionHeader.decode(raw[:30])
     assert header.body_length == len(raw) - 30
@@ -86,7 +104,7 @@ def framed(container: bytes, serial: str = SERIAL, ffd: str = "1.05") -> bytes:
 
 async def test_golden_capture_is_acknowledged() -> None:
     async with OfdServer(ManualClock(T0)) as ofd:
-        raw = await talk(ofd.port, GOLDEN, half_close=False)
+        raw = await exchange(ofd.port, GOLDEN)
         header, ack, tags = reply_of(raw)
         assert header.a_version == bytes.fromhex("0001")
         assert (header.flags, header.crc, header.fn_serial) == (0x0014, 0, SERIAL)

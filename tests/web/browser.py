@@ -9,10 +9,14 @@ call runs in a worker thread (:class:`Page`), never blocking the loop that serve
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,21 @@ __all__ = ["BrowserUnavailableError", "Page", "find_or_install", "start_browser"
 _BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 _DRIVERS = ("chromedriver",)
 _DRIVER_PATHS = ("/usr/lib/chromium/chromedriver",)
+
+
+#: apt-get and dpkg refuse to run beside another apt-get: test sessions running side by side
+#: (pytest-xdist workers) take turns through this lock, and the later one finds the package there.
+_APT_LOCK = Path(tempfile.gettempdir()) / "kkt-tests-apt.lock"
+
+
+@contextlib.contextmanager
+def _apt_turn() -> Iterator[None]:
+    with _APT_LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class BrowserUnavailableError(RuntimeError):
@@ -55,6 +74,14 @@ def find_or_install() -> tuple[str, str]:
             "chromium and chromium-driver are not installed and apt-get cannot run here"
             " (not root or not Debian): apt-get install chromium chromium-driver"
         )
+    with _apt_turn():
+        return _install()
+
+
+def _install() -> tuple[str, str]:
+    browser, driver = _which(_BROWSERS), _which(_DRIVERS, _DRIVER_PATHS)
+    if browser and driver:  # installed by the session that had its turn first
+        return browser, driver
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (
         ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"],
