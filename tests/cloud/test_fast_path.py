@@ -263,7 +263,9 @@ async def test_bind_and_order_syncs_answer_as_the_routes_do(
         assert taken == expected, kwargs
         assert fast.status_code == slow.status_code, kwargs
         if fast.status_code == 200:  # each bind gives a new token: the same device and point
-            assert fast.json().keys() == slow.json().keys() == {"deviceId", "token", "retailPointId"}
+            assert (
+                fast.json().keys() == slow.json().keys() == {"deviceId", "token", "retailPointId"}
+            )
             assert fast.json()["deviceId"] == slow.json()["deviceId"] == till.device_id
             assert fast.headers["content-type"] == slow.headers["content-type"]
         else:
