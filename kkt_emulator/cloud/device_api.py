@@ -49,9 +49,11 @@ __all__ = [
     "Notifier",
     "OutboxRequest",
     "WatchRequest",
+    "bind_answer",
     "device_fast_path",
     "device_router",
     "lease_answer",
+    "orders_answer",
     "outbox_answer",
 ]
 
@@ -315,6 +317,39 @@ async def watch_answer(
             gone.cancel()
 
 
+def bind_answer(service: CloudService, request: Request, body: BindRequest) -> Response:
+    """``POST /bind`` (validated), for the route and the fast path alike (D131)."""
+    return JsonResponse(service.bind(request.headers.get("authorization"), body))
+
+
+async def orders_answer(
+    service: CloudService, notifier: Notifier, request: Request, since: int, wait: float
+) -> Response:
+    """``GET /orders`` of a till (validated), for the route and the fast path alike (D131).
+
+    Without a wait the changed orders are read at once: the point's revision is read only to
+    decide whether a long poll waits (orders-and-backoffice.md O7, D66).
+    """
+    clock = service.clock
+    device, point = service.authenticate_device(request.headers.get("authorization"))
+    wait = min(wait, service.settings.max_lease_wait)
+    deadline = clock.monotonic() + wait
+    gone: asyncio.Future[None] | None = None
+    try:
+        while True:
+            if wait <= 0 or service.orders_rev(point) > since:
+                return JsonResponse(service.device_orders(device, point, since))
+            remaining = deadline - clock.monotonic()
+            if remaining <= 0 or (gone is not None and gone.done()):
+                return JsonResponse({"rev": since, "orders": []})
+            if gone is None:
+                gone = asyncio.ensure_future(_disconnected(request))
+            await notifier.wait(orders_key(point.id), clock, remaining, gone)  # D66
+    finally:
+        if gone is not None:
+            gone.cancel()
+
+
 def heartbeat_answer(service: CloudService, request: Request, body: HeartbeatRequest) -> Response:
     """``POST /heartbeat`` (validated), for the route and the fast path alike (D123)."""
     device, point = service.authenticate_device(request.headers.get("authorization"))
@@ -361,6 +396,21 @@ def _lease_query(query: bytes) -> tuple[int, float, bool] | None:
     if _MAX_TEXT.fullmatch(text) is None or int(text) > 100 or wait is None or resume not in _BOOLS:
         return None
     return int(text), wait, _BOOLS[resume]
+
+
+_SINCE_TEXT: Final = re.compile(r"0|[1-9][0-9]{0,17}")
+
+
+def _orders_query(query: bytes) -> tuple[int, float] | None:
+    """``since`` and ``wait`` of an orders query, or ``None`` unless plainly valid."""
+    found = _query(query, ("since", "wait"))
+    if found is None:
+        return None
+    since = found.get("since", "0")
+    wait = _wait(found.get("wait"))
+    if _SINCE_TEXT.fullmatch(since) is None or wait is None:
+        return None
+    return int(since), wait
 
 
 def _watch_query(query: bytes) -> tuple[float, str] | None:
@@ -418,6 +468,17 @@ def device_fast_path(
         body = await _body(request, HeartbeatRequest)
         return None if body is None else heartbeat_answer(service, request, body)
 
+    async def bind(request: Request) -> Response | None:
+        body = await _body(request, BindRequest)
+        return None if body is None else bind_answer(service, request, body)
+
+    async def orders(request: Request) -> Response | None:
+        query = _orders_query(request.scope.get("query_string", b""))
+        if query is None:
+            return None
+        since, wait = query
+        return await orders_answer(service, notifier, request, since, wait)
+
     async def watch(request: Request) -> Response | None:
         query = _watch_query(request.scope.get("query_string", b""))
         if query is None:
@@ -433,6 +494,8 @@ def device_fast_path(
         ("POST", _PREFIX + "/outbox"): outbox,
         ("POST", _PREFIX + "/heartbeat"): heartbeat,
         ("POST", _PREFIX + "/watch"): watch,
+        ("POST", _PREFIX + "/bind"): bind,  # D131: a fleet's start-up binds every till
+        ("GET", _PREFIX + "/orders"): orders,  # D131: and syncs its orders once
     }
 
     def match(method: str, path: str) -> FallibleAnswer | None:
@@ -451,8 +514,8 @@ def device_router(service: CloudService, notifier: Notifier) -> APIRouter:
         responses={**_ERRORS, 404: {"model": MessageSchema}},
         summary="Bind a till to a retail point; returns deviceId and a bearer token",
     )
-    async def bind(request: Request, body: BindRequest) -> dict[str, str]:
-        return service.bind(request.headers.get("authorization"), body)
+    async def bind(request: Request, body: BindRequest) -> Response:
+        return bind_answer(service, request, body)
 
     @router.post(
         "/heartbeat",

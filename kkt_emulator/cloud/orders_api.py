@@ -15,14 +15,13 @@ so ``:external`` is never read as a shift id.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPBearer
 
-from kkt_emulator.cloud.device_api import _disconnected
-from kkt_emulator.cloud.orders_ops import order_view, orders_key
+from kkt_emulator.cloud.device_api import orders_answer
+from kkt_emulator.cloud.orders_ops import order_view
 from kkt_emulator.cloud.service_auth import OrdersPrincipal
 from kkt_emulator.errors import ServiceApiError
 
@@ -47,7 +46,6 @@ def _int(value: str | None, name: str) -> int | None:
 
 def orders_routers(service: CloudService, notifier: Notifier) -> list[APIRouter]:
     """The orders desk's routers, in the order the app includes them."""
-    clock = service.clock
     api = APIRouter(tags=["orders API"])
 
     @api.post("/api/v2/retail-point/{rp}/order", summary="Create an order (O4, O6)")
@@ -112,24 +110,8 @@ def orders_routers(service: CloudService, notifier: Notifier) -> list[APIRouter]
         request: Request,
         since: Annotated[int, Query(ge=0)] = 0,
         wait: Annotated[float, Query(ge=0.0, le=30.0)] = 0.0,
-    ) -> dict[str, Any]:
-        found, point = service.authenticate_device(request.headers.get("authorization"))
-        wait = min(wait, service.settings.max_lease_wait)
-        deadline = clock.monotonic() + wait
-        gone: asyncio.Future[None] | None = None
-        try:
-            while True:
-                if service.orders_rev(point) > since or wait <= 0:
-                    return service.device_orders(found, point, since)
-                remaining = deadline - clock.monotonic()
-                if remaining <= 0 or (gone is not None and gone.done()):
-                    return {"rev": since, "orders": []}
-                if gone is None:
-                    gone = asyncio.ensure_future(_disconnected(request))
-                await notifier.wait(orders_key(point.id), clock, remaining, gone)  # D66
-        finally:
-            if gone is not None:
-                gone.cancel()
+    ) -> Response:
+        return await orders_answer(service, notifier, request, since, wait)  # D131
 
     @device.post("/orders/{order_id}/claim", summary="Claim an order; the first till wins (O7)")
     async def claim(request: Request, order_id: str) -> dict[str, Any]:

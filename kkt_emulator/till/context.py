@@ -208,6 +208,17 @@ class TillContext:
         """Keep ``connection`` (opened with ``idle=None``) open until :meth:`release_stores`."""
         self.held_open.append(connection)
 
+    def trim_held(self) -> None:
+        """Free the page caches of the databases held open (D133); they stay open (D119).
+
+        A held till has made its start-up writes and reads nothing more until its first OFD
+        round: the cache SQLite filled meanwhile would sit unused in each of a fleet's 2,000
+        connections, and the round reads the few pages it needs again.
+        """
+        for connection in self.held_open:
+            if connection.is_open:
+                connection.connection().execute("PRAGMA shrink_memory")
+
     def release_stores(self) -> None:
         """Let the databases held open close when idle again (D71, D119)."""
         held, self.held_open = self.held_open, []

@@ -202,6 +202,7 @@ class Loops:
         items = await self.link.lease(ctx.settings.max_docs)
         if items:
             return items
+        ctx.trim_held()  # idle until the watch speaks: a held till's caches are not needed (D133)
         member.listen()
         ready = asyncio.ensure_future(member.ready.wait())
         woken = asyncio.ensure_future(ctx.wake.wait())

@@ -124,7 +124,7 @@ def test_what_the_fast_path_claims(
 
 
 async def _both_device(
-    cloud: Cloud, http: httpx.AsyncClient, url: str, **kwargs: Any
+    cloud: Cloud, http: httpx.AsyncClient, url: str, method: str = "POST", **kwargs: Any
 ) -> tuple[httpx.Response, httpx.Response, str]:
     """The answer with the fast path, then FastAPI's alone, and whether the fast path answered."""
     fast = _fast_path(cloud)
@@ -149,9 +149,9 @@ async def _both_device(
         return recorded
 
     fast.match = spying
-    first = await http.post(url, **kwargs)
+    first = await http.request(method, url, **kwargs)
     fast.match = lambda _m, _p: None
-    second = await http.post(url, **kwargs)
+    second = await http.request(method, url, **kwargs)
     fast.match = match
     return first, second, taken[0]
 
@@ -219,6 +219,58 @@ async def test_the_till_routes_answer_as_the_routes_do(
         assert taken == expected, (url, kwargs)
         assert (fast.status_code, fast.content) == (slow.status_code, slow.content), (url, kwargs)
         assert fast.headers.multi_items() == slow.headers.multi_items(), (url, kwargs)
+
+
+async def test_bind_and_order_syncs_answer_as_the_routes_do(
+    cloud: Cloud, http: httpx.AsyncClient, point: Point, till: FakeTill
+) -> None:
+    """D131: a fleet's start-up binds and syncs orders beside the router, with its answers."""
+    await http.get("/api/fn/v1/status")
+    good = till.headers
+    orders = "/api/device/v1/orders"
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        (orders, {"headers": good}, "fast"),
+        (f"{orders}?since=0&wait=0", {"headers": good}, "fast"),
+        (f"{orders}?since=5&wait=0.01", {"headers": good}, "fast"),  # a long poll run out
+        (orders, {"headers": {"Authorization": "Bearer wrong"}}, "fast"),
+        (orders, {}, "fast"),
+        (f"{orders}?since=-1", {"headers": good}, "slow"),
+        (f"{orders}?since=007", {"headers": good}, "slow"),
+        (f"{orders}?since=x", {"headers": good}, "slow"),
+        (f"{orders}?since=1&since=2", {"headers": good}, "slow"),
+        (f"{orders}?wait=31", {"headers": good}, "slow"),
+    ]
+    for url, kwargs, expected in cases:
+        fast, slow, taken = await _both_device(cloud, http, url, "GET", **kwargs)
+        assert taken == expected, (url, kwargs)
+        assert (fast.status_code, fast.content) == (slow.status_code, slow.content), (url, kwargs)
+        assert fast.headers.multi_items() == slow.headers.multi_items(), (url, kwargs)
+
+    bind = "/api/device/v1/bind"
+    body = {"tillSerial": till.serial, "fnSerial": till.fn_serial, "model": "virtual"}
+    service = _auth(*point.service)
+    binds: list[tuple[dict[str, Any], str]] = [
+        ({"headers": service, "json": body}, "fast"),
+        ({"headers": _auth("nobody", "x"), "json": body}, "fast"),
+        ({"json": body}, "fast"),
+        ({"headers": service, "json": {**body, "retailPointId": "unknown"}}, "fast"),
+        ({"headers": service, "json": {"fnSerial": "1"}}, "slow"),
+        ({"headers": service, "json": {**body, "extra": 1}}, "slow"),
+        ({"headers": service, "content": b"{"}, "slow"),
+    ]
+    for kwargs, expected in binds:
+        fast, slow, taken = await _both_device(cloud, http, bind, **kwargs)
+        assert taken == expected, kwargs
+        assert fast.status_code == slow.status_code, kwargs
+        if fast.status_code == 200:  # each bind gives a new token: the same device and point
+            assert (
+                fast.json().keys() == slow.json().keys() == {"deviceId", "token", "retailPointId"}
+            )
+            assert fast.json()["deviceId"] == slow.json()["deviceId"] == till.device_id
+            assert fast.headers["content-type"] == slow.headers["content-type"]
+        else:
+            assert fast.content == slow.content, kwargs
+            assert fast.headers.multi_items() == slow.headers.multi_items(), kwargs
 
 
 async def test_a_lease_and_its_report_by_either_path(
