@@ -6,12 +6,9 @@ top-level names it adds, so that a run of one command imports only that command'
 does not pay for importing the benchmarks, the chaos harness and the scenarios (:func:`register`).
 """
 
-# Every import below is deliberately inside its function: importing a group is what is deferred.
-# ruff: noqa: PLC0415
-
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,165 +16,53 @@ if TYPE_CHECKING:
     import typer
 
 
-def _fn(app: typer.Typer) -> None:
-    from kkt_emulator.cli import fn_cmd, fn_replace_cmd
-
-    fn_replace_cmd.register(fn_cmd.app)  # `fn replace` needs the control plane (till-protocol §3)
-    app.add_typer(fn_cmd.app, name="fn")
-
-
-def _tlv(app: typer.Typer) -> None:
-    from kkt_emulator.cli import tlv_cmd
-
-    app.add_typer(tlv_cmd.app, name="tlv")
-
-
-def _profiles(app: typer.Typer) -> None:
-    from kkt_emulator.cli import profiles_cmd
-
-    app.add_typer(profiles_cmd.app, name="profiles")
-
-
-def _bench(app: typer.Typer) -> None:
-    from kkt_emulator.cli import bench_cmd
-
-    app.add_typer(bench_cmd.app, name="bench")
-
-
-def _ofd(app: typer.Typer) -> None:
-    from kkt_emulator.cli import ofd_cmd
-
-    app.add_typer(ofd_cmd.app, name="ofd")
-
-
-def _doc(app: typer.Typer) -> None:
-    from kkt_emulator.cli import doc_cmd
-
-    app.add_typer(doc_cmd.app, name="doc")
-
-
-def _till(app: typer.Typer) -> None:
-    from kkt_emulator.cli import till_cmd
-
-    app.add_typer(till_cmd.app, name="till")
-
-
-def _up(app: typer.Typer) -> None:
-    from kkt_emulator.cli import stack_cmd
-
-    stack_cmd.register(app)
-
-
-def _wait(app: typer.Typer) -> None:
-    from kkt_emulator.cli import wait_cmd
-
-    wait_cmd.register(app)
-
-
-def _cloud(app: typer.Typer) -> None:
-    from kkt_emulator.cli import cloud_cmd
-
-    app.add_typer(cloud_cmd.app, name="cloud")
-
-
-def _cabinet(app: typer.Typer) -> None:
-    from kkt_emulator.cli import cabinet_cmd
-
-    app.add_typer(cabinet_cmd.app, name="cabinet")
-
-
-def _receipt(app: typer.Typer) -> None:
-    from kkt_emulator.cli import receipt_cmd
-
-    app.add_typer(receipt_cmd.app, name="receipt")
-
-
-def _status(app: typer.Typer) -> None:
-    from kkt_emulator.cli import status_cmd
-
-    status_cmd.register(app)
-
-
-def _set(app: typer.Typer) -> None:
-    from kkt_emulator.cli import settings_cmd
-
-    settings_cmd.register(app)
-
-
-def _fault(app: typer.Typer) -> None:
-    from kkt_emulator.cli import fault_cmd
-
-    app.add_typer(fault_cmd.app, name="fault")
-
-
-def _clock(app: typer.Typer) -> None:
-    from kkt_emulator.cli import clock_cmd
-
-    app.add_typer(clock_cmd.app, name="clock")
-
-
-def _shift(app: typer.Typer) -> None:
-    from kkt_emulator.cli import shift_cmd
-
-    app.add_typer(shift_cmd.app, name="shift")
-
-
-def _sell(app: typer.Typer) -> None:
-    from kkt_emulator.cli import sale_cmd
-
-    sale_cmd.register(app)
-
-
-def _order(app: typer.Typer) -> None:
-    from kkt_emulator.cli import order_cmd
-
-    app.add_typer(order_cmd.app, name="order")
-
-
-def _snapshot(app: typer.Typer) -> None:
-    from kkt_emulator.cli import snapshot_cmd
-
-    snapshot_cmd.register(app)
-
-
-def _scenario(app: typer.Typer) -> None:
-    from kkt_emulator.cli import scenario_cmd
-
-    app.add_typer(scenario_cmd.app, name="scenario")
-
-
 @dataclass(frozen=True, slots=True)
 class Group:
-    """One registration step: the top-level names it adds and the function that adds them."""
+    """One registration step: the top-level names it adds, from the module that holds them.
+
+    A module with a ``register(app)`` function adds its plain commands itself; any other module's
+    ``typer.Typer`` named ``app`` is added as the group ``names[0]``.
+    """
 
     names: tuple[str, ...]
-    add: Callable[[typer.Typer], None]
+    module: str
+
+    def add(self, app: typer.Typer) -> None:
+        """Import the module (only now) and add what it holds to ``app``."""
+        module = importlib.import_module(f"kkt_emulator.cli.{self.module}")
+        if self.module == "fn_cmd":  # `fn replace` needs the control plane (till-protocol §3)
+            importlib.import_module("kkt_emulator.cli.fn_replace_cmd").register(module.app)
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+        else:
+            app.add_typer(module.app, name=self.names[0])
 
 
 #: Every group in ``--help`` order; the control-plane commands (``till-protocol.md`` §3) follow
 #: ``receipt``. tests/cli/test_lazy_groups.py checks the names against what each step adds.
 GROUPS: tuple[Group, ...] = (
-    Group(("fn",), _fn),
-    Group(("tlv",), _tlv),
-    Group(("profiles",), _profiles),
-    Group(("bench",), _bench),
-    Group(("ofd",), _ofd),
-    Group(("doc",), _doc),
-    Group(("till",), _till),
-    Group(("up",), _up),
-    Group(("wait",), _wait),
-    Group(("cloud",), _cloud),
-    Group(("cabinet",), _cabinet),
-    Group(("receipt",), _receipt),
-    Group(("status",), _status),
-    Group(("set",), _set),
-    Group(("fault",), _fault),
-    Group(("clock",), _clock),
-    Group(("shift",), _shift),
-    Group(("sell", "correction"), _sell),
-    Group(("order",), _order),
-    Group(("snapshot", "restore"), _snapshot),
-    Group(("scenario",), _scenario),
+    Group(("fn",), "fn_cmd"),
+    Group(("tlv",), "tlv_cmd"),
+    Group(("profiles",), "profiles_cmd"),
+    Group(("bench",), "bench_cmd"),
+    Group(("ofd",), "ofd_cmd"),
+    Group(("doc",), "doc_cmd"),
+    Group(("till",), "till_cmd"),
+    Group(("up",), "stack_cmd"),
+    Group(("wait",), "wait_cmd"),
+    Group(("cloud",), "cloud_cmd"),
+    Group(("cabinet",), "cabinet_cmd"),
+    Group(("receipt",), "receipt_cmd"),
+    Group(("status",), "status_cmd"),
+    Group(("set",), "settings_cmd"),
+    Group(("fault",), "fault_cmd"),
+    Group(("clock",), "clock_cmd"),
+    Group(("shift",), "shift_cmd"),
+    Group(("sell", "correction"), "sale_cmd"),
+    Group(("order",), "order_cmd"),
+    Group(("snapshot", "restore"), "snapshot_cmd"),
+    Group(("scenario",), "scenario_cmd"),
 )
 
 _BY_NAME = {name: group for group in GROUPS for name in group.names}
