@@ -10,6 +10,7 @@ again continues where it left off.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import os
@@ -34,7 +35,7 @@ from kkt_emulator.profiles import FirmwareProfile
 from kkt_emulator.till.till import Till, TillConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Iterator
 
     from kkt_emulator.cloud.db import DatabaseTarget
     from kkt_emulator.control.plane import ControlPlane
@@ -493,6 +494,21 @@ async def ensure_orders_pair(
     return str(creds["login"]), str(creds["password"])
 
 
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn's server without its own SIGINT/SIGTERM handlers.
+
+    uvicorn's ``serve()`` replaces the process's handlers with its own, so a Ctrl-C stopped the
+    cloud's HTTP first and the tills, still running, polled a closed port until :meth:`Stack.close`
+    came to them. Whoever runs the stack (``up``, a test) decides when it stops, and the close goes
+    in its order: control plane, tills, OFD, cloud.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Install nothing: the signals stay with the program that runs the stack."""
+        yield
+
+
 class Stack:
     """Cloud + OFD + tills in one process. Use as an async context manager."""
 
@@ -573,7 +589,7 @@ class Stack:
             lifespan="off",
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
-        self._server = uvicorn.Server(config)
+        self._server = _EmbeddedServer(config)
         self._server_task = asyncio.create_task(
             self._server.serve(sockets=[self._socket]), name="cloud-http"
         )
