@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import inspect
+import json
+import subprocess
+import sys
 
 import pytest
 
@@ -39,3 +42,25 @@ def test_an_unknown_loop_is_a_config_error_and_the_coroutine_is_closed(
     with pytest.raises(ConfigError, match="KKT_EVENT_LOOP='trio'"):
         eventloop.run(coro)
     assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED  # no "never awaited" warning
+
+
+def test_run_tunes_the_collector_once_per_process() -> None:
+    """D121: in the program, ``run`` sets the thresholds and freezes what the imports made."""
+    code = (
+        "import gc, json\n"
+        "from kkt_emulator import eventloop\n"
+        "eventloop.as_program()\n"
+        "async def probe():\n"
+        "    return [list(gc.get_threshold()), gc.get_freeze_count()]\n"
+        "first = eventloop.run(probe())\n"
+        "frozen = gc.get_freeze_count()\n"
+        "second = eventloop.run(probe())\n"
+        "print(json.dumps([first, second, frozen]))\n"
+    )
+    out = subprocess.run(  # noqa: S603 - this interpreter with a fixed script
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    first, second, frozen = json.loads(out)
+    assert first[0] == list(eventloop.COLLECTOR_THRESHOLDS)
+    assert first[1] > 1000  # the imports' objects are out of the collections
+    assert second[1] == frozen  # a second run does not freeze again

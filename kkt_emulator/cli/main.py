@@ -13,7 +13,7 @@ import sys
 import typer
 from typer._click import exceptions as click_exceptions  # typer vendors click from 0.29
 
-from kkt_emulator import __version__
+from kkt_emulator import __version__, eventloop
 from kkt_emulator.errors import EmulatorError
 from kkt_emulator.logging import configure_logging, get_logger
 
@@ -93,7 +93,13 @@ def build_app(command: str | None = None) -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (also used by ``python -m``)."""
+    """Run the command line; returns the exit code (also used by ``python -m``).
+
+    Without ``argv`` the process is the program (its console script or ``python -m``): its event
+    loop runs with the collector tuned (D121). With ``argv`` (a test, a library) it is left alone.
+    """
+    if argv is None:
+        eventloop.as_program()
     app = build_app(command_name(sys.argv[1:] if argv is None else argv))
     command = typer.main.get_command(app)
     try:
