@@ -169,16 +169,6 @@ class DocumentSchema(BaseModel):
 # -- till API ----------------------------------------------------------------------------------------
 
 
-class BindRequest(_Strict):
-    """``POST /bind``: the till introduces itself."""
-
-    tillSerial: str = Field(min_length=1)  # noqa: N815 - wire field name
-    fnSerial: str = ""  # noqa: N815 - wire field name
-    model: str = ""
-    firmwareProfile: str = ""  # noqa: N815 - wire field name
-    retailPointId: str | None = None  # noqa: N815 - wire field name
-
-
 class HeartbeatRequest(BaseModel):
     """``POST /heartbeat``: the till's state. Extra keys are kept for the cabinet."""
 
@@ -190,6 +180,17 @@ class HeartbeatRequest(BaseModel):
     powerSaving: bool = False  # noqa: N815 - wire field name
     firmwareProfile: str | None = None  # noqa: N815 - wire field name
     appVersion: str | None = None  # noqa: N815 - wire field name
+
+
+class BindRequest(_Strict):
+    """``POST /bind``: the till introduces itself, optionally with its first heartbeat (D134)."""
+
+    tillSerial: str = Field(min_length=1)  # noqa: N815 - wire field name
+    fnSerial: str = ""  # noqa: N815 - wire field name
+    model: str = ""
+    firmwareProfile: str = ""  # noqa: N815 - wire field name
+    retailPointId: str | None = None  # noqa: N815 - wire field name
+    heartbeat: HeartbeatRequest | None = None
 
 
 class FailureIn(_Strict):

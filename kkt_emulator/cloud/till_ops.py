@@ -151,8 +151,12 @@ class OutboxAnswer:
 class TillOperations(TimerOperations):
     """``/api/device/v1``: what a till calls. Every lease and result report sweeps timers first."""
 
-    def bind(self, header: str | None, body: BindRequest) -> dict[str, str]:
-        """``POST /api/device/v1/bind`` (till-protocol.md §1): service credentials → token."""
+    def bind(self, header: str | None, body: BindRequest) -> JsonObject:
+        """``POST /api/device/v1/bind`` (till-protocol.md §1): service credentials → token.
+
+        A bind that carries the till's first heartbeat (D134) stores it in the same transaction
+        and answers it under ``heartbeat`` as ``/heartbeat`` would.
+        """
         cred = self._check_master(parse_basic(header))
         point_id = body.retailPointId or cred.retail_point_id
         if not point_id:
@@ -182,8 +186,13 @@ class TillOperations(TimerOperations):
                     heartbeat=None,
                 )
             )
+            if body.heartbeat is not None:
+                self._record_heartbeat(device_id, now, body.heartbeat)
         self.log.info("till_bound", device_id=device_id, retail_point_id=point.id)
-        return {"deviceId": device_id, "token": token, "retailPointId": point.id}
+        answer: JsonObject = {"deviceId": device_id, "token": token, "retailPointId": point.id}
+        if body.heartbeat is not None:
+            answer["heartbeat"] = self._heartbeat_answer(device_id, point, now)
+        return answer
 
     def authenticate_device(self, header: str | None) -> tuple[Device, RetailPoint]:
         """Check a till's bearer token: 401 if unknown, 403 if its retail point is gone."""
@@ -204,16 +213,22 @@ class TillOperations(TimerOperations):
         """``POST /heartbeat``: stores the till's state; feeds ``fnState`` (D40)."""
         now = self.clock.now()
         with self.storage.transaction():
-            self.storage.record_heartbeat(
-                device.device_id,
-                now,
-                fn_ok=body.fnState == "READY",
-                body=body.model_dump(mode="json"),
-                fn_serial=body.fnSerial or "",
-            )
+            self._record_heartbeat(device.device_id, now, body)
+        return self._heartbeat_answer(device.device_id, point, now)
+
+    def _record_heartbeat(self, device_id: str, now: datetime, body: HeartbeatRequest) -> None:
+        self.storage.record_heartbeat(
+            device_id,
+            now,
+            fn_ok=body.fnState == "READY",
+            body=body.model_dump(mode="json"),
+            fn_serial=body.fnSerial or "",
+        )
+
+    def _heartbeat_answer(self, device_id: str, point: RetailPoint, now: datetime) -> JsonObject:
         return {
             "serverTime": format_time(now),
-            "deviceId": device.device_id,
+            "deviceId": device_id,
             "retailPointId": point.id,
             "settings": self.point_settings(point),
             "catalogRevision": self.storage.catalog_revision(point.id),  # B16

@@ -38,6 +38,8 @@ class Binding:
     token: str
     device_id: str
     retail_point_id: str | None
+    heartbeat: Heartbeat | None = None
+    """The answer to the heartbeat the bind carried (D134); ``None`` from a cloud that ignored it."""
 
     @classmethod
     def parse(cls, answer: Mapping[str, Any]) -> Binding:
@@ -47,10 +49,12 @@ class Binding:
             CloudError: the answer lacks the token or the device id.
         """
         point = answer.get("retailPointId")
+        beat = answer.get("heartbeat")
         return cls(
             token=_text(answer, "token", "/bind"),
             device_id=_text(answer, "deviceId", "/bind"),
             retail_point_id=str(point) if point is not None else None,
+            heartbeat=Heartbeat.parse(beat) if isinstance(beat, Mapping) else None,
         )
 
 
@@ -246,20 +250,25 @@ class CloudLink:
         model: str,
         profile: str,
         retail_point_id: str | None,
+        heartbeat: dict[str, Any] | None = None,
     ) -> Binding:
         """Bind to a retail point with its service credentials; keeps the bearer token.
+
+        ``heartbeat``: the till's first heartbeat, carried by the bind (D134).
 
         Raises:
             CloudError: an HTTP error, or an answer without a token or device id.
             TransportError: no answer.
         """
-        body = {
+        body: dict[str, Any] = {
             "tillSerial": till_serial,
             "fnSerial": fn_serial,
             "model": model,
             "firmwareProfile": profile,
             "retailPointId": retail_point_id,
         }
+        if heartbeat is not None:
+            body["heartbeat"] = heartbeat
         binding = Binding.parse(
             (await self._call("/bind", json=body, auth=(login, password))).json()
         )

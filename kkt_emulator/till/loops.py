@@ -102,10 +102,11 @@ class Loops:
         ctx = self.ctx
         if ctx.state.journal_entries():
             await self.fiscaliser.reconcile()
-        if self.views.heartbeat_due():
+        beat = self.views.take_carried()  # the bind's heartbeat (D134): the first poll's
+        if self.views.heartbeat_due():  # the state moved on since, or no bind carried one
             beat = await self.views.heartbeat()
-            if self.catalog is not None:  # B16: a pull only when the revision moved
-                await self.catalog.follow(beat.raw.get("catalogRevision"))
+        if beat is not None and self.catalog is not None:  # B16: pulled when the revision moved
+            await self.catalog.follow(beat.raw.get("catalogRevision"))
         items = await self._lease()
         ctx.counters["polls"] += 1
         if items:

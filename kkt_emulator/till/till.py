@@ -337,6 +337,9 @@ class Till:
             self.link.token = token
             ctx.device_id = ctx.state.get("device_id") or ""
             return
+        # The bind carries the first heartbeat (D134): a fleet's start-up sends one request less
+        # a till. A till that may not poll now sends its heartbeat when it does.
+        beat = await self.views.heartbeat_body() if ctx.polling_allowed() else None
         answer = await self.link.bind(
             ctx.config.login,
             ctx.config.password,
@@ -345,7 +348,10 @@ class Till:
             model=ctx.profile.model,
             profile=ctx.profile.name,
             retail_point_id=ctx.config.retail_point_id,
+            heartbeat=None if beat is None else beat.body,
         )
+        if beat is not None and answer.heartbeat is not None:
+            self.views.heartbeat_sent(beat, answer.heartbeat, carried=True)
         ctx.device_id = answer.device_id
         await ctx.state.put_synced(
             token=answer.token, device_id=ctx.device_id, server=ctx.config.server

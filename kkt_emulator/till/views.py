@@ -62,6 +62,16 @@ class DriveCrashes:
         return {"count": self.count, "last": self.last}
 
 
+@dataclass(frozen=True, slots=True)
+class PendingHeartbeat:
+    """A heartbeat's body and what it was made from, until the cloud has taken it."""
+
+    body: dict[str, Any]
+    signature: tuple[Any, ...] | None
+    counts: tuple[Any, ...] | None
+    power_saving: bool
+
+
 class StateViews:
     """Builds the views of one till's state.
 
@@ -83,6 +93,7 @@ class StateViews:
         self._sent_signature: tuple[Any, ...] | None = None
         self._sent_counts: tuple[Any, ...] | None = None
         self._sent_power_saving: bool | None = None
+        self._carried: Heartbeat | None = None
 
     async def drive_state(self) -> dict[str, Any]:
         """What the till knows of its drive now (for heartbeats and the control plane)."""
@@ -248,6 +259,13 @@ class StateViews:
 
     async def heartbeat(self) -> Heartbeat:
         """Send the till's state to the cloud; keeps the retail point's settings it answers."""
+        beat = await self.heartbeat_body()
+        answer = await self.link.heartbeat(beat.body)
+        self.heartbeat_sent(beat, answer)
+        return answer
+
+    async def heartbeat_body(self) -> PendingHeartbeat:
+        """The till's state as a heartbeat tells it, for :meth:`heartbeat` or a bind (D134)."""
         ctx = self.ctx
         signature, counts = self._signature(), self._counts()
         saving = ctx.settings.power_saving
@@ -264,12 +282,27 @@ class StateViews:
         }
         if self.shifts.cashdocs is not None:
             body["uploadQueue"] = self.shifts.cashdocs.queue_state()
-        answer = await self.link.heartbeat(body)
+        return PendingHeartbeat(body, signature, counts, saving)
+
+    def heartbeat_sent(
+        self, beat: PendingHeartbeat, answer: Heartbeat, *, carried: bool = False
+    ) -> None:
+        """The cloud took ``beat``: keep the point's settings and what the next one compares.
+
+        ``carried``: the bind carried it (D134); the first poll then takes the answer with
+        :meth:`take_carried` instead of sending a heartbeat of its own.
+        """
+        ctx = self.ctx
         ctx.point_settings = answer.settings
         self._sent_at = ctx.clock.monotonic()
-        self._sent_signature = signature
-        self._sent_counts = counts
-        self._sent_power_saving = saving
+        self._sent_signature = beat.signature
+        self._sent_counts = beat.counts
+        self._sent_power_saving = beat.power_saving
+        self._carried = answer if carried else None
+
+    def take_carried(self) -> Heartbeat | None:
+        """The answer to the heartbeat a bind carried (D134), once; ``None`` after."""
+        answer, self._carried = self._carried, None
         return answer
 
     def deadlines(self) -> dict[str, datetime | None]:

@@ -123,6 +123,38 @@ async def test_fn_state_follows_heartbeats_and_the_flag(
     assert heartbeats[0]["heartbeat"]["fnState"] == "READY"
 
 
+async def test_a_bind_carries_the_first_heartbeat(http: httpx.AsyncClient, point: Point) -> None:
+    """D134: the heartbeat a bind carries is stored with the binding and answered as /heartbeat."""
+    body = {
+        "tillSerial": "000000000134",
+        "fnSerial": "9999078900000134",
+        "heartbeat": {"fnState": "READY", "fnSerial": "9999078900000134", "appVersion": "x"},
+    }
+    bound = await http.post("/api/device/v1/bind", json=body, auth=point.service)
+    assert bound.status_code == 200, bound.text
+    answer = bound.json()
+    beat = answer["heartbeat"]
+    assert beat["deviceId"] == answer["deviceId"]
+    assert beat["retailPointId"] == point.id
+    assert beat["serverTime"] == "2024-05-01T09:00:00+00:00"
+    assert beat["settings"]["internetDocsEnabled"] is True
+    assert "catalogRevision" in beat
+    status = await http.get("/api/fn/v1/status", auth=point.assoc)
+    assert status.json()["status"] == "READY"  # no longer ASSOCIATED: a heartbeat was stored
+    heartbeats = (await http.get("/api/cabinet/v1/heartbeats")).json()
+    mine = [h for h in heartbeats if h["deviceId"] == answer["deviceId"]]
+    assert mine[0]["heartbeat"]["appVersion"] == "x"
+    # Without one, the bind answers no heartbeat and the till stays ASSOCIATED until it sends one.
+    other = await http.post(
+        "/api/device/v1/bind", json={"tillSerial": "000000000135"}, auth=point.service
+    )
+    assert "heartbeat" not in other.json()
+    bad = {**body, "heartbeat": {"fnState": "BROKEN"}}
+    response = await http.post("/api/device/v1/bind", json=bad, auth=point.service)
+    assert_message(response, 400)
+    assert response.json()["message"].startswith("heartbeat.fnState:")
+
+
 async def test_heartbeat_validation(http: httpx.AsyncClient, till: FakeTill) -> None:
     response = await http.post(
         "/api/device/v1/heartbeat", headers=till.headers, json={"fnState": "BROKEN"}
