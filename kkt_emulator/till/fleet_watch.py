@@ -30,16 +30,27 @@ from kkt_emulator.till.lean_http import LeanHttp, LeanHttpError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["MAX_MEMBERS", "REGATHER", "FleetWatch", "WatchMember"]
+__all__ = ["MAX_MEMBERS", "REGATHER", "FleetWatch", "WatchMember", "regather_seconds"]
 
 API: Final = "/api/device/v1"
 MAX_MEMBERS: Final = 5000
 """The most tills one watch names; more tills of the process long-poll on their own."""
 REGATHER: Final = 0.05
 """Seconds (pacing) a watch lets joining tills gather before it starts again with them."""
+REGATHER_PER_TILL: Final = 0.00025
+"""Seconds more a watch lets them gather for each till it names already (D140): a restart costs
+the cloud a look-up of every token named, so a watch of 1,000 tills restarts at most every
+0.3 s while a fleet joins, and the cost of its restarts a second does not grow with the fleet."""
+REGATHER_MAX: Final = 0.5
+"""The longest a joining till waits to be named (its first lease covers it meanwhile)."""
 _RETRY_MAX: Final = 30.0
 
 _log = get_logger(component="fleet_watch")
+
+
+def regather_seconds(named: int) -> float:
+    """How long a watch naming ``named`` tills lets joining tills gather (pacing, D140)."""
+    return min(REGATHER + REGATHER_PER_TILL * named, REGATHER_MAX)
 
 
 class WatchMember:
@@ -188,8 +199,8 @@ class FleetWatch:
         changed = asyncio.ensure_future(self._changed.wait())
         try:
             await asyncio.wait({request, changed}, return_when=asyncio.FIRST_COMPLETED)
-            if not request.done():
-                await asyncio.sleep(REGATHER)  # tills that start together: one renewal
+            if not request.done():  # tills that start together: one renewal (D140)
+                await asyncio.sleep(regather_seconds(len(named)))
         finally:
             changed.cancel()
             if not request.done():

@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
+import pytest
 
-from kkt_emulator.till.fleet_watch import FleetWatch
+from kkt_emulator.till.fleet_watch import REGATHER, FleetWatch, regather_seconds
 
 
 @asynccontextmanager
@@ -110,3 +111,13 @@ async def test_the_watch_tells_the_named_tills_and_keeps_its_cursor() -> None:
 
 async def test_an_https_cloud_has_no_watch() -> None:
     assert FleetWatch.shared("https://cloud.example") is None
+
+
+def test_a_big_watch_restarts_less_often_while_tills_join() -> None:
+    """D140: the gather before a restart grows with the tills named, up to half a second."""
+    assert regather_seconds(0) == REGATHER
+    assert regather_seconds(1000) == pytest.approx(0.3)
+    assert regather_seconds(4000) == regather_seconds(10_000) == 0.5
+    # Restarts a second times tokens looked up: bounded, whatever the fleet's size.
+    for named in (1000, 2000, 5000):
+        assert named / regather_seconds(named) <= 10_000
