@@ -10,6 +10,7 @@ again continues where it left off.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import json
@@ -26,6 +27,7 @@ import uvicorn
 from kkt_emulator.clock import Clock, ClockMode
 from kkt_emulator.cloud.app import Cloud
 from kkt_emulator.cloud.exposure import check_cabinet_exposure
+from kkt_emulator.cloud.schemas import RetailPointCreate
 from kkt_emulator.cloud.settings import CloudSettings, FiscalDateFormat
 from kkt_emulator.errors import ConfigError, TransportError
 from kkt_emulator.logging import get_logger
@@ -403,13 +405,54 @@ def _saved_points(saved: Path) -> list[PointAccess]:
     return points
 
 
+def _point_body(profile: FirmwareProfile, n: int) -> dict[str, Any]:
+    return {
+        "name": f"Интернет-магазин {n}",
+        "address": profile.registration.addresses[0].address,
+        "inn": profile.registration.inn,
+        "internetDocsEnabled": True,
+    }
+
+
+def _make_points_in(
+    cloud: Cloud, saved: Path, points: list[PointAccess], count: int, profile: FirmwareProfile
+) -> list[PointAccess]:
+    """:func:`ensure_points` through the cloud this process embeds, not over HTTP (D135)."""
+    service = cloud.service
+    while len(points) < count:
+        body = RetailPointCreate.model_validate(_point_body(profile, len(points) + 1))
+        point = service.create_point(body)
+        creds = service.generate_credentials(point.id)
+        basic = base64.b64encode(f"{creds['login']}:{creds['password']}".encode()).decode()
+        assoc = service.associate(f"Basic {basic}", point.id, None)
+        points.append(
+            {
+                "retail_point_id": point.id,
+                "service_login": creds["login"],
+                "service_password": creds["password"],
+                "login": assoc["userName"],
+                "password": assoc["password"],
+            }
+        )
+        write_json_atomic(saved, points)
+    return points
+
+
 async def ensure_points(
-    base_url: str, saved: Path, count: int, profile: FirmwareProfile, token: str | None
+    base_url: str,
+    saved: Path,
+    count: int,
+    profile: FirmwareProfile,
+    token: str | None,
+    *,
+    cloud: Cloud | None = None,
 ) -> list[PointAccess]:
     """The retail points kept in ``saved``, topped up to ``count`` through the cabinet API.
 
     Each new point has the internet-shop flag on, fresh service credentials and an association
     (the shop's login and password); ``saved`` is rewritten after each, so a restart reuses them.
+    With ``cloud`` (the cloud this process embeds, ``up``) the points are made through its
+    service directly, as the cabinet and store routes make them (D135).
 
     Raises:
         httpx.HTTPError: the cloud refused or did not answer.
@@ -417,18 +460,14 @@ async def ensure_points(
     points = _saved_points(saved)
     if len(points) >= count:
         return points  # a restart: no client to build (httpx's first one imports httpcore)
+    if cloud is not None:
+        return _make_points_in(cloud, saved, points, count, profile)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient(
         base_url=base_url, timeout=10.0, headers=headers, verify=client_tls()
     ) as http:
         while len(points) < count:
-            n = len(points) + 1
-            body = {
-                "name": f"Интернет-магазин {n}",
-                "address": profile.registration.addresses[0].address,
-                "inn": profile.registration.inn,
-                "internetDocsEnabled": True,
-            }
+            body = _point_body(profile, len(points) + 1)
             point = (
                 (await http.post("/api/cabinet/v1/retail-points", json=body))
                 .raise_for_status()
@@ -627,6 +666,7 @@ class Stack:
             self.options.points,
             self.options.profile,
             self.options.cabinet_token,
+            cloud=self.cloud,
         )
         self.orders_pair = await ensure_orders_pair(
             self.base_url,
