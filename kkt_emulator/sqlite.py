@@ -69,6 +69,27 @@ def open_database(
         sqlite3.Error: the file cannot be opened or the schema applied; OSError: the folder cannot
         be made. Callers translate both into their own error with the path.
     """
+    conn, _ = _open_database(
+        path,
+        schema=schema,
+        synchronous=synchronous,
+        foreign_keys=foreign_keys,
+        row_factory=row_factory,
+        timeout=timeout,
+    )
+    return conn
+
+
+def _open_database(
+    path: str | Path,
+    *,
+    schema: str,
+    synchronous: Synchronous,
+    foreign_keys: bool,
+    row_factory: bool = False,
+    timeout: float = 10.0,
+) -> tuple[sqlite3.Connection, bool]:
+    """:func:`open_database`, and whether the file was made now from its template (D122)."""
     name = str(path)
     copied = False
     if name != ":memory:":
@@ -91,7 +112,7 @@ def open_database(
     except sqlite3.Error:
         conn.close()
         raise
-    return conn
+    return conn, copied
 
 
 _templates: dict[str, bytes] = {}
@@ -314,7 +335,11 @@ class IdleConnection:
         self.idle = idle
         self._synchronous: Synchronous = synchronous
         self._foreign_keys = foreign_keys
-        self._conn: sqlite3.Connection | None = open_database(
+        # ``created``: this open made the file from its schema's template, so every table is
+        # empty (D122); a store that writes its file only through its own methods knows it.
+        self._conn: sqlite3.Connection | None
+        self.created: bool
+        self._conn, self.created = _open_database(
             path, schema=schema, synchronous=synchronous, foreign_keys=foreign_keys
         )
         self._used = True
