@@ -125,10 +125,10 @@ def test_a_reopened_connection_knows_nothing(tmp_path: Path) -> None:
     try:
         store.connection.close()  # an idle close; the file may be changed meanwhile
         other = TillStore(path, idle=None)
-        other.put(token="t")
+        other.put(rnm="r")
         other.journal("d1", None, 3, {"id": "d1"}, "t")
         other.close()
-        assert store.get("token") == "t"
+        assert store.get("rnm") == "r"
         assert [e.doc_id for e in store.journal_entries()] == ["d1"]
     finally:
         store.close()
