@@ -346,6 +346,8 @@ class IdleConnection:
         self._timer: asyncio.TimerHandle | None = None
         self.reopens = 0
         """How many times the connection was opened again after an idle close."""
+        self.syncs = 0
+        """How many times :meth:`sync` synced the WAL."""
         self._arm()
 
     @property
@@ -388,6 +390,25 @@ class IdleConnection:
         if mode != self._synchronous:
             self.connection().execute(f"PRAGMA synchronous={mode}")
             self._synchronous = mode
+
+    def sync(self) -> None:
+        """Put every commit so far on the disk now, in the calling thread (D129).
+
+        What ``synchronous=FULL`` does at a commit, for a connection that stays ``NORMAL``: the
+        WAL is synced (``fdatasync``) after the commit, so the connection never switches its
+        mode (a ``PRAGMA`` statement each way) between commits that wait and commits that do not.
+
+        Raises:
+            sqlite3.OperationalError: the sync failed (as a ``FULL`` commit's would): the commits
+            are not durable.
+        """
+        self.syncs += 1
+        if self.path == ":memory:":
+            return
+        try:
+            _fdatasync_wal(self.path)
+        except OSError as exc:
+            raise sqlite3.OperationalError(f"disk I/O error: {exc}") from exc
 
     async def durable(self) -> None:
         """Wait until every commit so far is on the disk (D114): the WAL synced off the loop.

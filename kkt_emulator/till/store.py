@@ -13,10 +13,11 @@ that make a crash harmless:
 A shop document found in ``processed`` is never fiscalised again, whatever the cloud hands out.
 
 Only the writes whose loss on a power cut could let a document be fiscalised twice (or a serial
-be forgotten) wait for ``fsync`` (``synchronous=FULL``): the journal entry made before the drive
-command, a failure, identity and settings. The rest (leased documents, a success, OFD reports, the
-removal of delivered reports) commit with ``synchronous=NORMAL``: WAL keeps them across a process
-crash, and a power cut can only drop the newest of them, which the journal, the drive's archive,
+be forgotten) wait for ``fsync`` (the WAL synced after the commit, as ``synchronous=FULL`` would,
+D129): the journal entry made before the drive command, a failure, identity and settings. The rest
+(leased documents, a success, OFD reports, the removal of delivered reports) only commit
+(``synchronous=NORMAL``, the connection's one mode): WAL keeps them across a process crash, and
+a power cut can only drop the newest of them, which the journal, the drive's archive,
 the cloud's resumed leases or the acknowledgement mark give back on start (``till-protocol.md``
 §2.1).
 """
@@ -127,8 +128,11 @@ class TillStore:
     def __init__(self, path: Path | str, *, idle: float | None = IDLE_SECONDS) -> None:
         self.path = Path(path)
         try:
-            # FULL: a lost journal write could let a signed receipt be fiscalised again.
-            self._handle = IdleConnection(self.path, schema=_SCHEMA, synchronous="FULL", idle=idle)
+            # NORMAL throughout: a write whose loss could let a signed receipt be fiscalised
+            # again syncs the WAL after its commit, as FULL would (D129).
+            self._handle = IdleConnection(
+                self.path, schema=_SCHEMA, synchronous="NORMAL", idle=idle
+            )
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"{self.path}: cannot open the till state: {exc}") from exc
         # ``till_meta`` texts read or written since the connection last changed a row in a way
@@ -179,12 +183,12 @@ class TillStore:
     def _write(
         self, statements: list[tuple[str, tuple[Any, ...]]], *, durable: bool = True
     ) -> None:
-        """Run ``statements`` in one transaction; ``durable`` waits for the disk (FULL).
+        """Run ``statements`` in one transaction; ``durable`` waits for the disk.
 
-        Not ``durable``: NORMAL, the commit is in the WAL (safe from a process crash) and reaches
-        the disk with the next durable commit, which syncs every frame before its own, in order.
+        Every commit is ``NORMAL``: in the WAL, safe from a process crash. A ``durable`` one then
+        syncs the WAL here, as ``FULL`` would have at the commit (D129); any other reaches the
+        disk with the next sync, which takes every frame before its own, in order.
         """
-        self._handle.set_synchronous("FULL" if durable else "NORMAL")
         db = self._known()
         written = False
         try:
@@ -192,6 +196,8 @@ class TillStore:
                 for sql, params in statements:
                     db.execute(sql, params)
             written = True
+            if durable:
+                self._handle.sync()
         finally:
             meta, empty = self._meta, self._empty
             for sql, params in statements:
@@ -464,11 +470,12 @@ class TillStore:
         For writes that must commit together with a cash document queued for upload
         (:func:`kkt_emulator.till.outbox.enqueue_cashdoc` takes the connection it yields).
         """
-        self._handle.set_synchronous("FULL" if durable else "NORMAL")
         db = self._known()
         try:
             with immediate(db):
                 yield db
+            if durable:
+                self._handle.sync()  # as FULL would have at the commit (D129)
         finally:
             # The caller may have written any table (D137, D122).
             self._meta.clear()
