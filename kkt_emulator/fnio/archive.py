@@ -118,14 +118,14 @@ class SqliteStore:
             self._handle = IdleConnection(
                 self.path, schema=_SCHEMA, synchronous=synchronous, foreign_keys=True, idle=idle
             )
-            # A file new from its template holds no row at all (D122): nothing to read.
+            # A file new from its template holds no row at all (D130): nothing to read.
             self._fresh = self._handle.created
             meta = {} if self._fresh else self._read_meta()
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"{self.path}: cannot open the drive archive: {exc}") from exc
         self.meta: dict[str, str] = meta
         # Metadata of a file that has none yet, written by the next transaction that writes
-        # (D122): lost together with that transaction, it leaves a file that holds nothing, which
+        # (D130): lost together with that transaction, it leaves a file that holds nothing, which
         # the next open names again.
         self._pending_meta: dict[str, str] | None = None
         try:
@@ -187,7 +187,7 @@ class SqliteStore:
         return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
 
     def claim(self, serial: str | None, profile: str | None) -> None:
-        """Name the drive this file belongs to; a file without a name takes this one (D122).
+        """Name the drive this file belongs to; a file without a name takes this one (D130).
 
         Raises:
             ConfigError: the file belongs to another drive.
@@ -204,7 +204,7 @@ class SqliteStore:
             self._pending_meta = dict(self.meta)
 
     def _write_meta(self, db: sqlite3.Connection) -> None:
-        """Write the pending metadata (D122) in the caller's transaction."""
+        """Write the pending metadata (D130) in the caller's transaction."""
         pending = self._pending_meta
         if pending is not None:
             db.executemany(
@@ -228,7 +228,7 @@ class SqliteStore:
         """The saved state, or ``None`` for a new drive."""
         self._write_held()
         self._recent.clear()  # what the file holds now is what counts
-        if self._fresh:  # nothing was written since the file was made (D122)
+        if self._fresh:  # nothing was written since the file was made (D130)
             return None
         return self._read()
 
@@ -343,6 +343,15 @@ class SqliteStore:
                 else:
                     self._commit_core(core)
                 return
+        elif (
+            self._saved_core is None
+            and state.open_doc is not None
+            and not (documents or acks or rewrite or regs or state.unsent)
+        ):
+            # The first document of a file that holds no state yet: held as above (D136, D130),
+            # the file keeps the drive as it was before it, a new one.
+            self._held_core = core
+            return
         regs_kept = not rewrite and regs[: len(saved_regs)] == saved_regs
         new_regs = regs[len(saved_regs) :] if regs_kept else regs
         change = None if rewrite else queue_change(self._saved_unsent, state.unsent)
@@ -444,7 +453,7 @@ class SqliteStore:
         self._rewrite = False
 
     def _commit_core(self, core: str) -> None:
-        """Rewrite the core row alone (the row exists); see :meth:`commit`.
+        """Rewrite the core row alone (written first if the file has none); see :meth:`commit`.
 
         Raises:
             DriveError: 03h (drive failure) if the database refuses the write.
@@ -452,7 +461,15 @@ class SqliteStore:
         self._fresh = False
         self._synchronous("NORMAL")
         try:
-            self._db.execute("UPDATE drive_state SET state = ? WHERE id = 1", (core,))
+            if self._saved_core is None:  # the row is new: with the file's name, if pending
+                with immediate(self._db) as db:
+                    self._write_meta(db)
+                    db.execute(
+                        "INSERT OR REPLACE INTO drive_state (id, state) VALUES (1, ?)", (core,)
+                    )
+                self._pending_meta = None
+            else:
+                self._db.execute("UPDATE drive_state SET state = ? WHERE id = 1", (core,))
         except sqlite3.Error as exc:
             raise DriveError(ResultCode.FN_FAILURE, detail=f"archive write failed: {exc}") from exc
         self._saved_core = core

@@ -76,7 +76,7 @@ class DriveSlot:
         ctx = self.ctx
         # Opened in a worker thread (D118): a new archive's file is written and synced, and its
         # first commit is durable; a fleet starting opened a thousand of them on the loop.
-        # The archive opened with the store (:meth:`reopen_store`, D122) is named here, on the
+        # The archive opened with the store (:meth:`reopen_store`, D130) is named here, on the
         # loop: that writes nothing until the drive's first commit.
         hold = ctx.holds_stores_open()
         archive, self._archive = self._archive, None
@@ -129,7 +129,7 @@ class DriveSlot:
         """Open the drive's archive (in a worker thread); ``serial`` ``None``: name it later.
 
         ``NORMAL``: the drive's server defers its syncs (D114) and commits with it throughout,
-        so the connection starts in the mode it writes with (D122).
+        so the connection starts in the mode it writes with (D130).
         """
         ctx = self.ctx
         return SqliteStore(
@@ -185,7 +185,7 @@ class DriveSlot:
             self._archive.close()
             self._archive = None
         # In a worker thread (D118): a new store's file is written and synced from its template,
-        # and so is the drive's archive, in the same hop (D122): :meth:`start` names it.
+        # and so is the drive's archive, in the same hop (D130): :meth:`start` names it.
         hold = self.ctx.holds_stores_open()
         store, self._archive = await asyncio.to_thread(self._open_stores, hold)
         if hold:
