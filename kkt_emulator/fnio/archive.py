@@ -6,6 +6,8 @@ on the next command (D71), so an idle drive holds no file descriptors.
 
 It holds the drive's state, every signed document (TLV bytes), the OFD acknowledgements and a
 metadata row naming the drive (serial, profile), so reopening the file restores the exact drive.
+A file made just now from its template is read by nobody (it holds no row) and is named by its
+first transaction (D130).
 Every :meth:`SqliteStore.commit` is one transaction: a crash at any instruction leaves either the
 state before the command or the state after it, never a document without its counters.
 
