@@ -69,6 +69,27 @@ def open_database(
         sqlite3.Error: the file cannot be opened or the schema applied; OSError: the folder cannot
         be made. Callers translate both into their own error with the path.
     """
+    conn, _ = _open_database(
+        path,
+        schema=schema,
+        synchronous=synchronous,
+        foreign_keys=foreign_keys,
+        row_factory=row_factory,
+        timeout=timeout,
+    )
+    return conn
+
+
+def _open_database(
+    path: str | Path,
+    *,
+    schema: str,
+    synchronous: Synchronous,
+    foreign_keys: bool,
+    row_factory: bool = False,
+    timeout: float = 10.0,
+) -> tuple[sqlite3.Connection, bool]:
+    """:func:`open_database`, and whether the file was made now from its template (D122)."""
     name = str(path)
     copied = False
     if name != ":memory:":
@@ -91,7 +112,7 @@ def open_database(
     except sqlite3.Error:
         conn.close()
         raise
-    return conn
+    return conn, copied
 
 
 _templates: dict[str, bytes] = {}
@@ -314,13 +335,19 @@ class IdleConnection:
         self.idle = idle
         self._synchronous: Synchronous = synchronous
         self._foreign_keys = foreign_keys
-        self._conn: sqlite3.Connection | None = open_database(
+        # ``created``: this open made the file from its schema's template, so every table is
+        # empty (D122); a store that writes its file only through its own methods knows it.
+        self._conn: sqlite3.Connection | None
+        self.created: bool
+        self._conn, self.created = _open_database(
             path, schema=schema, synchronous=synchronous, foreign_keys=foreign_keys
         )
         self._used = True
         self._timer: asyncio.TimerHandle | None = None
         self.reopens = 0
         """How many times the connection was opened again after an idle close."""
+        self.syncs = 0
+        """How many times :meth:`sync` synced the WAL."""
         self._arm()
 
     @property
@@ -363,6 +390,25 @@ class IdleConnection:
         if mode != self._synchronous:
             self.connection().execute(f"PRAGMA synchronous={mode}")
             self._synchronous = mode
+
+    def sync(self) -> None:
+        """Put every commit so far on the disk now, in the calling thread (D129).
+
+        What ``synchronous=FULL`` does at a commit, for a connection that stays ``NORMAL``: the
+        WAL is synced (``fdatasync``) after the commit, so the connection never switches its
+        mode (a ``PRAGMA`` statement each way) between commits that wait and commits that do not.
+
+        Raises:
+            sqlite3.OperationalError: the sync failed (as a ``FULL`` commit's would): the commits
+            are not durable.
+        """
+        self.syncs += 1
+        if self.path == ":memory:":
+            return
+        try:
+            _fdatasync_wal(self.path)
+        except OSError as exc:
+            raise sqlite3.OperationalError(f"disk I/O error: {exc}") from exc
 
     async def durable(self) -> None:
         """Wait until every commit so far is on the disk (D114): the WAL synced off the loop.

@@ -6,6 +6,8 @@ on the next command (D71), so an idle drive holds no file descriptors.
 
 It holds the drive's state, every signed document (TLV bytes), the OFD acknowledgements and a
 metadata row naming the drive (serial, profile), so reopening the file restores the exact drive.
+A file made just now from its template is read by nobody (it holds no row) and is named by its
+first transaction (D130).
 Every :meth:`SqliteStore.commit` is one transaction: a crash at any instruction leaves either the
 state before the command or the state after it, never a document without its counters.
 
@@ -49,9 +51,12 @@ from kkt_emulator.fn.state import (
     UnsentEntry,
     queue_change,
 )
+from kkt_emulator.logging import get_logger
 from kkt_emulator.sqlite import IDLE_SECONDS, IdleConnection, Synchronous, immediate
 
 __all__ = ["SqliteStore"]
+
+_log = get_logger(__name__)
 
 SCHEMA_VERSION = 2
 """2: registrations and the OFD queue in their own tables; 1 kept them in the state row (still read)."""
@@ -104,6 +109,7 @@ class SqliteStore:
         profile: str | None = None,
         *,
         idle: float | None = IDLE_SECONDS,
+        synchronous: Synchronous = "FULL",
     ) -> None:
         self.path = Path(path)
         self.defer_sync = False
@@ -112,19 +118,23 @@ class SqliteStore:
         """A deferred commit waits for :meth:`settle`."""
         try:
             self._handle = IdleConnection(
-                self.path, schema=_SCHEMA, synchronous="FULL", foreign_keys=True, idle=idle
+                self.path, schema=_SCHEMA, synchronous=synchronous, foreign_keys=True, idle=idle
             )
-            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+            # A file new from its template holds no row at all (D130): nothing to read.
+            self._fresh = self._handle.created
+            meta = {} if self._fresh else self._read_meta()
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"{self.path}: cannot open the drive archive: {exc}") from exc
-        if meta.get("serial") and serial and meta["serial"] != serial:
+        self.meta: dict[str, str] = meta
+        # Metadata of a file that has none yet, written by the next transaction that writes
+        # (D130): lost together with that transaction, it leaves a file that holds nothing, which
+        # the next open names again.
+        self._pending_meta: dict[str, str] | None = None
+        try:
+            self.claim(serial, profile)
+        except ConfigError:
             self._handle.close()
-            raise ConfigError(f"{self.path} holds drive {meta['serial']}, not {serial}")
-        if not meta:
-            self._set_meta(
-                {"schema": str(SCHEMA_VERSION), "serial": serial or "", "profile": profile or ""}
-            )
-        self.meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+            raise
         # What the file holds, as the objects of the state last loaded or committed: a commit
         # compares the drive's state with these to write only what changed.
         self._saved_core: str | None = None
@@ -138,6 +148,8 @@ class SqliteStore:
         # The documents this store committed last, as committed: the till reads a document for
         # the OFD right after 16h signed it, twice (D124). Archived documents never change.
         self._recent: dict[int, ArchivedDocument] = {}
+        if self._fresh:
+            return  # the saved state above is what the file holds: nothing
         try:
             self._read()
         except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
@@ -173,13 +185,44 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise ConfigError(f"{path}: not a drive archive: {exc}") from exc
 
-    def _set_meta(self, values: dict[str, str]) -> None:
-        with immediate(self._db) as db:
-            db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", values.items())
+    def _read_meta(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
+    def claim(self, serial: str | None, profile: str | None) -> None:
+        """Name the drive this file belongs to; a file without a name takes this one (D130).
+
+        Raises:
+            ConfigError: the file belongs to another drive.
+        """
+        meta = self.meta
+        if meta.get("serial") and serial and meta["serial"] != serial:
+            raise ConfigError(f"{self.path} holds drive {meta['serial']}, not {serial}")
+        if not meta or self._pending_meta is not None:
+            self.meta = {
+                "schema": str(SCHEMA_VERSION),
+                "serial": serial or "",
+                "profile": profile or "",
+            }
+            self._pending_meta = dict(self.meta)
+
+    def _write_meta(self, db: sqlite3.Connection) -> None:
+        """Write the pending metadata (D130) in the caller's transaction."""
+        pending = self._pending_meta
+        if pending is not None:
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", pending.items()
+            )
 
     def close(self) -> None:
-        """Close the database (the held core row written first, D136)."""
+        """Close the database (the held core row and pending metadata written first)."""
         self._write_held()
+        if self._pending_meta is not None:
+            try:
+                with immediate(self._db) as db:
+                    self._write_meta(db)
+                self._pending_meta = None
+            except (sqlite3.Error, DriveError):  # the file stays unnamed: the next open names it
+                _log.warning("archive_meta_write_failed", path=str(self.path), exc_info=True)
         self._recent.clear()
         self._handle.close()
 
@@ -187,6 +230,8 @@ class SqliteStore:
         """The saved state, or ``None`` for a new drive."""
         self._write_held()
         self._recent.clear()  # what the file holds now is what counts
+        if self._fresh:  # nothing was written since the file was made (D130)
+            return None
         return self._read()
 
     def _read(self) -> DriveState | None:
@@ -300,6 +345,15 @@ class SqliteStore:
                 else:
                     self._commit_core(core)
                 return
+        elif (
+            self._saved_core is None
+            and state.open_doc is not None
+            and not (documents or acks or rewrite or regs or state.unsent)
+        ):
+            # The first document of a file that holds no state yet: held as above (D136, D130),
+            # the file keeps the drive as it was before it, a new one.
+            self._held_core = core
+            return
         regs_kept = not rewrite and regs[: len(saved_regs)] == saved_regs
         new_regs = regs[len(saved_regs) :] if regs_kept else regs
         change = None if rewrite else queue_change(self._saved_unsent, state.unsent)
@@ -316,10 +370,12 @@ class SqliteStore:
         ):
             self._held_core = None
             return  # nothing to write: the file already holds this state
+        self._fresh = False
         try:
             durable = bool(documents or acks or new_regs or not regs_kept)
             self._synchronous("FULL" if durable and not self.defer_sync else "NORMAL")
             with immediate(self._db) as db:
+                self._write_meta(db)
                 if self._saved_core is None or rewrite:
                     db.execute(
                         "INSERT OR REPLACE INTO drive_state (id, state) VALUES (1, ?)", (core,)
@@ -374,6 +430,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise DriveError(ResultCode.FN_FAILURE, detail=f"archive write failed: {exc}") from exc
         # Written: the file now holds this state.
+        self._pending_meta = None
         recent = self._recent
         for doc in documents:
             recent[doc.fd] = doc
@@ -398,14 +455,23 @@ class SqliteStore:
         self._rewrite = False
 
     def _commit_core(self, core: str) -> None:
-        """Rewrite the core row alone (the row exists); see :meth:`commit`.
+        """Rewrite the core row alone (written first if the file has none); see :meth:`commit`.
 
         Raises:
             DriveError: 03h (drive failure) if the database refuses the write.
         """
+        self._fresh = False
         self._synchronous("NORMAL")
         try:
-            self._db.execute("UPDATE drive_state SET state = ? WHERE id = 1", (core,))
+            if self._saved_core is None:  # the row is new: with the file's name, if pending
+                with immediate(self._db) as db:
+                    self._write_meta(db)
+                    db.execute(
+                        "INSERT OR REPLACE INTO drive_state (id, state) VALUES (1, ?)", (core,)
+                    )
+                self._pending_meta = None
+            else:
+                self._db.execute("UPDATE drive_state SET state = ? WHERE id = 1", (core,))
         except sqlite3.Error as exc:
             raise DriveError(ResultCode.FN_FAILURE, detail=f"archive write failed: {exc}") from exc
         self._saved_core = core
@@ -456,9 +522,11 @@ class SqliteStore:
         Raises:
             DriveError: 03h (drive failure) if the database refuses the write.
         """
+        self._fresh = False
         try:
             self._synchronous("FULL")
             with immediate(self._db) as db:
+                self._write_meta(db)
                 db.execute("DELETE FROM ofd_acks")
                 db.execute("DELETE FROM documents")
                 db.execute("DELETE FROM unsent")
@@ -466,6 +534,7 @@ class SqliteStore:
                 db.execute("DELETE FROM drive_state")
         except sqlite3.Error as exc:
             raise DriveError(ResultCode.FN_FAILURE, detail=f"archive wipe failed: {exc}") from exc
+        self._pending_meta = None
         self._saved_core = None
         self._held_core = None
         self._recent.clear()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 
+from kkt_emulator.errors import ConfigError
 from kkt_emulator.fn.drive import DriveConfig, FiscalDrive
 from kkt_emulator.fn.endpoint import DriveEndpoint
 from kkt_emulator.fnio.archive import SqliteStore
@@ -67,20 +68,26 @@ class DriveSlot:
         self.faults = faults
         self._tasks: list[asyncio.Task[None]] = []
         self._pipes: list[BytePipe] = []
+        self._archive: SqliteStore | None = None
+        """The drive's archive opened with the till's store, not yet claimed by :meth:`start`."""
 
     async def start(self) -> None:
         """Open the drive's archive, serve the drive and connect the till's client to it."""
         ctx = self.ctx
         # Opened in a worker thread (D118): a new archive's file is written and synced, and its
         # first commit is durable; a fleet starting opened a thousand of them on the loop.
+        # The archive opened with the store (:meth:`reopen_store`, D130) is named here, on the
+        # loop: that writes nothing until the drive's first commit.
         hold = ctx.holds_stores_open()
-        archive = await asyncio.to_thread(
-            SqliteStore,
-            ctx.drive_path,
-            serial=ctx.fn_serial,
-            profile=ctx.profile.name,
-            idle=None if hold else IDLE_SECONDS,
-        )
+        archive, self._archive = self._archive, None
+        if archive is not None:
+            try:
+                archive.claim(ctx.fn_serial, ctx.profile.name)
+            except ConfigError:
+                archive.close()
+                raise
+        else:
+            archive = await asyncio.to_thread(self._open_archive, hold)
         if hold:
             ctx.hold_open(archive.connection)
         ctx.drive = FiscalDrive(
@@ -118,8 +125,26 @@ class DriveSlot:
             max_data=ctx.profile.drive.max_frame_data,
         )
 
+    def _open_archive(self, hold: bool, serial: str | None = "") -> SqliteStore:
+        """Open the drive's archive (in a worker thread); ``serial`` ``None``: name it later.
+
+        ``NORMAL``: the drive's server defers its syncs (D114) and commits with it throughout,
+        so the connection starts in the mode it writes with (D130).
+        """
+        ctx = self.ctx
+        return SqliteStore(
+            ctx.drive_path,
+            serial=ctx.fn_serial if serial == "" else serial,
+            profile=ctx.profile.name,
+            idle=None if hold else IDLE_SECONDS,
+            synchronous="NORMAL",
+        )
+
     async def stop(self) -> None:
         """Close the link, stop the drive's server and close the drive's archive."""
+        if self._archive is not None:  # opened with the store and never started
+            self._archive.close()
+            self._archive = None
         for pipe in self._pipes:
             try:
                 await pipe.close()
@@ -156,11 +181,22 @@ class DriveSlot:
         if self.ctx.store is not None:
             self.ctx.store.close()
         self.ctx.store = None
-        # In a worker thread (D118): a new store's file is written and synced from its template.
+        if self._archive is not None:
+            self._archive.close()
+            self._archive = None
+        # In a worker thread (D118): a new store's file is written and synced from its template,
+        # and so is the drive's archive, in the same hop (D130): :meth:`start` names it.
         hold = self.ctx.holds_stores_open()
-        store = await asyncio.to_thread(
-            TillStore, self.ctx.db_path, idle=None if hold else IDLE_SECONDS
-        )
+        store, self._archive = await asyncio.to_thread(self._open_stores, hold)
         if hold:
             self.ctx.hold_open(store.connection)
         self.ctx.store = store
+
+    def _open_stores(self, hold: bool) -> tuple[TillStore, SqliteStore | None]:
+        """The till's store and, if it opens, the drive's archive (in a worker thread)."""
+        store = TillStore(self.ctx.db_path, idle=None if hold else IDLE_SECONDS)
+        try:
+            archive = self._open_archive(hold, serial=None)
+        except ConfigError:  # not a drive archive: :meth:`start` opens it again and says so
+            archive = None
+        return store, archive

@@ -13,10 +13,11 @@ that make a crash harmless:
 A shop document found in ``processed`` is never fiscalised again, whatever the cloud hands out.
 
 Only the writes whose loss on a power cut could let a document be fiscalised twice (or a serial
-be forgotten) wait for ``fsync`` (``synchronous=FULL``): the journal entry made before the drive
-command, a failure, identity and settings. The rest (leased documents, a success, OFD reports, the
-removal of delivered reports) commit with ``synchronous=NORMAL``: WAL keeps them across a process
-crash, and a power cut can only drop the newest of them, which the journal, the drive's archive,
+be forgotten) wait for ``fsync`` (the WAL synced after the commit, as ``synchronous=FULL`` would,
+D129): the journal entry made before the drive command, a failure, identity and settings. The rest
+(leased documents, a success, OFD reports, the removal of delivered reports) only commit
+(``synchronous=NORMAL``, the connection's one mode): WAL keeps them across a process crash, and
+a power cut can only drop the newest of them, which the journal, the drive's archive,
 the cloud's resumed leases or the acknowledgement mark give back on start (``till-protocol.md``
 §2.1).
 """
@@ -72,6 +73,12 @@ CREATE INDEX IF NOT EXISTS till_cashdocs_shift ON till_cashdocs (shift_id, seq);
 """
 
 
+_TABLES = ("till_meta", "till_journal", "till_processed", "till_outbox", "till_cashdocs")
+
+# An exact key/value write: the store keeps the value it wrote (D122). The one statement object
+# is compared by identity, so a statement that merely looks like it is never taken for it.
+_PUT = "INSERT OR REPLACE INTO till_meta (key, value) VALUES (?, ?)"
+
 # The reported-acknowledgement mark only ever grows (values are JSON integers).
 _RAISE_MARK = (
     "INSERT INTO till_meta (key, value) VALUES (?, ?) ON CONFLICT (key)"
@@ -121,13 +128,25 @@ class TillStore:
     def __init__(self, path: Path | str, *, idle: float | None = IDLE_SECONDS) -> None:
         self.path = Path(path)
         try:
-            # FULL: a lost journal write could let a signed receipt be fiscalised again.
-            self._handle = IdleConnection(self.path, schema=_SCHEMA, synchronous="FULL", idle=idle)
+            # NORMAL throughout: a write whose loss could let a signed receipt be fiscalised
+            # again syncs the WAL after its commit, as FULL would (D129).
+            self._handle = IdleConnection(
+                self.path, schema=_SCHEMA, synchronous="NORMAL", idle=idle
+            )
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"{self.path}: cannot open the till state: {exc}") from exc
-        # ``till_meta`` texts read since the connection last changed a row (D137).
+        # ``till_meta`` texts read or written since the connection last changed a row in a way
+        # the store cannot follow (D137, D122); ``_meta_whole``: the cache holds every row, so a
+        # key it lacks is absent. ``_empty``: the tables known to hold no row (D122). Both hold
+        # for the connection ``_meta_db`` only: a reopened one may see a file changed meanwhile.
         self._meta: dict[str, str | None] = {}
+        self._meta_whole = False
+        self._empty: set[str] = set()
         self._meta_db: sqlite3.Connection | None = None
+        if self._handle.created:  # new from its template: every table is empty (D122)
+            self._meta_db = self._handle.connection()
+            self._meta_whole = True
+            self._empty = set(_TABLES)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -136,6 +155,21 @@ class TillStore:
             return self._handle.connection()
         except sqlite3.Error as exc:
             raise ConfigError(f"{self.path}: cannot reopen the till state: {exc}") from exc
+
+    def _known(self) -> sqlite3.Connection:
+        """:attr:`_db`, forgetting what the store knew of the file if it was reopened (D122)."""
+        db = self._db
+        if db is not self._meta_db:
+            self._meta.clear()
+            self._meta_whole = False
+            self._empty.clear()
+            self._meta_db = db
+        return db
+
+    def _is_empty(self, table: str) -> bool:
+        """Whether ``table`` is known to hold no row (D122): made empty, nothing written since."""
+        self._known()
+        return table in self._empty
 
     @property
     def connection(self) -> IdleConnection:
@@ -149,21 +183,37 @@ class TillStore:
     def _write(
         self, statements: list[tuple[str, tuple[Any, ...]]], *, durable: bool = True
     ) -> None:
-        """Run ``statements`` in one transaction; ``durable`` waits for the disk (FULL).
+        """Run ``statements`` in one transaction; ``durable`` waits for the disk.
 
-        Not ``durable``: NORMAL, the commit is in the WAL (safe from a process crash) and reaches
-        the disk with the next durable commit, which syncs every frame before its own, in order.
+        Every commit is ``NORMAL``: in the WAL, safe from a process crash. A ``durable`` one then
+        syncs the WAL here, as ``FULL`` would have at the commit (D129); any other reaches the
+        disk with the next sync, which takes every frame before its own, in order.
         """
-        self._handle.set_synchronous("FULL" if durable else "NORMAL")
-        db = self._db
+        db = self._known()
+        written = False
         try:
             with immediate(db):
                 for sql, params in statements:
                     db.execute(sql, params)
+            written = True
+            if durable:
+                self._handle.sync()
         finally:
+            meta, empty = self._meta, self._empty
             for sql, params in statements:
                 if "till_meta" in sql:  # every such statement names its key first (D137)
-                    self._meta.pop(params[0], None)
+                    key = params[0]
+                    if written and sql is _PUT:  # an exact value: kept as written (D122)
+                        meta[key] = params[1]
+                    elif written and sql is _RAISE_MARK and (key in meta or self._meta_whole):
+                        old = meta.get(key)  # known: the mark as the statement found it
+                        if old is None or int(params[1]) > int(old):
+                            meta[key] = params[1]
+                    else:
+                        meta.pop(key, None)
+                        self._meta_whole = False
+                elif empty:
+                    empty.difference_update([t for t in empty if t in sql])
 
     # ------------------------------------------------------------------ identity and settings
 
@@ -174,14 +224,13 @@ class TillStore:
         file goes through the store (the till's one process owns its state directory), and a
         write through :meth:`transaction`, or a reopened connection, forgets every kept text.
         """
-        db = self._db
+        db = self._known()
         meta = self._meta
-        if db is not self._meta_db:
-            meta.clear()
-            self._meta_db = db
-        elif key in meta:
+        if key in meta:
             text = meta[key]
             return json.loads(text) if text is not None else None
+        if self._meta_whole:  # every row is known: this key has none (D122)
+            return None
         row = db.execute("SELECT value FROM till_meta WHERE key = ?", (key,)).fetchone()
         text = row[0] if row else None
         meta[key] = text
@@ -205,10 +254,7 @@ class TillStore:
 
     @staticmethod
     def _put_statements(values: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
-        return [
-            ("INSERT OR REPLACE INTO till_meta (key, value) VALUES (?, ?)", (k, json.dumps(v)))
-            for k, v in values.items()
-        ]
+        return [(_PUT, (k, json.dumps(v))) for k, v in values.items()]
 
     # ------------------------------------------------------------------ journal
 
@@ -273,6 +319,8 @@ class TillStore:
 
     def journal_entries(self) -> list[JournalEntry]:
         """Every journal entry, oldest first."""
+        if self._is_empty("till_journal"):
+            return []
         rows = self._db.execute(
             "SELECT doc_id, lease_id, expected_fd, document FROM till_journal ORDER BY created_at, rowid"
         ).fetchall()
@@ -307,6 +355,8 @@ class TillStore:
 
     def processed(self, doc_id: str) -> dict[str, Any] | None:
         """The outcome recorded for ``doc_id``, if the till ever finished it."""
+        if self._is_empty("till_processed"):
+            return None
         row = self._db.execute(
             "SELECT payload FROM till_processed WHERE doc_id = ?", (doc_id,)
         ).fetchone()
@@ -315,6 +365,8 @@ class TillStore:
 
     def requeue_result(self, doc_id: str) -> None:
         """Queue a recorded outcome again (the cloud handed the document out once more)."""
+        if self._is_empty("till_processed"):
+            return
         row = self._db.execute(
             "SELECT payload FROM till_processed WHERE doc_id = ?", (doc_id,)
         ).fetchone()
@@ -371,6 +423,8 @@ class TillStore:
 
     def outbox(self, kind: str, limit: int = 100) -> list[OutboxEntry]:
         """The oldest waiting reports of ``kind``."""
+        if self._is_empty("till_outbox"):
+            return []
         rows = self._db.execute(
             "SELECT seq, kind, key, payload FROM till_outbox WHERE kind = ? ORDER BY seq LIMIT ?",
             (kind, limit),
@@ -384,6 +438,8 @@ class TillStore:
         recorded and waiting in the outbox. An OFD acknowledgement of such a number waits, so it
         never reaches the cloud before the result that tells the cloud which document it is.
         """
+        if self._is_empty("till_journal") and "till_outbox" in self._empty:
+            return set()
         rows = self._db.execute(
             "SELECT expected_fd FROM till_journal WHERE expected_fd > 0"
             " UNION SELECT json_extract(payload, '$.fiscalInfo.fnDocNumber') FROM till_outbox"
@@ -393,6 +449,8 @@ class TillStore:
 
     def outbox_size(self) -> int:
         """How many reports wait for the cloud."""
+        if self._is_empty("till_outbox"):
+            return 0
         count: int = self._db.execute("SELECT COUNT(*) FROM till_outbox").fetchone()[0]
         return count
 
@@ -412,18 +470,24 @@ class TillStore:
         For writes that must commit together with a cash document queued for upload
         (:func:`kkt_emulator.till.outbox.enqueue_cashdoc` takes the connection it yields).
         """
-        self._handle.set_synchronous("FULL" if durable else "NORMAL")
-        db = self._db
+        db = self._known()
         try:
             with immediate(db):
                 yield db
+            if durable:
+                self._handle.sync()  # as FULL would have at the commit (D129)
         finally:
-            self._meta.clear()  # the caller may have written till_meta (D137)
+            # The caller may have written any table (D137, D122).
+            self._meta.clear()
+            self._meta_whole = False
+            self._empty.clear()
 
     # ------------------------------------------------------------------ the upload queue (B7)
 
     def cashdoc_queue(self, limit: int) -> list[CashDocEntry]:
         """The oldest cash documents not yet uploaded, in FIFO order."""
+        if self._is_empty("till_cashdocs"):
+            return []
         rows = self._db.execute(
             "SELECT seq, doc_id, document, created_at FROM till_cashdocs"
             " WHERE uploaded_at IS NULL ORDER BY seq LIMIT ?",
@@ -433,6 +497,8 @@ class TillStore:
 
     def cashdoc_queue_state(self) -> tuple[int, str | None]:
         """How many cash documents wait for upload, and when the oldest was made."""
+        if self._is_empty("till_cashdocs"):
+            return 0, None
         row = self._db.execute(
             "SELECT COUNT(*), MIN(created_at) FROM till_cashdocs WHERE uploaded_at IS NULL"
         ).fetchone()
@@ -448,6 +514,8 @@ class TillStore:
 
     def shift_cashdocs(self, shift_id: str) -> list[dict[str, Any]]:
         """Every cash document of a cashier shift, uploaded or not, in the order made."""
+        if self._is_empty("till_cashdocs"):
+            return []
         rows = self._db.execute(
             "SELECT document FROM till_cashdocs WHERE shift_id = ? ORDER BY seq", (shift_id,)
         ).fetchall()

@@ -25,7 +25,14 @@ from kkt_emulator.till.cloud_link import CloudLink
 from kkt_emulator.till.fleet_watch import FleetWatch
 from kkt_emulator.till.store import TillStore
 
-FULL, NORMAL = 2, 1
+NORMAL = 1
+
+
+def _synced(store: TillStore, before: list[int]) -> bool:
+    """Whether the store synced its WAL since the last look (D129)."""
+    now = store.connection.syncs
+    synced, before[0] = now > before[0], now
+    return synced
 
 
 def _synchronous(store: TillStore) -> int:
@@ -36,24 +43,30 @@ def _synchronous(store: TillStore) -> int:
 
 def test_only_the_intent_and_failures_wait_for_the_disk(tmp_path: Path) -> None:
     store = TillStore(tmp_path / "till.sqlite3")
+    seen = [0]
     try:
         document = {"id": "d1"}
         store.journal_leased([("d1", "l1", document), ("d2", "l2", document)], "t")
-        assert _synchronous(store) == NORMAL  # the cloud's resumed leases give it back
+        assert not _synced(store, seen)  # the cloud's resumed leases give it back
         store.journal("d1", "l1", 7, document, "t")
-        assert _synchronous(store) == FULL  # «about to fiscalise d1 as FD 7»
+        assert _synced(store, seen)  # «about to fiscalise d1 as FD 7»
         success = {"docId": "d1", "outcome": "fiscalized", "fiscalInfo": {"fnDocNumber": 7}}
         store.record_result("d1", 7, success)
-        assert _synchronous(store) == NORMAL  # the journal entry and the archive give it back
+        assert not _synced(store, seen)  # the journal entry and the archive give it back
         failure = {"docId": "d2", "outcome": "failed"}
         store.record_result("d2", None, failure)
-        assert _synchronous(store) == FULL  # nothing else remembers a failure
+        assert _synced(store, seen)  # nothing else remembers a failure
         store.queue_ofd_ack(7, {"fnDocNumber": 7, "fnNumber": "F", "state": "acknowledged"})
-        assert _synchronous(store) == NORMAL  # the mark and the drive give it back
+        assert not _synced(store, seen)  # the mark and the drive give it back
         store.delivered(store.outbox("result") + store.outbox("ofd"))
-        assert _synchronous(store) == NORMAL
+        assert not _synced(store, seen)
         store.put(kkt_serial="1")
-        assert _synchronous(store) == FULL
+        assert _synced(store, seen)
+        with store.transaction():
+            pass
+        assert _synced(store, seen)
+        # The connection never switches its mode: a wait is a sync after the commit (D129).
+        assert _synchronous(store) == NORMAL
         # What each write did is there whatever it waited for.
         assert store.journal_entries() == []
         assert store.processed("d1") == success
@@ -65,9 +78,39 @@ def test_only_the_intent_and_failures_wait_for_the_disk(tmp_path: Path) -> None:
     reopened = TillStore(tmp_path / "till.sqlite3")
     try:
         assert reopened.processed("d1") == success
-        assert _synchronous(reopened) == FULL
+        assert _synchronous(reopened) == NORMAL
     finally:
         reopened.close()
+
+
+def test_a_durable_write_runs_no_pragma(tmp_path: Path) -> None:
+    store = TillStore(tmp_path / "till.sqlite3", idle=None)
+    try:
+        seen: list[str] = []
+        store._db.set_trace_callback(seen.append)  # the statements the store runs
+        store.journal("d1", "l1", 7, {"id": "d1"}, "t")
+        store.record_result("d1", 7, {"docId": "d1", "outcome": "fiscalized"})
+        store.put(rnm="r")
+        assert [sql for sql in seen if sql.startswith("PRAGMA")] == []
+    finally:
+        store.close()
+
+
+def test_a_failed_sync_is_an_error_of_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = TillStore(tmp_path / "till.sqlite3", idle=None)
+    try:
+
+        def fail(_fd: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr("kkt_emulator.sqlite.os.fdatasync", fail)
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+            store.journal("d1", "l1", 7, {"id": "d1"}, "t")
+    finally:
+        monkeypatch.undo()
+        store.close()
 
 
 async def test_a_cloud_without_outbox_gets_the_two_calls() -> None:

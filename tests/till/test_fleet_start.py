@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from kkt_emulator.app.stack import (
     OFD_GATE_GROUP,
@@ -124,3 +127,41 @@ async def test_a_held_till_sends_to_the_ofd_only_once_its_gate_opens(tmp_path: P
             assert till.ctx.held_open == []
         finally:
             await till.close()
+
+
+async def test_a_till_opens_both_databases_in_one_worker_hop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = RealClock()
+    options = StackOptions(
+        profile=load_profile(DEFAULT_PROFILE), state_dir=tmp_path / "stack", tills=1
+    )
+    async with Stack(options, clock) as stack:
+        hops: list[str] = []
+        to_thread = asyncio.to_thread
+
+        async def counted(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+            hops.append(getattr(func, "__name__", repr(func)))
+            return await to_thread(func, *args, **kwargs)
+
+        monkeypatch.setattr(asyncio, "to_thread", counted)
+        assert stack.ofd is not None
+        config = till_config(
+            options.profile,
+            tmp_path / "till",
+            stack.base_url,
+            stack.points[0],
+            ofd_address=stack.ofd.address,
+        )
+        for _ in range(2):  # a new till, then the same till started again from its files
+            hops.clear()
+            till = Till(config, clock)
+            await till.start()
+            try:
+                # The store and the archive in one hop (D130); no archive opened on its own.
+                assert hops.count("_open_stores") == 1
+                assert "SqliteStore" not in hops
+                assert "_open_archive" not in hops
+                assert _archive(till).meta["serial"] == till.ctx.fn_serial
+            finally:
+                await till.close()
