@@ -294,11 +294,24 @@ async def watch_answer(
                 index
                 for point_id, indices in points.items()
                 if notifier.changed_since(orders_key(point_id), seen)
+                # A cursor this cloud never gave counts every point as changed, but a point
+                # that never had an order has nothing a till could have missed (D141).
+                and (seen >= 0 or service.storage.orders_rev(point_id) > 0)
                 for index in indices
             ]
-            seen = cursor
+            # A watch without a cursor of this cloud is answered at once, told or not: its
+            # cursor comes back, and the tills learn that the cloud serves the watch (D141).
+            foreign, seen = seen < 0, cursor
             remaining = deadline - clock.monotonic()
-            if ready or orders or refused or not points or remaining <= 0 or (gone and gone.done()):
+            if (
+                ready
+                or orders
+                or refused
+                or foreign
+                or not points
+                or remaining <= 0
+                or (gone and gone.done())
+            ):
                 if remaining <= 0 and wait > 0:
                     service.mark_seen(devices, WATCH_SEEN_EVERY)
                 return JsonResponse(

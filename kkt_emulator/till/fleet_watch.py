@@ -110,6 +110,9 @@ class FleetWatch:
         self._named: dict[WatchMember, str] = {}
         self._changed = asyncio.Event()
         self._after = ""
+        # The cursor a watch starts again from when tills began to listen that no answer has
+        # covered yet: the one known when the first of them began (D141).
+        self._fresh_after: str | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -129,6 +132,7 @@ class FleetWatch:
             return None
         member = WatchMember(self, token, active)
         self._members.append(member)
+        self._began_listening()
         self.wait = min(max(self.wait, wait), 30.0)
         self._changed.set()
         if self._task is None or self._task.done():
@@ -139,7 +143,18 @@ class FleetWatch:
         """Start the watch again unless the one in flight names ``member`` with its token."""
         token = member.token()
         if token is not None and self._named.get(member) != token:
+            self._began_listening()
             self._changed.set()
+
+    def _began_listening(self) -> None:
+        """A till listens that the watch in flight does not name (D141).
+
+        Its own lease or order sync comes after this, and an answer that arrives before the
+        watch names it may already cover a change made after that sync: the next watch asks
+        from the cursor known now, so such a change is told to it too.
+        """
+        if self._fresh_after is None:
+            self._fresh_after = self._after
 
     def leave(self, member: WatchMember) -> None:
         """Drop ``member``; the last one to leave ends the watch."""
@@ -193,7 +208,20 @@ class FleetWatch:
 
         Returns whether it failed and how many tills it told (or whether it was cut short).
         """
-        query = f"/watch?wait={self.wait:g}&after={quote(self._after)}"
+        fresh, self._fresh_after = self._fresh_after, None
+        after = self._after if fresh is None else fresh
+        answered = False
+        try:
+            failed, told, answered = await self._exchange_from(named, after)
+        finally:
+            if not answered and fresh is not None:
+                # No answer covered them: the next watch starts from the same cursor (D141).
+                self._fresh_after = fresh
+        return failed, told
+
+    async def _exchange_from(self, named: list[WatchMember], after: str) -> tuple[bool, int, bool]:
+        """:meth:`_exchange` from cursor ``after``; also whether an answer was taken."""
+        query = f"/watch?wait={self.wait:g}&after={quote(after)}"
         body = {"tokens": [self._named[m] for m in named]}
         request = asyncio.ensure_future(self._http.post(query, body=body, timeout=self.wait + 10))
         changed = asyncio.ensure_future(self._changed.wait())
@@ -211,14 +239,14 @@ class FleetWatch:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise  # the watch itself is ending
-            return False, 1  # cut short for a joining till: not a failure
+            return False, 1, False  # cut short for a joining till: not a failure
         except LeanHttpError as exc:
             _log.warning("fleet_watch_failed", server=self.server, error=str(exc))
-            return True, 0
+            return True, 0, False
         self.exchanges += 1
         if response.status_code == 404:
             self.supported = False
-            return False, 0
+            return False, 0, False
         try:
             answer = response.json() if response.status_code == 200 else None
         except ValueError:
@@ -230,7 +258,7 @@ class FleetWatch:
                 status=response.status_code,
                 answer=response.text[:200],
             )
-            return True, 0
+            return True, 0, False
         self.supported = True
         self._after = str(answer.get("after", ""))
         told = 0
@@ -245,7 +273,7 @@ class FleetWatch:
             if isinstance(index, int) and 0 <= index < len(named):
                 named[index].orders_ready.set()
                 told += 1
-        return False, told
+        return False, told, True
 
     async def aclose(self) -> None:
         """End the watch now (tests; a process ending its tills leaves it by itself)."""

@@ -280,9 +280,9 @@ class Till:
         ctx.settings.update(**{**(saved or {}), **ctx.config.settings})
         settings = ctx.settings.to_json()
         if first or settings != saved:  # identity and settings: one durable commit, or none
-            # In a worker thread (D118): on a new store this first write makes its WAL files, and
-            # nothing else uses the store before the till's loops start.
-            await asyncio.to_thread(store.put, **first, settings=settings)
+            # Committed on the loop, synced off it (D118, D129): the store and the archive were
+            # opened in the till's one worker hop, and the till acts on nothing before the sync.
+            await store.put_synced(**first, settings=settings)
         ctx.log = get_logger(fn_serial=ctx.fn_serial, kkt_serial=ctx.kkt_serial)
         await self.drive_slot.start()
         registered = await self.keeper.ensure_registered()

@@ -235,6 +235,8 @@ async def test_a_fleet_watch_names_the_tills_whose_point_has_news(
     first = await _watch(http, tokens)
     assert first["ready"] == [0]  # one document, one of the point's two tills told (D112)
     assert first["refused"] == [3]
+    # No point ever had an order: a watch without a cursor of this cloud is told of none (D141).
+    assert first["orders"] == []
     tokens.pop()
     # Told once: the same queued document is no news for the next watch.
     assert (await _watch(http, tokens, after=first["after"]))["ready"] == []

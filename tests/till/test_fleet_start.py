@@ -160,6 +160,7 @@ async def test_a_till_opens_both_databases_in_one_worker_hop(
             try:
                 # The store and the archive in one hop (D130); no archive opened on its own.
                 assert hops.count("_open_stores") == 1
+                assert hops == ["_open_stores"]  # the first write is synced off the loop (D129)
                 assert "SqliteStore" not in hops
                 assert "_open_archive" not in hops
                 assert _archive(till).meta["serial"] == till.ctx.fn_serial

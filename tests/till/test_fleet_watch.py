@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,10 +13,12 @@ import pytest
 
 from kkt_emulator.till.fleet_watch import REGATHER, FleetWatch, regather_seconds
 
+Answer = tuple[int, dict[str, Any] | None]
+
 
 @asynccontextmanager
 async def _cloud(
-    answer: Callable[[dict[str, Any]], tuple[int, dict[str, Any] | None]],
+    answer: Callable[[dict[str, Any]], Answer | Awaitable[Answer]],
 ) -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
     """A plain HTTP server answering every request with ``answer(request)``; what it was sent."""
     seen: list[dict[str, Any]] = []
@@ -33,7 +36,8 @@ async def _cloud(
                 body = orjson.loads(await reader.readexactly(length)) if length else None
                 request = {"line": line, "body": body}
                 seen.append(request)
-                status, payload = answer(request)
+                result = answer(request)
+                status, payload = await result if inspect.isawaitable(result) else result
                 data = b"" if payload is None else orjson.dumps(payload)
                 writer.write(
                     f"HTTP/1.1 {status} X\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data
@@ -121,3 +125,42 @@ def test_a_big_watch_restarts_less_often_while_tills_join() -> None:
     # Restarts a second times tokens looked up: bounded, whatever the fleet's size.
     for named in (1000, 2000, 5000):
         assert named / regather_seconds(named) <= 10_000
+
+
+async def test_a_till_joining_while_an_answer_comes_is_asked_for_from_before_it_joined() -> None:
+    """D141: the answer that arrives before the watch names a new till does not move its cursor.
+
+    Till ``b`` joins (and would sync or lease at once) while the watch naming only ``a`` is in
+    flight; that watch then answers with a later cursor, which may cover a change made after
+    ``b``'s own sync. The watch naming ``b`` asks from the cursor known when ``b`` joined.
+    """
+    b_joined = asyncio.Event()
+
+    async def answer(request: dict[str, Any]) -> Answer:
+        tokens = request["body"]["tokens"]
+        if "after=e%3A5" in request["line"] and tokens == ["a"]:
+            await b_joined.wait()
+            return 200, {"ready": [], "orders": [], "refused": [], "after": "e:7"}
+        if "after=&" in request["line"] or request["line"].split("after=")[1].startswith(" "):
+            return 200, {"ready": [], "orders": [], "refused": [], "after": "e:5"}
+        await asyncio.sleep(0.05)
+        return 200, {"ready": [], "orders": [], "refused": [], "after": "e:9"}
+
+    async with _cloud(answer) as (server, seen):
+        watch = FleetWatch.shared(server)
+        assert watch is not None
+        first = watch.join(lambda: "a", lambda: True, 0.5)
+        assert first is not None
+        await _until(lambda: len(seen) >= 2)
+        assert "after=e%3A5" in seen[1]["line"]
+        second = watch.join(lambda: "b", lambda: True, 0.5)
+        assert second is not None
+        b_joined.set()  # the watch naming only `a` answers before it is cut short
+        await _until(lambda: any(r["body"]["tokens"] == ["a", "b"] for r in seen))
+        named = next(r for r in seen if r["body"]["tokens"] == ["a", "b"])
+        assert "after=e%3A5" in named["line"], named  # not e:7, which `b` may have missed
+        await _until(lambda: len(seen) >= seen.index(named) + 2)
+        assert "after=e%3A9" in seen[-1]["line"]  # once `b` is covered, the cursor moves on
+        first.close()
+        second.close()
+        await watch.aclose()
