@@ -96,10 +96,15 @@ class MemoryPipe(PipeBase):
             await self._readable.wait()
 
     def _read_nowait(self, max_bytes: int) -> bytes:
-        if not self._buffer:
+        buffer = self._buffer
+        if not buffer:
             return b""
-        data = bytes(self._buffer[:max_bytes])
-        del self._buffer[:max_bytes]
+        if len(buffer) <= max_bytes:
+            data = bytes(buffer)
+            buffer.clear()
+            return data
+        data = bytes(buffer[:max_bytes])
+        del buffer[:max_bytes]
         return data
 
     async def write(self, data: bytes) -> None:
