@@ -122,7 +122,8 @@ class MemoryPipe(PipeBase):
             and is_idle(self.manipulator)
             and is_idle(peer.manipulator)
         ):
-            answer = peer._responder(bytes(data))  # noqa: SLF001 - the two ends of one pair
+            request = data if type(data) is bytes else bytes(data)  # no copy of what is immutable
+            answer = peer._responder(request)  # noqa: SLF001 - the two ends of one pair
             if answer is not None:
                 settle = peer._settle  # noqa: SLF001 - the two ends of one pair
                 if settle is not None and (pending := settle()) is not None:
