@@ -316,11 +316,12 @@ def doc_code_of_type_byte(raw: int) -> int | None:
 # --- fast paths ----------------------------------------------------------------------------------
 #
 # The schemas above are the definition. The commands of every receipt (15h, 07h, 16h), the status
-# (30h) and the commands without fields are also coded by hand below, since construct costs
-# several microseconds per payload and these run on every frame. A fast function returns ``None``
-# for anything it does not take (a wrong length, an impossible date, a field out of range), and
-# the schema then decides — so errors stay exactly the schema's, and tests/fn/test_commands_fast.py
-# checks that both give the same results on any bytes and any fields.
+# (30h), the commands without fields, the OFD loop's, the heartbeat's reads and the registration
+# (D138) are also coded by hand below, since construct costs several microseconds per payload and
+# these run on every frame. A fast function returns ``None`` for anything it does not take (a
+# wrong length, an impossible date, a field out of range), and the schema then decides — so errors
+# stay exactly the schema's, and tests/fn/test_commands_fast.py and test_commands_fast_layouts.py
+# check that both give the same results on any bytes and any fields.
 
 _U32 = struct.Struct("<I")
 _FINISH_RECEIPT_ANSWER = struct.Struct("<HII")
