@@ -316,11 +316,12 @@ def doc_code_of_type_byte(raw: int) -> int | None:
 # --- fast paths ----------------------------------------------------------------------------------
 #
 # The schemas above are the definition. The commands of every receipt (15h, 07h, 16h), the status
-# (30h) and the commands without fields are also coded by hand below, since construct costs
-# several microseconds per payload and these run on every frame. A fast function returns ``None``
-# for anything it does not take (a wrong length, an impossible date, a field out of range), and
-# the schema then decides — so errors stay exactly the schema's, and tests/fn/test_commands_fast.py
-# checks that both give the same results on any bytes and any fields.
+# (30h), the commands without fields, the OFD loop's, the heartbeat's reads and the registration
+# (D138) are also coded by hand below, since construct costs several microseconds per payload and
+# these run on every frame. A fast function returns ``None`` for anything it does not take (a
+# wrong length, an impossible date, a field out of range), and the schema then decides — so errors
+# stay exactly the schema's, and tests/fn/test_commands_fast.py and test_commands_fast_layouts.py
+# check that both give the same results on any bytes and any fields.
 
 _U32 = struct.Struct("<I")
 _FINISH_RECEIPT_ANSWER = struct.Struct("<HII")
@@ -357,10 +358,12 @@ def _fast_message(data: bytes) -> cs.Container:
     return cs.Container(message=bytes(data))
 
 
-# Fixed layouts, for the commands of the OFD loop and the heartbeats: each field is a struct
-# format ("B", "H", "I"), "dt" (DATE_TIME), a byte count (fixed bytes) or "rest" (GreedyBytes,
-# last). A schema ending in GreedyBytes takes any length from the fixed part on; any other is
-# Terminated, so it takes exactly the fixed length.
+# Fixed layouts, for the commands of the OFD loop, the heartbeats and the registration: each
+# field is a struct format ("B", "H", "I"), "dt" (DATE_TIME), "date" (DATE), "a12"/"a16"/"a20"
+# (FixedAscii of that many bytes), "B?"/"I?" (``cs.Optional`` of the format; last only), a byte
+# count (fixed bytes) or "rest" (GreedyBytes, last). A schema ending in GreedyBytes takes any
+# length from the fixed part on; any other is Terminated, so it takes exactly the fixed length
+# (with or without its optional last field).
 Layout = tuple[tuple[str, str | int], ...]
 
 REQUEST_LAYOUTS: dict[int, Layout] = {
@@ -371,6 +374,28 @@ REQUEST_LAYOUTS: dict[int, Layout] = {
     Command.READ_DOCUMENT_TLV: (("fd", "I"),),
     Command.REGISTRATION_PARAMETER: (("tag", "H"),),
     Command.DAYS_LEFT: (("when", "dt"),),
+    # The registration (D138): every new till runs these once, a fleet a thousand times at start.
+    Command.START_REGISTRATION: (("report_type", "B?"),),
+    Command.FINISH_REGISTRATION: (
+        ("when", "dt"),
+        ("inn", "a12"),
+        ("rnm", "a20"),
+        ("tax_systems", "B"),
+        ("mode", "B"),
+        ("reason", "B?"),
+    ),
+    Command.START_REGISTRATION_12: (("report_type", "B"), ("ffd", "B?")),
+    Command.FINISH_REGISTRATION_12: (
+        ("when", "dt"),
+        ("inn", "a12"),
+        ("rnm", "a20"),
+        ("tax_systems", "B"),
+        ("mode", "B"),
+        ("ext_flags", "B"),
+        ("ofd_inn", "a12"),
+        ("reason", "I?"),
+    ),
+    Command.CLOSE_FN: (("when", "dt"), ("rnm", "a20")),
 }
 ANSWER_LAYOUTS: dict[int, Layout] = {
     Command.OFD_STATUS: (
@@ -389,17 +414,53 @@ ANSWER_LAYOUTS: dict[int, Layout] = {
     Command.FIND_DOCUMENT: (("doc_type", "B"), ("acknowledged", "B"), ("details", "rest")),
     Command.READ_DOCUMENT_TLV: (("doc_type", "H"), ("length", "H")),
     Command.READ_DOCUMENT_TLV_NEXT: (("tlv", "rest"),),
+    # The registration and the heartbeat's reads (D138).
+    Command.FINISH_REGISTRATION: (("fd", "I"), ("fpd", "I")),
+    Command.FINISH_REGISTRATION_12: (("fd", "I"), ("fpd", "I")),
+    Command.CLOSE_FN: (("fd", "I"), ("fpd", "I")),
+    Command.SERIAL: (("serial", "a16"),),
+    Command.FREE_RESOURCES: (
+        ("documents_left", "I"),
+        ("ofd_free_kb", "I"),
+        ("marking_percent", "B?"),
+    ),
+    Command.EXPIRY: (
+        ("expiry", "date"),
+        ("registrations_left", "B"),
+        ("registrations_done", "B"),
+    ),
 }
-_SIZES = {"B": 1, "H": 2, "I": 4, "dt": 5, "rest": 0}
-_LIMITS = {"B": 0xFF, "H": 0xFFFF, "I": 0xFFFFFFFF}
+_SIZES = {
+    "B": 1,
+    "H": 2,
+    "I": 4,
+    "dt": 5,
+    "date": 3,
+    "a12": 12,
+    "a16": 16,
+    "a20": 20,
+    "B?": 1,
+    "I?": 4,
+    "rest": 0,
+}
+_LIMITS = {"B": 0xFF, "H": 0xFFFF, "I": 0xFFFFFFFF, "B?": 0xFF, "I?": 0xFFFFFFFF}
+_ASCII = frozenset({"a12", "a16", "a20"})
+_OPTIONAL = frozenset({"B?", "I?"})
+
+
+def _size(kind: str | int) -> int:
+    return kind if isinstance(kind, int) else _SIZES[kind]
 
 
 def _layout_parser(layout: Layout) -> Callable[[bytes], cs.Container | None]:
-    fixed = sum(kind if isinstance(kind, int) else _SIZES[kind] for _, kind in layout)
-    greedy = bool(layout) and layout[-1][1] == "rest"
+    last = layout[-1][1] if layout else None
+    greedy = last == "rest"
+    optional = _size(last) if last in _OPTIONAL and last is not None else 0
+    fixed = sum(_size(kind) for _, kind in layout) - optional
 
     def parse(data: bytes) -> cs.Container | None:
-        if len(data) < fixed or (not greedy and len(data) != fixed):
+        n = len(data)
+        if n < fixed or (not greedy and n != fixed and (not optional or n != fixed + optional)):
             return None
         out = cs.Container()
         pos = 0
@@ -415,6 +476,19 @@ def _layout_parser(layout: Layout) -> Callable[[bytes], cs.Container | None]:
                 except DateFieldError:
                     return None  # the schema answers 07h with its message
                 pos += 5
+            elif kind == "date":
+                try:
+                    out[name] = date(2000 + data[pos], data[pos + 1], data[pos + 2])
+                except ValueError:
+                    return None  # the schema says what is wrong with it
+                pos += 3
+            elif kind in _ASCII:
+                size = _SIZES[kind]
+                out[name] = bytes(data[pos : pos + size]).decode("cp866").rstrip(" \x00")
+                pos += size
+            elif kind in _OPTIONAL:
+                # cs.Optional: the field when its bytes are there, else None (Terminated follows).
+                out[name] = int.from_bytes(data[pos:], "little") if n > pos else None
             else:
                 size = _SIZES[kind]
                 out[name] = int.from_bytes(data[pos : pos + size], "little")
@@ -424,31 +498,53 @@ def _layout_parser(layout: Layout) -> Callable[[bytes], cs.Container | None]:
     return parse
 
 
+def _build_field(kind: str | int, value: Any) -> bytes | None:
+    """One field's bytes, or ``None`` where the schema is to decide."""
+    if isinstance(kind, int):
+        return value if type(value) is bytes and len(value) == kind else None
+    if kind == "rest":
+        return value if type(value) is bytes else None
+    if kind == "dt":
+        if type(value) is not datetime or not 2000 <= value.year <= 2255:
+            return None
+        return encode_datetime(value)
+    if kind == "date":
+        if type(value) is not date or value.year > 2255:
+            return None
+        if value.year < 2000:
+            return bytes(3)  # "no date" is sent as zeros, as _DateAdapter does
+        return bytes((value.year - 2000, value.month, value.day))
+    if kind in _ASCII:
+        if type(value) is not str:
+            return None
+        try:
+            raw = value.encode("cp866")
+        except UnicodeEncodeError:
+            return None  # the schema raises its own error
+        size = _SIZES[kind]
+        return raw.ljust(size, b" ") if len(raw) <= size else None
+    # Integers; an IntEnum or a bool is packed by construct as its value, so it is taken here too.
+    if not isinstance(value, int) or not 0 <= value <= _LIMITS[kind]:
+        # cs.Optional builds nothing for whatever its format cannot pack (None included).
+        return b"" if kind in _OPTIONAL else None
+    return value.to_bytes(_SIZES[kind], "little")
+
+
 def _layout_builder(layout: Layout) -> Callable[[dict[str, Any]], bytes | None]:
     names = {name for name, _ in layout}
+    # An optional field may be left out: the schema builds it as None (nothing).
+    required = {name for name, kind in layout if kind not in _OPTIONAL}
 
     def build(fields: dict[str, Any]) -> bytes | None:
-        if len(fields) != len(names) or not names.issuperset(fields):
+        keys = fields.keys()
+        if not required <= keys <= names:
             return None
         parts = []
         for name, kind in layout:
-            value = fields[name]
-            if isinstance(kind, int):
-                if type(value) is not bytes or len(value) != kind:
-                    return None
-                parts.append(value)
-            elif kind == "rest":
-                if type(value) is not bytes:
-                    return None
-                parts.append(value)
-            elif kind == "dt":
-                if type(value) is not datetime or not 2000 <= value.year <= 2255:
-                    return None
-                parts.append(encode_datetime(value))
-            else:
-                if type(value) is not int or not 0 <= value <= _LIMITS[kind]:
-                    return None
-                parts.append(value.to_bytes(_SIZES[kind], "little"))
+            part = _build_field(kind, fields.get(name))
+            if part is None:
+                return None
+            parts.append(part)
         return b"".join(parts)
 
     return build
@@ -574,11 +670,12 @@ def _fast_build_answer_status(fields: dict[str, Any]) -> bytes | None:
         fields.get("last_fd"),
     )
     if (
-        any(type(v) is not int or not 0 <= v <= 0xFF for v in head)
+        # An IntEnum (the phase) or a bool packs as its value, in construct as here (D138).
+        any(not isinstance(v, int) or not 0 <= v <= 0xFF for v in head)
         or type(when) is not datetime
         or not 2000 <= when.year <= 2255
         or type(serial) is not str
-        or type(last_fd) is not int
+        or not isinstance(last_fd, int)
         or not 0 <= last_fd <= 0xFFFFFFFF
     ):
         return None

@@ -22,16 +22,15 @@ from datetime import datetime
 from kkt_emulator.errors import DriveError
 from kkt_emulator.fn.codes import ResultCode
 from kkt_emulator.fn.crash import DriveCrash
-from kkt_emulator.fn.crc import crc16_ccitt
 from kkt_emulator.fn.drive import FiscalDrive
 from kkt_emulator.fn.frame import (
-    MSG_START,
     WARNING_BIT,
     BadFrame,
     Enq,
     Frame,
     Framer,
     encode_frame,
+    whole_frame,
 )
 
 __all__ = ["CrashHook", "DriveCrash", "DriveEndpoint", "FrameTrace"]
@@ -140,16 +139,24 @@ class DriveEndpoint:
         so anything else — a split, garbage, ENQ, a bad CRC, more than one frame — takes the
         framer's path (tests/fn/test_endpoint.py proves both paths answer alike).
         """
-        n = len(data)
-        if self._buffer or n < 6 or data[0] != MSG_START:
+        if self._buffer:
             return None
-        length = data[1] | data[2] << 8
-        if n != length + 5 or length - 1 > self.framer.max_data:
-            return None
-        body = bytes(data[1 : n - 2])
-        if crc16_ccitt(body) != data[n - 2] | data[n - 1] << 8:
-            return None
-        return Frame(body[2], body[3:])
+        return whole_frame(data, self.framer.max_data)
+
+    def answer_now(self, data: bytes, now: Callable[[], datetime]) -> bytes:
+        """The answer bytes to ``data``, all of them joined (``b""``: no complete request yet).
+
+        :meth:`receive` for a caller that writes the answers back in one piece (the direct path
+        of the in-memory link, ``fnio/server.py``); ``now`` gives the business time of each
+        request as it is answered.
+        """
+        frame = self._whole_frame(data)
+        if frame is not None:
+            return self.handle(frame, now())
+        items = self.split(data)
+        if len(items) == 1:
+            return self.handle(items[0], now())
+        return b"".join([self.handle(item, now()) for item in items])
 
     def reset_link(self) -> None:
         """Forget a half-received frame (a client disconnected mid-frame)."""

@@ -11,6 +11,7 @@ raises for short input, skips garbage before ``04h``, and drops frames whose CRC
 
 from __future__ import annotations
 
+from binascii import crc_hqx
 from dataclasses import dataclass
 
 import construct as cs
@@ -31,6 +32,7 @@ __all__ = [
     "Framer",
     "decode_frame",
     "encode_frame",
+    "whole_frame",
 ]
 
 MSG_START = 0x04
@@ -38,6 +40,7 @@ ENQ = 0x05
 MAX_DATA_2016 = 1024
 MAX_DATA_1_2 = 1536
 WARNING_BIT = 0x80
+_START = bytes((MSG_START,))
 
 _BODY = cs.Struct(
     "length" / cs.Int16ul,
@@ -97,10 +100,31 @@ def encode_frame(code: int, data: bytes = b"") -> bytes:
     """
     if not 0 <= code <= 0xFF:
         raise FramingError(f"frame code {code} is not a byte")
-    if len(data) > 0xFFFE:
-        raise FramingError(f"frame data of {len(data)} bytes does not fit the length field")
-    body = (len(data) + 1).to_bytes(2, "little") + bytes((code,)) + bytes(data)
-    return bytes((MSG_START,)) + body + crc16_ccitt(body).to_bytes(2, "little")
+    n = len(data) + 1
+    if n > 0xFFFF:
+        raise FramingError(f"frame data of {n - 1} bytes does not fit the length field")
+    # The CRC runs on over LEN+CMD and then DATA, so the body is never joined twice (D139).
+    head = bytes((n & 0xFF, n >> 8, code))
+    crc = crc_hqx(data, crc_hqx(head, 0xFFFF))
+    return b"".join((_START, head, data, bytes((crc & 0xFF, crc >> 8))))
+
+
+def whole_frame(data: bytes | bytearray, max_data: int) -> Frame | None:
+    """``data`` as exactly one well-formed frame of at most ``max_data`` bytes of data, else ``None``.
+
+    What :meth:`Framer.feed` finds in such bytes, with none of its counters changed (D113, D139):
+    the drive's endpoint and the till's client take it for a request or an answer that arrived in
+    one piece, and give anything else (a split, garbage, ENQ, a bad CRC, two frames) to the framer.
+    """
+    n = len(data)
+    if n < 6 or data[0] != MSG_START:
+        return None
+    length = data[1] | data[2] << 8
+    if n != length + 5 or length - 1 > max_data:
+        return None
+    if crc_hqx(memoryview(data)[1 : n - 2], 0xFFFF) != data[n - 2] | data[n - 1] << 8:
+        return None
+    return Frame(data[3], bytes(data[4 : n - 2]))
 
 
 def decode_frame(raw: bytes) -> Frame:

@@ -80,11 +80,7 @@ class DriveServer:
         """
         if self._pumping or self.delay is not None:
             return None
-        endpoint = self.endpoint
-        items = endpoint.split(data)
-        if len(items) == 1:
-            return endpoint.handle(items[0], self.clock.now())
-        return b"".join([endpoint.handle(item, self.clock.now()) for item in items])
+        return self.endpoint.answer_now(data, self.clock.now)
 
     def _settle(self) -> Awaitable[None] | None:
         """What to await before an answer leaves: the archive's deferred sync, if one waits."""

@@ -7,13 +7,14 @@ and the TLVs include the places of settlement the profile registers.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from kkt_emulator.fn.codes import Command
 from kkt_emulator.fn.signing import make_rnm
 from kkt_emulator.fn.tlv import tlv_byte, tlv_string
-from kkt_emulator.profiles import FirmwareProfile
+from kkt_emulator.profiles import FirmwareProfile, Registration
 
 __all__ = ["RegistrationPlan", "registration_plan"]
 
@@ -59,21 +60,10 @@ def registration_plan(
     mask = reg.tax_mask if tax_systems is None else tax_systems
     mode = (MODE_INTERNET if internet else 0) | (MODE_AUTOMATIC if reg.automatic else 0)
     rnm = make_rnm(sequence, reg.inn, kkt_serial)
-    place = reg.addresses[0]
-    parts = [
-        tlv_string(1048, reg.user_name),
-        tlv_string(1009, place.address),
-        tlv_string(1187, place.place),
-        tlv_string(1013, kkt_serial),
-        tlv_string(1046, reg.ofd_name),
-        tlv_string(1060, reg.fns_site),
-        tlv_string(1117, reg.sender_email),
-        tlv_string(1021, "Администратор"),
-        tlv_string(1188, profile.app_version[:8]),
-        tlv_byte(1189, profile.ffd_code),
-    ]
-    if agent:
-        parts.append(tlv_byte(1057, 0x40))
+    before, after = _profile_tlvs(
+        reg, profile.app_version, profile.ffd_code, agent=agent, excise=excise, ffd12=ffd12
+    )
+    tlv = before + tlv_string(1013, kkt_serial) + after
     if ffd12:
         fields: dict[str, Any] = {
             "inn": reg.inn,
@@ -87,14 +77,11 @@ def registration_plan(
         return RegistrationPlan(
             Command.START_REGISTRATION_12,
             {"report_type": report_type, "ffd": 4},
-            b"".join(parts),
+            tlv,
             Command.FINISH_REGISTRATION_12,
             fields,
             rnm,
         )
-    parts += [tlv_byte(1209, 2), tlv_string(1017, reg.ofd_inn.ljust(12))]
-    if excise:
-        parts.append(tlv_byte(1207, 1))
     fields = {
         "inn": reg.inn,
         "rnm": rnm,
@@ -105,8 +92,40 @@ def registration_plan(
     return RegistrationPlan(
         Command.START_REGISTRATION,
         {"report_type": report_type},
-        b"".join(parts),
+        tlv,
         Command.FINISH_REGISTRATION,
         fields,
         rnm,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _profile_tlvs(
+    reg: Registration, app_version: str, ffd_code: int, *, agent: bool, excise: bool, ffd12: bool
+) -> tuple[bytes, bytes]:
+    """The registration's TLVs before and after the till's serial (1013).
+
+    They are the same for every till of a profile, so a fleet starting encodes them once, not a
+    thousand times.
+    """
+    place = reg.addresses[0]
+    before = [
+        tlv_string(1048, reg.user_name),
+        tlv_string(1009, place.address),
+        tlv_string(1187, place.place),
+    ]
+    after = [
+        tlv_string(1046, reg.ofd_name),
+        tlv_string(1060, reg.fns_site),
+        tlv_string(1117, reg.sender_email),
+        tlv_string(1021, "Администратор"),
+        tlv_string(1188, app_version[:8]),
+        tlv_byte(1189, ffd_code),
+    ]
+    if agent:
+        after.append(tlv_byte(1057, 0x40))
+    if not ffd12:
+        after += [tlv_byte(1209, 2), tlv_string(1017, reg.ofd_inn.ljust(12))]
+        if excise:
+            after.append(tlv_byte(1207, 1))
+    return b"".join(before), b"".join(after)

@@ -96,10 +96,15 @@ class MemoryPipe(PipeBase):
             await self._readable.wait()
 
     def _read_nowait(self, max_bytes: int) -> bytes:
-        if not self._buffer:
+        buffer = self._buffer
+        if not buffer:
             return b""
-        data = bytes(self._buffer[:max_bytes])
-        del self._buffer[:max_bytes]
+        if len(buffer) <= max_bytes:
+            data = bytes(buffer)
+            buffer.clear()
+            return data
+        data = bytes(buffer[:max_bytes])
+        del buffer[:max_bytes]
         return data
 
     async def write(self, data: bytes) -> None:
@@ -117,7 +122,8 @@ class MemoryPipe(PipeBase):
             and is_idle(self.manipulator)
             and is_idle(peer.manipulator)
         ):
-            answer = peer._responder(bytes(data))  # noqa: SLF001 - the two ends of one pair
+            request = data if type(data) is bytes else bytes(data)  # no copy of what is immutable
+            answer = peer._responder(request)  # noqa: SLF001 - the two ends of one pair
             if answer is not None:
                 settle = peer._settle  # noqa: SLF001 - the two ends of one pair
                 if settle is not None and (pending := settle()) is not None:
