@@ -414,6 +414,17 @@ def _point_body(profile: FirmwareProfile, n: int) -> dict[str, Any]:
     }
 
 
+def _point_access(point_id: str, creds: dict[str, str], assoc: dict[str, str]) -> PointAccess:
+    """A point's entry in ``points.json``: its service credentials and the shop's association."""
+    return {
+        "retail_point_id": point_id,
+        "service_login": creds["login"],
+        "service_password": creds["password"],
+        "login": assoc["userName"],
+        "password": assoc["password"],
+    }
+
+
 def _make_points_in(
     cloud: Cloud, saved: Path, points: list[PointAccess], count: int, profile: FirmwareProfile
 ) -> list[PointAccess]:
@@ -425,15 +436,7 @@ def _make_points_in(
         creds = service.generate_credentials(point.id)
         basic = base64.b64encode(f"{creds['login']}:{creds['password']}".encode()).decode()
         assoc = service.associate(f"Basic {basic}", point.id, None)
-        points.append(
-            {
-                "retail_point_id": point.id,
-                "service_login": creds["login"],
-                "service_password": creds["password"],
-                "login": assoc["userName"],
-                "password": assoc["password"],
-            }
-        )
+        points.append(_point_access(point.id, creds, assoc))
         write_json_atomic(saved, points)
     return points
 
@@ -488,15 +491,7 @@ async def ensure_points(
                 .raise_for_status()
                 .json()
             )
-            points.append(
-                {
-                    "retail_point_id": point["id"],
-                    "service_login": creds["login"],
-                    "service_password": creds["password"],
-                    "login": assoc["userName"],
-                    "password": assoc["password"],
-                }
-            )
+            points.append(_point_access(point["id"], creds, assoc))
             write_json_atomic(saved, points)
     return points
 
